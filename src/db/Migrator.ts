@@ -1,0 +1,112 @@
+/**
+ * Applies `migrations/NNNN_name.sql` in order, in one transaction, under an advisory lock so that two
+ * runners starting together apply each file once. Applied files are recorded with a checksum; a file
+ * edited after it was applied stops the run instead of leaving the schema in an unknown state.
+ */
+import { createHash } from "node:crypto"
+import { readdir, readFile } from "node:fs/promises"
+import { fileURLToPath } from "node:url"
+import { Effect, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+
+export const defaultDirectory = fileURLToPath(new URL("../../migrations", import.meta.url))
+
+export class MigrationError extends Schema.TaggedError<MigrationError>()("MigrationError", {
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+export interface Migration {
+  readonly version: number
+  readonly name: string
+  readonly sql: string
+  readonly checksum: string
+}
+
+const fileName = /^(\d+)_([\w-]+)\.sql$/
+
+export const load = (directory: string = defaultDirectory) =>
+  Effect.tryPromise({
+    try: async () => {
+      const files = (await readdir(directory)).filter((f) => f.endsWith(".sql")).sort()
+      const migrations: Array<Migration> = []
+      for (const file of files) {
+        const match = fileName.exec(file)
+        if (!match) throw new Error(`migration file "${file}" is not named NNNN_name.sql`)
+        const sql = await readFile(`${directory}/${file}`, "utf8")
+        migrations.push({
+          version: Number(match[1]),
+          name: match[2]!,
+          sql,
+          checksum: createHash("sha256").update(sql).digest("hex")
+        })
+      }
+      const versions = new Set(migrations.map((m) => m.version))
+      if (versions.size !== migrations.length) throw new Error(`two migration files share a version number`)
+      return migrations
+    },
+    catch: (cause) =>
+      new MigrationError({ message: `cannot read migrations from ${directory}: ${String(cause)}`, cause })
+  })
+
+// A dollar-quote tag no migration uses: lets a whole multi-statement file run as one extended-protocol query.
+const wrap = (sql: string) => {
+  if (sql.includes("$jobq_migration$")) throw new Error("a migration may not contain $jobq_migration$")
+  return `DO $jobq_do$ BEGIN EXECUTE $jobq_migration$${sql}$jobq_migration$; END $jobq_do$`
+}
+
+export interface MigrationResult {
+  readonly applied: ReadonlyArray<Migration>
+  readonly alreadyApplied: number
+}
+
+export const migrate = (directory: string = defaultDirectory) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const migrations = yield* load(directory)
+    return yield* sql
+      .withTransaction(
+        Effect.gen(function* () {
+          yield* sql`SELECT pg_advisory_xact_lock(hashtext('jobq:migrate'))`
+          yield* sql`CREATE TABLE IF NOT EXISTS jobq_migrations (
+            version    integer     PRIMARY KEY,
+            name       text        NOT NULL,
+            checksum   text        NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+          )`
+          const done = yield* sql<{ version: number; checksum: string }>`
+            SELECT version, checksum FROM jobq_migrations ORDER BY version`
+          const known = new Map(done.map((row) => [row.version, row.checksum]))
+          const applied: Array<Migration> = []
+          for (const migration of migrations) {
+            const checksum = known.get(migration.version)
+            if (checksum !== undefined) {
+              if (checksum !== migration.checksum) {
+                return yield* new MigrationError({
+                  message: `migration ${migration.version}_${migration.name} was edited after it was applied (checksum differs); add a new migration instead`
+                })
+              }
+              continue
+            }
+            yield* sql.unsafe(wrap(migration.sql)).raw.pipe(
+              Effect.mapError(
+                (cause) =>
+                  new MigrationError({
+                    message: `migration ${migration.version}_${migration.name} failed: ${cause.message}`,
+                    cause
+                  })
+              )
+            )
+            yield* sql`INSERT INTO jobq_migrations (version, name, checksum)
+              VALUES (${migration.version}, ${migration.name}, ${migration.checksum})`
+            applied.push(migration)
+          }
+          return { applied, alreadyApplied: known.size } satisfies MigrationResult
+        })
+      )
+      .pipe(
+        Effect.catchTag("SqlError", (cause) =>
+          Effect.fail(new MigrationError({ message: `migration run failed: ${cause.message}`, cause }))
+        )
+      )
+  }).pipe(Effect.withSpan("Migrator.migrate"))

@@ -1,0 +1,94 @@
+/**
+ * A job kind: its name, the schema its payload must satisfy, and the handler a worker runs. One
+ * definition drives validation in the API and execution in the worker. Applications define their own in a
+ * module and point `JOBS_MODULE` at it (see `loadKinds`), or provide `JobKinds` from their own layer.
+ */
+import { pathToFileURL } from "node:url"
+import { Context, type Duration, Effect, Layer, Schema, SchemaIssue } from "effect"
+import type { Issue } from "./errors.ts"
+import type { Job } from "./Job.ts"
+
+/** What a handler knows about the job it runs. */
+export interface JobContext {
+  readonly job: Job
+  /** 1 for the first attempt. */
+  readonly attempt: number
+}
+
+/**
+ * A failure the handler knows retrying cannot fix: the job fails permanently at once, keeping
+ * its remaining attempts unspent. Any other failure is retried per the retry policy.
+ */
+export class PermanentError extends Schema.TaggedError<PermanentError>()("PermanentError", {
+  message: Schema.String
+}) {}
+
+export interface JobKind<P = any> {
+  readonly name: string
+  readonly description?: string | undefined
+  readonly payload: Schema.Codec<P, any>
+  /** The handler's success value is stored as the job's result (it must be JSON-serialisable). */
+  readonly handler: (payload: P, context: JobContext) => Effect.Effect<unknown, unknown>
+  /** Each attempt is interrupted after this long and counts as a failed attempt. */
+  readonly timeout?: Duration.Input | undefined
+  /** Default for jobs of this kind that do not say. */
+  readonly maxAttempts?: number | undefined
+}
+
+/** Declares a kind with its payload type inferred from the schema. */
+export const defineKind = <S extends Schema.Codec<any, any>>(kind: {
+  readonly name: string
+  readonly description?: string
+  readonly payload: S
+  readonly handler: (payload: S["Type"], context: JobContext) => Effect.Effect<unknown, unknown>
+  readonly timeout?: Duration.Input
+  readonly maxAttempts?: number
+}): JobKind<S["Type"]> => kind
+
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** Flattens a schema failure into `{ path, message }` issues, every one of them. */
+export const issuesOf = (error: Schema.SchemaError): Array<Issue> =>
+  formatter(error.issue).issues.map((issue) => ({
+    path: (issue.path ?? []).map((p) => {
+      const key = typeof p === "object" && p !== null && "key" in p ? p.key : p
+      return typeof key === "number" ? key : String(key)
+    }),
+    message: issue.message
+  }))
+
+export class JobKinds extends Context.Service<
+  JobKinds,
+  {
+    readonly get: (name: string) => JobKind | undefined
+    readonly names: ReadonlyArray<string>
+    readonly all: ReadonlyArray<JobKind>
+  }
+>()("jobq/JobKinds") {
+  static readonly make = (kinds: ReadonlyArray<JobKind>) => {
+    const byName = new Map<string, JobKind>()
+    for (const kind of kinds) {
+      if (byName.has(kind.name)) throw new Error(`job kind "${kind.name}" is defined twice`)
+      byName.set(kind.name, kind)
+    }
+    return JobKinds.of({ get: (name) => byName.get(name), names: [...byName.keys()], all: [...kinds] })
+  }
+
+  static readonly layer = (kinds: ReadonlyArray<JobKind>) => Layer.sync(JobKinds, () => JobKinds.make(kinds))
+}
+
+/**
+ * Loads kinds from a module path: its `kinds` export, or its default export, must be an array of
+ * `JobKind`s.
+ */
+export const loadKinds = (modulePath: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const url = modulePath.startsWith("file:") ? modulePath : pathToFileURL(modulePath).href
+      const mod = (await import(url)) as { kinds?: unknown; default?: unknown }
+      const kinds = mod.kinds ?? mod.default
+      if (!Array.isArray(kinds)) throw new Error(`it exports no "kinds" array (nor a default one)`)
+      return kinds as ReadonlyArray<JobKind>
+    },
+    catch: (cause) => new Error(`cannot load job kinds from ${modulePath}: ${String(cause)}`)
+  })

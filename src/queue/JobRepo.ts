@@ -1,0 +1,330 @@
+/**
+ * Every SQL statement the queue runs, one named method each. State changes a worker makes are guarded by
+ * `status = 'running' AND lease_owner = <worker>`: a worker that lost its lease changes nothing.
+ * Methods fail with `SqlError` only; the rules (what may be cancelled, what an idempotency clash means)
+ * live in `Queue`.
+ */
+import { Context, Effect, Layer } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
+import type { Job, JobId, JobStatus } from "../domain/Job.ts"
+
+/** A row ready to insert: payload already validated and encoded, id already chosen. */
+export interface JobInsert {
+  readonly id: string
+  readonly queue: string
+  readonly kind: string
+  readonly payload: unknown
+  readonly priority: number
+  readonly maxAttempts: number
+  readonly runAt: Date | null
+  readonly delayMs: number | null
+  readonly idempotencyKey: string | null
+  readonly requestHash: string | null
+  readonly traceContext: Readonly<Record<string, string>> | null
+}
+
+/** A claimed job, with the trace context its enqueue stored. */
+export interface ClaimedJob extends Job {
+  readonly traceContext: Readonly<Record<string, string>> | null
+}
+
+export interface ListFilter {
+  readonly status?: JobStatus | undefined
+  readonly kind?: string | undefined
+  readonly queue?: string | undefined
+  /** Return jobs whose id sorts after this one (keyset pagination). */
+  readonly after?: string | undefined
+  readonly limit: number
+}
+
+export interface FailInput {
+  readonly id: string
+  readonly error: string
+  /** Delay before the retry; ignored when the job ends. */
+  readonly retryDelayMs: number
+  /** Fail permanently now, whatever attempts remain. */
+  readonly permanent: boolean
+}
+
+export interface LeaseState {
+  readonly id: JobId
+  readonly cancelRequested: boolean
+}
+
+const maxErrorLength = 4000
+const truncate = (error: string) =>
+  error.length > maxErrorLength ? `${error.slice(0, maxErrorLength)}… (truncated)` : error
+
+const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+
+  const columns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.status, j.priority, j.attempts,
+    j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.lease_owner AS "leaseOwner",
+    j.lease_expires_at AS "leaseExpiresAt", j.cancel_requested_at AS "cancelRequestedAt",
+    j.idempotency_key AS "idempotencyKey", j.last_error AS "lastError", j.errors, j.result,
+    j.created_at AS "createdAt", j.started_at AS "startedAt", j.finished_at AS "finishedAt",
+    j.updated_at AS "updatedAt"`)
+
+  const recordset = sql.literal(`(id uuid, queue text, kind text, payload jsonb, priority smallint,
+    max_attempts integer, run_at timestamptz, delay_ms bigint, idempotency_key text, request_hash text,
+    trace_context jsonb)`)
+
+  const insertOne = (job: JobInsert) =>
+    sql<Job>`
+      INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
+                             idempotency_key, request_hash, trace_context)
+      VALUES (${job.id}, ${job.queue}, ${job.kind}, ${JSON.stringify(job.payload)}::jsonb, ${job.priority},
+              ${job.maxAttempts},
+              coalesce(${job.runAt}::timestamptz, now() + ${job.delayMs ?? 0} * interval '1 millisecond'),
+              ${job.idempotencyKey}, ${job.requestHash},
+              ${job.traceContext === null ? null : JSON.stringify(job.traceContext)}::jsonb)
+      ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+      RETURNING ${columns}`.pipe(Effect.map((rows) => rows[0]))
+
+  const insertMany = (jobs: ReadonlyArray<JobInsert>) =>
+    sql<Job>`
+      INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
+                             idempotency_key, request_hash, trace_context)
+      SELECT x.id, x.queue, x.kind, x.payload, x.priority, x.max_attempts,
+             coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond'),
+             x.idempotency_key, x.request_hash, x.trace_context
+      FROM jsonb_to_recordset(${JSON.stringify(jobs.map(toRecord))}::jsonb) AS x ${recordset}
+      ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+      RETURNING ${columns}`
+
+  /** The jobs holding these idempotency keys, with the request hash each key was first used with. */
+  const findByIdempotencyKeys = (keys: ReadonlyArray<string>) =>
+    sql<Job & { readonly requestHash: string }>`
+      SELECT ${columns}, j.request_hash AS "requestHash"
+      FROM jobs j WHERE j.idempotency_key = ANY(${keys}::text[])`
+
+  const get = (id: string) =>
+    sql<Job>`SELECT ${columns} FROM jobs j WHERE j.id = ${id}`.pipe(Effect.map((rows) => rows[0]))
+
+  const list = (filter: ListFilter) => {
+    const conditions = [
+      filter.status === undefined ? undefined : sql`j.status = ${filter.status}`,
+      filter.kind === undefined ? undefined : sql`j.kind = ${filter.kind}`,
+      filter.queue === undefined ? undefined : sql`j.queue = ${filter.queue}`,
+      filter.after === undefined ? undefined : sql`j.id > ${filter.after}`
+    ].filter((c) => c !== undefined)
+    return sql<Job>`
+      SELECT ${columns} FROM jobs j
+      ${conditions.length > 0 ? sql`WHERE ${sql.and(conditions)}` : sql``}
+      ORDER BY j.id
+      LIMIT ${filter.limit}`
+  }
+
+  const claimColumns = sql.literal(`, j.trace_context AS "traceContext"`)
+
+  /** Locks up to `limit` ready jobs in priority order, skipping rows other claimers hold, and leases them. */
+  const claim = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) => {
+    const ready =
+      queues === undefined
+        ? sql`
+          SELECT id FROM jobs
+          WHERE status IN ('queued', 'retrying') AND run_at <= now()
+          ORDER BY priority, run_at, id
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED`
+        : sql`
+          SELECT id FROM jobs
+          WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue = ANY(${queues}::text[])
+          ORDER BY priority, run_at, id
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED`
+    return sql<ClaimedJob>`
+      WITH ready AS (${ready})
+      UPDATE jobs AS j
+      SET status = 'running', attempts = j.attempts + 1, lease_owner = ${workerId},
+          lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+          started_at = now(), finished_at = NULL, updated_at = now()
+      FROM ready WHERE j.id = ready.id
+      RETURNING ${columns}${claimColumns}`
+  }
+
+  /** Marks jobs succeeded with their results; returns the ids this worker still held. */
+  const complete = (
+    workerId: string,
+    results: ReadonlyArray<{ readonly id: string; readonly result: unknown }>
+  ) =>
+    sql<{ id: JobId }>`
+      UPDATE jobs AS j
+      SET status = 'succeeded', result = x.result, finished_at = now(), updated_at = now(),
+          lease_owner = NULL, lease_expires_at = NULL
+      FROM jsonb_to_recordset(${JSON.stringify(results.map((r) => ({ id: r.id, result: r.result ?? null })))}::jsonb)
+           AS x (id uuid, result jsonb)
+      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
+      RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
+
+  /**
+   * Records a failed attempt: `retrying` after the delay, or `failed_permanent` when attempts are spent or
+   * the failure is permanent, or `cancelled` when a cancel was requested meanwhile. Undefined when the
+   * worker no longer held the job.
+   */
+  const fail = (workerId: string, input: FailInput) => {
+    const error = truncate(input.error)
+    return sql<Job>`
+      WITH outcome AS (
+        SELECT id,
+               CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                    WHEN ${input.permanent} OR attempts >= max_attempts THEN 'failed_permanent'
+                    ELSE 'retrying' END AS status
+        FROM jobs WHERE id = ${input.id} AND status = 'running' AND lease_owner = ${workerId}
+      )
+      UPDATE jobs AS j
+      SET status = o.status,
+          run_at = CASE WHEN o.status = 'retrying'
+                        THEN now() + ${input.retryDelayMs} * interval '1 millisecond' ELSE j.run_at END,
+          finished_at = CASE WHEN o.status = 'retrying' THEN NULL ELSE now() END,
+          last_error = ${error},
+          errors = j.errors || jsonb_build_array(jsonb_build_object(
+            'attempt', j.attempts, 'at', now(), 'error', ${error}::text,
+            'retryDelayMs', CASE WHEN o.status = 'retrying' THEN ${input.retryDelayMs}::integer END)),
+          lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+      FROM outcome o
+      WHERE j.id = o.id AND j.status = 'running' AND j.lease_owner = ${workerId}
+      RETURNING ${columns}`.pipe(Effect.map((rows) => rows[0]))
+  }
+
+  /** Ends a running job as `cancelled` after its handler was interrupted on request. */
+  const settleCancelled = (workerId: string, id: string) =>
+    sql<{ id: JobId }>`
+      UPDATE jobs
+      SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL,
+          lease_expires_at = NULL
+      WHERE id = ${id} AND status = 'running' AND lease_owner = ${workerId}
+      RETURNING id`.pipe(Effect.map((rows) => rows.length > 0))
+
+  /**
+   * Gives running jobs back to the queue without spending their attempt (shutdown). A job whose cancel
+   * was requested ends `cancelled` instead. Returns the ids released.
+   */
+  const release = (workerId: string, ids: ReadonlyArray<string>) =>
+    sql<{ id: JobId }>`
+      WITH released AS (
+        UPDATE jobs
+        SET status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                          WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END,
+            attempts = CASE WHEN cancel_requested_at IS NOT NULL THEN attempts ELSE greatest(attempts - 1, 0) END,
+            finished_at = CASE WHEN cancel_requested_at IS NOT NULL THEN now() END,
+            run_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+        WHERE id = ANY(${ids}::uuid[]) AND status = 'running' AND lease_owner = ${workerId}
+        RETURNING id, queue
+      )
+      SELECT id, pg_notify('jobq_ready', queue) FROM released`.pipe(
+      Effect.map((rows) => rows.map((r) => r.id))
+    )
+
+  /** Extends the leases this worker holds; answers which it still holds and whether each was asked to cancel. */
+  const renewLeases = (workerId: string, ids: ReadonlyArray<string>, leaseMs: number) =>
+    sql<LeaseState>`
+      UPDATE jobs
+      SET lease_expires_at = now() + ${leaseMs} * interval '1 millisecond'
+      WHERE id = ANY(${ids}::uuid[]) AND status = 'running' AND lease_owner = ${workerId}
+      RETURNING id, cancel_requested_at IS NOT NULL AS "cancelRequested"`
+
+  /**
+   * Running jobs whose lease expired (their worker died or stalled) go back to `retrying`, or end
+   * `failed_permanent` when that was their last attempt, or `cancelled` when a cancel was pending.
+   */
+  const rescueExpired = (limit = 1000) =>
+    sql<{ id: JobId; status: JobStatus; leaseOwner: string }>`
+      WITH expired AS (
+        SELECT id, lease_owner FROM jobs
+        WHERE status = 'running' AND lease_expires_at < now()
+        ORDER BY lease_expires_at
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED
+      ), rescued AS (
+        UPDATE jobs AS j
+        SET status = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                          WHEN j.attempts >= j.max_attempts THEN 'failed_permanent'
+                          ELSE 'retrying' END,
+            finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempts >= j.max_attempts
+                               THEN now() END,
+            last_error = 'lease expired: worker ' || e.lease_owner || ' stopped renewing it',
+            errors = j.errors || jsonb_build_array(jsonb_build_object(
+              'attempt', j.attempts, 'at', now(),
+              'error', 'lease expired: worker ' || e.lease_owner || ' stopped renewing it',
+              'retryDelayMs', NULL)),
+            run_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+        FROM expired e WHERE j.id = e.id
+        RETURNING j.id, j.queue, j.status, e.lease_owner
+      )
+      SELECT id, status, lease_owner AS "leaseOwner", pg_notify('jobq_ready', queue) FROM rescued`
+
+  /**
+   * Queued or retrying -> `cancelled`; running -> cancel requested (its worker is notified and settles it).
+   * Undefined when the job is unknown or already finished.
+   */
+  const cancel = (id: string) =>
+    sql<Job>`
+      UPDATE jobs AS j
+      SET status = CASE WHEN j.status = 'running' THEN j.status ELSE 'cancelled' END,
+          finished_at = CASE WHEN j.status = 'running' THEN j.finished_at ELSE now() END,
+          cancel_requested_at = coalesce(j.cancel_requested_at, now()),
+          updated_at = now()
+      WHERE j.id = ${id} AND j.status IN ('queued', 'retrying', 'running')
+      RETURNING ${columns}`.pipe(Effect.map((rows) => rows[0]))
+
+  /** `failed_permanent` or `cancelled` -> `queued` with fresh attempts. Undefined when not in those states. */
+  const retry = (id: string) =>
+    sql<Job>`
+      WITH requeued AS (
+        UPDATE jobs AS j
+        SET status = 'queued', attempts = 0, run_at = now(), cancel_requested_at = NULL,
+            finished_at = NULL, started_at = NULL, updated_at = now()
+        WHERE j.id = ${id} AND j.status IN ('failed_permanent', 'cancelled')
+        RETURNING ${columns}
+      )
+      SELECT r.*, pg_notify('jobq_ready', r.queue) FROM requeued r`.pipe(Effect.map((rows) => rows[0]))
+
+  /** Deletes finished jobs older than the cutoff, at most `limit` at a time. */
+  const pruneFinished = (olderThanMs: number, limit = 10_000) =>
+    sql<{ count: number }>`
+      WITH doomed AS (
+        SELECT id FROM jobs
+        WHERE status IN ('succeeded', 'failed_permanent', 'cancelled')
+          AND finished_at < now() - ${olderThanMs} * interval '1 millisecond'
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED
+      ), deleted AS (DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING 1)
+      SELECT count(*)::integer AS count FROM deleted`.pipe(Effect.map((rows) => rows[0]?.count ?? 0))
+
+  return {
+    insertOne,
+    insertMany,
+    findByIdempotencyKeys,
+    get,
+    list,
+    claim,
+    complete,
+    fail,
+    settleCancelled,
+    release,
+    renewLeases,
+    rescueExpired,
+    cancel,
+    retry,
+    pruneFinished
+  } satisfies Record<string, (...args: never) => Effect.Effect<unknown, SqlError.SqlError>>
+})
+
+const toRecord = (job: JobInsert) => ({
+  id: job.id,
+  queue: job.queue,
+  kind: job.kind,
+  payload: job.payload,
+  priority: job.priority,
+  max_attempts: job.maxAttempts,
+  run_at: job.runAt?.toISOString() ?? null,
+  delay_ms: job.delayMs,
+  idempotency_key: job.idempotencyKey,
+  request_hash: job.requestHash,
+  trace_context: job.traceContext
+})
+
+export class JobRepo extends Context.Service<JobRepo, Effect.Success<typeof make>>()("jobq/JobRepo") {
+  static readonly layer = Layer.effect(JobRepo, make)
+}

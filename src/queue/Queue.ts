@@ -1,0 +1,238 @@
+/**
+ * The queue's rules on top of `JobRepo`: a payload must match its kind, an idempotency key names one
+ * request, cancel and retry apply to some states only. The API and embedding applications enqueue here.
+ */
+import { createHash } from "node:crypto"
+import { Context, Effect, Layer, Schema } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
+import {
+  IdempotencyConflict,
+  InvalidPayload,
+  JobNotFound,
+  JobStateConflict,
+  UnknownJobKind
+} from "../domain/errors.ts"
+import type { Enqueued, Job, JobStatus, NewJob } from "../domain/Job.ts"
+import { issuesOf, JobKinds } from "../domain/JobKind.ts"
+import { uuidv7 } from "./ids.ts"
+import { type JobInsert, JobRepo } from "./JobRepo.ts"
+
+export const defaultQueue = "default"
+export const defaultMaxAttempts = 5
+export const maxPageSize = 500
+export const defaultPageSize = 50
+
+export interface ListQuery {
+  readonly status?: JobStatus | undefined
+  readonly kind?: string | undefined
+  readonly queue?: string | undefined
+  readonly cursor?: string | undefined
+  readonly limit?: number | undefined
+}
+
+export interface JobPage {
+  readonly jobs: ReadonlyArray<Job>
+  /** Pass as `cursor` for the next page; null on the last page. */
+  readonly nextCursor: string | null
+}
+
+export interface CancelOutcome {
+  /** `cancelled`: it will not run. `cancel_requested`: it is running; its worker will interrupt it. */
+  readonly outcome: "cancelled" | "cancel_requested"
+  readonly job: Job
+}
+
+/** Key order does not change a request's identity. */
+const canonicalJson = (value: unknown): string => {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`
+  }
+  return JSON.stringify(value) ?? "null"
+}
+
+const make = Effect.gen(function* () {
+  const repo = yield* JobRepo
+  const kinds = yield* JobKinds
+  const sql = yield* SqlClient.SqlClient
+
+  const prepare = (
+    input: NewJob,
+    index?: number
+  ): Effect.Effect<JobInsert, UnknownJobKind | InvalidPayload> =>
+    Effect.gen(function* () {
+      const at = index === undefined ? {} : { index }
+      const kind = kinds.get(input.kind)
+      if (kind === undefined) {
+        return yield* new UnknownJobKind({
+          kind: input.kind,
+          known: kinds.names,
+          ...at,
+          message: `unknown job kind "${input.kind}"; known kinds: ${kinds.names.join(", ")}`
+        })
+      }
+      const payload = yield* Schema.decodeUnknownEffect(kind.payload)(input.payload, { errors: "all" }).pipe(
+        Effect.flatMap(Schema.encodeEffect(kind.payload)),
+        Effect.mapError(
+          (error) =>
+            new InvalidPayload({
+              kind: input.kind,
+              issues: issuesOf(error),
+              ...at,
+              message: `payload does not match kind "${input.kind}"`
+            })
+        )
+      )
+      const queue = input.queue ?? defaultQueue
+      const priority = input.priority ?? 0
+      const maxAttempts = input.maxAttempts ?? kind.maxAttempts ?? defaultMaxAttempts
+      const runAt = input.runAt ?? null
+      const delayMs = runAt === null ? (input.delayMs ?? null) : null
+      const key = input.idempotencyKey ?? null
+      return {
+        id: uuidv7(),
+        queue,
+        kind: input.kind,
+        payload,
+        priority,
+        maxAttempts,
+        runAt,
+        delayMs,
+        idempotencyKey: key,
+        requestHash:
+          key === null
+            ? null
+            : createHash("sha256")
+                .update(
+                  canonicalJson({
+                    kind: input.kind,
+                    queue,
+                    payload,
+                    priority,
+                    maxAttempts,
+                    runAt: runAt?.toISOString() ?? null,
+                    delayMs
+                  })
+                )
+                .digest("hex"),
+        traceContext: input.traceContext ?? null
+      }
+    })
+
+  const conflict = (key: string, jobId: string) =>
+    new IdempotencyConflict({
+      idempotencyKey: key,
+      jobId,
+      message: `idempotency key "${key}" was already used with a different request (job ${jobId})`
+    })
+
+  const enqueue = (
+    input: NewJob
+  ): Effect.Effect<Enqueued, UnknownJobKind | InvalidPayload | IdempotencyConflict | SqlError.SqlError> =>
+    Effect.gen(function* () {
+      const row = yield* prepare(input)
+      // A key's row can vanish between our failed insert and the lookup (pruned); then insert again.
+      for (let round = 0; ; round++) {
+        const inserted = yield* repo.insertOne(row)
+        if (inserted !== undefined) return { job: inserted, created: true }
+        const key = row.idempotencyKey!
+        const [existing] = yield* repo.findByIdempotencyKeys([key])
+        if (existing !== undefined) {
+          if (existing.requestHash !== row.requestHash) return yield* conflict(key, existing.id)
+          const { requestHash: _, ...job } = existing
+          return { job, created: false }
+        }
+        if (round >= 3) return yield* Effect.die(new Error(`idempotency key "${key}" kept vanishing`))
+      }
+    }).pipe(Effect.withSpan("Queue.enqueue", { attributes: { "job.kind": input.kind } }))
+
+  /** All or nothing, in one transaction: an invalid item or a key conflict rejects the whole batch. */
+  const enqueueMany = (inputs: ReadonlyArray<NewJob>) =>
+    Effect.gen(function* () {
+      if (inputs.length === 0) return []
+      const rows = yield* Effect.forEach(inputs, (input, index) => prepare(input, index))
+      return yield* sql.withTransaction(
+        Effect.gen(function* () {
+          const inserted = new Map((yield* repo.insertMany(rows)).map((job) => [job.id as string, job]))
+          const missingKeys = rows.filter((r) => !inserted.has(r.id)).map((r) => r.idempotencyKey!)
+          const existing =
+            missingKeys.length === 0
+              ? new Map()
+              : new Map((yield* repo.findByIdempotencyKeys(missingKeys)).map((j) => [j.idempotencyKey!, j]))
+          const results: Array<Enqueued> = []
+          for (const row of rows) {
+            const job = inserted.get(row.id)
+            if (job !== undefined) {
+              results.push({ job, created: true })
+              continue
+            }
+            const found = existing.get(row.idempotencyKey!)
+            if (found === undefined) return yield* Effect.die(new Error("inserted job not returned"))
+            if (found.requestHash !== row.requestHash) return yield* conflict(row.idempotencyKey!, found.id)
+            const { requestHash: _, ...same } = found
+            results.push({ job: same, created: false })
+          }
+          return results
+        })
+      )
+    }).pipe(Effect.withSpan("Queue.enqueueMany", { attributes: { "jobs.count": inputs.length } }))
+
+  const get = (id: string) =>
+    repo
+      .get(id)
+      .pipe(
+        Effect.flatMap((job) => (job === undefined ? Effect.fail(JobNotFound.of(id)) : Effect.succeed(job)))
+      )
+
+  const list = (query: ListQuery) =>
+    Effect.gen(function* () {
+      const limit = Math.min(maxPageSize, Math.max(1, query.limit ?? defaultPageSize))
+      const jobs = yield* repo.list({
+        status: query.status,
+        kind: query.kind,
+        queue: query.queue,
+        after: query.cursor,
+        limit: limit + 1
+      })
+      const page = jobs.slice(0, limit)
+      return {
+        jobs: page,
+        nextCursor: jobs.length > limit ? (page[page.length - 1]!.id as string) : null
+      } satisfies JobPage
+    })
+
+  const stateConflict = (job: Job, action: string) =>
+    new JobStateConflict({
+      id: job.id,
+      status: job.status,
+      message: `cannot ${action} job ${job.id}: it is ${job.status}`
+    })
+
+  const cancel = (id: string) =>
+    Effect.gen(function* () {
+      const job = yield* repo.cancel(id)
+      if (job !== undefined) {
+        return {
+          outcome: job.status === "cancelled" ? "cancelled" : "cancel_requested",
+          job
+        } satisfies CancelOutcome
+      }
+      return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "cancel")))
+    }).pipe(Effect.withSpan("Queue.cancel"))
+
+  const retry = (id: string) =>
+    Effect.gen(function* () {
+      const job = yield* repo.retry(id)
+      if (job !== undefined) return job
+      return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "retry")))
+    }).pipe(Effect.withSpan("Queue.retry"))
+
+  return { enqueue, enqueueMany, get, list, cancel, retry }
+})
+
+export class Queue extends Context.Service<Queue, Effect.Success<typeof make>>()("jobq/Queue") {
+  static readonly layer = Layer.effect(Queue, make)
+}

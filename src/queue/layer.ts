@@ -1,0 +1,8 @@
+/** The queue's services over an existing SQL client: `JobRepo` and `Queue`, for the given job kinds. */
+import { Layer } from "effect"
+import { type JobKind, JobKinds } from "../domain/JobKind.ts"
+import { JobRepo } from "./JobRepo.ts"
+import { Queue } from "./Queue.ts"
+
+export const layer = (kinds: ReadonlyArray<JobKind>) =>
+  Queue.layer.pipe(Layer.provideMerge(JobRepo.layer), Layer.provideMerge(JobKinds.layer(kinds)))
