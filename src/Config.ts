@@ -56,3 +56,70 @@ export class RetryConfig extends Context.Service<
       })
     )
 }
+
+export interface WorkerSettings {
+  /** WORKER_ID: names this worker in leases; default host-pid-random. */
+  readonly workerId: string
+  /** WORKER_CONCURRENCY: jobs run at once (default 10). */
+  readonly concurrency: number
+  /** WORKER_QUEUES: comma-separated queues to serve; unset serves every queue. */
+  readonly queues: ReadonlyArray<string> | undefined
+  /** WORKER_POLL_INTERVAL: how often an idle worker looks for jobs when no notification came (default 1 second). */
+  readonly pollInterval: Duration.Duration
+  /** WORKER_LEASE: how long a claim holds a job before another worker may rescue it (default 30 seconds). */
+  readonly lease: Duration.Duration
+  /** WORKER_LEASE_RENEW: how often held leases are renewed and cancel requests checked (default 1 second). */
+  readonly renewInterval: Duration.Duration
+  /** WORKER_RESCUE_INTERVAL: how often expired leases are rescued (default 5 seconds). */
+  readonly rescueInterval: Duration.Duration
+  /** WORKER_SHUTDOWN_GRACE: on SIGTERM, how long running jobs may finish before they are interrupted and released (default 30 seconds). */
+  readonly shutdownGrace: Duration.Duration
+  /** JOB_RETENTION: finished jobs older than this are deleted by maintenance; unset keeps them (default). */
+  readonly retention: Duration.Duration | undefined
+}
+
+export const defaultWorkerId = () =>
+  `${process.env.HOSTNAME ?? "worker"}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+
+export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>()("jobq/Config/WorkerConfig") {
+  static readonly defaults = (): WorkerSettings => ({
+    workerId: defaultWorkerId(),
+    concurrency: 10,
+    queues: undefined,
+    pollInterval: Duration.seconds(1),
+    lease: Duration.seconds(30),
+    renewInterval: Duration.seconds(1),
+    rescueInterval: Duration.seconds(5),
+    shutdownGrace: Duration.seconds(30),
+    retention: undefined
+  })
+
+  static readonly layer = (settings: Partial<WorkerSettings> = {}) =>
+    Layer.sync(WorkerConfig, () => WorkerConfig.of({ ...WorkerConfig.defaults(), ...settings }))
+
+  static readonly fromEnv = Layer.effect(
+    WorkerConfig,
+    Effect.gen(function* () {
+      const d = WorkerConfig.defaults()
+      const queues = yield* Config.option(Config.String("WORKER_QUEUES"))
+      const retention = yield* Config.option(Config.Duration("JOB_RETENTION"))
+      return WorkerConfig.of({
+        workerId: yield* Config.String("WORKER_ID").pipe(Config.withDefault(d.workerId)),
+        concurrency: yield* Config.Int("WORKER_CONCURRENCY").pipe(Config.withDefault(d.concurrency)),
+        queues:
+          queues._tag === "None"
+            ? undefined
+            : queues.value
+                .split(",")
+                .map((q) => q.trim())
+                .filter((q) => q.length > 0),
+        pollInterval: yield* duration("WORKER_POLL_INTERVAL", d.pollInterval),
+        lease: yield* duration("WORKER_LEASE", d.lease),
+        renewInterval: yield* duration("WORKER_LEASE_RENEW", d.renewInterval),
+        rescueInterval: yield* duration("WORKER_RESCUE_INTERVAL", d.rescueInterval),
+        shutdownGrace: yield* duration("WORKER_SHUTDOWN_GRACE", d.shutdownGrace),
+        retention: retention._tag === "None" ? undefined : retention.value
+      })
+    })
+  )
+}

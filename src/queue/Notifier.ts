@@ -1,0 +1,43 @@
+/**
+ * LISTEN/NOTIFY channels the queue uses, with reconnection. The database sends `jobq_ready` (payload: the
+ * queue name) when jobs become ready and `jobq_cancel` (payload: the job id) when a running job is asked to
+ * cancel; see migrations/0001_jobs.sql. Notifications are a latency optimisation only: workers poll too,
+ * so one lost while reconnecting delays a job, it never loses it.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Queue } from "effect"
+import { decorrelatedJitter } from "./Retry.ts"
+
+export const channels = { ready: "jobq_ready", cancel: "jobq_cancel" } as const
+
+const reconnect = decorrelatedJitter({ base: "100 millis", cap: "5 seconds" })
+
+/**
+ * Calls `onMessage` for every notification on `channel` until interrupted. After each (re)connection it
+ * calls `onListening`, so the caller can catch up on what it may have missed while disconnected.
+ */
+export const subscribe = (
+  channel: string,
+  onMessage: (payload: string) => Effect.Effect<void>,
+  onListening: Effect.Effect<void> = Effect.void
+) =>
+  Effect.gen(function* () {
+    const pg = yield* PgClient.PgClient
+    const listenOnce = Effect.scoped(
+      Effect.gen(function* () {
+        const notifications = yield* pg.listen(channel)
+        yield* onListening
+        for (;;) {
+          const notification = yield* Queue.take(notifications)
+          yield* onMessage(notification.payload)
+        }
+      })
+    )
+    return yield* listenOnce.pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning(`LISTEN ${channel} lost its connection; reconnecting`, error.message)
+      ),
+      Effect.retry(reconnect),
+      Effect.annotateLogs({ module: "Notifier", channel })
+    )
+  })

@@ -1,0 +1,49 @@
+/** The worker's own small HTTP listener: `/metrics` (Prometheus text) and `/health`. */
+import { Config, Effect, Layer } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
+import { SqlClient } from "effect/sql"
+import * as BunServer from "../http/BunServer.ts"
+import { Prometheus } from "../telemetry/Prometheus.ts"
+import { WorkerPool } from "./WorkerPool.ts"
+
+const routes = Layer.unwrap(
+  Effect.gen(function* () {
+    const prometheus = yield* Prometheus
+    const sql = yield* SqlClient.SqlClient
+    const pool = yield* WorkerPool
+    const metrics = HttpRouter.add(
+      "GET",
+      "/metrics",
+      Effect.map(prometheus.scrape, (body) => HttpServerResponse.text(body, { contentType: Prometheus.contentType }))
+    )
+    const health = HttpRouter.add(
+      "GET",
+      "/health",
+      Effect.gen(function* () {
+        const running = (yield* pool.running).length
+        return yield* sql`SELECT 1`.pipe(
+          Effect.timeout("2 seconds"),
+          Effect.as(HttpServerResponse.jsonUnsafe({ status: "ok", workerId: pool.workerId, running })),
+          Effect.catchCause(() =>
+            Effect.succeed(
+              HttpServerResponse.jsonUnsafe(
+                { status: "unavailable", workerId: pool.workerId, running, reason: "database did not answer" },
+                { status: 503, headers: { "retry-after": "5" } }
+              )
+            )
+          )
+        )
+      })
+    )
+    return Layer.mergeAll(metrics, health)
+  })
+)
+
+/** WORKER_METRICS_PORT (default 9091); 0 turns the listener off so several workers can share a host. */
+export const layer = Layer.unwrap(
+  Effect.gen(function* () {
+    const port = yield* Config.Int("WORKER_METRICS_PORT").pipe(Config.withDefault(9091))
+    if (port === 0) return Layer.empty
+    return HttpRouter.serve(routes, { disableLogger: true }).pipe(Layer.provide(BunServer.layer({ port })))
+  })
+)

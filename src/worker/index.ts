@@ -1,0 +1,33 @@
+/**
+ * The worker as a library: run the pool with your own job kinds inside your own process.
+ *
+ *   const WorkerLive = Worker.layer({ kinds: [sendEmail], settings: { concurrency: 20 } })
+ *   Layer.launch(WorkerLive.pipe(Layer.provide(Database.layerUrl(url))))
+ */
+import { Layer } from "effect"
+import { RetryConfig, WorkerConfig, type WorkerSettings } from "../Config.ts"
+import { type JobKind, JobKinds } from "../domain/JobKind.ts"
+import type { JitterBounds } from "../queue/Retry.ts"
+import { JobRepo } from "../queue/JobRepo.ts"
+import * as Maintenance from "./Maintenance.ts"
+import { WorkerPool } from "./WorkerPool.ts"
+
+export { AttemptFailed } from "./Executor.ts"
+export * as Maintenance from "./Maintenance.ts"
+export * as WorkerHttp from "./WorkerHttp.ts"
+export { WorkerPool } from "./WorkerPool.ts"
+
+export interface WorkerOptions {
+  readonly kinds: ReadonlyArray<JobKind>
+  readonly settings?: Partial<WorkerSettings>
+  readonly retry?: JitterBounds
+}
+
+/** The pool and its maintenance fibers, given a database layer (`Database.layerUrl`, `Database.layerFromEnv`). */
+export const layer = (options: WorkerOptions) =>
+  Layer.merge(WorkerPool.layer, Maintenance.layer).pipe(
+    Layer.provideMerge(JobRepo.layer),
+    Layer.provide(JobKinds.layer(options.kinds)),
+    Layer.provideMerge(WorkerConfig.layer(options.settings)),
+    Layer.provide(RetryConfig.layer(options.retry ?? RetryConfig.defaults))
+  )
