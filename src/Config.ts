@@ -3,7 +3,7 @@
  * layer is built, never at import time, so tests and embedding applications can provide their own.
  * `.env.example` documents the same names.
  */
-import { Config, Context, Duration, Effect, Layer, type Redacted } from "effect"
+import { Config, Context, Duration, Effect, Layer, Redacted } from "effect"
 
 const duration = (name: string, fallback: Duration.Input) =>
   Config.Duration(name).pipe(Config.withDefault(Duration.fromInputUnsafe(fallback)))
@@ -30,6 +30,40 @@ export class DatabaseConfig extends Context.Service<
         })
       })
     )
+}
+
+/** PORT, API_TOKENS, MAX_BODY_BYTES: the HTTP API's settings (docs/api.md). */
+export class ApiConfig extends Context.Service<
+  ApiConfig,
+  {
+    /** PORT: where `bun run api` listens (default 8080). */
+    readonly port: number
+    /** API_TOKENS: comma-separated bearer tokens; empty (unset) leaves the API open. */
+    readonly tokens: ReadonlyArray<Redacted.Redacted<string>>
+    /** MAX_BODY_BYTES: largest request body read (default 1 MiB); larger ones are answered 413. */
+    readonly maxBodyBytes: number
+  }
+>()("jobq/Config/ApiConfig") {
+  static readonly defaults = { port: 8080, tokens: [], maxBodyBytes: 1024 * 1024 }
+  static readonly layer = (settings: Partial<ApiConfig["Service"]> = {}) =>
+    Layer.succeed(ApiConfig, ApiConfig.of({ ...ApiConfig.defaults, ...settings }))
+  static readonly fromEnv = Layer.effect(
+    ApiConfig,
+    Effect.gen(function* () {
+      const tokens = yield* Config.Redacted("API_TOKENS").pipe(Config.withDefault(Redacted.make("")))
+      return ApiConfig.of({
+        port: yield* Config.Port("PORT").pipe(Config.withDefault(ApiConfig.defaults.port)),
+        tokens: Redacted.value(tokens)
+          .split(",")
+          .map((token) => token.trim())
+          .filter((token) => token.length > 0)
+          .map((token) => Redacted.make(token)),
+        maxBodyBytes: yield* Config.Int("MAX_BODY_BYTES").pipe(
+          Config.withDefault(ApiConfig.defaults.maxBodyBytes)
+        )
+      })
+    })
+  )
 }
 
 /** RETRY_BASE and RETRY_CAP: the decorrelated jitter bounds for failed jobs. */
