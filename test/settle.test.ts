@@ -168,7 +168,7 @@ describe("leases", () => {
       const rows = await run(JobRepo.use((r) => r.rescueExpired()))
       return rows.find((r) => r.id === job.id)
     })
-    expect(rescued).toMatchObject({ id: job.id, status: "retrying", leaseOwner: "w1" })
+    expect(rescued).toEqual({ id: job.id, status: "retrying", leaseOwner: "w1" })
     const afterRescue = await get(job.id)
     expect(afterRescue.status).toBe("retrying")
     expect(afterRescue.lastError).toContain("lease expired")

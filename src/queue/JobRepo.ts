@@ -229,7 +229,7 @@ const make = Effect.gen(function* () {
    * `failed_permanent` when that was their last attempt, or `cancelled` when a cancel was pending.
    */
   const rescueExpired = (limit = 1000) =>
-    sql<{ id: JobId; status: JobStatus; leaseOwner: string }>`
+    sql<{ id: JobId; status: JobStatus; leaseOwner: string; notified: unknown }>`
       WITH expired AS (
         SELECT id, lease_owner FROM jobs
         WHERE status = 'running' AND lease_expires_at < now()
@@ -252,7 +252,8 @@ const make = Effect.gen(function* () {
         FROM expired e WHERE j.id = e.id
         RETURNING j.id, j.queue, j.status, e.lease_owner
       )
-      SELECT id, status, lease_owner AS "leaseOwner", pg_notify('jobq_ready', queue) FROM rescued`
+      SELECT id, status, lease_owner AS "leaseOwner", pg_notify('jobq_ready', queue) AS notified
+      FROM rescued`.pipe(Effect.map((rows) => rows.map(({ notified: _, ...row }) => row)))
 
   /**
    * Queued or retrying -> `cancelled`; running -> cancel requested (its worker is notified and settles it).
@@ -270,7 +271,7 @@ const make = Effect.gen(function* () {
 
   /** `failed_permanent` or `cancelled` -> `queued` with fresh attempts. Undefined when not in those states. */
   const retry = (id: string) =>
-    sql<Job>`
+    sql<Job & { readonly notified: unknown }>`
       WITH requeued AS (
         UPDATE jobs AS j
         SET status = 'queued', attempts = 0, run_at = now(), cancel_requested_at = NULL,
@@ -278,7 +279,14 @@ const make = Effect.gen(function* () {
         WHERE j.id = ${id} AND j.status IN ('failed_permanent', 'cancelled')
         RETURNING ${columns}
       )
-      SELECT r.*, pg_notify('jobq_ready', r.queue) FROM requeued r`.pipe(Effect.map((rows) => rows[0]))
+      SELECT r.*, pg_notify('jobq_ready', r.queue) AS notified FROM requeued r`.pipe(
+      // the notification's (void) column is not part of the job
+      Effect.map((rows) => {
+        if (rows[0] === undefined) return undefined
+        const { notified: _, ...job } = rows[0]
+        return job as Job
+      })
+    )
 
   /** Deletes finished jobs older than the cutoff, at most `limit` at a time. */
   const pruneFinished = (olderThanMs: number, limit = 10_000) =>
