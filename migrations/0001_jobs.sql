@@ -56,12 +56,27 @@ CREATE INDEX jobs_status_id_idx ON jobs (status, id);
 CREATE INDEX jobs_queue_id_idx ON jobs (queue, id);
 CREATE INDEX jobs_kind_id_idx ON jobs (kind, id);
 
--- Wake idle workers when jobs arrive, whoever inserts them. One notification per queue per statement;
+-- Wake idle workers when jobs arrive, whoever inserts them: payload `queue` for jobs ready now, and
+-- `queue@<epoch ms>` for the earliest job that becomes ready later, so a worker can set a timer for it.
 -- Postgres folds identical notifications within a transaction.
 CREATE FUNCTION jobq_notify_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  q record;
 BEGIN
-  PERFORM pg_notify('jobq_ready', q.queue) FROM (SELECT DISTINCT queue FROM new_jobs) q;
+  FOR q IN
+    SELECT queue,
+           bool_or(run_at <= now()) AS ready_now,
+           min(run_at) FILTER (WHERE run_at > now()) AS ready_later
+    FROM new_jobs GROUP BY queue
+  LOOP
+    IF q.ready_now THEN
+      PERFORM pg_notify('jobq_ready', q.queue);
+    END IF;
+    IF q.ready_later IS NOT NULL THEN
+      PERFORM pg_notify('jobq_ready', q.queue || '@' || (extract(epoch FROM q.ready_later) * 1000)::bigint);
+    END IF;
+  END LOOP;
   RETURN NULL;
 END
 $$;

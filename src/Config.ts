@@ -112,10 +112,27 @@ export interface WorkerSettings {
   readonly retention: Duration.Duration | undefined
 }
 
+const durationKeys = new Set([
+  "pollInterval",
+  "lease",
+  "renewInterval",
+  "rescueInterval",
+  "shutdownGrace",
+  "retention"
+])
+
+export type WorkerSettingsInput = {
+  readonly [K in keyof WorkerSettings]?: WorkerSettings[K] extends Duration.Duration | undefined
+    ? Duration.Input
+    : WorkerSettings[K]
+}
+
 export const defaultWorkerId = () =>
   `${process.env.HOSTNAME ?? "worker"}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
 
-export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>()("jobq/Config/WorkerConfig") {
+export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>()(
+  "jobq/Config/WorkerConfig"
+) {
   static readonly defaults = (): WorkerSettings => ({
     workerId: defaultWorkerId(),
     concurrency: 10,
@@ -128,8 +145,16 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
     retention: undefined
   })
 
-  static readonly layer = (settings: Partial<WorkerSettings> = {}) =>
-    Layer.sync(WorkerConfig, () => WorkerConfig.of({ ...WorkerConfig.defaults(), ...settings }))
+  /** Settings given in code; durations may be written as `"5 seconds"` or milliseconds. */
+  static readonly layer = (settings: WorkerSettingsInput = {}) =>
+    Layer.sync(WorkerConfig, () => {
+      const resolved: Record<string, unknown> = { ...WorkerConfig.defaults() }
+      for (const [key, value] of Object.entries(settings)) {
+        if (value === undefined) continue
+        resolved[key] = durationKeys.has(key) ? Duration.fromInputUnsafe(value as Duration.Input) : value
+      }
+      return WorkerConfig.of(resolved as unknown as WorkerSettings)
+    })
 
   static readonly fromEnv = Layer.effect(
     WorkerConfig,

@@ -21,18 +21,20 @@ export const make = (workerId: string) =>
     const pending = yield* Queue.unbounded<Pending>()
 
     const flush = (batch: ReadonlyArray<Pending>) =>
-      repo.complete(
-        workerId,
-        batch.map((p) => ({ id: p.id, result: p.result }))
-      ).pipe(
-        // a completion must not be dropped for a passing database error: retry until it lands
-        Effect.tapError((error) => Effect.logWarning("completing jobs failed; retrying", error.message)),
-        Effect.retry(decorrelatedJitter({ base: "50 millis", cap: "5 seconds" })),
-        Effect.flatMap((held) => {
-          const ids = new Set<string>(held)
-          return Effect.forEach(batch, (p) => Deferred.succeed(p.done, ids.has(p.id)), { discard: true })
-        })
-      )
+      repo
+        .complete(
+          workerId,
+          batch.map((p) => ({ id: p.id, result: p.result }))
+        )
+        .pipe(
+          // a completion must not be dropped for a passing database error: retry until it lands
+          Effect.tapError((error) => Effect.logWarning("completing jobs failed; retrying", error.message)),
+          Effect.retry(decorrelatedJitter({ base: "50 millis", cap: "5 seconds" })),
+          Effect.flatMap((held) => {
+            const ids = new Set<string>(held)
+            return Effect.forEach(batch, (p) => Deferred.succeed(p.done, ids.has(p.id)), { discard: true })
+          })
+        )
 
     yield* Queue.takeBetween(pending, 1, maxBatch).pipe(
       Effect.flatMap(flush),

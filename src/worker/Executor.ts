@@ -16,7 +16,9 @@ export class AttemptFailed extends Schema.TaggedError<AttemptFailed>()("AttemptF
 const describe = (error: unknown): string => {
   if (error instanceof Error) {
     const tag = (error as { _tag?: unknown })._tag
-    return typeof tag === "string" && tag !== error.name ? `${tag}: ${error.message}` : `${error.name}: ${error.message}`
+    return typeof tag === "string" && tag !== error.name
+      ? `${tag}: ${error.message}`
+      : `${error.name}: ${error.message}`
   }
   if (typeof error === "string") return error
   try {

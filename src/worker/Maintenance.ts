@@ -10,7 +10,9 @@ import { rescued } from "../telemetry/WorkerMetrics.ts"
 
 const everyInterval = (interval: Duration.Duration, name: string) => (task: Effect.Effect<void, unknown>) =>
   task.pipe(
-    Effect.catchCause((cause) => Effect.logWarning(`${name} failed; trying again next interval`, Cause.pretty(cause))),
+    Effect.catchCause((cause) =>
+      Effect.logWarning(`${name} failed; trying again next interval`, Cause.pretty(cause))
+    ),
     Effect.repeat(Schedule.spaced(interval)),
     Effect.annotateLogs({ module: "Maintenance", fiber: name })
   )

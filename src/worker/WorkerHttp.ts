@@ -14,7 +14,9 @@ const routes = Layer.unwrap(
     const metrics = HttpRouter.add(
       "GET",
       "/metrics",
-      Effect.map(prometheus.scrape, (body) => HttpServerResponse.text(body, { contentType: Prometheus.contentType }))
+      Effect.map(prometheus.scrape, (body) =>
+        HttpServerResponse.text(body, { contentType: Prometheus.contentType })
+      )
     )
     const health = HttpRouter.add(
       "GET",
@@ -27,7 +29,12 @@ const routes = Layer.unwrap(
           Effect.catchCause(() =>
             Effect.succeed(
               HttpServerResponse.jsonUnsafe(
-                { status: "unavailable", workerId: pool.workerId, running, reason: "database did not answer" },
+                {
+                  status: "unavailable",
+                  workerId: pool.workerId,
+                  running,
+                  reason: "database did not answer"
+                },
                 { status: 503, headers: { "retry-after": "5" } }
               )
             )

@@ -7,7 +7,19 @@
  * Cancelling a running job is interrupting its fiber: the request reaches us by NOTIFY on `jobq_cancel`
  * or, as a fallback, with the lease renewal every `renewInterval`.
  */
-import { Cause, Context, Duration, Effect, Exit, FiberHandle, FiberMap, Layer, Metric, Queue, Schedule } from "effect"
+import {
+  Cause,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  FiberHandle,
+  FiberMap,
+  Layer,
+  Metric,
+  Queue,
+  Schedule
+} from "effect"
 import { RetryConfig, WorkerConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
@@ -36,6 +48,23 @@ const make = Effect.gen(function* () {
   const signal = Queue.offer(wake, undefined).pipe(Effect.asVoid)
   let accepting = true
 
+  // Times (epoch ms) when jobs we know of become ready: retries we scheduled, delayed jobs announced by
+  // NOTIFY. The fetch fiber wakes at the earliest instead of waiting for the next poll.
+  const wakeTimes: Array<number> = []
+  const wakeAt = (epochMs: number) => {
+    if (wakeTimes.length >= 1024 && epochMs >= wakeTimes[wakeTimes.length - 1]!) return Effect.void
+    const at = wakeTimes.findIndex((t) => t > epochMs)
+    wakeTimes.splice(at === -1 ? wakeTimes.length : at, 0, epochMs)
+    if (wakeTimes.length > 1024) wakeTimes.pop()
+    return signal
+  }
+  const pollMs = Duration.toMillis(config.pollInterval)
+  const nextWaitMs = () => {
+    const now = Date.now()
+    while (wakeTimes.length > 0 && wakeTimes[0]! <= now) wakeTimes.shift()
+    return Math.min(pollMs, wakeTimes.length === 0 ? pollMs : wakeTimes[0]! - now)
+  }
+
   const previousDelay = (job: ClaimedJob) => job.errors.at(-1)?.retryDelayMs ?? null
 
   const settleFailure = (job: ClaimedJob, error: AttemptFailed) =>
@@ -55,6 +84,7 @@ const make = Effect.gen(function* () {
             ? Metrics.cancelled
             : Metrics.failed
       yield* Metric.update(Metrics.forJob(metric, job), 1)
+      if (after.status === "retrying") yield* wakeAt(after.runAt.getTime())
       yield* Effect.logInfo(`attempt ${job.attempts} failed; job is ${after.status}`, error.message)
     })
 
@@ -149,7 +179,7 @@ const make = Effect.gen(function* () {
       // a full claim means more may be waiting: claim again as soon as a slot frees
       const full = yield* claimOnce
       if (!full || held.size >= config.concurrency) {
-        yield* Queue.take(wake).pipe(Effect.timeoutOption(config.pollInterval))
+        yield* Queue.take(wake).pipe(Effect.timeoutOption(nextWaitMs()))
       }
     }
   }).pipe(
@@ -173,16 +203,19 @@ const make = Effect.gen(function* () {
   )
 
   const servesQueue = (queue: string) => config.queues === undefined || config.queues.includes(queue)
+  /** `queue` (jobs ready now) or `queue@<epoch ms>` (the earliest job that becomes ready later). */
+  const onReady = (payload: string) => {
+    const at = payload.lastIndexOf("@")
+    const queue = at === -1 ? payload : payload.slice(0, at)
+    if (!servesQueue(queue)) return Effect.void
+    return at === -1 ? signal : wakeAt(Number(payload.slice(at + 1)))
+  }
 
   const fetcher = yield* FiberHandle.make()
   yield* FiberHandle.run(fetcher, fetchLoop)
   yield* Effect.forkScoped(renewLoop)
-  yield* Effect.forkScoped(
-    Notifier.subscribe(Notifier.channels.ready, (queue) => (servesQueue(queue) ? signal : Effect.void), signal)
-  )
-  yield* Effect.forkScoped(
-    Notifier.subscribe(Notifier.channels.cancel, (id) => stop(id, "cancel"))
-  )
+  yield* Effect.forkScoped(Notifier.subscribe(Notifier.channels.ready, onReady, signal))
+  yield* Effect.forkScoped(Notifier.subscribe(Notifier.channels.cancel, (id) => stop(id, "cancel")))
 
   // Shutdown: stop claiming, let running jobs finish within the grace period; closing the FiberMap
   // afterwards interrupts the rest, and `settle` releases them to the queue.
@@ -191,8 +224,13 @@ const make = Effect.gen(function* () {
       accepting = false
       yield* FiberHandle.clear(fetcher)
       if (held.size === 0) return
-      yield* Effect.logInfo(`shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${held.size} jobs`)
-      const drained = yield* FiberMap.awaitEmpty(jobs).pipe(Effect.ignore, Effect.timeoutOption(config.shutdownGrace))
+      yield* Effect.logInfo(
+        `shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${held.size} jobs`
+      )
+      const drained = yield* FiberMap.awaitEmpty(jobs).pipe(
+        Effect.ignore,
+        Effect.timeoutOption(config.shutdownGrace)
+      )
       if (drained._tag === "None") yield* Effect.logWarning(`grace period over: releasing ${held.size} jobs`)
       yield* FiberMap.clear(jobs)
     }).pipe(Effect.annotateLogs({ module: "WorkerPool" }))
@@ -211,7 +249,9 @@ const make = Effect.gen(function* () {
   }
 })
 
-export class WorkerPool extends Context.Service<WorkerPool, Effect.Success<typeof make>>()("jobq/WorkerPool") {
+export class WorkerPool extends Context.Service<WorkerPool, Effect.Success<typeof make>>()(
+  "jobq/WorkerPool"
+) {
   /** Runs while the layer's scope is open; closing it drains and stops the pool. */
   static readonly layer = Layer.effect(WorkerPool, make)
 }

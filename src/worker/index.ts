@@ -5,10 +5,10 @@
  *   Layer.launch(WorkerLive.pipe(Layer.provide(Database.layerUrl(url))))
  */
 import { Layer } from "effect"
-import { RetryConfig, WorkerConfig, type WorkerSettings } from "../Config.ts"
+import { RetryConfig, WorkerConfig, type WorkerSettingsInput } from "../Config.ts"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
-import type { JitterBounds } from "../queue/Retry.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
+import type { JitterBounds } from "../queue/Retry.ts"
 import * as Maintenance from "./Maintenance.ts"
 import { WorkerPool } from "./WorkerPool.ts"
 
@@ -19,7 +19,7 @@ export { WorkerPool } from "./WorkerPool.ts"
 
 export interface WorkerOptions {
   readonly kinds: ReadonlyArray<JobKind>
-  readonly settings?: Partial<WorkerSettings>
+  readonly settings?: WorkerSettingsInput
   readonly retry?: JitterBounds
 }
 
