@@ -89,6 +89,8 @@ const make = Effect.gen(function* () {
              coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond'),
              x.idempotency_key, x.request_hash, x.trace_context
       FROM jsonb_to_recordset(${JSON.stringify(jobs.map(toRecord))}::jsonb) AS x ${recordset}
+      -- Take key locks in one global order: two batches sharing keys in different orders would deadlock.
+      ORDER BY x.idempotency_key
       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING ${columns}`
 
