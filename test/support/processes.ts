@@ -1,0 +1,42 @@
+/** Worker processes for tests about processes: crashes, signals, several workers on one database. */
+import { tmpdir } from "node:os"
+import { fileURLToPath } from "node:url"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+export const recordingKinds = fileURLToPath(new URL("../fixtures/recordingKinds.ts", import.meta.url))
+
+export interface WorkerProcess {
+  readonly id: string
+  readonly process: Bun.Subprocess
+  readonly logFile: string
+}
+
+export const spawnWorker = (
+  databaseUrl: string,
+  id: string,
+  env: Record<string, string> = {}
+): WorkerProcess => {
+  const logFile = `${tmpdir()}/jobq-${id}-${process.pid}.log`
+  const child = Bun.spawn([process.execPath, "src/worker.ts"], {
+    cwd: root,
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      JOBS_MODULE: recordingKinds,
+      WORKER_ID: id,
+      WORKER_METRICS_PORT: "0",
+      ...env
+    },
+    stdout: Bun.file(logFile),
+    stderr: Bun.file(`${logFile}.err`)
+  })
+  return { id, process: child, logFile }
+}
+
+/** Waits for the process to exit, failing after `timeoutMs`; answers its exit code. */
+export const exited = async (worker: WorkerProcess, timeoutMs = 15_000) => {
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`worker ${worker.id} did not exit within ${timeoutMs} ms`)), timeoutMs)
+  )
+  return Promise.race([worker.process.exited, timeout])
+}
