@@ -1,0 +1,22 @@
+/**
+ * The library's core: define job kinds, migrate, enqueue and inspect jobs. The worker pool is in
+ * `effect-pg-queue/worker`, the HTTP API in `effect-pg-queue/api`; each imports on its own.
+ */
+export { DatabaseConfig, RetryConfig, WorkerConfig } from "./Config.ts"
+export * as Database from "./db/Database.ts"
+export * as Migrator from "./db/Migrator.ts"
+export * as DemoKinds from "./domain/DemoKinds.ts"
+export * from "./domain/errors.ts"
+export * from "./domain/Job.ts"
+export {
+  defineKind,
+  type JobContext,
+  type JobKind,
+  JobKinds,
+  loadKinds,
+  PermanentError
+} from "./domain/JobKind.ts"
+export { JobRepo } from "./queue/JobRepo.ts"
+export * as QueueLayer from "./queue/layer.ts"
+export { Queue } from "./queue/Queue.ts"
+export * as Retry from "./queue/Retry.ts"
