@@ -189,7 +189,9 @@ const make = Effect.gen(function* () {
 
   const list = (query: ListQuery) =>
     Effect.gen(function* () {
-      const limit = Math.min(maxPageSize, Math.max(1, query.limit ?? defaultPageSize))
+      // whole numbers in [1, maxPageSize]; NaN means "not given" (a fraction or NaN would reach SQL's LIMIT)
+      const asked = query.limit === undefined || Number.isNaN(query.limit) ? defaultPageSize : query.limit
+      const limit = Math.min(maxPageSize, Math.max(1, Math.floor(asked)))
       const jobs = yield* repo.list({
         status: query.status,
         kind: query.kind,
