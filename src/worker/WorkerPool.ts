@@ -59,10 +59,13 @@ const make = Effect.gen(function* () {
     return signal
   }
   const pollMs = Duration.toMillis(config.pollInterval)
+  // Wake a little after the due time: a timer may fire early and the database clock may run a little
+  // behind ours; a claim that still finds nothing falls back to polling.
+  const wakeSlackMs = 5
   const nextWaitMs = () => {
     const now = Date.now()
-    while (wakeTimes.length > 0 && wakeTimes[0]! <= now) wakeTimes.shift()
-    return Math.min(pollMs, wakeTimes.length === 0 ? pollMs : wakeTimes[0]! - now)
+    while (wakeTimes.length > 0 && wakeTimes[0]! + wakeSlackMs < now) wakeTimes.shift()
+    return Math.min(pollMs, wakeTimes.length === 0 ? pollMs : wakeTimes[0]! + wakeSlackMs - now)
   }
 
   const previousDelay = (job: ClaimedJob) => job.errors.at(-1)?.retryDelayMs ?? null
