@@ -1,0 +1,167 @@
+/**
+ * The HTTP API's contract: endpoints, their schemas and every status each can answer. Handlers live apart
+ * (JobsHandlers, SystemHandlers); the OpenAPI document and clients are derived from this. The contract is a
+ * function of the job kinds because they are loaded at runtime (`JOBS_MODULE`).
+ */
+import { Schema } from "effect"
+import {
+  HttpApi,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpApiMiddleware,
+  HttpApiSchema,
+  HttpApiSecurity,
+  OpenApi
+} from "effect/http-api"
+import { Job } from "../domain/Job.ts"
+import type { JobKind } from "../domain/JobKind.ts"
+import {
+  CancelRequested,
+  EnqueuedBatch,
+  Health,
+  IdempotencyHeaders,
+  JobCancelled,
+  JobIdParams,
+  JobPage,
+  ListJobsQuery,
+  makeNewJob,
+  makeNewJobBatch
+} from "./JobSchemas.ts"
+import {
+  DatabaseUnavailable,
+  IdempotencyConflict,
+  InternalError,
+  JobNotFound,
+  JobStateConflict,
+  MalformedJson,
+  PayloadTooLarge,
+  retryAfterSeconds,
+  Unauthorized,
+  UnsupportedMediaType,
+  ValidationFailed
+} from "./Problems.ts"
+
+/**
+ * Bearer tokens (`API_TOKENS`). Declared here so the document and clients know the scheme and the 401;
+ * the server enforces it for every route but `/health` in one place (BearerAuth), docs and unknown paths
+ * included, so this middleware's server side does nothing.
+ */
+export class Authorization extends HttpApiMiddleware.Service<Authorization>()("jobq/http/Authorization", {
+  security: {
+    bearer: HttpApiSecurity.bearer.pipe(
+      HttpApiSecurity.annotate(OpenApi.Description, "Required when the server sets API_TOKENS")
+    )
+  },
+  error: Unauthorized
+}) {}
+
+/** Turns request-decoding failures and body limits into problems (RequestErrors implements it). */
+export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("jobq/http/RequestErrors") {}
+
+const always = [InternalError, DatabaseUnavailable]
+const withBody = [MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
+
+const JobCreated = Job.pipe(HttpApiSchema.status(201))
+/** An idempotent repeat: the job the key first created, with `Idempotent-Replayed: true`. */
+const JobReplayed = HttpApiSchema.WithHeaders(Job, {
+  "idempotent-replayed": Schema.Literal("true")
+}).pipe(HttpApiSchema.status(200))
+
+export const makeJobsGroup = (kinds: ReadonlyArray<JobKind>) => {
+  const newJob = makeNewJob(kinds)
+  return HttpApiGroup.make("jobs")
+    .add(
+      HttpApiEndpoint.post("create", "/jobs", {
+        headers: IdempotencyHeaders,
+        payload: newJob,
+        success: [JobCreated, JobReplayed],
+        error: [...withBody, IdempotencyConflict, ...always]
+      }).annotate(OpenApi.Summary, "Enqueue a job (201 new, 200 idempotent repeat)"),
+      HttpApiEndpoint.post("createBatch", "/jobs/batch", {
+        payload: makeNewJobBatch(newJob),
+        success: EnqueuedBatch,
+        error: [...withBody, IdempotencyConflict, ...always]
+      }).annotate(OpenApi.Summary, "Enqueue jobs atomically: all or none"),
+      HttpApiEndpoint.get("get", "/jobs/:id", {
+        params: JobIdParams,
+        success: Job,
+        error: [JobNotFound, ...always]
+      }).annotate(OpenApi.Summary, "One job"),
+      HttpApiEndpoint.get("list", "/jobs", {
+        query: ListJobsQuery,
+        success: JobPage,
+        error: [ValidationFailed, ...always]
+      }).annotate(OpenApi.Summary, "Jobs in id order, filtered, one page at a time"),
+      HttpApiEndpoint.post("cancel", "/jobs/:id/cancel", {
+        params: JobIdParams,
+        success: [JobCancelled, CancelRequested.pipe(HttpApiSchema.status(202))],
+        error: [JobNotFound, JobStateConflict, ...always]
+      }).annotate(OpenApi.Summary, "Cancel a job (200 cancelled, 202 running: cancel requested)"),
+      HttpApiEndpoint.post("retry", "/jobs/:id/retry", {
+        params: JobIdParams,
+        success: Job,
+        error: [JobNotFound, JobStateConflict, ...always]
+      }).annotate(OpenApi.Summary, "Queue a failed or cancelled job again with fresh attempts")
+    )
+    .middleware(RequestErrors)
+    .middleware(Authorization)
+}
+
+export const SystemGroup = HttpApiGroup.make("system", { topLevel: true })
+  .add(
+    HttpApiEndpoint.get("health", "/health", {
+      success: Health,
+      error: always
+    }).annotate(OpenApi.Summary, "200 when the database answers, 503 with the reason when not; no auth"),
+    HttpApiEndpoint.get("metrics", "/metrics", {
+      success: Schema.String.pipe(
+        HttpApiSchema.asText({ contentType: "text/plain; version=0.0.4; charset=utf-8" })
+      ),
+      error: [InternalError, Unauthorized]
+    })
+      .middleware(Authorization)
+      .annotate(OpenApi.Summary, "Prometheus text exposition")
+  )
+  .middleware(RequestErrors)
+
+/** Documents what the schemas cannot say: the headers that come with some statuses. */
+const documentHeaders = (spec: Record<string, any>) => {
+  for (const item of Object.values<any>(spec.paths ?? {})) {
+    for (const operation of Object.values<any>(item)) {
+      const unavailable = operation?.responses?.["503"]
+      if (unavailable !== undefined) {
+        unavailable.headers = {
+          "Retry-After": {
+            description: `Seconds to wait before retrying (${retryAfterSeconds})`,
+            schema: { type: "string" }
+          }
+        }
+      }
+      const unauthorized = operation?.responses?.["401"]
+      if (unauthorized !== undefined) {
+        unauthorized.headers = {
+          "WWW-Authenticate": { description: "Bearer", schema: { type: "string" } }
+        }
+      }
+    }
+  }
+  return spec
+}
+
+export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
+  HttpApi.make("jobq")
+    .add(makeJobsGroup(kinds))
+    .add(SystemGroup)
+    .annotateMerge(
+      OpenApi.annotations({
+        title: "jobq",
+        version: "1",
+        description:
+          "A Postgres job queue. Errors are RFC 9457 problem details (application/problem+json); " +
+          "see docs/api.md.",
+        transform: documentHeaders
+      })
+    )
+    .annotate(HttpApi.ParseOptions, { errors: "all" })
+
+export type JobqApi = ReturnType<typeof makeApi>

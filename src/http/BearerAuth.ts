@@ -1,0 +1,49 @@
+/**
+ * Optional bearer tokens (`API_TOKENS`). When any are configured, every request but `/health` must carry
+ * `Authorization: Bearer <one of them>`, or it is answered 401 before it is routed or its body is read.
+ * Tokens are compared as SHA-256 digests with `timingSafeEqual`, against every configured token, so the
+ * time taken says nothing about how much of a token matched, nor which one.
+ */
+import { createHash, timingSafeEqual } from "node:crypto"
+import { Effect, Redacted } from "effect"
+import { HttpServerRequest, HttpServerRespondable, HttpServerResponse } from "effect/http"
+import { Unauthorized } from "./Problems.ts"
+
+/** Paths answered without a token: what load balancers and orchestrators probe. */
+export const publicPaths: ReadonlySet<string> = new Set(["/health"])
+
+const digest = (value: string) => createHash("sha256").update(value).digest()
+
+const bearer = (header: string | undefined): string | undefined => {
+  const match = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header)
+  return match?.[1]
+}
+
+/** Whether an `Authorization` header carries one of the tokens. Undefined `tokens` never match. */
+export const makeVerifier = (tokens: ReadonlyArray<Redacted.Redacted<string>>) => {
+  const digests = tokens.map((token) => digest(Redacted.value(token)))
+  return (authorization: string | undefined): boolean => {
+    const presented = bearer(authorization)
+    if (presented === undefined) return false
+    const candidate = digest(presented)
+    let matched = false
+    for (const known of digests) matched = timingSafeEqual(known, candidate) || matched
+    return matched
+  }
+}
+
+const challenge = HttpServerRespondable.toResponse(
+  new Unauthorized({ detail: "send Authorization: Bearer <token>" })
+).pipe(Effect.map(HttpServerResponse.setHeader("www-authenticate", 'Bearer realm="jobq"')))
+
+/** Router middleware: the identity when no tokens are configured. */
+export const middleware = (tokens: ReadonlyArray<Redacted.Redacted<string>>) => {
+  if (tokens.length === 0)
+    return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => app
+  const verify = makeVerifier(tokens)
+  return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const pathname = new URL(request.url, "http://localhost").pathname
+      return publicPaths.has(pathname) || verify(request.headers.authorization) ? app : challenge
+    })
+}

@@ -1,0 +1,51 @@
+/**
+ * Router middleware, outside every route: what the router and the handlers leave unanswered still leaves in
+ * the API's problem shape.
+ *
+ * - no route for the path -> 404 `RouteNotFound`; the path exists with other methods -> 405
+ *   `MethodNotAllowed` with `Allow`
+ * - a defect (a bug, or a database failure that is not transient) -> 500 `InternalError`, logged with its
+ *   cause; never a bare stack trace
+ * - every 503 carries `Retry-After`
+ */
+import { Cause, Effect } from "effect"
+import { HttpServerError, HttpServerRequest, HttpServerRespondable, HttpServerResponse } from "effect/http"
+import { InternalError, MethodNotAllowed, RouteNotFound, retryAfterSeconds } from "./Problems.ts"
+import type { Match } from "./RouteTable.ts"
+
+const render = (problem: HttpServerRespondable.Respondable) => HttpServerRespondable.toResponse(problem)
+
+const isRouteNotFound = (error: unknown) =>
+  HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
+
+export const middleware =
+  (matchRoute: (method: string, pathname: string) => Match) =>
+  <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+      app.pipe(
+        Effect.catchCause((cause) => {
+          const failure = Cause.findErrorOption(cause)
+          if (failure._tag === "Some" && isRouteNotFound(failure.value)) {
+            const pathname = new URL(request.url, "http://localhost").pathname
+            const match = matchRoute(request.method, pathname)
+            return match._tag === "WrongMethod"
+              ? render(
+                  new MethodNotAllowed({
+                    allowed: match.allowed,
+                    detail: `${request.method} is not allowed on ${match.route}; use ${match.allowed.join(", ")}`
+                  })
+                ).pipe(Effect.map(HttpServerResponse.setHeader("allow", match.allowed.join(", "))))
+              : render(new RouteNotFound({ detail: `no route for ${request.method} ${pathname}` }))
+          }
+          if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+          return Effect.logError("request failed", cause).pipe(
+            Effect.andThen(render(new InternalError({ detail: "the failure was logged" })))
+          )
+        }),
+        Effect.map((response) =>
+          response.status === 503 && response.headers["retry-after"] === undefined
+            ? HttpServerResponse.setHeader(response, "retry-after", String(retryAfterSeconds))
+            : response
+        )
+      )
+    )

@@ -1,0 +1,143 @@
+/**
+ * What the API's job endpoints read and write, beside the domain's `Job`. The enqueue body is built from the
+ * job kinds loaded at runtime: a union discriminated on `kind`, each member carrying its kind's payload
+ * schema, so the OpenAPI document (and a client generated from it) knows every kind's payload.
+ */
+import { Schema } from "effect"
+import {
+  IdempotencyKey,
+  Job,
+  JobId,
+  JobStatus,
+  KindName,
+  MaxAttempts,
+  Priority,
+  QueueName
+} from "../domain/Job.ts"
+import type { JobKind } from "../domain/JobKind.ts"
+
+/** Most jobs one `POST /jobs/batch` may carry. */
+export const maxBatchSize = 1000
+/** Largest page `GET /jobs` returns (`limit`), and its default. */
+export const maxPageSize = 500
+export const defaultPageSize = 50
+/** Longest delay a job may be scheduled with: one year. */
+export const maxDelayMs = 365 * 24 * 3600 * 1000
+
+const DelayMs = Schema.Int.pipe(
+  Schema.check(Schema.isBetween({ minimum: 0, maximum: maxDelayMs })),
+  Schema.annotate({ description: "Run no sooner than this many milliseconds from now" })
+)
+const RunAt = Schema.Date.annotate({ description: "Run no sooner than this instant (ISO 8601)" })
+
+/** The enqueue options every kind shares. */
+const jobOptions = {
+  queue: Schema.optionalKey(QueueName),
+  priority: Schema.optionalKey(Priority),
+  runAt: Schema.optionalKey(RunAt),
+  delayMs: Schema.optionalKey(DelayMs),
+  maxAttempts: Schema.optionalKey(MaxAttempts),
+  idempotencyKey: Schema.optionalKey(
+    IdempotencyKey.annotate({
+      description: "Makes the enqueue safe to repeat; the Idempotency-Key header wins"
+    })
+  )
+}
+
+const oneSchedule = Schema.makeFilter<{
+  readonly runAt?: Date | undefined
+  readonly delayMs?: number | undefined
+}>(
+  (job) =>
+    job.runAt !== undefined && job.delayMs !== undefined
+      ? { path: ["delayMs"], issue: "runAt and delayMs are mutually exclusive" }
+      : undefined,
+  { description: "runAt and delayMs are mutually exclusive" }
+)
+
+const componentName = (kind: string) => `NewJob_${kind.replace(/[^A-Za-z0-9._-]/g, "_")}`
+
+const newJobOf = (kind: JobKind) =>
+  Schema.Struct({
+    kind: Schema.Literal(kind.name),
+    payload: kind.payload,
+    ...jobOptions
+  })
+    .check(oneSchedule)
+    .annotate({
+      identifier: componentName(kind.name),
+      ...(kind.description === undefined ? {} : { description: kind.description })
+    })
+
+/** One job to enqueue: `{ kind, payload, ...options }`, the payload checked against its kind's schema. */
+export const makeNewJob = (kinds: ReadonlyArray<JobKind>) => {
+  if (kinds.length === 0) throw new Error("the API needs at least one job kind")
+  const names = kinds.map((kind) => kind.name)
+  return Schema.Union(kinds.map(newJobOf)).annotate({
+    identifier: "NewJob",
+    message: `Expected an object whose "kind" is one of: ${names.join(", ")}`,
+    description: "A job to enqueue, discriminated on `kind`"
+  })
+}
+export type NewJobRequest = Schema.Schema.Type<ReturnType<typeof makeNewJob>>
+
+export const makeNewJobBatch = (newJob: ReturnType<typeof makeNewJob>) =>
+  Schema.Struct({
+    jobs: Schema.Array(newJob).check(Schema.isBetweenLength(1, maxBatchSize))
+  }).annotate({ identifier: "NewJobBatch", description: `1 to ${maxBatchSize} jobs, enqueued all or none` })
+
+export const EnqueuedJob = Schema.Struct({
+  created: Schema.Boolean.annotate({ description: "false: an idempotent repeat of an earlier enqueue" }),
+  job: Job
+}).annotate({ identifier: "EnqueuedJob" })
+
+export const EnqueuedBatch = Schema.Struct({
+  jobs: Schema.Array(EnqueuedJob).annotate({ description: "In request order" })
+}).annotate({ identifier: "EnqueuedBatch" })
+
+export const ListJobsQuery = {
+  status: Schema.optionalKey(JobStatus),
+  kind: Schema.optionalKey(KindName),
+  queue: Schema.optionalKey(QueueName),
+  cursor: Schema.optionalKey(
+    JobId.annotate({ description: "`nextCursor` of the previous page; omit for the first page" })
+  ),
+  limit: Schema.optionalKey(
+    Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: maxPageSize })).annotate({
+      description: `Jobs per page, 1-${maxPageSize} (default ${defaultPageSize})`
+    })
+  )
+}
+
+export const JobPage = Schema.Struct({
+  jobs: Schema.Array(Job),
+  nextCursor: Schema.NullOr(Schema.String).annotate({
+    description: "Pass as `cursor` for the next page; null on the last page"
+  })
+}).annotate({ identifier: "JobPage", description: "Jobs in id (creation) order" })
+
+export const JobCancelled = Schema.Struct({
+  outcome: Schema.Literal("cancelled"),
+  job: Job
+}).annotate({ identifier: "JobCancelled", description: "The job was queued or retrying; it will not run" })
+
+export const CancelRequested = Schema.Struct({
+  outcome: Schema.Literal("cancel_requested"),
+  job: Job
+}).annotate({
+  identifier: "CancelRequested",
+  description: "The job is running; its worker interrupts it and settles it as cancelled"
+})
+
+export const JobIdParams = { id: JobId }
+
+export const IdempotencyHeaders = {
+  "idempotency-key": Schema.optionalKey(
+    IdempotencyKey.annotate({ description: "Makes the enqueue safe to repeat; wins over the body field" })
+  )
+}
+
+export const Health = Schema.Struct({
+  status: Schema.Literal("ok"),
+  database: Schema.Literal("up")
+}).annotate({ identifier: "Health" })

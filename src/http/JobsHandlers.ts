@@ -1,0 +1,135 @@
+/**
+ * The `jobs` group's handlers: HTTP in, `Queue` calls, HTTP out. The queue's rules (validation,
+ * idempotency, which states cancel and retry apply to) live in `Queue`; this maps its answers and failures
+ * onto the contract's statuses and problems.
+ */
+import { Effect, Metric, Schema } from "effect"
+import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
+import type * as DomainErrors from "../domain/errors.ts"
+import type { Job, NewJob } from "../domain/Job.ts"
+import { JobKinds } from "../domain/JobKind.ts"
+import { Queue } from "../queue/Queue.ts"
+import { jobsEnqueued } from "../telemetry/ApiMetrics.ts"
+import type { JobqApi } from "./Api.ts"
+import { orUnavailable } from "./DatabaseErrors.ts"
+import type { NewJobRequest } from "./JobSchemas.ts"
+import { IdempotencyConflict, JobNotFound, JobStateConflict, ValidationFailed } from "./Problems.ts"
+
+const replayedHeaders = { "idempotent-replayed": "true" } as const
+
+const notFound = (error: DomainErrors.JobNotFound) =>
+  new JobNotFound({ jobId: error.id, detail: error.message })
+
+const stateConflict = (error: DomainErrors.JobStateConflict) =>
+  new JobStateConflict({ jobId: error.id, jobStatus: error.status, detail: error.message })
+
+const idempotencyConflict = (error: DomainErrors.IdempotencyConflict) =>
+  new IdempotencyConflict({ idempotencyKey: error.idempotencyKey, jobId: error.jobId, detail: error.message })
+
+/** The queue re-validates payloads; a failure here means the kind's schema disagrees with itself. */
+const invalid = (
+  error: DomainErrors.UnknownJobKind | DomainErrors.InvalidPayload,
+  at: ReadonlyArray<string | number>
+) =>
+  new ValidationFailed({
+    detail: error.message,
+    errors:
+      error._tag === "UnknownJobKind"
+        ? [{ path: [...at, "kind"], message: error.message }]
+        : error.issues.map((issue) => ({ path: [...at, "payload", ...issue.path], message: issue.message }))
+  })
+
+const countCreated = (jobs: ReadonlyArray<{ readonly created: boolean; readonly job: Job }>) =>
+  Effect.forEach(
+    jobs.filter((e) => e.created),
+    (e) => Metric.update(Metric.withAttributes(jobsEnqueued, { kind: e.job.kind }), 1),
+    { discard: true }
+  )
+
+export const makeJobsHandlers = (api: JobqApi) =>
+  HttpApiBuilder.group(
+    api,
+    "jobs",
+    Effect.fn(function* (handlers) {
+      const queue = yield* Queue
+      const kinds = yield* JobKinds
+
+      /** The HTTP body decoded the payload to its Type; the queue takes it in its encoded form. */
+      const toNewJob = (body: NewJobRequest, idempotencyKey: string | undefined): Effect.Effect<NewJob> =>
+        Effect.map(
+          Effect.orDie(Schema.encodeUnknownEffect(kinds.get(body.kind)!.payload)(body.payload)),
+          (payload) => ({
+            kind: body.kind,
+            payload,
+            queue: body.queue,
+            priority: body.priority,
+            runAt: body.runAt,
+            delayMs: body.delayMs,
+            maxAttempts: body.maxAttempts,
+            idempotencyKey
+          })
+        )
+
+      return handlers.handleAll({
+        create: ({ payload, headers }) =>
+          Effect.gen(function* () {
+            const key = headers["idempotency-key"] ?? payload.idempotencyKey
+            const input = yield* toNewJob(payload, key)
+            const { job, created } = yield* queue.enqueue(input)
+            yield* countCreated([{ job, created }])
+            return created ? job : HttpApiSchema.withHeaders({ body: job, headers: replayedHeaders })
+          }).pipe(
+            orUnavailable,
+            Effect.catchTags({
+              IdempotencyConflict: (e) => Effect.fail(idempotencyConflict(e)),
+              UnknownJobKind: (e) => Effect.fail(invalid(e, ["body"])),
+              InvalidPayload: (e) => Effect.fail(invalid(e, ["body"]))
+            })
+          ),
+
+        createBatch: ({ payload }) =>
+          Effect.gen(function* () {
+            const inputs = yield* Effect.forEach(payload.jobs, (job) => toNewJob(job, job.idempotencyKey))
+            const jobs = yield* queue.enqueueMany(inputs)
+            yield* countCreated(jobs)
+            return { jobs }
+          }).pipe(
+            orUnavailable,
+            Effect.catchTags({
+              IdempotencyConflict: (e) => Effect.fail(idempotencyConflict(e)),
+              UnknownJobKind: (e) => Effect.fail(invalid(e, ["body", "jobs", e.index ?? 0])),
+              InvalidPayload: (e) => Effect.fail(invalid(e, ["body", "jobs", e.index ?? 0]))
+            })
+          ),
+
+        get: ({ params }) =>
+          queue.get(params.id).pipe(
+            orUnavailable,
+            Effect.catchTag("JobNotFound", (e) => Effect.fail(notFound(e)))
+          ),
+
+        list: ({ query }) => queue.list(query).pipe(orUnavailable),
+
+        cancel: ({ params }) =>
+          queue.cancel(params.id).pipe(
+            orUnavailable,
+            Effect.map(({ outcome, job }) =>
+              outcome === "cancelled" ? { outcome, job } : { outcome: "cancel_requested" as const, job }
+            ),
+            Effect.catchTags({
+              JobNotFound: (e) => Effect.fail(notFound(e)),
+              JobStateConflict: (e) => Effect.fail(stateConflict(e))
+            })
+          ),
+
+        retry: ({ params }) =>
+          queue.retry(params.id).pipe(
+            orUnavailable,
+            Effect.catchTags({
+              JobNotFound: (e) => Effect.fail(notFound(e)),
+              JobStateConflict: (e) => Effect.fail(stateConflict(e))
+            })
+          )
+      })
+    })
+  )

@@ -1,0 +1,136 @@
+/**
+ * Effect's HttpApi answers a request it cannot decode with an empty 400, an unsupported content type with
+ * plain text, and a body over the limit with a defect. This middleware turns each into the API's problem
+ * shape, and caps the bytes a handler may read:
+ *
+ * - body is not JSON -> 400 `MalformedJson`
+ * - body, query or headers break the schema -> 422 `ValidationFailed`, every issue with its path
+ * - the path's job id is not a UUID -> 404 `JobNotFound` (a malformed id names no job)
+ * - `Content-Type` is not `application/json` -> 415 `UnsupportedMediaType`
+ * - body over `MAX_BODY_BYTES` -> 413 `PayloadTooLarge`; a `Content-Length` over it is refused before any
+ *   byte is read, a chunked body as soon as the count passes it
+ */
+import { ByteSize, Cause, Effect, Layer, SchemaIssue } from "effect"
+import {
+  HttpIncomingMessage,
+  HttpRouter,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerRespondable,
+  type HttpServerResponse
+} from "effect/http"
+import { HttpApiError } from "effect/http-api"
+import { ApiConfig } from "../Config.ts"
+import { RequestErrors } from "./Api.ts"
+import {
+  JobNotFound,
+  MalformedJson,
+  PayloadTooLarge,
+  type ProblemIssue,
+  UnsupportedMediaType,
+  ValidationFailed
+} from "./Problems.ts"
+
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const slots = { Params: "path", Query: "query", Headers: "headers", Payload: "body" } as const
+
+const issuesOf = (error: HttpApiError.HttpApiSchemaError): Array<ProblemIssue> => {
+  const slot = slots[error.kind as keyof typeof slots] ?? error.kind.toLowerCase()
+  return formatter(error.cause.issue).issues.map((issue) => ({
+    path: [
+      slot,
+      ...(issue.path ?? []).map((segment) => {
+        const key =
+          typeof segment === "object" && segment !== null && "key" in segment ? segment.key : segment
+        return typeof key === "number" ? key : String(key)
+      })
+    ],
+    message: issue.message
+  }))
+}
+
+const isMalformedJson = (error: HttpApiError.HttpApiSchemaError) =>
+  error.kind === "Payload" &&
+  error.cause.issue._tag === "InvalidValue" &&
+  /valid JSON/.test(error.cause.issue.annotations?.message?.toString() ?? error.cause.message)
+
+const render = (problem: HttpServerRespondable.Respondable) => HttpServerRespondable.toResponse(problem)
+
+const fromSchemaError = (error: HttpApiError.HttpApiSchemaError) =>
+  Effect.gen(function* () {
+    if (isMalformedJson(error)) return yield* render(new MalformedJson({ detail: error.cause.message }))
+    if (error.kind === "Params") {
+      const route = yield* HttpRouter.RouteContext
+      const id = route.params.id ?? ""
+      return yield* render(new JobNotFound({ jobId: id, detail: `no job with id ${id}: not a UUID` }))
+    }
+    const errors = issuesOf(error)
+    const first = errors[0]
+    return yield* render(
+      new ValidationFailed({
+        detail:
+          first === undefined
+            ? "the request does not match the schema"
+            : `${first.path.join(".")}: ${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ""}`,
+        errors
+      })
+    )
+  })
+
+const isProblem = (response: HttpServerResponse.HttpServerResponse) =>
+  response.headers["content-type"]?.startsWith("application/problem+json") ?? false
+
+const isBodyRead = (defect: unknown): defect is HttpServerError.HttpServerError =>
+  HttpServerError.isHttpServerError(defect) && defect.reason._tag === "RequestParseError"
+
+export const layer = Layer.effect(
+  RequestErrors,
+  Effect.gen(function* () {
+    const { maxBodyBytes } = yield* ApiConfig
+    const tooLarge = render(
+      new PayloadTooLarge({ maxBytes: maxBodyBytes, detail: `the body exceeds ${maxBodyBytes} bytes` })
+    )
+    const unsupported = (contentType: string | undefined) =>
+      render(
+        new UnsupportedMediaType({
+          accepted: ["application/json"],
+          detail: `expected application/json, got ${contentType ?? "no content type"}`
+        })
+      )
+
+    const answer = (httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>) =>
+      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+        const declared = Number(request.headers["content-length"])
+        if (declared > maxBodyBytes) return tooLarge
+        return httpEffect.pipe(
+          Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
+          Effect.catchCause(
+            (
+              cause
+            ): Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpRouter.RouteContext> => {
+              const failure = Cause.findErrorOption(cause)
+              if (failure._tag === "Some" && HttpApiError.HttpApiSchemaError.is(failure.value)) {
+                return fromSchemaError(failure.value)
+              }
+              const defect = Cause.findDefect(cause)
+              if (defect._tag === "Success" && isBodyRead(defect.success)) {
+                const parse = defect.success.reason as HttpServerError.RequestParseError
+                return parse.reason === "BodyTooLarge"
+                  ? tooLarge
+                  : render(new MalformedJson({ detail: "the request body could not be read" }))
+              }
+              return Effect.failCause(cause)
+            }
+          ),
+          // the only 415 HttpApi sends itself: a body whose content type the endpoint does not accept
+          Effect.flatMap((response) =>
+            response.status === 415 && !isProblem(response)
+              ? unsupported(request.headers["content-type"])
+              : Effect.succeed(response)
+          )
+        )
+      })
+    return answer as unknown as RequestErrors["Service"]
+  })
+)

@@ -1,0 +1,60 @@
+/**
+ * Everything the API serves, assembled: the contract's endpoints with their handlers, the OpenAPI document,
+ * Swagger UI (its assets ship inside `effect`, no CDN), and the router-wide middleware (metrics, the
+ * problem shape for unrouted requests and defects, bearer auth).
+ */
+import { Effect, Layer } from "effect"
+import { HttpRouter, type HttpServerResponse } from "effect/http"
+import { HttpApiBuilder, HttpApiSwagger } from "effect/http-api"
+import { ApiConfig } from "../Config.ts"
+import type { JobKind } from "../domain/JobKind.ts"
+import { Authorization, makeApi } from "./Api.ts"
+import * as BearerAuth from "./BearerAuth.ts"
+import * as ErrorResponses from "./ErrorResponses.ts"
+import { makeJobsHandlers } from "./JobsHandlers.ts"
+import * as RequestErrors from "./RequestErrors.ts"
+import * as RequestMetrics from "./RequestMetrics.ts"
+import * as RouteTable from "./RouteTable.ts"
+import { makeSystemHandlers } from "./SystemHandlers.ts"
+
+export const openApiPath = "/api-docs/openapi.json"
+export const docsPath = "/docs"
+
+/** BearerAuth enforces tokens router-wide; the contract's Authorization only documents them. */
+const AuthorizationDeclared = Layer.succeed(
+  Authorization,
+  Authorization.of({ bearer: (httpEffect) => httpEffect })
+)
+
+const routerMiddleware = (api: ReturnType<typeof makeApi>) =>
+  HttpRouter.middleware(
+    Effect.gen(function* () {
+      const { tokens } = yield* ApiConfig
+      if (tokens.length === 0) yield* Effect.logWarning("API_TOKENS is not set: the API is open to anyone")
+      else yield* Effect.logInfo(`bearer auth on: ${tokens.length} token(s); /health stays open`)
+      const matchRoute = RouteTable.make([
+        ...RouteTable.fromApi(api),
+        { method: "GET", path: openApiPath },
+        { method: "GET", path: docsPath }
+      ])
+      const metrics = RequestMetrics.middleware(matchRoute)
+      const errors = ErrorResponses.middleware(matchRoute)
+      const auth = BearerAuth.middleware(tokens)
+      return (app: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>) =>
+        metrics(errors(auth(app)))
+    }),
+    { global: true }
+  )
+
+/** The API's routes for the given kinds; needs `Queue`, `JobKinds`, `PgClient`, `Prometheus`, `ApiConfig`. */
+export const layer = (kinds: ReadonlyArray<JobKind>) => {
+  const api = makeApi(kinds)
+  return Layer.mergeAll(
+    HttpApiBuilder.layer(api, { openapiPath: openApiPath }).pipe(
+      Layer.provide([makeJobsHandlers(api), makeSystemHandlers(api)]),
+      Layer.provide([RequestErrors.layer, AuthorizationDeclared])
+    ),
+    HttpApiSwagger.layer(api, { path: docsPath }),
+    routerMiddleware(api)
+  )
+}

@@ -1,0 +1,70 @@
+/**
+ * The `system` group's handlers: `/health` asks the database, `/metrics` scrapes the Prometheus exporter
+ * after sampling the database pool.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Metric } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { dbConnections, dbPoolMax } from "../telemetry/ApiMetrics.ts"
+import { Prometheus } from "../telemetry/Prometheus.ts"
+import type { JobqApi } from "./Api.ts"
+import { DatabaseUnavailable } from "./Problems.ts"
+
+const healthTimeout = "2 seconds"
+
+export const makeSystemHandlers = (api: JobqApi) =>
+  HttpApiBuilder.group(
+    api,
+    "system",
+    Effect.fn(function* (handlers) {
+      const sql = yield* PgClient.PgClient
+      const prometheus = yield* Prometheus
+      const poolMax = (sql.config as { readonly maxConnections?: number }).maxConnections ?? 10
+
+      const health = sql`SELECT 1`.pipe(
+        Effect.timeoutOrElse({
+          duration: healthTimeout,
+          orElse: () =>
+            Effect.fail(
+              new DatabaseUnavailable({ detail: `the database did not answer within ${healthTimeout}` })
+            )
+        }),
+        Effect.catchTag("SqlError", (error) =>
+          Effect.logWarning("health: the database did not answer", error).pipe(
+            Effect.andThen(
+              Effect.fail(
+                new DatabaseUnavailable({ detail: `the database did not answer (${error.reason._tag})` })
+              )
+            )
+          )
+        ),
+        Effect.as({ status: "ok", database: "up" } as const)
+      )
+
+      /** Connections Postgres sees from this application_name, by state; skipped when it does not answer. */
+      const samplePool = Effect.gen(function* () {
+        yield* Metric.update(dbPoolMax, poolMax)
+        const rows = yield* sql<{ state: string | null; count: number }>`
+          SELECT coalesce(state, 'unknown') AS state, count(*)::integer AS count
+          FROM pg_stat_activity
+          WHERE application_name = current_setting('application_name') AND datname = current_database()
+          GROUP BY 1`
+        const states = new Map(rows.map((r) => [r.state ?? "unknown", r.count]))
+        for (const state of ["active", "idle", "idle in transaction"])
+          states.set(state, states.get(state) ?? 0)
+        yield* Effect.forEach(
+          states,
+          ([state, count]) => Metric.update(Metric.withAttributes(dbConnections, { state }), count),
+          { discard: true }
+        )
+      }).pipe(
+        Effect.timeout("1 second"),
+        Effect.catchCause((cause) => Effect.logDebug("metrics: pool sample skipped", cause))
+      )
+
+      return handlers.handleAll({
+        health: () => health,
+        metrics: () => Effect.andThen(samplePool, prometheus.scrape)
+      })
+    })
+  )

@@ -1,0 +1,26 @@
+/**
+ * The API as a web-standard `(Request) => Promise<Response>`, for any fetch-style runtime (Bun.serve,
+ * Deno.serve, Cloudflare Workers, a test):
+ *
+ *   const { handler, dispose } = makeWebHandler(
+ *     apiLayer(kinds).pipe(Layer.provide(Database.layerUrl(url)), Layer.provide(ApiConfig.layer()))
+ *   )
+ *   Bun.serve({ fetch: handler })
+ */
+import { Layer } from "effect"
+import { HttpRouter, HttpServer } from "effect/http"
+import type { JobKind } from "../domain/JobKind.ts"
+import * as QueueLayer from "../queue/layer.ts"
+import { Prometheus } from "../telemetry/Prometheus.ts"
+import * as Routes from "./Routes.ts"
+
+/** The routes with the queue and the metrics exporter; still needs the database and `ApiConfig`. */
+export const apiLayer = (kinds: ReadonlyArray<JobKind>) =>
+  Routes.layer(kinds).pipe(
+    Layer.provide(QueueLayer.layer(kinds)),
+    Layer.provide(Prometheus.layer("jobq-api"))
+  )
+
+/** Serves a routes layer (`apiLayer` with its dependencies provided) as a web handler. */
+export const makeWebHandler = <E>(routes: Layer.Layer<never, E, HttpRouter.HttpRouter>) =>
+  HttpRouter.toWebHandler(routes.pipe(Layer.provide(HttpServer.layerServices)), { disableLogger: true })

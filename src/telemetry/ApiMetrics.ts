@@ -1,0 +1,29 @@
+/**
+ * The HTTP API's metrics. Requests are labelled by route template (`/jobs/:id`, never the raw path), method
+ * and status, so label cardinality stays bounded whatever clients send.
+ */
+import { Metric } from "effect"
+
+export const requests = Metric.counter("jobq_http_requests_total", {
+  description: "HTTP requests answered, by route template, method and status",
+  incremental: true
+})
+
+export const requestSeconds = Metric.histogram("jobq_http_request_duration_seconds", {
+  description: "Time to answer an HTTP request, by route template, method and status",
+  boundaries: Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 16 })
+})
+
+export const jobsEnqueued = Metric.counter("jobq_jobs_enqueued_total", {
+  description: "Jobs created through the API, by kind (idempotent repeats are not counted)",
+  incremental: true
+})
+
+export const dbConnections = Metric.gauge("jobq_db_connections", {
+  description:
+    "Server connections of this application_name by state (active, idle, ...), sampled at each scrape"
+})
+
+export const dbPoolMax = Metric.gauge("jobq_db_pool_max_connections", {
+  description: "Most connections this process's pool opens"
+})
