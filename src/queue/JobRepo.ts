@@ -7,6 +7,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
+import { jsonbText, replaceNulText } from "./nul.ts"
 
 /** A row ready to insert: payload already validated and encoded, id already chosen. */
 export interface JobInsert {
@@ -52,8 +53,10 @@ export interface LeaseState {
 }
 
 const maxErrorLength = 4000
-const truncate = (error: string) =>
-  error.length > maxErrorLength ? `${error.slice(0, maxErrorLength)}… (truncated)` : error
+const truncate = (error: string) => {
+  const text = replaceNulText(error)
+  return text.length > maxErrorLength ? `${text.slice(0, maxErrorLength)}… (truncated)` : text
+}
 
 const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
@@ -154,7 +157,7 @@ const make = Effect.gen(function* () {
       UPDATE jobs AS j
       SET status = 'succeeded', result = x.result, finished_at = now(), updated_at = now(),
           lease_owner = NULL, lease_expires_at = NULL
-      FROM jsonb_to_recordset(${JSON.stringify(results.map((r) => ({ id: r.id, result: r.result ?? null })))}::jsonb)
+      FROM jsonb_to_recordset(${jsonbText(results.map((r) => ({ id: r.id, result: r.result ?? null })))}::jsonb)
            AS x (id uuid, result jsonb)
       WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
       RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
