@@ -61,6 +61,30 @@ describe("payload validation", () => {
     }
   })
 
+  it("a payload string or key containing NUL (which jsonb cannot store) is InvalidPayload at its path", async () => {
+    const error = await run(
+      Effect.flip(Queue.use((q) => q.enqueue({ kind: "cpu_hash", payload: { seed: "a\u0000b", rounds: 1 } })))
+    )
+    expect(error._tag).toBe("InvalidPayload")
+    if (error._tag === "InvalidPayload") {
+      expect(paths(error.issues)).toEqual(['["seed"]'])
+      expect(error.issues[0]!.message).toContain("NUL")
+    }
+    const batch = await run(
+      Effect.flip(
+        Queue.use((q) =>
+          q.enqueueMany([
+            { kind: "noop", payload: {} },
+            { kind: "sleep", payload: { ms: 1 } },
+            { kind: "cpu_hash", payload: { seed: "\u0000", rounds: 1 } }
+          ])
+        )
+      )
+    )
+    expect(batch._tag).toBe("InvalidPayload")
+    if (batch._tag === "InvalidPayload") expect(batch.index).toBe(2)
+  })
+
   it("a valid payload is stored as given, with the job's defaults", async () => {
     const queue = uniqueQueue()
     const { job, created } = await run(

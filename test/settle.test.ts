@@ -65,6 +65,24 @@ describe("complete", () => {
     }
   })
 
+  it("a result containing NUL characters, which jsonb cannot hold, is stored with U+FFFD instead", async () => {
+    const queue = uniqueQueue()
+    for (let i = 0; i < 2; i++) await enqueue(queue)
+    const [a, b] = await claim("w1", queue, 30_000, 2)
+    // in one batch with a healthy result: one odd result must not sink the other
+    const done = await run(
+      JobRepo.use((r) =>
+        r.complete("w1", [
+          { id: a!.id, result: { "k\u0000": ["x\u0000y"], plain: "\\u0000 stays as typed" } },
+          { id: b!.id, result: "fine" }
+        ])
+      )
+    )
+    expect([...done].sort()).toEqual([a!.id, b!.id].sort())
+    expect((await get(a!.id)).result).toEqual({ "k\ufffd": ["x\ufffdy"], plain: "\\u0000 stays as typed" })
+    expect((await get(b!.id)).result).toBe("fine")
+  })
+
   it("completes several jobs in one call, and only those this worker holds", async () => {
     const queue = uniqueQueue()
     for (let i = 0; i < 3; i++) await enqueue(queue)
@@ -150,6 +168,14 @@ describe("fail", () => {
     expect(failed?.status).toBe("cancelled")
     expect(failed!.finishedAt).toBeInstanceOf(Date)
     expect(await claim("w1", queue)).toEqual([])
+  })
+
+  it("keeps an error containing NUL characters (U+FFFD in their place)", async () => {
+    const { job } = await running("w1")
+    const failed = await fail("w1", { id: job.id, error: "bad bytes: \u0000\u0001" })
+    expect(failed?.status).toBe("retrying")
+    expect(failed!.lastError).toBe("bad bytes: \ufffd\u0001")
+    expect(failed!.errors[0]!.error).toBe("bad bytes: \ufffd\u0001")
   })
 
   it("keeps a long error, truncated", async () => {

@@ -16,6 +16,7 @@ import type { Enqueued, Job, JobStatus, NewJob } from "../domain/Job.ts"
 import { issuesOf, JobKinds } from "../domain/JobKind.ts"
 import { uuidv7 } from "./ids.ts"
 import { type JobInsert, JobRepo } from "./JobRepo.ts"
+import { nulIssues } from "./nul.ts"
 
 export const defaultQueue = "default"
 export const defaultMaxAttempts = 5
@@ -86,6 +87,15 @@ const make = Effect.gen(function* () {
             })
         )
       )
+      const nulInPayload = nulIssues(payload)
+      if (nulInPayload.length > 0) {
+        return yield* new InvalidPayload({
+          kind: input.kind,
+          issues: nulInPayload,
+          ...at,
+          message: `payload of kind "${input.kind}" contains the NUL character, which cannot be stored`
+        })
+      }
       const queue = input.queue ?? defaultQueue
       const priority = input.priority ?? 0
       const maxAttempts = input.maxAttempts ?? kind.maxAttempts ?? defaultMaxAttempts
