@@ -305,7 +305,16 @@ const make = Effect.gen(function* () {
       ), deleted AS (DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING 1)
       SELECT count(*)::integer AS count FROM deleted`.pipe(Effect.map((rows) => rows[0]?.count ?? 0))
 
+  /** Unfinished jobs by queue and status, and the age of each queue's oldest ready job (for metrics). */
+  const depth = sql<{ queue: string; status: JobStatus; count: number; oldestReadySeconds: number | null }>`
+    SELECT queue, status, count(*)::integer AS count,
+           extract(epoch FROM now() - min(run_at) FILTER (WHERE status IN ('queued', 'retrying') AND run_at <= now()))::float8
+             AS "oldestReadySeconds"
+    FROM jobs WHERE status IN ('queued', 'retrying', 'running')
+    GROUP BY queue, status`
+
   return {
+    depth,
     insertOne,
     insertMany,
     findByIdempotencyKeys,
@@ -321,7 +330,11 @@ const make = Effect.gen(function* () {
     cancel,
     retry,
     pruneFinished
-  } satisfies Record<string, (...args: never) => Effect.Effect<unknown, SqlError.SqlError>>
+  } satisfies Record<
+    string,
+    | ((...args: never) => Effect.Effect<unknown, SqlError.SqlError>)
+    | Effect.Effect<unknown, SqlError.SqlError>
+  >
 })
 
 const toRecord = (job: JobInsert) => ({

@@ -14,6 +14,7 @@ import {
 } from "../domain/errors.ts"
 import type { Enqueued, Job, JobStatus, NewJob } from "../domain/Job.ts"
 import { issuesOf, JobKinds } from "../domain/JobKind.ts"
+import * as TraceContext from "../telemetry/TraceContext.ts"
 import { uuidv7 } from "./ids.ts"
 import { type JobInsert, JobRepo } from "./JobRepo.ts"
 import { nulIssues } from "./nul.ts"
@@ -128,7 +129,7 @@ const make = Effect.gen(function* () {
                   })
                 )
                 .digest("hex"),
-        traceContext: input.traceContext ?? null
+        traceContext: input.traceContext ?? (yield* TraceContext.capture) ?? null
       }
     })
 

@@ -3,14 +3,18 @@ import { Metric } from "effect"
 
 const seconds = Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 18 })
 
-const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+const counter = (name: string, description: string) =>
+  Metric.counter(name, { description, incremental: true })
 
 export const claimed = counter("jobq_jobs_claimed_total", "Jobs claimed by this worker")
 export const succeeded = counter("jobq_jobs_succeeded_total", "Jobs that succeeded")
 export const retried = counter("jobq_jobs_retried_total", "Failed attempts scheduled for a retry")
 export const failed = counter("jobq_jobs_failed_total", "Jobs that failed permanently")
 export const cancelled = counter("jobq_jobs_cancelled_total", "Running jobs cancelled on request")
-export const released = counter("jobq_jobs_released_total", "Running jobs given back to the queue at shutdown")
+export const released = counter(
+  "jobq_jobs_released_total",
+  "Running jobs given back to the queue at shutdown"
+)
 export const rescued = counter("jobq_jobs_rescued_total", "Jobs whose lease expired, rescued by this worker")
 export const leaseLost = counter("jobq_jobs_lease_lost_total", "Running jobs this worker lost the lease of")
 
@@ -28,5 +32,7 @@ export const claimSeconds = Metric.histogram("jobq_claim_duration_seconds", {
 })
 export const running = Metric.gauge("jobq_jobs_running", { description: "Jobs this worker is running now" })
 
-export const forJob = <M extends Metric.Metric<any, any>>(metric: M, job: { kind: string; queue: string }): M =>
-  Metric.withAttributes(metric, { kind: job.kind, queue: job.queue }) as M
+export const forJob = <M extends Metric.Metric<any, any>>(
+  metric: M,
+  job: { kind: string; queue: string }
+): M => Metric.withAttributes(metric, { kind: job.kind, queue: job.queue }) as M

@@ -25,6 +25,7 @@ import { JobKinds } from "../domain/JobKind.ts"
 import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
 import { decorrelatedJitter, nextDelayMs } from "../queue/Retry.ts"
+import * as TraceContext from "../telemetry/TraceContext.ts"
 import * as Metrics from "../telemetry/WorkerMetrics.ts"
 import * as Completer from "./Completer.ts"
 import { type AttemptFailed, run as runAttempt } from "./Executor.ts"
@@ -113,6 +114,7 @@ const make = Effect.gen(function* () {
 
   const settle = (job: ClaimedJob, exit: Exit.Exit<unknown, AttemptFailed>) =>
     Effect.gen(function* () {
+      yield* Effect.annotateCurrentSpan("jobq.job.outcome", outcomeOf(job, exit))
       if (Exit.isSuccess(exit)) {
         if (yield* completer.complete(job.id, exit.value ?? null)) {
           yield* Metric.update(Metrics.forJob(Metrics.succeeded, job), 1)
@@ -130,15 +132,21 @@ const make = Effect.gen(function* () {
       Effect.catchCause((cause) => Effect.logError("could not settle job", Cause.pretty(cause)))
     )
 
+  const outcomeOf = (job: ClaimedJob, exit: Exit.Exit<unknown, AttemptFailed>) =>
+    Exit.isSuccess(exit)
+      ? "succeeded"
+      : Cause.hasInterruptsOnly(exit.cause)
+        ? (stopReasons.get(job.id) ?? "released")
+        : "failed"
+
   const start = (job: ClaimedJob) =>
     Effect.gen(function* () {
       held.set(job.id, job)
       yield* Metric.update(Metrics.forJob(Metrics.claimed, job), 1)
-      yield* Metric.update(
-        Metrics.forJob(Metrics.queueWaitSeconds, job),
-        Math.max(0, ((job.startedAt ?? new Date()).getTime() - job.runAt.getTime()) / 1000)
-      )
+      const queueWaitMs = Math.max(0, (job.startedAt ?? new Date()).getTime() - job.runAt.getTime())
+      yield* Metric.update(Metrics.forJob(Metrics.queueWaitSeconds, job), queueWaitMs / 1000)
       const startedAt = performance.now()
+      const parent = TraceContext.parentSpan(job.traceContext)
       const attempt = runAttempt(kinds, job).pipe(
         Effect.onExit((exit) =>
           Effect.gen(function* () {
@@ -153,6 +161,18 @@ const make = Effect.gen(function* () {
             yield* signal
           })
         ),
+        // a child of the enqueuing span when the job carries one, so one trace spans both processes
+        Effect.withSpan("jobq.job.execute", {
+          kind: "consumer",
+          ...(parent === undefined ? { root: true } : { parent }),
+          attributes: {
+            "jobq.job.id": job.id,
+            "jobq.job.kind": job.kind,
+            "jobq.job.queue": job.queue,
+            "jobq.job.attempt": job.attempts,
+            "jobq.job.queue_wait_ms": queueWaitMs
+          }
+        }),
         Effect.annotateLogs({ fiber: "job", jobId: job.id, kind: job.kind, attempt: job.attempts })
       )
       yield* FiberMap.run(jobs, job.id, attempt)
@@ -171,7 +191,10 @@ const make = Effect.gen(function* () {
     const free = config.concurrency - held.size
     if (free <= 0 || !accepting) return false
     const began = performance.now()
-    const claimed = yield* repo.claim(workerId, free, leaseMs, config.queues)
+    const claimed = yield* repo.claim(workerId, free, leaseMs, config.queues).pipe(
+      Effect.tap((jobs) => Effect.annotateCurrentSpan("jobq.claim.count", jobs.length)),
+      Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": free } })
+    )
     yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
     for (const job of claimed) yield* start(job)
     return claimed.length === free

@@ -1,0 +1,31 @@
+/**
+ * Logs as one JSON object per line: level, message, timestamp, the trace and span ids of the current
+ * span (so a log line can be found from a trace and back), and the annotations (module, fiber, jobId...).
+ * `LOG_LEVEL` (Trace, Debug, Info, Warn, Error, Fatal, None; default Info) sets the minimum level;
+ * `LOG_FORMAT=pretty` switches to Effect's human-readable console logger for development.
+ */
+import { Config, Context, Effect, Layer, Logger, References, Tracer } from "effect"
+
+export const jsonLogger = Logger.make<unknown, void>((options) => {
+  const { annotations, spans: _spans, fiberId: _fiberId, ...base } = Logger.formatStructured.log(options)
+  const span = Context.getOrUndefined(options.fiber.context, Tracer.ParentSpan)
+  const line = {
+    ...base,
+    ...(span === undefined ? {} : { traceId: span.traceId, spanId: span.spanId }),
+    ...annotations
+  }
+  globalThis.console.log(JSON.stringify(line))
+})
+
+export const layerFromEnv = Layer.unwrap(
+  Effect.gen(function* () {
+    const level = yield* Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info" as const))
+    const format = yield* Config.Literals(["json", "pretty"], "LOG_FORMAT").pipe(
+      Config.withDefault("json" as const)
+    )
+    return Layer.merge(
+      Logger.layer([format === "json" ? jsonLogger : Logger.consolePretty()]),
+      Layer.succeed(References.MinimumLogLevel, level)
+    )
+  })
+)
