@@ -3,8 +3,8 @@
  * Swagger UI (its assets ship inside `effect`, no CDN), and the router-wide middleware (metrics, the
  * problem shape for unrouted requests and defects, bearer auth).
  */
-import { Effect, Layer } from "effect"
-import { HttpRouter, type HttpServerResponse } from "effect/http"
+import { Effect, Layer, type Types } from "effect"
+import { HttpRouter, type HttpServerRequest, type HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiSwagger } from "effect/http-api"
 import { ApiConfig } from "../Config.ts"
 import type { JobKind } from "../domain/JobKind.ts"
@@ -40,8 +40,13 @@ const routerMiddleware = (api: ReturnType<typeof makeApi>) =>
       const metrics = RequestMetrics.middleware(matchRoute)
       const errors = ErrorResponses.middleware(matchRoute)
       const auth = BearerAuth.middleware(tokens)
-      return (app: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>) =>
-        metrics(errors(auth(app)))
+      // ErrorResponses answers every failure; only an interruption passes through
+      return (app: Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled>) =>
+        metrics(errors(auth(app))) as Effect.Effect<
+          HttpServerResponse.HttpServerResponse,
+          Types.unhandled,
+          HttpServerRequest.HttpServerRequest
+        >
     }),
     { global: true }
   )

@@ -1,0 +1,57 @@
+/**
+ * The HTTP API on a fresh test database, driven through the exported web handler (`request`) or, for
+ * clients that need a socket, on a real port (`serve`). Everything is torn down after the file's tests.
+ */
+import { afterAll } from "bun:test"
+import { Layer, Redacted } from "effect"
+import { ApiConfig } from "../../src/Config.ts"
+import * as Database from "../../src/db/Database.ts"
+import { demoKinds } from "../../src/domain/DemoKinds.ts"
+import type { JobKind } from "../../src/domain/JobKind.ts"
+import { apiLayer, makeWebHandler } from "../../src/http/handler.ts"
+import { setupQueueTests } from "./runtime.ts"
+
+export interface ApiSettings {
+  readonly tokens?: ReadonlyArray<string>
+  readonly maxBodyBytes?: number
+  readonly kinds?: ReadonlyArray<JobKind>
+}
+
+/** A web handler for the API on the database at `url`; disposed after the file's tests. */
+export const webHandler = (url: string, settings: ApiSettings = {}) => {
+  const { handler, dispose } = makeWebHandler(
+    apiLayer(settings.kinds ?? demoKinds).pipe(
+      Layer.provide(Database.layerUrl(url, { maxConnections: 20, applicationName: "jobq-api-tests" })),
+      Layer.provide(
+        ApiConfig.layer({
+          tokens: (settings.tokens ?? []).map((token) => Redacted.make(token)),
+          ...(settings.maxBodyBytes === undefined ? {} : { maxBodyBytes: settings.maxBodyBytes })
+        })
+      )
+    )
+  )
+  afterAll(dispose)
+  return handler
+}
+
+/** A fresh database, the queue runtime on it (to arrange state) and the API over it. */
+export const setupApiTests = async (file: string, settings: ApiSettings = {}) => {
+  const queue = await setupQueueTests(file, settings.kinds ?? demoKinds)
+  const handler = webHandler(queue.db.url, settings)
+  const base = "http://api.test"
+  const request = (path: string, init: RequestInit = {}) => handler(new Request(`${base}${path}`, init))
+  const postJson = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    request(path, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body)
+    })
+  return { ...queue, handler, request, postJson }
+}
+
+/** The handler on a real port (127.0.0.1, picked by the OS), for clients that speak HTTP. */
+export const serve = (handler: (request: Request) => Promise<Response>) => {
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: handler })
+  afterAll(() => server.stop(true))
+  return `http://127.0.0.1:${server.port}`
+}
