@@ -30,7 +30,7 @@ export const makeSystemHandlers = (api: JobqApi) =>
             )
         }),
         Effect.catchTag("SqlError", (error) =>
-          Effect.logWarning("health: the database did not answer", error).pipe(
+          Effect.logWarning(`health: the database did not answer: ${error.message}`).pipe(
             Effect.andThen(
               Effect.fail(
                 new DatabaseUnavailable({ detail: `the database did not answer (${error.reason._tag})` })
