@@ -1,0 +1,288 @@
+/**
+ * What ships: the Docker image and Compose stack run programs that exist and that package.json names, every
+ * setting the programs read is documented and reachable through Compose, the npm tarball holds only what a
+ * user needs, and each subpath export imports on its own without loading the others' dependencies.
+ * No database and no Docker engine needed.
+ */
+import { describe, expect, it } from "bun:test"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { healthUrl, probe } from "../docker/healthcheck.ts"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+const read = (path: string) => readFileSync(join(root, path), "utf8")
+const pkg = JSON.parse(read("package.json")) as {
+  name: string
+  engines: Record<string, string>
+  exports: Record<string, string>
+  files: Array<string>
+  scripts: Record<string, string>
+  devDependencies: Record<string, string>
+}
+const dockerfile = read("Dockerfile")
+const compose = Bun.YAML.parse(read("docker-compose.yml")) as {
+  services: Record<
+    string,
+    {
+      command?: Array<string>
+      environment?: Record<string, string | number>
+      build?: unknown
+      image?: string
+    }
+  >
+}
+const programServices = Object.entries(compose.services).filter(([, s]) => s.build !== undefined)
+
+/** `bun [run] <file.ts | script>` -> the .ts file it runs, following a package.json script once. */
+const programOf = (command: ReadonlyArray<string>): string => {
+  const args = command[0] === "bun" ? command.slice(1) : [...command]
+  const target = args[0] === "run" ? args[1] : args[0]
+  if (target === undefined) throw new Error(`no program in ${JSON.stringify(command)}`)
+  if (target.endsWith(".ts")) return target
+  const script = pkg.scripts[target]
+  if (script === undefined) throw new Error(`"${target}" is neither a file nor a package.json script`)
+  return programOf(script.split(/\s+/))
+}
+
+/** Instructions of the Dockerfile, continuation lines joined, comments dropped. */
+const instructions = dockerfile
+  .replace(/\\\n/g, " ")
+  .split("\n")
+  .map((line) => line.trim())
+  .filter((line) => line !== "" && !line.startsWith("#"))
+
+describe("the image and the compose stack", () => {
+  const cmd = instructions.filter((i) => i.startsWith("CMD ")).at(-1)
+  const imageCommand = JSON.parse(cmd!.slice(4)) as Array<string>
+  const composeCommands = programServices.map(([name, s]) => [name, s.command ?? imageCommand] as const)
+
+  it("every program the image and compose run exists, and package.json has a script for it", () => {
+    const commands = [["image CMD", imageCommand] as const, ...composeCommands]
+    expect(composeCommands.map(([name]) => name).sort()).toEqual(["api", "migrate", "worker"])
+    const scriptTargets = new Set(Object.values(pkg.scripts).map((s) => s.split(/\s+/).at(-1)))
+    for (const [name, command] of commands) {
+      const program = programOf(command)
+      expect({ name, program, exists: existsSync(join(root, program)) }).toEqual({
+        name,
+        program,
+        exists: true
+      })
+      expect({ name, program, script: scriptTargets.has(program) }).toEqual({ name, program, script: true })
+    }
+    for (const script of ["api", "worker", "migrate"]) {
+      expect(existsSync(join(root, programOf(["bun", "run", script])))).toBe(true)
+    }
+  })
+
+  it("the runtime image is the Bun that package.json pins and that satisfies engines.bun", () => {
+    const version = /^ARG BUN_VERSION=(\S+)$/m.exec(dockerfile)?.[1]
+    expect(version).toBe(pkg.devDependencies.bun)
+    expect(Bun.semver.satisfies(version!, pkg.engines.bun!)).toBe(true)
+    expect(instructions.some((i) => /^FROM oven\/bun:\$\{BUN_VERSION\}\S* AS runtime$/.test(i))).toBe(true)
+    expect(instructions.filter((i) => i.startsWith("USER ")).at(-1)).toBe("USER bun")
+  })
+
+  it("everything the image copies from the build context exists and passes .dockerignore", () => {
+    const allowed = read(".dockerignore")
+      .split("\n")
+      .filter((line) => line.startsWith("!"))
+      .map((line) => line.slice(1))
+    const sources = instructions
+      .filter((i) => i.startsWith("COPY ") && !i.includes("--from="))
+      .flatMap((i) => i.split(/\s+/).slice(1, -1))
+    expect(sources.length).toBeGreaterThan(3)
+    for (const source of sources) {
+      expect({ source, exists: existsSync(join(root, source)), allowed: allowed.includes(source) }).toEqual({
+        source,
+        exists: true,
+        allowed: true
+      })
+    }
+    const healthcheck = instructions.find((i) => i.startsWith("HEALTHCHECK "))!
+    expect(JSON.parse(healthcheck.slice(healthcheck.indexOf("CMD ") + 4))).toEqual([
+      "bun",
+      "docker/healthcheck.ts"
+    ])
+  })
+
+  it("the healthcheck probes the program the container runs", () => {
+    const byService = Object.fromEntries(
+      composeCommands.map(([name, command]) => [
+        name,
+        healthUrl({ PORT: "8080", WORKER_METRICS_PORT: "9091" }, ["/sbin/docker-init", "--", ...command])
+      ])
+    )
+    expect(byService).toEqual({
+      api: "http://127.0.0.1:8080/health",
+      worker: "http://127.0.0.1:9091/health",
+      migrate: undefined
+    })
+    expect(healthUrl({}, [])).toBe("http://127.0.0.1:8080/health")
+    expect(healthUrl({ PORT: "3000" }, ["bun", "src/api.ts"])).toBe("http://127.0.0.1:3000/health")
+    expect(healthUrl({ WORKER_METRICS_PORT: "0" }, ["bun", "run", "worker"])).toBeUndefined()
+    expect(healthUrl({ HEALTHCHECK_URL: "http://x/h" }, ["bun", "src/worker.ts"])).toBe("http://x/h")
+    expect(healthUrl({ HEALTHCHECK_URL: "none" }, ["bun", "src/api.ts"])).toBeUndefined()
+  })
+
+  it("the healthcheck passes on 2xx only, and fails on an error status or a closed port", async () => {
+    let status = 200
+    const server = Bun.serve({ port: 0, fetch: () => new Response("{}", { status }) })
+    try {
+      const url = `http://127.0.0.1:${server.port}/health`
+      expect(await probe(url)).toBe(0)
+      status = 503
+      expect(await probe(url)).toBe(1)
+    } finally {
+      await server.stop(true)
+    }
+    expect(await probe(`http://127.0.0.1:${server.port}/health`, 1000)).toBe(1)
+    expect(await probe(undefined)).toBe(0)
+  })
+})
+
+/** Every environment variable the programs read, found in the sources. */
+const variablesReadBySrc = () => {
+  const files: Array<string> = []
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`
+      if (entry.isDirectory()) walk(path)
+      else if (entry.name.endsWith(".ts")) files.push(path)
+    }
+  }
+  walk("src")
+  const patterns = [
+    /Config\.\w+\(\s*"([A-Z][A-Z0-9_]*)"/g, // Config.String("NAME")
+    /Config\.\w+\(\s*\[[^\]]*\]\s*,\s*"([A-Z][A-Z0-9_]*)"/g, // Config.Literals([...], "NAME")
+    /\bduration\(\s*"([A-Z][A-Z0-9_]*)"/g, // the Config.ts helper
+    /(?:process|Bun)\.env\.([A-Z][A-Z0-9_]*)/g,
+    /(?:process|Bun)\.env\[\s*"([A-Z][A-Z0-9_]*)"\s*\]/g
+  ]
+  const names = new Set<string>()
+  for (const file of files) {
+    const text = read(file)
+    for (const pattern of patterns) for (const match of text.matchAll(pattern)) names.add(match[1]!)
+  }
+  return names
+}
+
+const envExample = read(".env.example")
+const documented = new Set([...envExample.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!))
+
+describe("settings", () => {
+  const readBySrc = variablesReadBySrc()
+  // Read, but not a setting: the OS sets it; WORKER_ID's comment names it.
+  const notSettings = new Set(["HOSTNAME"])
+
+  it("the scan finds the settings we know of (guards the scan itself)", () => {
+    for (const name of ["DATABASE_URL", "PORT", "API_TOKENS", "WORKER_SHUTDOWN_GRACE", "JOBS_MODULE"]) {
+      expect(readBySrc.has(name)).toBe(true)
+    }
+  })
+
+  it(".env.example documents every variable the programs read", () => {
+    const missing = [...readBySrc].filter((name) => !documented.has(name) && !notSettings.has(name))
+    expect(missing).toEqual([])
+    for (const name of notSettings) expect(envExample).toContain(name)
+  })
+
+  it("compose passes every setting to a program, and documents every variable it interpolates", () => {
+    const passed = new Set(programServices.flatMap(([, s]) => Object.keys(s.environment ?? {})))
+    // One value for all programs would merge their traces under one service name.
+    const perProgram = new Set(["OTEL_SERVICE_NAME"])
+    const unreachable = [...readBySrc].filter(
+      (n) => !passed.has(n) && !notSettings.has(n) && !perProgram.has(n)
+    )
+    expect(unreachable).toEqual([])
+    const interpolated = new Set(
+      [...read("docker-compose.yml").matchAll(/\$\{([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]!)
+    )
+    expect([...interpolated].filter((name) => !documented.has(name))).toEqual([])
+  })
+})
+
+describe("the npm package", () => {
+  const packed = () => {
+    const result = Bun.spawnSync(["npm", "pack", "--dry-run", "--json", "--ignore-scripts"], {
+      cwd: root,
+      env: { ...process.env, npm_config_update_notifier: "false" },
+      stderr: "pipe"
+    })
+    expect(result.exitCode).toBe(0)
+    const [tarball] = JSON.parse(result.stdout.toString()) as Array<{ files: Array<{ path: string }> }>
+    return tarball!.files.map((f) => f.path)
+  }
+
+  it("npm pack lists only sources, migrations, package.json, README and LICENSE", () => {
+    const files = packed()
+    const strays = files.filter(
+      (f) => !/^(src|migrations)\//.test(f) && !["package.json", "README.md", "LICENSE"].includes(f)
+    )
+    expect(strays).toEqual([])
+    expect(files).toContain("LICENSE")
+    for (const target of Object.values(pkg.exports)) expect(files).toContain(target.replace(/^\.\//, ""))
+    for (const migration of readdirSync(join(root, "migrations"))) {
+      expect(files).toContain(`migrations/${migration}`)
+    }
+  })
+
+  /** Imports the entry by its package name in a fresh Bun, answers the modules that got loaded. */
+  const loadedBy = (entry: string) => {
+    const code = `await import(${JSON.stringify(entry)}); console.log(JSON.stringify(Object.keys(require.cache)))`
+    const { DATABASE_URL: _, ...env } = process.env
+    const result = Bun.spawnSync([process.execPath, "--no-install", "-e", code], {
+      cwd: root,
+      env,
+      stderr: "pipe"
+    })
+    if (result.exitCode !== 0) throw new Error(`importing ${entry} failed: ${result.stderr.toString()}`)
+    return (JSON.parse(result.stdout.toString()) as Array<string>).map((path) =>
+      path.startsWith(root) ? path.slice(root.length) : path
+    )
+  }
+
+  const httpApi = /node_modules\/effect\/dist\/http-api\//
+  const otel = /node_modules\/@(effect\/)?opentelemetry\//
+  const platformNode = /node_modules\/@effect\/platform-node/
+  const sharedHttp = new Set(["src/http/BunServer.ts"])
+
+  const cases: Array<{ subpath: string; forbidden: (path: string) => boolean }> = [
+    {
+      // the core: domain, migrations, queue. No HTTP API, worker, metrics or tracing dependencies.
+      subpath: ".",
+      forbidden: (p) =>
+        p.startsWith("src/http/") ||
+        p.startsWith("src/worker/") ||
+        httpApi.test(p) ||
+        otel.test(p) ||
+        platformNode.test(p)
+    },
+    {
+      // the worker: its own small /metrics + /health listener shares the Bun server adapter only.
+      subpath: "./worker",
+      forbidden: (p) =>
+        (p.startsWith("src/http/") && !sharedHttp.has(p)) ||
+        httpApi.test(p) ||
+        p === "src/telemetry/ApiMetrics.ts" ||
+        platformNode.test(p)
+    },
+    {
+      subpath: "./api",
+      forbidden: (p) =>
+        p.startsWith("src/worker/") || p === "src/telemetry/WorkerMetrics.ts" || platformNode.test(p)
+    }
+  ]
+
+  for (const { subpath, forbidden } of cases) {
+    it(`"${subpath}" imports on its own without loading the other entries' dependencies`, () => {
+      const loaded = loadedBy(subpath === "." ? pkg.name : `${pkg.name}/${subpath.slice(2)}`)
+      expect(loaded).toContain(pkg.exports[subpath]!.replace(/^\.\//, ""))
+      expect(loaded.filter(forbidden)).toEqual([])
+    })
+  }
+
+  it("the api entry does load the HTTP API (the check above can see it)", () => {
+    expect(loadedBy(`${pkg.name}/api`).some((p) => httpApi.test(p))).toBe(true)
+  })
+})
