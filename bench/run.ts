@@ -1,0 +1,83 @@
+/**
+ * `npm run bench [-- --quick] [-- --only=name,name]`: every benchmark against the local Postgres, in one
+ * run, in priority order; writes bench/RESULTS.md and bench/drain.svg. Each scenario uses its own
+ * database and drops it afterwards. A scenario that fails is reported as failed; the others still run.
+ */
+import * as BenchDatabase from "./BenchDatabase.ts"
+import * as BenchDependencies from "./BenchDependencies.ts"
+import * as Chart from "./Chart.ts"
+import * as Machine from "./Machine.ts"
+import * as Report from "./Report.ts"
+import type { ChartPoint, Context, Section } from "./Scenario.ts"
+import * as Drain from "./scenarios/Drain.ts"
+
+const args = process.argv.slice(2)
+const quick = args.includes("--quick")
+const only = args
+  .find((a) => a.startsWith("--only="))
+  ?.slice("--only=".length)
+  .split(",")
+
+const scenarios: ReadonlyArray<{ readonly name: string; readonly run: (c: Context) => Promise<Section> }> = [
+  { name: "drain", run: Drain.run }
+]
+
+const started = new Date()
+const t0 = performance.now()
+const log = (line: string) => console.log(`[bench ${((performance.now() - t0) / 1000).toFixed(1)}s] ${line}`)
+
+let peersAvailable = true
+try {
+  await BenchDependencies.ensureInstalled()
+} catch (error) {
+  peersAvailable = false
+  log(`peers and chart unavailable: ${String(error)}`)
+}
+
+const admin = BenchDatabase.admin()
+const machine = await Machine.describe(admin)
+await admin.close()
+log(
+  `${machine.cores} cores, ${machine.cpuModel}, load ${machine.loadAverage}; ${quick ? "quick" : "full"} mode`
+)
+
+const context: Context = { quick, runs: 3, log, peersAvailable }
+const sections: Array<Section> = []
+for (const scenario of scenarios) {
+  if (only !== undefined && !only.includes(scenario.name)) continue
+  log(`scenario ${scenario.name}`)
+  try {
+    sections.push(await scenario.run(context))
+  } catch (error) {
+    log(`scenario ${scenario.name} failed: ${String(error)}`)
+    sections.push({
+      title: scenario.name,
+      markdown: `**Failed in this run:** ${String(error instanceof Error ? error.message : error)}`
+    })
+  }
+}
+
+const points: Array<ChartPoint> = sections.flatMap((s) => s.chart ?? [])
+let chartWritten = false
+if (peersAvailable && points.length > 0) {
+  try {
+    await Chart.render(points)
+    chartWritten = true
+  } catch (error) {
+    log(`chart not written: ${String(error)}`)
+  }
+}
+
+const loadAfter = (await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")
+await Report.write({
+  quick,
+  runs: context.runs,
+  startedAt: started,
+  elapsedSeconds: (performance.now() - t0) / 1000,
+  machine,
+  loadAfter,
+  sections,
+  chartWritten,
+  preface: ""
+})
+log(`wrote bench/RESULTS.md${chartWritten ? ` and bench/${Chart.fileName}` : ""}`)

@@ -1,0 +1,120 @@
+/**
+ * Scenario 1 and 3: drain throughput of no-op jobs from a backlog, at each concurrency, for our worker
+ * (one process, and two), and for the peers at the same concurrency in the same loop: for every run index
+ * each system drains the same backlog once, in turn, so each ratio compares two runs taken side by side.
+ */
+import * as BenchDatabase from "../BenchDatabase.ts"
+import { integer, medianRange, ratio, table } from "../Markdown.ts"
+import type { ChartPoint, Context, Section } from "../Scenario.ts"
+import { type Summary, summarize } from "../Stats.ts"
+import * as OurDrain from "./OurDrain.ts"
+import * as PeerDrain from "./PeerDrain.ts"
+
+export const concurrencies = (quick: boolean) => (quick ? [1, 8, 32] : [1, 2, 4, 8, 16, 32])
+export const backlogSize = (quick: boolean) => (quick ? 5_000 : 20_000)
+
+interface System {
+  readonly name: string
+  readonly drain: (concurrency: number, backlog: number, label: string) => Promise<number>
+}
+
+const ours = (db: BenchDatabase.BenchDatabase): System => ({
+  name: "ours (1 process)",
+  drain: async (concurrency, backlog, label) =>
+    (await OurDrain.run(db, { backlog, concurrency, processes: 1 }, label)).jobsPerSecond
+})
+
+export const run = async (context: Context): Promise<Section> => {
+  const backlog = backlogSize(context.quick)
+  const levels = concurrencies(context.quick)
+  const results = new Map<string, Map<number, Array<number>>>()
+  const record = (system: string, concurrency: number, value: number) => {
+    const bySystem = results.get(system) ?? new Map<number, Array<number>>()
+    results.set(system, bySystem)
+    bySystem.set(concurrency, [...(bySystem.get(concurrency) ?? []), value])
+  }
+  const peerNames = context.peersAvailable ? PeerDrain.peers.map((p) => p.name) : []
+
+  await BenchDatabase.using("drain", async (db) => {
+    const systems: Array<System> = [ours(db)]
+    if (context.peersAvailable) {
+      for (const peer of PeerDrain.peers) {
+        systems.push({
+          name: peer.name,
+          drain: (concurrency, size) => PeerDrain.run(peer, db, { concurrency, backlog: size })
+        })
+      }
+    }
+    for (const concurrency of levels) {
+      for (let i = 0; i < context.runs; i++) {
+        for (const system of systems) {
+          const value = await system.drain(concurrency, backlog, `drain-c${concurrency}-${i}`)
+          record(system.name, concurrency, value)
+          context.log(`drain ${system.name} c=${concurrency} run ${i + 1}: ${integer(value)} jobs/s`)
+        }
+      }
+    }
+    // two worker processes, each with half the slots of the largest level and with the full level each
+    for (const each of [16, 32]) {
+      for (let i = 0; i < context.runs; i++) {
+        const value = (
+          await OurDrain.run(db, { backlog, concurrency: each, processes: 2 }, `drain-2p-${each}`)
+        ).jobsPerSecond
+        record("ours (2 processes)", each * 2, value)
+        context.log(`drain ours 2 processes x c=${each} run ${i + 1}: ${integer(value)} jobs/s`)
+      }
+    }
+  })
+
+  const summary = (system: string, concurrency: number): Summary | undefined => {
+    const values = results.get(system)?.get(concurrency)
+    return values === undefined ? undefined : summarize(values)
+  }
+  const ourName = "ours (1 process)"
+  /** Median over runs of (peer / ours) for the runs taken side by side. */
+  const pairedRatio = (peer: string, concurrency: number) => {
+    const mine = results.get(ourName)?.get(concurrency) ?? []
+    const theirs = results.get(peer)?.get(concurrency) ?? []
+    const ratios = theirs.map((t, i) => (mine[i] ?? Number.NaN) / t)
+    return ratios.length === 0 ? undefined : summarize(ratios)
+  }
+
+  const rows = levels.map((c) => {
+    const cells = [String(c), medianRange(summary(ourName, c)!)]
+    for (const peer of peerNames) {
+      const s = summary(peer, c)
+      const r = pairedRatio(peer, c)
+      cells.push(s === undefined ? "n/a" : medianRange(s))
+      cells.push(r === undefined ? "n/a" : `${ratio(r.median)} (${ratio(r.min)} – ${ratio(r.max)})`)
+    }
+    return cells
+  })
+  const headers = ["concurrency", "ours, jobs/s"]
+  for (const peer of peerNames) headers.push(`${peer}, jobs/s`, `ours ÷ ${peer}`)
+  const twoProcesses = [16, 32].map((each) => [
+    `2 × ${each}`,
+    medianRange(summary("ours (2 processes)", each * 2)!)
+  ])
+
+  const chart: Array<ChartPoint> = []
+  for (const [system, bySystem] of results) {
+    for (const [concurrency, values] of bySystem) {
+      chart.push({ system, concurrency, jobsPerSecond: summarize(values).median })
+    }
+  }
+
+  const best = (system: string) => Math.max(...levels.map((c) => summary(system, c)?.median ?? 0))
+  const figures: Record<string, number> = { oursBest: best(ourName) }
+  for (const peer of peerNames) figures[`${peer}Best`] = best(peer)
+
+  const markdown = [
+    `Backlog: ${integer(backlog)} no-op jobs per run${context.quick ? " (quick mode: 5,000 instead of 20,000, concurrency 1, 8, 32 only)" : ""}, inserted in one statement and then \`ANALYZE\`d, for every system alike. ${context.runs} runs per cell: median (min – max). Ratios are paired: run i of ours divided by run i of the peer, taken one after the other at the same concurrency; the median and range of those ratios.`,
+    "",
+    table(headers, rows),
+    "",
+    "Our worker with two processes on the same backlog (total concurrency = 2 × per process):",
+    "",
+    table(["processes × concurrency", "jobs/s"], twoProcesses)
+  ].join("\n")
+  return { title: "Drain throughput", markdown, chart, figures }
+}

@@ -1,0 +1,66 @@
+/**
+ * Drain throughput of our worker: a backlog of no-op jobs, `ANALYZE jobs`, then worker processes
+ * (`bun src/worker.ts`) started behind the start gate. Throughput is the backlog divided by the time from
+ * the gate opening to the last completion (`max(finished_at)`, the start of the transaction that
+ * committed it), both read from the database's clock.
+ */
+import * as Backlog from "../Backlog.ts"
+import type { BenchDatabase } from "../BenchDatabase.ts"
+import * as StartGate from "../StartGate.ts"
+import * as WorkerProcess from "../WorkerProcess.ts"
+
+export interface DrainRun {
+  readonly jobsPerSecond: number
+  readonly seconds: number
+}
+
+export interface DrainOptions {
+  readonly backlog: number
+  readonly concurrency: number
+  readonly processes: number
+  /** Leave this many finished jobs in the table before the backlog (queue-depth scenario). */
+  readonly finishedRows?: number
+  readonly timeoutMs?: number
+  readonly env?: Readonly<Record<string, string>>
+}
+
+const succeeded = (db: BenchDatabase) =>
+  db.sql`SELECT count(*)::int AS n FROM jobs WHERE status = 'succeeded'`.then((rows) => Number(rows[0].n))
+
+export const run = async (db: BenchDatabase, options: DrainOptions, label: string): Promise<DrainRun> => {
+  await Backlog.reset(db.sql)
+  const finishedRows = options.finishedRows ?? 0
+  if (finishedRows > 0) await Backlog.fill(db.sql, finishedRows, { status: "succeeded" })
+  await Backlog.fill(db.sql, options.backlog)
+  await Backlog.analyze(db.sql)
+  const target = finishedRows + options.backlog
+  const workers: Array<WorkerProcess.WorkerProcess> = []
+  try {
+    const startedAt = await StartGate.hold(db.sql, options.processes, () => {
+      for (let i = 0; i < options.processes; i++) {
+        workers.push(
+          WorkerProcess.spawn(db.url, `${label}-${i}`, {
+            WORKER_CONCURRENCY: String(options.concurrency),
+            ...options.env
+          })
+        )
+      }
+    })
+    const deadline = Date.now() + (options.timeoutMs ?? 120_000)
+    while ((await succeeded(db)) < target) {
+      if (Date.now() > deadline) throw new Error(`${label}: backlog not drained in time`)
+      for (const worker of workers) {
+        if (worker.process.exitCode !== null) {
+          throw new Error(`${label}: worker exited with ${worker.process.exitCode}; see ${worker.logFile}`)
+        }
+      }
+      await Bun.sleep(25)
+    }
+    const [{ finished }] = await db.sql`
+      SELECT extract(epoch FROM max(finished_at))::float8 AS finished FROM jobs WHERE status = 'succeeded'`
+    const seconds = Number(finished) - startedAt
+    return { jobsPerSecond: options.backlog / seconds, seconds }
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()))
+  }
+}
