@@ -124,8 +124,26 @@ export const SystemGroup = HttpApiGroup.make("system", { topLevel: true })
   )
   .middleware(RequestErrors)
 
-/** Documents what the schemas cannot say: the headers that come with some statuses. */
-const documentHeaders = (spec: Record<string, any>) => {
+/** `NewJob` as OpenAPI's discriminated union: members are told apart by their `kind` constant. */
+const discriminateNewJob = (spec: Record<string, any>) => {
+  const schemas = spec.components?.schemas ?? {}
+  const union = schemas.NewJob
+  if (union?.anyOf === undefined) return
+  const mapping: Record<string, string> = {}
+  for (const member of union.anyOf as Array<{ $ref: string }>) {
+    const kind = schemas[member.$ref.split("/").at(-1)!]?.properties?.kind?.enum?.[0]
+    if (typeof kind === "string") mapping[kind] = member.$ref
+  }
+  const { anyOf, ...rest } = union
+  schemas.NewJob = { ...rest, oneOf: anyOf, discriminator: { propertyName: "kind", mapping } }
+}
+
+/**
+ * Documents what the schemas cannot say: the headers that come with some statuses, and that `NewJob` is
+ * discriminated on `kind`.
+ */
+const documentExtras = (spec: Record<string, any>) => {
+  discriminateNewJob(spec)
   for (const item of Object.values<any>(spec.paths ?? {})) {
     for (const operation of Object.values<any>(item)) {
       const unavailable = operation?.responses?.["503"]
@@ -159,7 +177,7 @@ export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
         description:
           "A Postgres job queue. Errors are RFC 9457 problem details (application/problem+json); " +
           "see docs/api.md.",
-        transform: documentHeaders
+        transform: documentExtras
       })
     )
     .annotate(HttpApi.ParseOptions, { errors: "all" })

@@ -40,7 +40,8 @@ describe("/metrics", () => {
     expect(requests.type).toBe("COUNTER")
     const count = (labels: Record<string, string>) =>
       Number(
-        requests.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value ?? 0
+        requests.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value ??
+          0
       )
     expect(count({ route: "/jobs/:id", method: "GET", status: "404" })).toBe(2)
     expect(count({ route: "/jobs", method: "POST", status: "201" })).toBe(3)
@@ -56,8 +57,9 @@ describe("/metrics", () => {
         .split("\n")
         .find(
           (line) =>
-            line.startsWith(`jobq_http_request_duration_seconds_${suffix}{route="/jobs",method="POST",status="201",`) &&
-            line.includes(le)
+            line.startsWith(
+              `jobq_http_request_duration_seconds_${suffix}{route="/jobs",method="POST",status="201",`
+            ) && line.includes(le)
         )
     expect(Number(series("count")!.split(" ").at(-1))).toBe(3)
     expect(Number(series("bucket", 'le="+Inf"')!.split(" ").at(-1))).toBe(3)
@@ -74,7 +76,8 @@ describe("/metrics", () => {
 
   it("is a strictly well-formed exposition: typed families, name{labels} value samples, cumulative buckets", async () => {
     const { text } = await scrape()
-    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:\\.|[^"\\])*",?)*\})? (-?[0-9.]+(?:[eE][+-]?[0-9]+)?|[+-]Inf|NaN)$/
+    const sample =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:\\.|[^"\\])*",?)*\})? (-?[0-9.]+(?:[eE][+-]?[0-9]+)?|[+-]Inf|NaN)$/
     const types = new Map<string, string>()
     const buckets = new Map<string, Array<{ le: number; value: number }>>()
     const counts = new Map<string, number>()
@@ -90,7 +93,9 @@ describe("/metrics", () => {
       const match = sample.exec(line)
       expect(match).not.toBeNull()
       const name = match![1]!
-      const family = [...types.keys()].find((f) => name === f || /^_(bucket|sum|count|total)$/.test(name.slice(f.length)) && name.startsWith(f))
+      const family = [...types.keys()].find(
+        (f) => name === f || (/^_(bucket|sum|count|total)$/.test(name.slice(f.length)) && name.startsWith(f))
+      )
       expect(family).toBeDefined()
       if (types.get(family!) !== "histogram") continue
       const labels = (match![2] ?? "").replace(/,?le="[^"]*"/, "")
@@ -105,7 +110,8 @@ describe("/metrics", () => {
     expect(buckets.size).toBeGreaterThan(0)
     for (const [labels, list] of buckets) {
       const sorted = [...list].sort((a, b) => a.le - b.le)
-      for (let i = 1; i < sorted.length; i++) expect(sorted[i]!.value).toBeGreaterThanOrEqual(sorted[i - 1]!.value)
+      for (let i = 1; i < sorted.length; i++)
+        expect(sorted[i]!.value).toBeGreaterThanOrEqual(sorted[i - 1]!.value)
       expect(sorted.at(-1)!.le).toBe(Infinity)
       expect(sorted.at(-1)!.value).toBe(counts.get(labels)!)
     }
