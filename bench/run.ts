@@ -10,6 +10,7 @@ import * as Machine from "./Machine.ts"
 import * as Report from "./Report.ts"
 import type { ChartPoint, Context, Section } from "./Scenario.ts"
 import * as Drain from "./scenarios/Drain.ts"
+import * as Pgbench from "./scenarios/Pgbench.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
@@ -19,7 +20,8 @@ const only = args
   .split(",")
 
 const scenarios: ReadonlyArray<{ readonly name: string; readonly run: (c: Context) => Promise<Section> }> = [
-  { name: "drain", run: Drain.run }
+  { name: "drain", run: Drain.run },
+  { name: "pgbench", run: Pgbench.run }
 ]
 
 const started = new Date()
