@@ -11,6 +11,7 @@ import * as Report from "./Report.ts"
 import type { ChartPoint, Context, Section } from "./Scenario.ts"
 import * as Drain from "./scenarios/Drain.ts"
 import * as Pgbench from "./scenarios/Pgbench.ts"
+import * as Pickup from "./scenarios/Pickup.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
@@ -21,7 +22,8 @@ const only = args
 
 const scenarios: ReadonlyArray<{ readonly name: string; readonly run: (c: Context) => Promise<Section> }> = [
   { name: "drain", run: Drain.run },
-  { name: "pgbench", run: Pgbench.run }
+  { name: "pgbench", run: Pgbench.run },
+  { name: "pickup", run: Pickup.run }
 ]
 
 const started = new Date()

@@ -1,0 +1,90 @@
+/**
+ * Scenario 4, pickup latency: an idle queue and one worker process (concurrency 8, defaults otherwise);
+ * the harness process enqueues `stamp` jobs one at a time with `Queue.enqueue` at about 50/s. Latency =
+ * the handler's start (returned as the job's result) minus the moment the enqueue call began, both read
+ * from the same system clock. The worker learns of each job by LISTEN/NOTIFY.
+ */
+import { Effect } from "effect"
+import { Queue } from "../../src/queue/Queue.ts"
+import * as BenchDatabase from "../BenchDatabase.ts"
+import { modulePath, now } from "../BenchKinds.ts"
+import { decimal, medianRange, table } from "../Markdown.ts"
+import * as QueueClient from "../QueueClient.ts"
+import type { Context, Section } from "../Scenario.ts"
+import { type Latency, latency, summarize } from "../Stats.ts"
+import * as WorkerProcess from "../WorkerProcess.ts"
+
+const ratePerSecond = 50
+
+const waitAllDone = async (db: BenchDatabase.BenchDatabase, count: number, timeoutMs: number) => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM jobs WHERE status = 'succeeded'`
+    if (Number(n) >= count) return
+    if (Date.now() > deadline) throw new Error("pickup: jobs not all done in time")
+    await Bun.sleep(50)
+  }
+}
+
+export const run = async (context: Context): Promise<Section> => {
+  const count = context.quick ? 150 : 1000
+  const perRun: Array<Latency> = []
+  await BenchDatabase.using("pickup", async (db) => {
+    const worker = WorkerProcess.spawn(db.url, "pickup", {
+      WORKER_CONCURRENCY: "8",
+      JOBS_MODULE: modulePath
+    })
+    const client = QueueClient.make(db.url, 2)
+    try {
+      const queue = await client.runPromise(
+        Effect.gen(function* () {
+          return yield* Queue
+        })
+      )
+      const enqueue = (kind: string) => client.runPromise(queue.enqueue({ kind, payload: {} }))
+      // warm up: the worker is up and listening once it has run a job
+      await enqueue("stamp")
+      await waitAllDone(db, 1, 20_000)
+      let done = 1
+      for (let r = 0; r < context.runs; r++) {
+        const began = new Map<string, number>()
+        const t0 = now()
+        for (let i = 0; i < count; i++) {
+          const due = t0 + (i * 1000) / ratePerSecond
+          const wait = due - now()
+          if (wait > 0) await Bun.sleep(wait)
+          const at = now()
+          const { job } = await enqueue("stamp")
+          began.set(job.id, at)
+        }
+        done += count
+        await waitAllDone(db, done, 30_000)
+        const rows: Array<{ id: string; result: { handlerStartedAt: number } }> = await db.sql`
+          SELECT id::text AS id, result FROM jobs WHERE id = ANY(${[...began.keys()]}::uuid[])`
+        const samples = rows.map((row) => row.result.handlerStartedAt - began.get(row.id)!)
+        const l = latency(samples)
+        perRun.push(l)
+        context.log(
+          `pickup run ${r + 1}: p50 ${decimal(l.p50)} ms, p95 ${decimal(l.p95)}, p99 ${decimal(l.p99)}, max ${decimal(l.max)}`
+        )
+      }
+    } finally {
+      await client.dispose()
+      await worker.stop()
+    }
+  })
+  const stat = (pick: (l: Latency) => number) => medianRange(summarize(perRun.map(pick)), (n) => decimal(n))
+  const p50 = summarize(perRun.map((l) => l.p50)).median
+  const p99 = summarize(perRun.map((l) => l.p99)).median
+  const markdown = [
+    `${count} jobs per run${context.quick ? " (quick mode; full mode sends 1,000)" : ""}, one \`Queue.enqueue\` call at a time at ${ratePerSecond}/s from the harness process, one worker process (\`bun src/worker.ts\`, concurrency 8, WORKER_METRICS_PORT=0). ${context.runs} runs; each cell is the median of the runs' percentiles (min – max), in milliseconds.`,
+    "",
+    table(
+      ["p50", "p95", "p99", "max"],
+      [[stat((l) => l.p50), stat((l) => l.p95), stat((l) => l.p99), stat((l) => l.max)]]
+    ),
+    "",
+    `Target p50 < 2.5 ms: **${p50 < 2.5 ? "met" : "missed"}** (${decimal(p50)} ms). Target p99 < 5 ms: **${p99 < 5 ? "met" : "missed"}** (${decimal(p99)} ms).`
+  ].join("\n")
+  return { title: "Pickup latency", markdown, figures: { pickupP50: p50, pickupP99: p99 } }
+}
