@@ -1,6 +1,6 @@
 /** `bun run migrate`: apply pending migrations to DATABASE_URL and exit. */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect } from "effect"
+import { Console, Effect } from "effect"
 import * as Database from "./db/Database.ts"
 import * as Migrator from "./db/Migrator.ts"
 
@@ -8,10 +8,15 @@ const program = Migrator.migrate().pipe(
   Effect.tap(({ applied, alreadyApplied }) =>
     applied.length === 0
       ? Effect.logInfo(`schema is up to date (${alreadyApplied} migrations applied earlier)`)
-      : Effect.logInfo(`applied ${applied.map((m) => `${m.version}_${m.name}`).join(", ")}`)
+      : Effect.logInfo(`applied ${applied.map((m) => m.file).join(", ")}`)
   ),
-  Effect.tapError((error) => Effect.logError(error.message)),
-  Effect.provide(Database.layerFromEnv("jobq-migrate"))
+  Effect.provide(Database.layerFromEnv("jobq-migrate")),
+  // one clear line on stderr and a non-zero exit, instead of a stack trace
+  Effect.catch((error) =>
+    Console.error(
+      `migrate: ${error._tag === "MigrationError" ? error.message : Migrator.rootMessage(error)}`
+    ).pipe(Effect.andThen(Effect.sync(() => process.exit(1))))
+  )
 )
 
 NodeRuntime.runMain(program)

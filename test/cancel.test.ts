@@ -217,3 +217,20 @@ describe("retry", () => {
     expect((await retryError("01900000-0000-7000-8000-000000000001"))._tag).toBe("JobNotFound")
   })
 })
+
+describe("malformed ids", () => {
+  it("get, cancel and retry of an id that is not a UUID are JobNotFound, never a database error", async () => {
+    for (const id of ["nope", "../../etc/passwd", "'; DROP TABLE jobs; --", ""]) {
+      expect((await run(Effect.flip(Queue.use((q) => q.get(id)))))._tag).toBe("JobNotFound")
+      expect((await cancelError(id))._tag).toBe("JobNotFound")
+      expect((await retryError(id))._tag).toBe("JobNotFound")
+    }
+  })
+
+  it("an idempotency key containing NUL is rejected by its schema", async () => {
+    const { IdempotencyKey } = await import("../src/domain/Job.ts")
+    const { Schema } = await import("effect")
+    expect(Schema.is(IdempotencyKey)("key\u0000x")).toBe(false)
+    expect(Schema.is(IdempotencyKey)("key-x")).toBe(true)
+  })
+})

@@ -19,11 +19,26 @@ export class MigrationError extends Schema.TaggedError<MigrationError>()("Migrat
 export interface Migration {
   readonly version: number
   readonly name: string
+  /** The file it came from, e.g. `0001_jobs.sql`. */
+  readonly file: string
   readonly sql: string
   readonly checksum: string
 }
 
 const fileName = /^(\d+)_([\w-]+)\.sql$/
+
+/** The innermost message of an error's cause chain: for a failed statement, what Postgres said. */
+export const rootMessage = (error: unknown): string => {
+  let current: unknown = error
+  let message = error instanceof Error ? error.message : String(error)
+  for (let depth = 0; depth < 10 && current !== null && typeof current === "object"; depth++) {
+    const own = (current as { message?: unknown }).message
+    if (typeof own === "string" && own !== "") message = own
+    current =
+      (current as { cause?: unknown; reason?: unknown }).cause ?? (current as { reason?: unknown }).reason
+  }
+  return message
+}
 
 export const load = (directory: string = defaultDirectory) =>
   Effect.tryPromise({
@@ -37,6 +52,7 @@ export const load = (directory: string = defaultDirectory) =>
         migrations.push({
           version: Number(match[1]),
           name: match[2]!,
+          file,
           sql,
           checksum: createHash("sha256").update(sql).digest("hex")
         })
@@ -83,7 +99,7 @@ export const migrate = (directory: string = defaultDirectory) =>
             if (checksum !== undefined) {
               if (checksum !== migration.checksum) {
                 return yield* new MigrationError({
-                  message: `migration ${migration.version}_${migration.name} was edited after it was applied (checksum differs); add a new migration instead`
+                  message: `migration ${migration.file} was edited after it was applied (checksum differs); add a new migration instead`
                 })
               }
               continue
@@ -92,7 +108,7 @@ export const migrate = (directory: string = defaultDirectory) =>
               Effect.mapError(
                 (cause) =>
                   new MigrationError({
-                    message: `migration ${migration.version}_${migration.name} failed: ${cause.message}`,
+                    message: `migration ${migration.file} failed: ${rootMessage(cause)}`,
                     cause
                   })
               )
@@ -106,7 +122,7 @@ export const migrate = (directory: string = defaultDirectory) =>
       )
       .pipe(
         Effect.catchTag("SqlError", (cause) =>
-          Effect.fail(new MigrationError({ message: `migration run failed: ${cause.message}`, cause }))
+          Effect.fail(new MigrationError({ message: `migration run failed: ${rootMessage(cause)}`, cause }))
         )
       )
   }).pipe(Effect.withSpan("Migrator.migrate"))

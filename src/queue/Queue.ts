@@ -191,12 +191,14 @@ const make = Effect.gen(function* () {
       )
     }).pipe(Effect.withSpan("Queue.enqueueMany", { attributes: { "jobs.count": inputs.length } }))
 
+  // An id that cannot name a job is simply not found (and never reaches SQL as an invalid uuid).
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+  const known = (id: string) => (uuid.test(id) ? Effect.void : Effect.fail(JobNotFound.of(id)))
+
   const get = (id: string) =>
-    repo
-      .get(id)
-      .pipe(
-        Effect.flatMap((job) => (job === undefined ? Effect.fail(JobNotFound.of(id)) : Effect.succeed(job)))
-      )
+    Effect.andThen(known(id), repo.get(id)).pipe(
+      Effect.flatMap((job) => (job === undefined ? Effect.fail(JobNotFound.of(id)) : Effect.succeed(job)))
+    )
 
   const list = (query: ListQuery) =>
     Effect.gen(function* () {
@@ -226,6 +228,7 @@ const make = Effect.gen(function* () {
 
   const cancel = (id: string) =>
     Effect.gen(function* () {
+      yield* known(id)
       const job = yield* repo.cancel(id)
       if (job !== undefined) {
         return {
@@ -238,6 +241,7 @@ const make = Effect.gen(function* () {
 
   const retry = (id: string) =>
     Effect.gen(function* () {
+      yield* known(id)
       const job = yield* repo.retry(id)
       if (job !== undefined) return job
       return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "retry")))
