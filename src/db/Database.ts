@@ -1,21 +1,29 @@
 /**
- * The Postgres connection pool, as both `PgClient` (LISTEN/NOTIFY) and the generic `SqlClient`.
+ * The database layers: a Postgres connection pool (`PgClient` and the generic `SqlClient`) with
+ * `Notifications` for LISTEN/NOTIFY. The queue itself needs only `SqlClient` and `Notifications`, which the
+ * embedded PGlite driver (`PgliteClient`) provides too.
  * Name transforms stay off: they would rewrite keys inside JSON payloads. Rows are mapped explicitly.
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
 import type { SqlClient } from "effect/sql"
 import { DatabaseConfig } from "../Config.ts"
+import { Notifications } from "./Notifications.ts"
+
+const withNotifications = <E, R>(pool: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, E, R>) =>
+  Notifications.layerPg.pipe(Layer.provideMerge(pool))
 
 export const layer = Layer.unwrap(
   Effect.gen(function* () {
     const config = yield* DatabaseConfig
-    return PgClient.layer({
-      url: config.url,
-      maxConnections: config.maxConnections,
-      connectTimeout: config.connectTimeout,
-      applicationName: config.applicationName
-    })
+    return withNotifications(
+      PgClient.layer({
+        url: config.url,
+        maxConnections: config.maxConnections,
+        connectTimeout: config.connectTimeout,
+        applicationName: config.applicationName
+      })
+    )
   })
 )
 
@@ -24,15 +32,20 @@ export const layerUrl = (
   url: string,
   options: { readonly maxConnections?: number; readonly applicationName?: string } = {}
 ) =>
-  PgClient.layer({
-    url: Redacted.make(url),
-    maxConnections: options.maxConnections ?? 10,
-    applicationName: options.applicationName ?? "jobq"
-  })
+  withNotifications(
+    PgClient.layer({
+      url: Redacted.make(url),
+      maxConnections: options.maxConnections ?? 10,
+      applicationName: options.applicationName ?? "jobq"
+    })
+  )
 
 /** DATABASE_URL and friends from the environment. */
 export const layerFromEnv = (applicationName: string) =>
   layer.pipe(Layer.provide(DatabaseConfig.fromEnv(applicationName)))
 
-/** What the database layers provide. */
-export type Sql = PgClient.PgClient | SqlClient.SqlClient
+/** What every database layer provides, whichever the driver. */
+export type Sql = SqlClient.SqlClient | Notifications
+
+/** What the Postgres layers provide. */
+export type Pg = PgClient.PgClient | SqlClient.SqlClient | Notifications

@@ -4,8 +4,8 @@
  * cancel; see migrations/0001_jobs.sql. Notifications are a latency optimisation only: workers poll too,
  * so one lost while reconnecting delays a job, it never loses it.
  */
-import { PgClient } from "@effect/sql-pg"
 import { Effect, Queue } from "effect"
+import { Notifications } from "../db/Notifications.ts"
 import { decorrelatedJitter } from "./Retry.ts"
 
 export const channels = { ready: "jobq_ready", cancel: "jobq_cancel" } as const
@@ -22,13 +22,13 @@ export const subscribe = (
   onListening: Effect.Effect<void> = Effect.void
 ) =>
   Effect.gen(function* () {
-    const pg = yield* PgClient.PgClient
+    const notifications = yield* Notifications
     const listenOnce = Effect.scoped(
       Effect.gen(function* () {
-        const notifications = yield* pg.listen(channel)
+        const received = yield* notifications.listen(channel)
         yield* onListening
         for (;;) {
-          const notification = yield* Queue.take(notifications)
+          const notification = yield* Queue.take(received)
           yield* onMessage(notification.payload)
         }
       })
