@@ -10,6 +10,7 @@ import * as Machine from "./Machine.ts"
 import * as Report from "./Report.ts"
 import type { ChartPoint, Context, Section } from "./Scenario.ts"
 import * as Drain from "./scenarios/Drain.ts"
+import * as Enqueue from "./scenarios/Enqueue.ts"
 import * as Pgbench from "./scenarios/Pgbench.ts"
 import * as Pickup from "./scenarios/Pickup.ts"
 
@@ -23,7 +24,8 @@ const only = args
 const scenarios: ReadonlyArray<{ readonly name: string; readonly run: (c: Context) => Promise<Section> }> = [
   { name: "drain", run: Drain.run },
   { name: "pgbench", run: Pgbench.run },
-  { name: "pickup", run: Pickup.run }
+  { name: "pickup", run: Pickup.run },
+  { name: "enqueue", run: Enqueue.run }
 ]
 
 const started = new Date()

@@ -1,0 +1,153 @@
+/**
+ * Scenario 5, enqueue: the library's batch enqueue (`Queue.enqueueMany`, 1,000 jobs a call, one call at
+ * a time), `POST /jobs` at 64 keep-alive connections beside pgbench's run of the same single-row insert at
+ * 64 clients, and `POST /jobs/batch` (1,000 jobs a request, 4 connections). The API is measured only when
+ * src/api.ts exists.
+ */
+import { Effect } from "effect"
+import { Queue } from "../../src/queue/Queue.ts"
+import * as ApiProcess from "../ApiProcess.ts"
+import * as Backlog from "../BenchDatabase.ts"
+import * as HttpLoad from "../HttpLoad.ts"
+import { decimal, integer, medianRange, table } from "../Markdown.ts"
+import * as QueueClient from "../QueueClient.ts"
+import type { Context, Section } from "../Scenario.ts"
+import { summarize } from "../Stats.ts"
+import { findPgbench, pgbench } from "./Pgbench.ts"
+
+const batchSize = 1000
+const apiPort = 18_080
+
+export const run = async (context: Context): Promise<Section> => {
+  const libraryJobs = context.quick ? 20_000 : 100_000
+  const seconds = context.quick ? 3 : 8
+  const library: Array<number> = []
+  const single: Array<HttpLoad.LoadResult> = []
+  const batch: Array<number> = []
+  const pgbenchInsert: Array<number> = []
+  let apiNote = ""
+
+  await Backlog.using("enqueue", async (db) => {
+    const client = QueueClient.make(db.url, 4)
+    try {
+      const queue = await client.runPromise(
+        Effect.gen(function* () {
+          return yield* Queue
+        })
+      )
+      const jobs = Array.from({ length: batchSize }, () => ({ kind: "noop", payload: {} }))
+      await client.runPromise(queue.enqueueMany(jobs)) // warm-up
+      for (let r = 0; r < context.runs; r++) {
+        await db.sql`TRUNCATE jobs`
+        const t = performance.now()
+        for (let done = 0; done < libraryJobs; done += batchSize)
+          await client.runPromise(queue.enqueueMany(jobs))
+        const rate = libraryJobs / ((performance.now() - t) / 1000)
+        library.push(rate)
+        context.log(`enqueueMany run ${r + 1}: ${integer(rate)} jobs/s`)
+      }
+    } finally {
+      await client.dispose()
+    }
+
+    const found = await findPgbench()
+    if (found !== undefined) {
+      for (let r = 0; r < context.runs; r++) {
+        await db.sql`TRUNCATE jobs`
+        const result = await pgbench(found.path, db.url, "insert-one.sql", { clients: 64, seconds })
+        pgbenchInsert.push(result.tps)
+        context.log(`pgbench insert-one 64 clients run ${r + 1}: ${integer(result.tps)} inserts/s`)
+      }
+    }
+
+    if (!ApiProcess.present()) {
+      apiNote = "not measured: API not present (src/api.ts is missing)"
+      return
+    }
+    let api: ApiProcess.ApiProcess | undefined
+    try {
+      api = await ApiProcess.start(db.url, apiPort)
+      const body = JSON.stringify({ kind: "noop", payload: {} })
+      const batchBody = JSON.stringify({
+        jobs: Array.from({ length: batchSize }, () => ({ kind: "noop", payload: {} }))
+      })
+      for (let r = 0; r < context.runs; r++) {
+        await db.sql`TRUNCATE jobs`
+        const result = await HttpLoad.closedLoop({
+          url: `${api.baseUrl}/jobs`,
+          body: () => body,
+          connections: 64,
+          seconds,
+          maxRequests: 2_000_000
+        })
+        single.push(result)
+        context.log(
+          `POST /jobs run ${r + 1}: ${integer(result.perSecond)} req/s, p50 ${decimal(result.latencyMs.p50)} ms, p99 ${decimal(result.latencyMs.p99)} ms, ${result.errors} errors`
+        )
+      }
+      for (let r = 0; r < context.runs; r++) {
+        await db.sql`TRUNCATE jobs`
+        const result = await HttpLoad.closedLoop({
+          url: `${api.baseUrl}/jobs/batch`,
+          body: () => batchBody,
+          connections: 4,
+          seconds,
+          maxRequests: 5_000
+        })
+        batch.push(((result.requests - result.errors) * batchSize) / result.seconds)
+        context.log(
+          `POST /jobs/batch run ${r + 1}: ${integer(batch.at(-1)!)} jobs/s, ${result.errors} errors`
+        )
+      }
+    } catch (error) {
+      apiNote = `API run failed: ${error instanceof Error ? error.message : String(error)}`
+    } finally {
+      await api?.stop()
+    }
+  })
+
+  const libraryRate = summarize(library)
+  const rows: Array<Array<string>> = [
+    [
+      `library \`Queue.enqueueMany\` (${batchSize} a call, ${integer(libraryJobs)} jobs a run)`,
+      `${medianRange(libraryRate)} jobs/s`,
+      "",
+      `≥ 100,000 jobs/s: **${libraryRate.median >= 100_000 ? "met" : "missed"}**`
+    ]
+  ]
+  const pgbenchRate = pgbenchInsert.length > 0 ? summarize(pgbenchInsert) : undefined
+  if (pgbenchRate !== undefined) {
+    rows.push([
+      "pgbench, the same single-row insert, 64 clients",
+      `${medianRange(pgbenchRate)} inserts/s`,
+      "",
+      "the ceiling for `POST /jobs`"
+    ])
+  }
+  if (single.length > 0) {
+    const rate = summarize(single.map((s) => s.perSecond))
+    const share = pgbenchRate === undefined ? Number.NaN : rate.median / pgbenchRate.median
+    rows.push([
+      "`POST /jobs`, 64 keep-alive connections",
+      `${medianRange(rate)} req/s`,
+      `p50 ${medianRange(summarize(single.map((s) => s.latencyMs.p50)), decimal)} ms, p99 ${medianRange(summarize(single.map((s) => s.latencyMs.p99)), decimal)} ms, errors ${single.map((s) => s.errors).join("/")}`,
+      `≥ 80% of pgbench: **${share >= 0.8 ? "met" : "missed"}** (${decimal(share * 100, 0)}%)`
+    ])
+  }
+  if (batch.length > 0) {
+    const rate = summarize(batch)
+    rows.push([
+      `\`POST /jobs/batch\` (${batchSize} jobs a request, 4 connections)`,
+      `${medianRange(rate)} jobs/s`,
+      "",
+      `≥ 50,000 jobs/s: **${rate.median >= 50_000 ? "met" : "missed"}**`
+    ])
+  }
+  const markdown = [
+    `${context.runs} runs each, median (min – max). HTTP runs last ${seconds} s each (closed loop, bounded in count and time, 127.0.0.1 only); the load generator is the harness process (Bun fetch) on the same 2 cores as the API and Postgres.${context.quick ? " Quick mode: 20,000 library jobs a run and 3 s HTTP runs." : ""}`,
+    "",
+    table(["what", "rate", "latency", "target"], rows),
+    ...(apiNote === "" ? [] : ["", `**${apiNote}**`])
+  ].join("\n")
+  return { title: "Enqueue", markdown }
+}
