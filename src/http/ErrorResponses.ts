@@ -35,7 +35,11 @@ export const middleware =
                     detail: `${request.method} is not allowed on ${match.route}; use ${match.allowed.join(", ")}`
                   })
                 ).pipe(Effect.map(HttpServerResponse.setHeader("allow", match.allowed.join(", "))))
-              : render(new RouteNotFound({ detail: `no route for ${request.method} ${pathname}` }))
+              : render(
+                  new RouteNotFound({
+                    detail: `no route for ${request.method} ${pathname.length > 200 ? `${pathname.slice(0, 200)}...` : pathname}`
+                  })
+                )
           }
           if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
           return Effect.logError("request failed", cause).pipe(

@@ -69,13 +69,17 @@ const newJobOf = (kind: JobKind) =>
       ...(kind.description === undefined ? {} : { description: kind.description })
     })
 
+export const newJobIdentifier = "NewJob"
+/** What a body that matches no kind is told. */
+export const noKindMatches = (names: ReadonlyArray<string>) =>
+  `Expected an object whose "kind" is one of: ${names.join(", ")}`
+
 /** One job to enqueue: `{ kind, payload, ...options }`, the payload checked against its kind's schema. */
 export const makeNewJob = (kinds: ReadonlyArray<JobKind>) => {
   if (kinds.length === 0) throw new Error("the API needs at least one job kind")
-  const names = kinds.map((kind) => kind.name)
   return Schema.Union(kinds.map(newJobOf)).annotate({
-    identifier: "NewJob",
-    message: `Expected an object whose "kind" is one of: ${names.join(", ")}`,
+    identifier: newJobIdentifier,
+    message: noKindMatches(kinds.map((kind) => kind.name)),
     description: "A job to enqueue, discriminated on `kind`"
   })
 }

@@ -21,7 +21,9 @@ import {
 } from "effect/http"
 import { HttpApiError } from "effect/http-api"
 import { ApiConfig } from "../Config.ts"
+import { JobKinds } from "../domain/JobKind.ts"
 import { RequestErrors } from "./Api.ts"
+import { newJobIdentifier, noKindMatches } from "./JobSchemas.ts"
 import {
   JobNotFound,
   MalformedJson,
@@ -34,6 +36,16 @@ import {
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
 const slots = { Params: "path", Query: "query", Headers: "headers", Payload: "body" } as const
+
+/**
+ * HttpApi decodes a body through a union of the endpoint's payload schemas, so a body that matches no job
+ * kind is reported against that wrapper, by the identifier of ours ("Expected NewJob"); say what would match.
+ */
+const explainKinds = (names: ReadonlyArray<string>) => {
+  const unmatched = `Expected ${newJobIdentifier}`
+  return (issue: ProblemIssue): ProblemIssue =>
+    issue.message === unmatched ? { ...issue, message: noKindMatches(names) } : issue
+}
 
 const issuesOf = (error: HttpApiError.HttpApiSchemaError): Array<ProblemIssue> => {
   const slot = slots[error.kind as keyof typeof slots] ?? error.kind.toLowerCase()
@@ -57,7 +69,10 @@ const isMalformedJson = (error: HttpApiError.HttpApiSchemaError) =>
 
 const render = (problem: HttpServerRespondable.Respondable) => HttpServerRespondable.toResponse(problem)
 
-const fromSchemaError = (error: HttpApiError.HttpApiSchemaError) =>
+const fromSchemaError = (
+  error: HttpApiError.HttpApiSchemaError,
+  explain: (issue: ProblemIssue) => ProblemIssue
+) =>
   Effect.gen(function* () {
     if (isMalformedJson(error)) return yield* render(new MalformedJson({ detail: error.cause.message }))
     if (error.kind === "Params") {
@@ -65,7 +80,7 @@ const fromSchemaError = (error: HttpApiError.HttpApiSchemaError) =>
       const id = route.params.id ?? ""
       return yield* render(new JobNotFound({ jobId: id, detail: `no job with id ${id}: not a UUID` }))
     }
-    const errors = issuesOf(error)
+    const errors = issuesOf(error).map(explain)
     const first = errors[0]
     return yield* render(
       new ValidationFailed({
@@ -88,6 +103,7 @@ export const layer = Layer.effect(
   RequestErrors,
   Effect.gen(function* () {
     const { maxBodyBytes } = yield* ApiConfig
+    const explain = explainKinds((yield* JobKinds).names)
     const tooLarge = render(
       new PayloadTooLarge({ maxBytes: maxBodyBytes, detail: `the body exceeds ${maxBodyBytes} bytes` })
     )
@@ -111,7 +127,7 @@ export const layer = Layer.effect(
             ): Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpRouter.RouteContext> => {
               const failure = Cause.findErrorOption(cause)
               if (failure._tag === "Some" && HttpApiError.HttpApiSchemaError.is(failure.value)) {
-                return fromSchemaError(failure.value)
+                return fromSchemaError(failure.value, explain)
               }
               const defect = Cause.findDefect(cause)
               if (defect._tag === "Success" && isBodyRead(defect.success)) {

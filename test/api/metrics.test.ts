@@ -27,51 +27,68 @@ const scrape = async () => {
 
 describe("/metrics", () => {
   it("parses as Prometheus text and counts requests by route template, method and status", async () => {
+    // metrics are process-wide and other test files may share the process: compare before and after
+    const sampleOf = (scraped: Awaited<ReturnType<typeof scrape>>) => {
+      const value = (name: string, labels: Record<string, string>) =>
+        Number(
+          scraped
+            .family(name)
+            ?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value ?? 0
+        )
+      const series = (suffix: string, le = "") =>
+        Number(
+          scraped.text
+            .split("\n")
+            .find(
+              (line) =>
+                line.startsWith(
+                  `jobq_http_request_duration_seconds_${suffix}{route="/jobs",method="POST",status="201",`
+                ) && line.includes(le)
+            )
+            ?.split(" ")
+            .at(-1) ?? 0
+        )
+      return {
+        getMissing: value("jobq_http_requests_total", { route: "/jobs/:id", method: "GET", status: "404" }),
+        created: value("jobq_http_requests_total", { route: "/jobs", method: "POST", status: "201" }),
+        unmatched: value("jobq_http_requests_total", { route: "unmatched", method: "GET", status: "404" }),
+        // the parser keeps one series per histogram family, so these are read from the text (checked below)
+        latencyCount: series("count"),
+        latencyInf: series("bucket", 'le="+Inf"'),
+        sleeps: value("jobq_jobs_enqueued_total", { kind: "sleep" }),
+        noops: value("jobq_jobs_enqueued_total", { kind: "noop" })
+      }
+    }
+    const before = sampleOf(await scrape())
     const id = crypto.randomUUID()
     await request(`/jobs/${id}`)
     await request(`/jobs/${crypto.randomUUID()}`)
-    await postJson("/jobs", { kind: "sleep", payload: { ms: 1 } })
+    const key = `metrics-${crypto.randomUUID()}`
+    await postJson("/jobs", { kind: "sleep", payload: { ms: 1 } }, { "idempotency-key": key })
+    await postJson("/jobs", { kind: "sleep", payload: { ms: 1 } }, { "idempotency-key": key }) // a replay
     await postJson("/jobs", { kind: "sleep", payload: { ms: 1 } })
     await postJson("/jobs", { kind: "noop", payload: {} })
     await request("/nowhere/at/all")
-    const { text, family } = await scrape()
+    const scraped = await scrape()
+    const after = sampleOf(scraped)
 
-    const requests = family("jobq_http_requests_total")!
-    expect(requests.type).toBe("COUNTER")
-    const count = (labels: Record<string, string>) =>
-      Number(
-        requests.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value ??
-          0
-      )
-    expect(count({ route: "/jobs/:id", method: "GET", status: "404" })).toBe(2)
-    expect(count({ route: "/jobs", method: "POST", status: "201" })).toBe(3)
-    expect(count({ route: "unmatched", method: "GET", status: "404" })).toBe(1)
+    expect(scraped.family("jobq_http_requests_total")!.type).toBe("COUNTER")
+    expect(scraped.family("jobq_http_request_duration_seconds")!.type).toBe("HISTOGRAM")
+    expect(after.getMissing - before.getMissing).toBe(2)
+    expect(after.created - before.created).toBe(3)
+    expect(after.unmatched - before.unmatched).toBe(1)
+    expect(after.latencyCount - before.latencyCount).toBe(3)
+    expect(after.latencyInf - before.latencyInf).toBe(3)
+    expect(after.sleeps - before.sleeps).toBe(2)
+    expect(after.noops - before.noops).toBe(1)
     // route templates only: no raw id or unknown path becomes a label value
-    expect(text).not.toContain(id)
-    expect(text).not.toContain("/nowhere")
+    expect(scraped.text).not.toContain(id)
+    expect(scraped.text).not.toContain("/nowhere")
 
-    // the parser keeps one series per histogram family, so the series are read from the text (checked strictly below)
-    expect(family("jobq_http_request_duration_seconds")!.type).toBe("HISTOGRAM")
-    const series = (suffix: string, le = "") =>
-      text
-        .split("\n")
-        .find(
-          (line) =>
-            line.startsWith(
-              `jobq_http_request_duration_seconds_${suffix}{route="/jobs",method="POST",status="201",`
-            ) && line.includes(le)
-        )
-    expect(Number(series("count")!.split(" ").at(-1))).toBe(3)
-    expect(Number(series("bucket", 'le="+Inf"')!.split(" ").at(-1))).toBe(3)
-
-    const enqueued = family("jobq_jobs_enqueued_total")!
-    expect(Number(enqueued.metrics.find((m) => m.labels?.kind === "sleep")?.value)).toBe(2)
-    expect(Number(enqueued.metrics.find((m) => m.labels?.kind === "noop")?.value)).toBe(1)
-
-    const pool = family("jobq_db_connections")!
+    const pool = scraped.family("jobq_db_connections")!
     expect(pool.type).toBe("GAUGE")
     expect(Number(pool.metrics.find((m) => m.labels?.state === "active")?.value)).toBeGreaterThanOrEqual(1)
-    expect(Number(family("jobq_db_pool_max_connections")!.metrics[0]!.value)).toBe(20)
+    expect(Number(scraped.family("jobq_db_pool_max_connections")!.metrics[0]!.value)).toBe(20)
   })
 
   it("is a strictly well-formed exposition: typed families, name{labels} value samples, cumulative buckets", async () => {
