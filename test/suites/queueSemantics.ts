@@ -1,0 +1,232 @@
+/**
+ * The queue's semantics, defined once and run against each SQL driver: Postgres through `@effect/sql-pg`
+ * (test/queue-semantics-pg.test.ts) and embedded PGlite (test/queue-semantics-pglite.test.ts).
+ *
+ * Tests that need concurrent connections (SKIP LOCKED between claimers, idempotency races) are Postgres-only
+ * and live in claim.test.ts and idempotency.test.ts: PGlite has one backend, so there is nothing to race.
+ */
+import { afterAll, describe, expect, it } from "bun:test"
+import { Effect, Queue as EffectQueue, Layer, ManagedRuntime } from "effect"
+import type { Sql } from "../../src/db/Database.ts"
+import * as Migrator from "../../src/db/Migrator.ts"
+import { Notifications } from "../../src/db/Notifications.ts"
+import { demoKinds } from "../../src/domain/DemoKinds.ts"
+import type { NewJob } from "../../src/domain/Job.ts"
+import { JobRepo } from "../../src/queue/JobRepo.ts"
+import * as QueueLayer from "../../src/queue/layer.ts"
+import { Queue } from "../../src/queue/Queue.ts"
+import * as Worker from "../../src/worker/index.ts"
+import { waitFor } from "../support/runtime.ts"
+
+export interface Driver {
+  readonly name: string
+  /** A fresh, empty database with the driver's layer; `close` removes it. */
+  readonly open: () => Promise<{
+    readonly layer: Layer.Layer<Sql, unknown>
+    readonly close: () => Promise<void>
+  }>
+}
+
+export const queueSemantics = async (driver: Driver) => {
+  const { layer, close } = await driver.open()
+  const runtime = ManagedRuntime.make(
+    Layer.mergeAll(
+      QueueLayer.layer(demoKinds),
+      Worker.layer({ kinds: demoKinds, settings: { concurrency: 4, queues: ["worker"] } })
+    ).pipe(Layer.provide(Layer.effectDiscard(Effect.orDie(Migrator.migrate()))), Layer.provideMerge(layer))
+  )
+  afterAll(async () => {
+    await runtime.dispose()
+    await close()
+  })
+  const run = <A, E>(effect: Effect.Effect<A, E, Queue | JobRepo | Sql>) => runtime.runPromise(effect)
+  let n = 0
+  const uniqueQueue = () => `${driver.name}-${++n}`
+  const enqueue = (job: Partial<NewJob> & { queue: string }) =>
+    run(Queue.use((q) => q.enqueue({ kind: "noop", payload: {}, ...job }))).then((e) => e.job)
+  const claim = (worker: string, queue: string, leaseMs = 30_000) =>
+    run(JobRepo.use((r) => r.claim(worker, 10, leaseMs, [queue])))
+  const get = (id: string) => run(Queue.use((q) => q.get(id)))
+
+  describe(`queue semantics on ${driver.name}`, () => {
+    it("enqueue stores the job with its defaults and get reads it back", async () => {
+      const queue = uniqueQueue()
+      const job = await enqueue({ queue, kind: "sleep", payload: { ms: 5 }, priority: 3 })
+      const read = await get(job.id)
+      expect(read).toMatchObject({ queue, kind: "sleep", payload: { ms: 5 }, status: "queued", priority: 3 })
+      expect(read.attempts).toBe(0)
+      expect(read.maxAttempts).toBe(5)
+      expect(read.runAt).toBeInstanceOf(Date)
+    })
+
+    it("claims in priority order, skips jobs not yet due, and leases what it takes", async () => {
+      const queue = uniqueQueue()
+      const low = await enqueue({ queue, priority: 5 })
+      const high = await enqueue({ queue, priority: -5 })
+      await enqueue({ queue, delayMs: 60_000 })
+      const claimed = await claim("w1", queue)
+      expect(claimed.map((j) => j.id)).toEqual(expect.arrayContaining([high.id, low.id]))
+      expect(claimed.length).toBe(2)
+      expect(claimed.every((j) => j.status === "running" && j.leaseOwner === "w1" && j.attempts === 1)).toBe(
+        true
+      )
+      expect(await claim("w2", queue)).toEqual([])
+    })
+
+    it("complete stores the result; only the lease owner may settle", async () => {
+      const queue = uniqueQueue()
+      const job = await enqueue({ queue })
+      await claim("w1", queue)
+      expect(await run(JobRepo.use((r) => r.complete("intruder", [{ id: job.id, result: 1 }])))).toEqual([])
+      expect(await run(JobRepo.use((r) => r.complete("w1", [{ id: job.id, result: { ok: true } }])))).toEqual(
+        [job.id]
+      )
+      expect(await get(job.id)).toMatchObject({ status: "succeeded", result: { ok: true }, leaseOwner: null })
+    })
+
+    it("fail schedules a retry, then fails permanently when attempts are spent", async () => {
+      const queue = uniqueQueue()
+      const job = await enqueue({ queue, maxAttempts: 2 })
+      await claim("w1", queue)
+      const later = await run(
+        JobRepo.use((r) =>
+          r.fail("w1", { id: job.id, error: "first", retryDelayMs: 60_000, permanent: false })
+        )
+      )
+      expect(later?.status).toBe("retrying")
+      expect(later!.runAt.getTime()).toBeGreaterThan(Date.now() + 50_000)
+      expect(await claim("w1", queue)).toEqual([])
+      // a stale worker's failure changes nothing
+      expect(
+        await run(
+          JobRepo.use((r) => r.fail("w1", { id: job.id, error: "stale", retryDelayMs: 0, permanent: false }))
+        )
+      ).toBeUndefined()
+      const retried = await enqueue({ queue, maxAttempts: 2 })
+      for (const attempt of [1, 2]) {
+        expect((await claim("w2", queue)).map((j) => j.attempts)).toEqual([attempt])
+        await run(
+          JobRepo.use((r) =>
+            r.fail("w2", { id: retried.id, error: `e${attempt}`, retryDelayMs: 0, permanent: false })
+          )
+        )
+      }
+      const done = await get(retried.id)
+      expect(done.status).toBe("failed_permanent")
+      expect(done.errors.map((e) => e.error)).toEqual(["e1", "e2"])
+    })
+
+    it("cancel: queued -> cancelled, running -> requested, finished -> conflict", async () => {
+      const queue = uniqueQueue()
+      const queued = await enqueue({ queue })
+      expect((await run(Queue.use((q) => q.cancel(queued.id)))).outcome).toBe("cancelled")
+      const running = await enqueue({ queue })
+      await claim("w1", queue)
+      expect((await run(Queue.use((q) => q.cancel(running.id)))).outcome).toBe("cancel_requested")
+      expect(await run(JobRepo.use((r) => r.settleCancelled("w1", running.id)))).toBe(true)
+      const conflict = await run(Effect.flip(Queue.use((q) => q.cancel(running.id))))
+      expect(conflict._tag).toBe("JobStateConflict")
+    })
+
+    it("release gives a job back without spending its attempt; rescue takes back expired leases", async () => {
+      const queue = uniqueQueue()
+      const job = await enqueue({ queue })
+      await claim("w1", queue)
+      expect(await run(JobRepo.use((r) => r.release("w1", [job.id])))).toEqual([job.id])
+      expect(await get(job.id)).toMatchObject({ status: "queued", attempts: 0 })
+      await claim("w2", queue, 1)
+      await Bun.sleep(20)
+      const rescued = await run(JobRepo.use((r) => r.rescueExpired()))
+      expect(rescued.map((r) => r.id)).toContain(job.id)
+      expect(await get(job.id)).toMatchObject({ status: "retrying", attempts: 1, leaseOwner: null })
+    })
+
+    it("an idempotency key returns the first job for a repeat and conflicts for another request", async () => {
+      const queue = uniqueQueue()
+      const first = await run(
+        Queue.use((q) => q.enqueue({ kind: "noop", payload: {}, queue, idempotencyKey: "k" }))
+      )
+      const again = await run(
+        Queue.use((q) => q.enqueue({ kind: "noop", payload: {}, queue, idempotencyKey: "k" }))
+      )
+      expect([first.created, again.created]).toEqual([true, false])
+      expect(again.job.id).toBe(first.job.id)
+      const other = await run(
+        Effect.flip(
+          Queue.use((q) => q.enqueue({ kind: "sleep", payload: { ms: 1 }, queue, idempotencyKey: "k" }))
+        )
+      )
+      expect(other._tag).toBe("IdempotencyConflict")
+    })
+
+    it("enqueueMany is all or nothing", async () => {
+      const queue = uniqueQueue()
+      await run(Queue.use((q) => q.enqueue({ kind: "noop", payload: {}, queue, idempotencyKey: "taken" })))
+      const error = await run(
+        Effect.flip(
+          Queue.use((q) =>
+            q.enqueueMany([
+              { kind: "noop", payload: {}, queue },
+              { kind: "sleep", payload: { ms: 1 }, queue, idempotencyKey: "taken" }
+            ])
+          )
+        )
+      )
+      expect(error._tag).toBe("IdempotencyConflict")
+      const page = await run(Queue.use((q) => q.list({ queue })))
+      expect(page.jobs.length).toBe(1)
+    })
+
+    it("list pages through every job exactly once", async () => {
+      const queue = uniqueQueue()
+      const ids = await run(
+        Queue.use((q) =>
+          q.enqueueMany(Array.from({ length: 7 }, () => ({ kind: "noop", payload: {}, queue })))
+        )
+      ).then((jobs) => jobs.map((j) => j.job.id))
+      const seen: Array<string> = []
+      let cursor: string | undefined
+      for (;;) {
+        const page = await run(Queue.use((q) => q.list({ queue, limit: 3, cursor })))
+        seen.push(...page.jobs.map((j) => j.id))
+        if (page.nextCursor === null) break
+        cursor = page.nextCursor
+      }
+      expect(seen).toEqual(ids)
+    })
+
+    it("an enqueue notifies listeners on jobq_ready", async () => {
+      const queue = uniqueQueue()
+      const payload = await run(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const received = yield* (yield* Notifications).listen("jobq_ready")
+            yield* Queue.use((q) => q.enqueue({ kind: "noop", payload: {}, queue }))
+            for (;;) {
+              const message = yield* EffectQueue.take(received)
+              if (message.payload === queue) return message.payload
+            }
+          })
+        ).pipe(Effect.timeout("5 seconds"))
+      )
+      expect(payload).toBe(queue)
+    })
+
+    it("the worker pool runs jobs to completion on this driver", async () => {
+      const jobs = await run(
+        Queue.use((q) =>
+          q.enqueueMany([
+            { kind: "cpu_hash", payload: { seed: "x", rounds: 2 }, queue: "worker" },
+            { kind: "flaky", payload: { failTimes: 0 }, queue: "worker" }
+          ])
+        )
+      )
+      for (const { job } of jobs) {
+        await waitFor(`job ${job.id} to succeed`, async () => {
+          const now = await get(job.id)
+          return now.status === "succeeded" ? now : undefined
+        })
+      }
+    })
+  })
+}
