@@ -1,0 +1,74 @@
+import { afterAll, describe, expect, it } from "bun:test"
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
+import { Queue } from "../src/queue/Queue.ts"
+import { kinds } from "./fixtures/recordingKinds.ts"
+import { exited, spawnWorker } from "./support/processes.ts"
+import { setupQueueTests, waitFor } from "./support/runtime.ts"
+
+const { db, run } = await setupQueueTests(import.meta.file, kinds)
+
+// A tiny OTLP/HTTP receiver: it keeps the span names of every export it is sent.
+const received: Array<{ service: string; spans: Array<string> }> = []
+const receiver = Bun.serve({
+  port: 0,
+  hostname: "127.0.0.1",
+  fetch: async (request) => {
+    const url = new URL(request.url)
+    if (request.method !== "POST" || url.pathname !== "/v1/traces") return new Response("no", { status: 404 })
+    const body = (await request.json()) as {
+      resourceSpans?: Array<{
+        resource?: { attributes?: Array<{ key: string; value: { stringValue?: string } }> }
+        scopeSpans?: Array<{ spans?: Array<{ name: string }> }>
+      }>
+    }
+    for (const rs of body.resourceSpans ?? []) {
+      const service = rs.resource?.attributes?.find((a) => a.key === "service.name")?.value.stringValue ?? "?"
+      received.push({
+        service,
+        spans: (rs.scopeSpans ?? []).flatMap((s) => (s.spans ?? []).map((x) => x.name))
+      })
+    }
+    return Response.json({})
+  }
+})
+afterAll(() => receiver.stop(true))
+
+describe("OTLP export", () => {
+  it("a worker sends its spans to OTEL_EXPORTER_OTLP_ENDPOINT, named by OTEL_SERVICE_NAME", async () => {
+    const worker = spawnWorker(db.url, "otlp", {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+      OTEL_SERVICE_NAME: "jobq-worker-under-test",
+      OTEL_BSP_SCHEDULE_DELAY: "100"
+    })
+    try {
+      await run(Queue.use((q) => q.enqueue({ kind: "noop", payload: {} })))
+      const execution = await waitFor(
+        "an exported jobq.job.execute span",
+        async () => received.find((r) => r.spans.includes("jobq.job.execute")),
+        { timeoutMs: 15_000 }
+      )
+      expect(execution.service).toBe("jobq-worker-under-test")
+      expect(received.flatMap((r) => r.spans)).toContain("jobq.claim")
+    } finally {
+      worker.process.kill("SIGTERM")
+      await exited(worker)
+    }
+  })
+
+  it("with tracing off (no endpoint), an enqueue inside a span stores no trace context", async () => {
+    const { job } = await run(
+      Queue.use((q) => q.enqueue({ kind: "noop", payload: {}, queue: "untraced" })).pipe(
+        Effect.withSpan("request")
+      )
+    )
+    const rows = await run(
+      Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql<{ traceContext: unknown }>`
+        SELECT trace_context AS "traceContext" FROM jobs WHERE id = ${job.id}`
+      )
+    )
+    expect(rows).toEqual([{ traceContext: null }])
+  })
+})
