@@ -9,6 +9,7 @@ import * as Chart from "./Chart.ts"
 import * as Machine from "./Machine.ts"
 import * as Report from "./Report.ts"
 import type { ChartPoint, Context, Section } from "./Scenario.ts"
+import * as Depth from "./scenarios/Depth.ts"
 import * as Drain from "./scenarios/Drain.ts"
 import * as Enqueue from "./scenarios/Enqueue.ts"
 import * as Pgbench from "./scenarios/Pgbench.ts"
@@ -25,7 +26,8 @@ const scenarios: ReadonlyArray<{ readonly name: string; readonly run: (c: Contex
   { name: "drain", run: Drain.run },
   { name: "pgbench", run: Pgbench.run },
   { name: "pickup", run: Pickup.run },
-  { name: "enqueue", run: Enqueue.run }
+  { name: "enqueue", run: Enqueue.run },
+  { name: "depth", run: Depth.run }
 ]
 
 const started = new Date()
