@@ -15,6 +15,7 @@ export interface ReportInput {
   readonly sections: ReadonlyArray<Section>
   readonly chartWritten: boolean
   readonly preface: string
+  readonly closing: string
 }
 
 export const write = async (input: ReportInput) => {
@@ -47,7 +48,8 @@ export const write = async (input: ReportInput) => {
     table(["setting", "value"], settings),
     "",
     ...(input.chartWritten ? [`![Drain throughput](${Chart.fileName})`, ""] : []),
-    ...input.sections.flatMap((s) => [`## ${s.title}`, "", s.markdown, ""])
+    ...input.sections.flatMap((s) => [`## ${s.title}`, "", s.markdown, ""]),
+    input.closing
   ]
   await Bun.write(`${benchDirectory}RESULTS.md`, `${lines.join("\n").trimEnd()}\n`)
 }

@@ -6,6 +6,7 @@
 import * as BenchDatabase from "./BenchDatabase.ts"
 import * as BenchDependencies from "./BenchDependencies.ts"
 import * as Chart from "./Chart.ts"
+import * as Conditions from "./Conditions.ts"
 import * as Machine from "./Machine.ts"
 import * as Report from "./Report.ts"
 import type { ChartPoint, Context, Section } from "./Scenario.ts"
@@ -14,6 +15,7 @@ import * as Drain from "./scenarios/Drain.ts"
 import * as Enqueue from "./scenarios/Enqueue.ts"
 import * as Pgbench from "./scenarios/Pgbench.ts"
 import * as Pickup from "./scenarios/Pickup.ts"
+import * as Profile from "./scenarios/Profile.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
@@ -27,7 +29,8 @@ const scenarios: ReadonlyArray<{ readonly name: string; readonly run: (c: Contex
   { name: "pgbench", run: Pgbench.run },
   { name: "pickup", run: Pickup.run },
   { name: "enqueue", run: Enqueue.run },
-  { name: "depth", run: Depth.run }
+  { name: "depth", run: Depth.run },
+  { name: "profile", run: Profile.run }
 ]
 
 const started = new Date()
@@ -86,6 +89,7 @@ await Report.write({
   loadAfter,
   sections,
   chartWritten,
-  preface: ""
+  preface: Conditions.preface(quick),
+  closing: Conditions.closing
 })
 log(`wrote bench/RESULTS.md${chartWritten ? ` and bench/${Chart.fileName}` : ""}`)

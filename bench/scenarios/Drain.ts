@@ -107,14 +107,35 @@ export const run = async (context: Context): Promise<Section> => {
   const figures: Record<string, number> = { oursBest: best(ourName) }
   for (const peer of peerNames) figures[`${peer}Best`] = best(peer)
 
+  const targets: Array<string> = []
+  const graphileBest = figures["graphile-worker 0.18.0Best"]
+  const bossBest = figures["pg-boss 12.38.0Best"]
+  if (graphileBest !== undefined) {
+    const share = figures.oursBest! / graphileBest
+    targets.push(
+      `Target ≥ 1.5x graphile-worker's best level: **${share >= 1.5 ? "met" : "missed"}** (our best ${integer(figures.oursBest!)} jobs/s is ${ratio(share)} of its best ${integer(graphileBest)}).`
+    )
+  }
+  if (bossBest !== undefined) {
+    const share = figures.oursBest! / bossBest
+    targets.push(
+      `Target ≥ 2x pg-boss's best level: **${share >= 2 ? "met" : "missed"}** (${ratio(share)} of its best ${integer(bossBest)}).`
+    )
+  }
   const markdown = [
+    `Our worker runs as a real process: \`bun src/worker.ts\` with WORKER_METRICS_PORT=0, WORKER_CONCURRENCY as shown, the default pool of 10 connections, the no-op demo kind; it starts behind a table lock the harness holds, so process start-up is not timed (time zero = the lock's release, end = the last completion's \`finished_at\`). The peers run in-process under Node 22 (bench/peers/*.mjs); their time runs from the first handler call to the moment every completion is visible in their table.`,
+    "",
+    ...PeerDrain.peers.map((p) => `- ${p.name}: ${p.settings}`),
+    "",
     `Backlog: ${integer(backlog)} no-op jobs per run${context.quick ? " (quick mode: 5,000 instead of 20,000, concurrency 1, 8, 32 only)" : ""}, inserted in one statement and then \`ANALYZE\`d, for every system alike. ${context.runs} runs per cell: median (min – max). Ratios are paired: run i of ours divided by run i of the peer, taken one after the other at the same concurrency; the median and range of those ratios.`,
     "",
     table(headers, rows),
     "",
     "Our worker with two processes on the same backlog (total concurrency = 2 × per process):",
     "",
-    table(["processes × concurrency", "jobs/s"], twoProcesses)
+    table(["processes × concurrency", "jobs/s"], twoProcesses),
+    "",
+    ...targets
   ].join("\n")
   return { title: "Drain throughput", markdown, chart, figures }
 }

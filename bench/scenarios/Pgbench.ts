@@ -57,7 +57,7 @@ export const pgbench = async (
     "-T",
     String(options.seconds),
     "-f",
-    `${benchDirectory}pgbench/${script}`,
+    script.startsWith("/") ? script : `${benchDirectory}pgbench/${script}`,
     ...Object.entries(options.variables ?? {}).flatMap(([k, v]) => ["-D", `${k}=${v}`]),
     parsed.pathname.slice(1)
   ]
