@@ -1,7 +1,7 @@
 /**
  * `bun run api`: the HTTP API on PORT (default 8080), served by Bun.serve through the web handler.
  * SIGTERM/SIGINT interrupt the main fiber: the server stops accepting, in-flight requests finish, the pool
- * closes. Settings: DATABASE_URL, PORT, API_TOKENS, MAX_BODY_BYTES, JOBS_MODULE (docs/api.md).
+ * closes. Settings: DATABASE_URL, PORT, API_TOKENS, MAX_BODY_BYTES, JOBS_MODULE, OTEL_* (docs/api.md).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
@@ -12,6 +12,7 @@ import { JobKinds } from "./domain/JobKind.ts"
 import * as KindsFromEnv from "./domain/kindsFromEnv.ts"
 import * as BunServer from "./http/BunServer.ts"
 import { apiLayer } from "./http/handler.ts"
+import * as Tracing from "./telemetry/Tracing.ts"
 
 const ApiLive = Layer.unwrap(
   Effect.gen(function* () {
@@ -25,7 +26,9 @@ const ApiLive = Layer.unwrap(
 ).pipe(
   Layer.provide(KindsFromEnv.layer),
   Layer.provide(Database.layerFromEnv("jobq-api")),
-  Layer.provide(ApiConfig.fromEnv)
+  Layer.provide(ApiConfig.fromEnv),
+  // OTLP traces when OTEL_EXPORTER_OTLP_ENDPOINT is set: enqueued jobs then carry the request's trace
+  Layer.provide(Tracing.layerFromEnv("jobq-api"))
 )
 
 NodeRuntime.runMain(Layer.launch(ApiLive))
