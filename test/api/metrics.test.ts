@@ -115,7 +115,7 @@ describe("/metrics", () => {
       )
       expect(family).toBeDefined()
       if (types.get(family!) !== "histogram") continue
-      const labels = (match![2] ?? "").replace(/,?le="[^"]*"/, "")
+      const labels = `${family}${(match![2] ?? "").replace(/,?le="[^"]*"/, "")}`
       if (name.endsWith("_bucket")) {
         const le = /le="([^"]+)"/.exec(line)![1]!
         const list = buckets.get(labels) ?? []
