@@ -3,7 +3,7 @@
  * layer is built, never at import time, so tests and embedding applications can provide their own.
  * `.env.example` documents the same names.
  */
-import { Config, Context, Duration, Effect, Layer, Redacted } from "effect"
+import { Config, ConfigProvider, Context, Duration, Effect, Layer, Redacted } from "effect"
 
 const duration = (name: string, fallback: Duration.Input) =>
   Config.Duration(name).pipe(Config.withDefault(Duration.fromInputUnsafe(fallback)))
@@ -22,8 +22,21 @@ export class DatabaseConfig extends Context.Service<
     Layer.effect(
       DatabaseConfig,
       Effect.gen(function* () {
+        const url = yield* Config.option(Config.Redacted("DATABASE_URL"))
+        if (url._tag === "None" || Redacted.value(url.value) === "") {
+          return yield* Effect.fail(
+            new Config.ConfigError(
+              new ConfigProvider.SourceError({
+                message:
+                  "DATABASE_URL is not set. `npm run api`, `npm run worker` and `npm run migrate` need a Postgres server " +
+                  "(e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres); `npm start` without it runs " +
+                  "everything in one process on an embedded database."
+              })
+            )
+          )
+        }
         return DatabaseConfig.of({
-          url: yield* Config.Redacted("DATABASE_URL"),
+          url: url.value,
           maxConnections: yield* Config.Int("DATABASE_POOL_MAX").pipe(Config.withDefault(10)),
           connectTimeout: yield* duration("DATABASE_CONNECT_TIMEOUT", "5 seconds"),
           applicationName

@@ -189,8 +189,9 @@ describe("settings", () => {
 
   it("compose passes every setting to a program, and documents every variable it interpolates", () => {
     const passed = new Set(programServices.flatMap(([, s]) => Object.keys(s.environment ?? {})))
-    // One value for all programs would merge their traces under one service name.
-    const perProgram = new Set(["OTEL_SERVICE_NAME"])
+    // One value for all programs would merge their traces under one service name; the embedded database is
+    // for `npm start` only, and compose runs a real Postgres.
+    const perProgram = new Set(["OTEL_SERVICE_NAME", "PGLITE_DATA_DIR"])
     const unreachable = [...readBySrc].filter(
       (n) => !passed.has(n) && !notSettings.has(n) && !perProgram.has(n)
     )

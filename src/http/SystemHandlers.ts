@@ -3,8 +3,9 @@
  * after sampling the database pool.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Metric } from "effect"
+import { Effect, Metric, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { SqlClient } from "effect/sql"
 import { dbConnections, dbPoolMax } from "../telemetry/ApiMetrics.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
 import type { JobqApi } from "./Api.ts"
@@ -17,9 +18,14 @@ export const makeSystemHandlers = (api: JobqApi) =>
     api,
     "system",
     Effect.fn(function* (handlers) {
-      const sql = yield* PgClient.PgClient
+      // any SQL driver: the pool size is known only for the Postgres pool (the embedded one has one connection)
+      const sql = yield* SqlClient.SqlClient
+      const pg = yield* Effect.serviceOption(PgClient.PgClient)
       const prometheus = yield* Prometheus
-      const poolMax = (sql.config as { readonly maxConnections?: number }).maxConnections ?? 10
+      const poolMax = Option.match(pg, {
+        onNone: () => 1,
+        onSome: (client) => (client.config as { readonly maxConnections?: number }).maxConnections ?? 10
+      })
 
       const health = sql`SELECT 1`.pipe(
         Effect.timeoutOrElse({

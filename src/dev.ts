@@ -1,0 +1,57 @@
+/**
+ * `npm start`: migrations, then the API and a worker pool in one process. With DATABASE_URL it uses that
+ * server; without, an embedded Postgres (PGlite) under ./.data/ (PGLITE_DATA_DIR), so a machine with only
+ * Node and npm runs the whole service. `npm run api` and `npm run worker` always need a real server.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Config, Effect, Layer, Option } from "effect"
+import { HttpRouter } from "effect/http"
+import { ApiConfig } from "./Config.ts"
+import * as Database from "./db/Database.ts"
+import * as Embedded from "./db/embedded.ts"
+import * as Migrator from "./db/Migrator.ts"
+import { JobKinds } from "./domain/JobKind.ts"
+import * as KindsFromEnv from "./domain/kindsFromEnv.ts"
+import * as BunServer from "./http/BunServer.ts"
+import { apiLayer } from "./http/handler.ts"
+import * as Logging from "./telemetry/Logging.ts"
+import * as Tracing from "./telemetry/Tracing.ts"
+import * as WorkerProgram from "./worker/program.ts"
+
+const DatabaseLive = Layer.unwrap(
+  Effect.gen(function* () {
+    const url = yield* Config.option(Config.String("DATABASE_URL"))
+    return Option.isSome(url) && url.value !== "" ? Database.layerFromEnv("jobq-dev") : Embedded.layerFromEnv
+  })
+)
+
+const MigrateLive = Layer.effectDiscard(
+  Migrator.migrate().pipe(
+    Effect.tap(({ applied }) =>
+      applied.length === 0 ? Effect.void : Effect.logInfo(`applied ${applied.map((m) => m.file).join(", ")}`)
+    ),
+    Effect.orDie
+  )
+)
+
+const ApiLive = Layer.unwrap(
+  Effect.gen(function* () {
+    const { port } = yield* ApiConfig
+    const kinds = yield* JobKinds
+    yield* Effect.logInfo(
+      `jobq is up: API http://localhost:${port}  Swagger UI http://localhost:${port}/docs  kinds: ${kinds.names.join(", ")}`
+    )
+    return HttpRouter.serve(apiLayer(kinds.all), { disableLogger: true }).pipe(
+      Layer.provide(BunServer.layer({ port }))
+    )
+  })
+).pipe(Layer.provide(KindsFromEnv.layer), Layer.provide(ApiConfig.fromEnv))
+
+const DevLive = Layer.mergeAll(ApiLive, WorkerProgram.layerFromEnv).pipe(
+  Layer.provide(MigrateLive),
+  Layer.provide(DatabaseLive),
+  Layer.provide(Tracing.layerFromEnv("jobq")),
+  Layer.provide(Logging.layerFromEnv)
+)
+
+NodeRuntime.runMain(Layer.launch(DevLive))
