@@ -32,6 +32,7 @@ export const KindName = Schema.String.pipe(
 export const IdempotencyKey = Schema.String.pipe(
   Schema.check(Schema.isBetweenLength(1, 255)),
   // Postgres text cannot hold NUL
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching NUL is the point
   Schema.check(Schema.isPattern(/^[^\u0000]*$/)),
   Schema.annotate({
     description: "Client-chosen key that makes an enqueue safe to repeat (1-255 characters)"
