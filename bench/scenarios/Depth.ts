@@ -11,9 +11,9 @@ import { summarize } from "../Stats.ts"
 import * as OurDrain from "./OurDrain.ts"
 
 export const run = async (context: Context): Promise<Section> => {
-  const small = 10_000
-  const large = context.quick ? 200_000 : 1_000_000
-  const measure = 10_000
+  const small = context.quick ? 5_000 : 10_000
+  const large = context.quick ? 100_000 : 1_000_000
+  const measure = small
   const concurrency = 32
   const cases = [
     { name: `${integer(small)}-job backlog`, options: { backlog: small } },
@@ -49,7 +49,7 @@ export const run = async (context: Context): Promise<Section> => {
   })
   const largeShare = summarize(results[1]!).median / base
   const markdown = [
-    `Our worker, one process, concurrency ${concurrency}; ${context.runs} runs each, median (min – max).${context.quick ? ` Quick mode: ${integer(large)} rows instead of 1,000,000.` : ""}`,
+    `Our worker, one process, concurrency ${concurrency}; ${context.runs} runs each, median (min – max).${context.quick ? ` Quick mode: ${integer(large)} rows instead of 1,000,000 and ${integer(small)} instead of 10,000.` : ""}`,
     "",
     table(["table state", "jobs/s", "vs small backlog"], rows),
     "",

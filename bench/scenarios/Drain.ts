@@ -11,7 +11,7 @@ import * as OurDrain from "./OurDrain.ts"
 import * as PeerDrain from "./PeerDrain.ts"
 
 export const concurrencies = (quick: boolean) => (quick ? [1, 8, 32] : [1, 2, 4, 8, 16, 32])
-export const backlogSize = (quick: boolean) => (quick ? 5_000 : 20_000)
+export const backlogSize = (quick: boolean) => (quick ? 3_000 : 20_000)
 
 interface System {
   readonly name: string
@@ -127,7 +127,7 @@ export const run = async (context: Context): Promise<Section> => {
     "",
     ...PeerDrain.peers.map((p) => `- ${p.name}: ${p.settings}`),
     "",
-    `Backlog: ${integer(backlog)} no-op jobs per run${context.quick ? " (quick mode: 5,000 instead of 20,000, concurrency 1, 8, 32 only)" : ""}, inserted in one statement and then \`ANALYZE\`d, for every system alike. ${context.runs} runs per cell: median (min – max). Ratios are paired: run i of ours divided by run i of the peer, taken one after the other at the same concurrency; the median and range of those ratios.`,
+    `Backlog: ${integer(backlog)} no-op jobs per run${context.quick ? " (quick mode: 3,000 instead of 20,000, concurrency 1, 8, 32 only)" : ""}, inserted in one statement and then \`ANALYZE\`d, for every system alike. ${context.runs} runs per cell: median (min – max). Ratios are paired: run i of ours divided by run i of the peer, taken one after the other at the same concurrency; the median and range of those ratios.`,
     "",
     table(headers, rows),
     "",
