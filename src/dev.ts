@@ -5,15 +5,10 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Option } from "effect"
-import { HttpRouter } from "effect/http"
-import { ApiConfig } from "./Config.ts"
 import * as Database from "./db/Database.ts"
 import * as Embedded from "./db/embedded.ts"
 import * as Migrator from "./db/Migrator.ts"
-import { JobKinds } from "./domain/JobKind.ts"
-import * as KindsFromEnv from "./domain/kindsFromEnv.ts"
-import * as BunServer from "./http/BunServer.ts"
-import { apiLayer } from "./http/handler.ts"
+import * as ApiProgram from "./http/program.ts"
 import * as Logging from "./telemetry/Logging.ts"
 import * as Tracing from "./telemetry/Tracing.ts"
 import * as WorkerProgram from "./worker/program.ts"
@@ -34,20 +29,7 @@ const MigrateLive = Layer.effectDiscard(
   )
 )
 
-const ApiLive = Layer.unwrap(
-  Effect.gen(function* () {
-    const { port } = yield* ApiConfig
-    const kinds = yield* JobKinds
-    yield* Effect.logInfo(
-      `jobq is up: API http://localhost:${port}  Swagger UI http://localhost:${port}/docs  kinds: ${kinds.names.join(", ")}`
-    )
-    return HttpRouter.serve(apiLayer(kinds.all), { disableLogger: true }).pipe(
-      Layer.provide(BunServer.layer({ port }))
-    )
-  })
-).pipe(Layer.provide(KindsFromEnv.layer), Layer.provide(ApiConfig.fromEnv))
-
-const DevLive = Layer.mergeAll(ApiLive, WorkerProgram.layerFromEnv).pipe(
+const DevLive = Layer.mergeAll(ApiProgram.layerFromEnv, WorkerProgram.layerFromEnv).pipe(
   Layer.provide(MigrateLive),
   Layer.provide(DatabaseLive),
   Layer.provide(Tracing.layerFromEnv("jobq")),
