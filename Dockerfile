@@ -20,9 +20,13 @@ ARG NODE_VERSION=22
 FROM --platform=$BUILDPLATFORM node:${NODE_VERSION}-alpine AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# What runs is each package's compiled dist/ or build/: the TypeScript sources, declarations and source maps
-# go (about 75 of the 107 MB). Nothing resolves into these paths at run time.
+# Then two kinds of dead weight go:
+# - PGlite (Postgres in WebAssembly, about 20 MB) serves `npm start` without DATABASE_URL; the programs this image
+#   runs never import it (test/packaging.test.ts checks every package removed here against their imports);
+# - what runs of each package is its compiled dist/ or build/: TypeScript sources, declarations and source maps
+#   go (about 75 MB). Nothing resolves into these paths at run time.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && rm -rf node_modules/@electric-sql/pglite \
  && rm -rf node_modules/effect/src node_modules/effect/ai-docs node_modules/@effect/*/src node_modules/@types \
  && find node_modules -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete
 

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "bun:test"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
-import { join } from "node:path"
+import { dirname, join, normalize } from "node:path"
 import { fileURLToPath } from "node:url"
 import { healthUrl, probe } from "../docker/healthcheck.ts"
 
@@ -43,6 +43,30 @@ const programOf = (command: ReadonlyArray<string>): string => {
   const script = pkg.scripts[target]
   if (script === undefined) throw new Error(`"${target}" is neither a file nor a package.json script`)
   return programOf(script.split(/\s+/))
+}
+
+const transpiler = new Bun.Transpiler({ loader: "ts" })
+
+/**
+ * What a program loads: the source files reached through its static imports (type-only imports are not
+ * imports), and every package those files import, statically or dynamically.
+ */
+const closure = (entry: string) => {
+  const files = new Set<string>()
+  const packages = new Set<string>()
+  const visit = (file: string) => {
+    if (files.has(file)) return
+    files.add(file)
+    for (const { path, kind } of transpiler.scanImports(read(file))) {
+      if (path.startsWith(".")) {
+        if (kind === "import-statement") visit(normalize(join(dirname(file), path)))
+      } else if (!path.startsWith("node:") && path !== "bun" && !path.startsWith("bun:")) {
+        packages.add(path)
+      }
+    }
+  }
+  visit(entry)
+  return { files, packages }
 }
 
 /** Instructions of the Dockerfile, continuation lines joined, comments dropped. */
@@ -106,6 +130,21 @@ describe("the image and the compose stack", () => {
     ])
   })
 
+  it("the image leaves out only packages that none of its programs imports", () => {
+    const removed = [
+      ...instructions
+        .filter((i) => i.startsWith("RUN "))
+        .join(" ")
+        .matchAll(/node_modules\/((?:@[\w.-]+\/)?[\w.-]+)(?=\s|$)/g)
+    ].map((m) => m[1]!)
+    expect(removed).toContain("@electric-sql/pglite")
+    for (const [name, command] of [["image CMD", imageCommand] as const, ...composeCommands]) {
+      const { packages } = closure(programOf(command))
+      const used = [...packages].filter((p) => removed.some((r) => p === r || p.startsWith(`${r}/`)))
+      expect({ name, used }).toEqual({ name, used: [] })
+    }
+  })
+
   it("the healthcheck probes the program the container runs", () => {
     const byService = Object.fromEntries(
       composeCommands.map(([name, command]) => [
@@ -141,8 +180,7 @@ describe("the image and the compose stack", () => {
   })
 })
 
-/** Every environment variable the programs read, found in the sources. */
-const variablesReadBySrc = () => {
+const sourceFiles = () => {
   const files: Array<string> = []
   const walk = (dir: string) => {
     for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
@@ -152,6 +190,11 @@ const variablesReadBySrc = () => {
     }
   }
   walk("src")
+  return files
+}
+
+/** Every environment variable this source text reads. */
+const variablesIn = (text: string) => {
   const patterns = [
     /Config\.\w+\(\s*"([A-Z][A-Z0-9_]*)"/g, // Config.String("NAME")
     /Config\.\w+\(\s*\[[^\]]*\]\s*,\s*"([A-Z][A-Z0-9_]*)"/g, // Config.Literals([...], "NAME")
@@ -159,10 +202,29 @@ const variablesReadBySrc = () => {
     /(?:process|Bun)\.env\.([A-Z][A-Z0-9_]*)/g,
     /(?:process|Bun)\.env\[\s*"([A-Z][A-Z0-9_]*)"\s*\]/g
   ]
-  const names = new Set<string>()
-  for (const file of files) {
-    const text = read(file)
-    for (const pattern of patterns) for (const match of text.matchAll(pattern)) names.add(match[1]!)
+  return new Set(patterns.flatMap((pattern) => [...text.matchAll(pattern)].map((m) => m[1]!)))
+}
+
+/** Every environment variable these source files read. */
+const variablesReadBy = (files: Iterable<string>) =>
+  new Set([...files].flatMap((f) => [...variablesIn(read(f))]))
+
+/** src/Config.ts's services, each with the variables its `fromEnv` layer reads. */
+const configServices = read("src/Config.ts")
+  .split(/(?=^export class \w+)/m)
+  .slice(1)
+  .map((part) => ({ name: /^export class (\w+)/.exec(part)![1]!, variables: variablesIn(part) }))
+
+/**
+ * What a program reads: the variables of the files it loads, where src/Config.ts counts only for the
+ * config services whose `fromEnv` layer those files use (every program loads Config.ts; few use all of it).
+ */
+const variablesReadByProgram = (files: ReadonlySet<string>) => {
+  const others = [...files].filter((f) => f !== "src/Config.ts")
+  const text = others.map(read).join("\n")
+  const names = variablesReadBy(others)
+  for (const service of configServices) {
+    if (text.includes(`${service.name}.fromEnv`)) for (const v of service.variables) names.add(v)
   }
   return names
 }
@@ -171,7 +233,7 @@ const envExample = read(".env.example")
 const documented = new Set([...envExample.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!))
 
 describe("settings", () => {
-  const readBySrc = variablesReadBySrc()
+  const readBySrc = variablesReadBy(sourceFiles())
   // Read, but not a setting: the OS sets it; WORKER_ID's comment names it.
   const notSettings = new Set(["HOSTNAME"])
 
@@ -187,15 +249,18 @@ describe("settings", () => {
     for (const name of notSettings) expect(envExample).toContain(name)
   })
 
-  it("compose passes every setting to a program, and documents every variable it interpolates", () => {
-    const passed = new Set(programServices.flatMap(([, s]) => Object.keys(s.environment ?? {})))
-    // One value for all programs would merge their traces under one service name; the embedded database is
-    // for `npm start` only, and compose runs a real Postgres.
-    const perProgram = new Set(["OTEL_SERVICE_NAME", "PGLITE_DATA_DIR"])
-    const unreachable = [...readBySrc].filter(
-      (n) => !passed.has(n) && !notSettings.has(n) && !perProgram.has(n)
-    )
-    expect(unreachable).toEqual([])
+  it("compose passes each program every setting it reads, and documents every variable it interpolates", () => {
+    // One value for all programs would merge their traces under one service name.
+    const perProgram = new Set(["OTEL_SERVICE_NAME"])
+    for (const [name, service] of programServices) {
+      const passed = new Set(Object.keys(service.environment ?? {}))
+      const needed = variablesReadByProgram(closure(programOf(service.command!)).files)
+      expect(needed.has("DATABASE_URL")).toBe(true)
+      const unreachable = [...needed].filter(
+        (n) => !passed.has(n) && !notSettings.has(n) && !perProgram.has(n)
+      )
+      expect({ name, unreachable }).toEqual({ name, unreachable: [] })
+    }
     const interpolated = new Set(
       [...read("docker-compose.yml").matchAll(/\$\{([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]!)
     )
