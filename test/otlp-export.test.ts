@@ -9,7 +9,7 @@ import { setupQueueTests, waitFor } from "./support/runtime.ts"
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
 
 // A tiny OTLP/HTTP receiver: it keeps the span names of every export it is sent.
-const received: Array<{ service: string; spans: Array<string> }> = []
+const received: Array<{ service: string; spans: Array<string>; traceIds: Array<string> }> = []
 const receiver = Bun.serve({
   port: 0,
   hostname: "127.0.0.1",
@@ -19,15 +19,13 @@ const receiver = Bun.serve({
     const body = (await request.json()) as {
       resourceSpans?: Array<{
         resource?: { attributes?: Array<{ key: string; value: { stringValue?: string } }> }
-        scopeSpans?: Array<{ spans?: Array<{ name: string }> }>
+        scopeSpans?: Array<{ spans?: Array<{ name: string; traceId: string }> }>
       }>
     }
     for (const rs of body.resourceSpans ?? []) {
       const service = rs.resource?.attributes?.find((a) => a.key === "service.name")?.value.stringValue ?? "?"
-      received.push({
-        service,
-        spans: (rs.scopeSpans ?? []).flatMap((s) => (s.spans ?? []).map((x) => x.name))
-      })
+      const spans = (rs.scopeSpans ?? []).flatMap((s) => s.spans ?? [])
+      received.push({ service, spans: spans.map((x) => x.name), traceIds: spans.map((x) => x.traceId) })
     }
     return Response.json({})
   }
@@ -53,6 +51,44 @@ describe("OTLP export", () => {
     } finally {
       worker.process.kill("SIGTERM")
       await exited(worker)
+    }
+  })
+
+  it("the API exports its request spans, continuing the caller's traceparent", async () => {
+    const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
+    const apiPort = probe.port!
+    probe.stop(true)
+    const api = Bun.spawn([process.execPath, "src/api.ts"], {
+      cwd: new URL("..", import.meta.url).pathname,
+      env: {
+        ...process.env,
+        DATABASE_URL: db.url,
+        PORT: String(apiPort),
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+        OTEL_BSP_SCHEDULE_DELAY: "100"
+      },
+      stdout: "ignore",
+      stderr: "ignore"
+    })
+    try {
+      const traceId = "0af7651916cd43dd8448eb211c80319c"
+      const response = await waitFor("the API to take a job", () =>
+        fetch(`http://127.0.0.1:${apiPort}/jobs`, {
+          method: "POST",
+          headers: { "content-type": "application/json", traceparent: `00-${traceId}-b7ad6b7169203331-01` },
+          body: JSON.stringify({ kind: "noop", payload: {}, queue: "traced-api" })
+        }).catch(() => undefined)
+      )
+      expect(response.status).toBe(201)
+      const exported = await waitFor(
+        "the API's spans of that trace",
+        async () => received.find((r) => r.service === "jobq-api" && r.traceIds.includes(traceId)),
+        { timeoutMs: 15_000 }
+      )
+      expect(exported.spans).toContain("Queue.enqueue")
+    } finally {
+      api.kill("SIGTERM")
+      await api.exited
     }
   })
 
