@@ -20,7 +20,7 @@ ARG NODE_VERSION=22
 FROM --platform=$BUILDPLATFORM node:${NODE_VERSION}-alpine AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Then two kinds of dead weight go:
+# After `npm ci`, two kinds of dead weight go:
 # - PGlite (Postgres in WebAssembly, about 20 MB) serves `npm start` without DATABASE_URL; the programs this image
 #   runs never import it (test/packaging.test.ts checks every package removed here against their imports);
 # - what runs of each package is its compiled dist/ or build/: TypeScript sources, declarations and source maps
