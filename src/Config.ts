@@ -16,6 +16,8 @@ export class DatabaseConfig extends Context.Service<
     readonly maxConnections: number
     readonly connectTimeout: Duration.Duration
     readonly applicationName: string
+    /** DATABASE_PREPARE: cache prepared statements (default true); false for PgBouncer < 1.21 in transaction mode. */
+    readonly prepare: boolean
   }
 >()("jobq/Config/DatabaseConfig") {
   static readonly fromEnv = (applicationName: string) =>
@@ -39,6 +41,7 @@ export class DatabaseConfig extends Context.Service<
           url: url.value,
           maxConnections: yield* Config.Int("DATABASE_POOL_MAX").pipe(Config.withDefault(10)),
           connectTimeout: yield* duration("DATABASE_CONNECT_TIMEOUT", "5 seconds"),
+          prepare: yield* Config.Boolean("DATABASE_PREPARE").pipe(Config.withDefault(true)),
           applicationName
         })
       })

@@ -3,7 +3,7 @@
  * SIGTERM/SIGINT interrupt the main fiber: the server stops accepting, in-flight requests finish, the pool
  * closes. Settings: DATABASE_URL, PORT, API_TOKENS, MAX_BODY_BYTES, JOBS_MODULE, LOG_*, OTEL_* (.env.example).
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Layer } from "effect"
 import * as Database from "./db/Database.ts"
 import * as ApiProgram from "./http/program.ts"

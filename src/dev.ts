@@ -3,7 +3,7 @@
  * server; without, an embedded Postgres (PGlite) under ./.data/ (PGLITE_DATA_DIR), so a machine with only
  * Node and npm runs the whole service. `npm run api` and `npm run worker` always need a real server.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Config, Effect, Layer, Option } from "effect"
 import * as Database from "./db/Database.ts"
 import * as Embedded from "./db/embedded.ts"

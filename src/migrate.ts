@@ -1,8 +1,9 @@
 /** `bun run migrate`: apply pending migrations to DATABASE_URL and exit. */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect } from "effect"
 import * as Database from "./db/Database.ts"
 import * as Migrator from "./db/Migrator.ts"
+import * as Logging from "./telemetry/Logging.ts"
 
 const program = Migrator.migrate().pipe(
   Effect.tap(({ applied, alreadyApplied }) =>
@@ -11,6 +12,7 @@ const program = Migrator.migrate().pipe(
       : Effect.logInfo(`applied ${applied.map((m) => m.file).join(", ")}`)
   ),
   Effect.provide(Database.layerFromEnv("jobq-migrate")),
+  Effect.provide(Logging.layerFromEnv),
   // one clear line on stderr and a non-zero exit, instead of a stack trace
   Effect.catch((error) =>
     Console.error(

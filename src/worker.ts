@@ -1,5 +1,5 @@
 /** `bun run worker`: the worker pool on DATABASE_URL, until SIGTERM/SIGINT drains it. */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Layer } from "effect"
 import * as Database from "./db/Database.ts"
 import * as Logging from "./telemetry/Logging.ts"

@@ -21,7 +21,8 @@ export const layer = Layer.unwrap(
         url: config.url,
         maxConnections: config.maxConnections,
         connectTimeout: config.connectTimeout,
-        applicationName: config.applicationName
+        applicationName: config.applicationName,
+        prepare: config.prepare
       })
     )
   })

@@ -184,7 +184,7 @@ const make = Effect.gen(function* () {
           finished_at = CASE WHEN o.status = 'retrying' THEN NULL ELSE now() END,
           last_error = ${error},
           errors = j.errors || jsonb_build_array(jsonb_build_object(
-            'attempt', j.attempts, 'at', now(), 'error', ${error}::text,
+            'attempt', j.attempts, 'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'error', ${error}::text,
             'retryDelayMs', CASE WHEN o.status = 'retrying' THEN ${input.retryDelayMs}::integer END)),
           lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
       FROM outcome o
@@ -250,7 +250,7 @@ const make = Effect.gen(function* () {
                                THEN now() END,
             last_error = 'lease expired: worker ' || e.lease_owner || ' stopped renewing it',
             errors = j.errors || jsonb_build_array(jsonb_build_object(
-              'attempt', j.attempts, 'at', now(),
+              'attempt', j.attempts, 'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
               'error', 'lease expired: worker ' || e.lease_owner || ' stopped renewing it',
               'retryDelayMs', NULL)),
             run_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
