@@ -36,14 +36,15 @@ export interface JobKind<P = any> {
 }
 
 /** Declares a kind with its payload type inferred from the schema. */
-export const defineKind = <S extends Schema.Codec<any, any>>(kind: {
-  readonly name: string
+/** The kind's name stays a literal type, so contracts derived from kinds are typed per kind. */
+export const defineKind = <const Name extends string, S extends Schema.Codec<any, any>>(kind: {
+  readonly name: Name
   readonly description?: string
   readonly payload: S
   readonly handler: (payload: S["Type"], context: JobContext) => Effect.Effect<unknown, unknown>
   readonly timeout?: Duration.Input
   readonly maxAttempts?: number
-}): JobKind<S["Type"]> => kind
+}): JobKind<S["Type"]> & { readonly name: Name } => kind
 
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
