@@ -2,8 +2,13 @@
  * A database that cannot be reached is the client's cue to retry, not a server bug: connection and
  * authentication failures and the transient reasons (deadlock, lock or statement timeout, serialization)
  * become a 503 `DatabaseUnavailable`. Any other `SqlError` is a defect, answered 500 and logged.
+ *
+ * A request's database work is also bounded in time (`databaseDeadline`): with every pooled connection busy
+ * or blocked on a lock, a request would otherwise wait for one without end, and Bun closes a connection that
+ * stays silent for 10 seconds without sending any answer. Past the deadline the work is interrupted (a
+ * running statement is cancelled, a transaction rolled back) and the client gets a 503 that says why.
  */
-import { Effect } from "effect"
+import { Duration, Effect } from "effect"
 import { SqlError } from "effect/sql"
 import { DatabaseUnavailable } from "./Problems.ts"
 
@@ -17,11 +22,21 @@ export const toUnavailable = (error: SqlError.SqlError): DatabaseUnavailable | u
       })
     : undefined
 
+/** How long one request may wait for a connection and its statements; under Bun's 10 s idle timeout. */
+export const databaseDeadline = Duration.seconds(8)
+
+const deadlinePassed = () =>
+  Effect.fail(
+    new DatabaseUnavailable({
+      detail: `the database did not answer within ${Duration.format(databaseDeadline)}: every connection of the pool is busy, or a statement waits on a lock; retry later`
+    })
+  )
+
 export const orUnavailable = <A, E, R>(
   self: Effect.Effect<A, E | SqlError.SqlError, R>
 ): Effect.Effect<A, Exclude<E, SqlError.SqlError> | DatabaseUnavailable, R> =>
   Effect.catchIf(
-    self,
+    self.pipe(Effect.timeoutOrElse({ duration: databaseDeadline, orElse: deadlinePassed })),
     (error): error is SqlError.SqlError => SqlError.isSqlError(error),
     (error) => {
       const problem = toUnavailable(error)
