@@ -31,9 +31,9 @@ export const KindName = Schema.String.pipe(
 )
 export const IdempotencyKey = Schema.String.pipe(
   Schema.check(Schema.isBetweenLength(1, 255)),
-  // Postgres text cannot hold NUL
+  // Postgres text cannot hold NUL, and stores a lone UTF-16 surrogate as U+FFFD (two keys would become one)
   // biome-ignore lint/suspicious/noControlCharactersInRegex: matching NUL is the point
-  Schema.check(Schema.isPattern(/^[^\u0000]*$/)),
+  Schema.check(Schema.isPattern(/^(?:[^\u0000\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/)),
   Schema.annotate({
     description: "Client-chosen key that makes an enqueue safe to repeat (1-255 characters)"
   })

@@ -4,16 +4,31 @@
  *
  * - no route for the path -> 404 `RouteNotFound`; the path exists with other methods -> 405
  *   `MethodNotAllowed` with `Allow`
+ * - a path the route table matches but the router refused: the router takes no parameter over 100
+ *   characters, so `/jobs/<101+ characters>` arrives here; such an id names no job -> 404 `JobNotFound`, the
+ *   answer the operation documents for any other id that is not a UUID
  * - a defect (a bug, or a database failure that is not transient) -> 500 `InternalError`, logged with its
  *   cause; never a bare stack trace
  * - every 503 carries `Retry-After`
  */
 import { Cause, Effect } from "effect"
 import { HttpServerError, HttpServerRequest, HttpServerRespondable, HttpServerResponse } from "effect/http"
-import { InternalError, MethodNotAllowed, RouteNotFound, retryAfterSeconds } from "./Problems.ts"
+import { InternalError, JobNotFound, MethodNotAllowed, RouteNotFound, retryAfterSeconds } from "./Problems.ts"
 import type { Match } from "./RouteTable.ts"
 
 const render = (problem: HttpServerRespondable.Respondable) => HttpServerRespondable.toResponse(problem)
+
+/** The `:id` segment of `pathname` under `template` (percent-decoded when it decodes). */
+const idIn = (template: string, pathname: string) => {
+  const raw = pathname.split("/")[template.split("/").indexOf(":id")] ?? ""
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    return raw
+  }
+}
+
+const shorten = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}...` : text)
 
 const isRouteNotFound = (error: unknown) =>
   HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
@@ -28,6 +43,12 @@ export const middleware =
           if (failure._tag === "Some" && isRouteNotFound(failure.value)) {
             const pathname = new URL(request.url, "http://localhost").pathname
             const match = matchRoute(request.method, pathname)
+            if (match._tag === "Matched" && match.route.includes(":id")) {
+              const id = idIn(match.route, pathname)
+              return render(
+                new JobNotFound({ jobId: id, detail: `no job with id ${shorten(id)}: not a UUID` })
+              )
+            }
             return match._tag === "WrongMethod"
               ? render(
                   new MethodNotAllowed({
@@ -37,7 +58,7 @@ export const middleware =
                 ).pipe(Effect.map(HttpServerResponse.setHeader("allow", match.allowed.join(", "))))
               : render(
                   new RouteNotFound({
-                    detail: `no route for ${request.method} ${pathname.length > 200 ? `${pathname.slice(0, 200)}...` : pathname}`
+                    detail: `no route for ${request.method} ${shorten(pathname)}`
                   })
                 )
           }

@@ -94,7 +94,7 @@ const make = Effect.gen(function* () {
           kind: input.kind,
           issues: nulInPayload,
           ...at,
-          message: `payload of kind "${input.kind}" contains the NUL character, which cannot be stored`
+          message: `payload of kind "${input.kind}" contains text that cannot be stored (NUL or a lone UTF-16 surrogate)`
         })
       }
       const queue = input.queue ?? defaultQueue

@@ -1,128 +1,18 @@
 /**
- * Chaos in the database: the server restarts with jobs in flight, sessions are terminated again and again,
- * the connection pools are exhausted, a transaction stays open and pins vacuum. The API and the workers are
- * real processes; the server is the one behind TEST_DATABASE_URL (postgres_restart stops and starts it).
+ * Chaos in the database: sessions are terminated again and again, the connection pools are exhausted, a
+ * transaction stays open and pins vacuum. The API and the workers are real processes on the server behind
+ * TEST_DATABASE_URL. (postgres_restart, which stops a server, is in chaos-restart.test.ts.)
  */
 import { describe, expect, it } from "bun:test"
-import { deadTuples, terminateBackends, withServerStopped } from "./faults.ts"
-import { setupChaos, type Verdict } from "./harness.ts"
+import { deadTuples, terminateBackends } from "./faults.ts"
+import { expectNothingLost, jitter, setupChaos, summary, tally } from "./harness.ts"
 import { type Answer, call, enqueueReliably, isUnavailable } from "./http.ts"
 import { pick, profile, report } from "./profile.ts"
 
 const chaos = await setupChaos(import.meta.file)
-const jitter = (min: number, max: number) => () => ({
-  sleepMs: min + Math.floor(Math.random() * (max - min))
-})
 const timeout = pick(120_000, 900_000)
 
-const expectNothingLost = (verdict: Verdict) => {
-  expect(verdict.lost).toEqual([])
-  expect(verdict.notTerminal).toEqual([])
-  expect(verdict.violations).toEqual([])
-  expect(verdict.byStatus).toEqual({ succeeded: verdict.jobs })
-}
-
-const summary = (verdict: Verdict) => ({
-  jobs: verdict.jobs,
-  lost: verdict.lost.length + verdict.notTerminal.length,
-  duplicates: verdict.duplicates.length,
-  duplicateIds: verdict.duplicates.map((d) => d.id),
-  leaseLosses: verdict.leaseLosses,
-  executions: verdict.executions
-})
-
-const tally = (answers: Iterable<[number, number]>) =>
-  Object.fromEntries([...answers].sort(([a], [b]) => a - b))
-
 describe(`chaos (${profile}): the database`, () => {
-  it(
-    "postgres_restart: the API answers 503 while the server is down and recovers; workers reconnect",
-    async () => {
-      const queue = "postgres_restart"
-      const env = { DATABASE_CONNECT_TIMEOUT: "2 seconds" }
-      const api = await chaos.api(env)
-      const workerEnv = { ...env, WORKER_QUEUES: queue, WORKER_CONCURRENCY: "8" }
-      const workers = [chaos.worker("restart-a", workerEnv), chaos.worker("restart-b", workerEnv)]
-      const restarts = pick(1, 4)
-      const ids = await chaos.enqueue(queue, pick(150, 2000), jitter(50, 300))
-      const whileDown: Array<{ request: string; answer: Answer }> = []
-      const seen = new Map<number, number>()
-      const downs: Array<number> = []
-      const apiRecoveries: Array<number> = []
-      const workerRecoveries: Array<number> = []
-      for (let r = 0; r < restarts; r++) {
-        await chaos.progressed(queue, await chaos.succeededCount(queue), 10, 60_000)
-        const { downMs } = await withServerStopped(chaos.db.url, async () => {
-          const probes: Array<[string, string, unknown?]> = [
-            ["GET", "/health"],
-            ["POST", "/jobs", { kind: "record", payload: { sleepMs: 1 }, queue }],
-            ["GET", `/jobs/${ids[0]}`],
-            ["GET", `/jobs?queue=${queue}`],
-            ["POST", `/jobs/${ids.at(-1)}/cancel`]
-          ]
-          for (const [method, path, body] of probes) {
-            whileDown.push({ request: `${method} ${path}`, answer: await call(api.url, method, path, body) })
-          }
-        })
-        downs.push(downMs)
-        const upAt = Date.now()
-        const before = await chaos.succeededCount(queue)
-        const id = await enqueueReliably(
-          api.url,
-          { kind: "record", payload: { sleepMs: 10 }, queue },
-          `restart-${r}`,
-          60_000,
-          seen
-        )
-        expect(id).toBeString()
-        ids.push(id!)
-        apiRecoveries.push(Date.now() - upAt)
-        await chaos.progressed(queue, before, 1, 60_000)
-        workerRecoveries.push(Date.now() - upAt)
-      }
-      // after the last restart the same API process keeps accepting, the same workers keep working
-      const more = pick(20, 200)
-      for (let i = 0; i < more; i++) {
-        const id = await enqueueReliably(
-          api.url,
-          { kind: "record", payload: { sleepMs: 10 }, queue },
-          `after-${i}`,
-          30_000,
-          seen
-        )
-        expect(id).toBeString()
-        ids.push(id!)
-      }
-      const drainMs = await chaos.drained(queue, pick(60_000, 600_000))
-      const verdict = await chaos.verdict(ids)
-      const alive = [api, ...workers].filter((p) => p.process.exitCode === null).length
-      report("chaos", {
-        scenario: "postgres_restart",
-        injected: `${restarts} x pg_ctlcluster stop --mode fast, requests while down, start; API + 2 workers (concurrency 8)`,
-        ...summary(verdict),
-        downMs: Math.max(...downs),
-        whileDown: whileDown.map((p) => `${p.request.split("/")[1]?.split("?")[0]}:${p.answer.status}`),
-        afterRestart: tally(seen),
-        recoveryMs: Math.max(...apiRecoveries),
-        workerRecoveryMs: Math.max(...workerRecoveries),
-        drainMs
-      })
-      for (const probe of whileDown) {
-        expect({ request: probe.request, status: probe.answer.status }).toEqual({
-          request: probe.request,
-          status: 503
-        })
-        expect(isUnavailable(probe.answer)).toBe(true)
-      }
-      expect(alive).toBe(3)
-      expectNothingLost(verdict)
-      await Promise.all(workers.map((w) => chaos.stop(w, "SIGTERM")))
-      await chaos.stop(api, "SIGTERM")
-      expect(await chaos.running(queue)).toBe(0)
-    },
-    timeout
-  )
-
   it(
     "backend_kill: pg_terminate_backend the API's and the workers' sessions again and again",
     async () => {

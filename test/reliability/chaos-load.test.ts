@@ -8,20 +8,11 @@
  * completes, and a low-priority job never runs before a higher-priority job that was ready at its claim.
  */
 import { describe, expect, it } from "bun:test"
-import { setupChaos, type Verdict } from "./harness.ts"
+import { setupChaos, summary } from "./harness.ts"
 import { pick, profile, report } from "./profile.ts"
 
 const chaos = await setupChaos(import.meta.file)
 const timeout = pick(90_000, 900_000)
-
-const summary = (verdict: Verdict) => ({
-  jobs: verdict.jobs,
-  lost: verdict.lost.length + verdict.notTerminal.length,
-  duplicates: verdict.duplicates.length,
-  duplicateIds: verdict.duplicates.map((d) => d.id),
-  leaseLosses: verdict.leaseLosses,
-  executions: verdict.executions
-})
 
 describe(`chaos (${profile}): workload`, () => {
   it(

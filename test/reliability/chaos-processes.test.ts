@@ -3,30 +3,11 @@
  * rolling deploy by SIGTERM. Short profile in `npm test`, long profile in `npm run test:chaos` (profile.ts).
  */
 import { describe, expect, it } from "bun:test"
-import { setupChaos, type Verdict } from "./harness.ts"
+import { expectNothingLost, jitter, setupChaos, summary } from "./harness.ts"
 import { pick, profile, report } from "./profile.ts"
 
 const chaos = await setupChaos(import.meta.file)
-const jitter = (min: number, max: number) => () => ({
-  sleepMs: min + Math.floor(Math.random() * (max - min))
-})
 const timeout = pick(90_000, 900_000)
-
-const expectNothingLost = (verdict: Verdict) => {
-  expect(verdict.lost).toEqual([])
-  expect(verdict.notTerminal).toEqual([])
-  expect(verdict.violations).toEqual([])
-  expect(verdict.byStatus).toEqual({ succeeded: verdict.jobs })
-}
-
-const summary = (verdict: Verdict) => ({
-  jobs: verdict.jobs,
-  lost: verdict.lost.length + verdict.notTerminal.length,
-  duplicates: verdict.duplicates.length,
-  duplicateIds: verdict.duplicates.map((d) => d.id),
-  leaseLosses: verdict.leaseLosses,
-  executions: verdict.executions
-})
 
 describe(`chaos (${profile}): worker processes`, () => {
   it(

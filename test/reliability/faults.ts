@@ -1,74 +1,138 @@
 /**
  * Faults the chaos scenarios inject into the database server: stop and start it, terminate the sessions
- * of given applications, hold a transaction open. Everything is bounded, and the server is always started
- * again (`withServerStopped` starts it in a `finally`, whatever the body did).
+ * of given applications, hold a transaction open. Everything is bounded.
+ *
+ * Stopping a server stops everyone on it, and this machine's cluster is shared (benchmarks, other suites),
+ * so postgres_restart runs on a cluster of its own: `privateCluster` creates one with pg_createcluster on a
+ * free port (trust auth on 127.0.0.1), migrates a database on it, and drops it when done. Its stop/start is
+ * the real thing (pg_ctlcluster, fast shutdown), and it is always started again in a `finally`.
  */
 import { existsSync, readdirSync } from "node:fs"
+import { PgClient } from "@effect/sql-pg"
 import type { SQL } from "bun"
+import { Effect, Redacted } from "effect"
+import * as Migrator from "../../src/db/Migrator.ts"
+import type { TestDatabase } from "../support/database.ts"
 
-/**
- * The local cluster behind TEST_DATABASE_URL: RELIABILITY_PG_CLUSTER ("15 main"), else the one version under
- * /etc/postgresql, cluster "main" (what .ci/run starts).
- */
-const cluster = () => {
-  const configured = process.env.RELIABILITY_PG_CLUSTER
-  if (configured !== undefined && configured !== "") return configured.split(/\s+/)
+const version = () => {
   const versions = existsSync("/etc/postgresql") ? readdirSync("/etc/postgresql") : []
-  if (versions.length !== 1) {
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0]
+  if (newest === undefined) {
     throw new Error(
-      "postgres_restart needs a local cluster it may stop and start: set RELIABILITY_PG_CLUSTER, e.g. '15 main'"
+      "postgres_restart needs PostgreSQL's Debian cluster tools (pg_createcluster, pg_ctlcluster)"
     )
   }
-  return [versions[0]!, "main"]
+  return newest
 }
 
-const pgctl = (action: "start" | "stop") => {
-  const args = ["pg_ctlcluster", "--skip-systemctl-redirect", ...cluster(), action]
-  if (action === "stop") args.push("--mode", "fast")
-  const result = Bun.spawnSync(args, { stdout: "pipe", stderr: "pipe", timeout: 60_000 })
-  // starting a running cluster exits 2 ("already running"): that is the state we want
-  if (result.exitCode !== 0 && !(action === "start" && result.exitCode === 2)) {
+const run = (args: ReadonlyArray<string>, allowed: ReadonlyArray<number> = [0]) => {
+  const result = Bun.spawnSync([...args], { stdout: "pipe", stderr: "pipe", timeout: 120_000 })
+  if (!allowed.includes(result.exitCode ?? -1)) {
     throw new Error(`${args.join(" ")} exited ${result.exitCode}: ${result.stderr.toString()}`)
   }
 }
 
-const serverAnswers = async (url: string) => {
-  const probe = Bun.spawnSync(["pg_isready", "-d", url, "-t", "2"], { timeout: 5_000 })
-  return probe.exitCode === 0
+const serverAnswers = (url: string) =>
+  Bun.spawnSync(["pg_isready", "-d", url, "-t", "2"], { timeout: 5_000 }).exitCode === 0
+
+const freePort = () => {
+  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
+  const port = probe.port!
+  probe.stop(true)
+  return port
 }
 
-/**
- * Stops the server (fast mode: sessions are terminated, in-flight transactions roll back), runs `whileDown`,
- * then starts it again, in a `finally`, and waits until it accepts connections. Answers the milliseconds the
- * server was down and `whileDown`'s value.
- */
-export const withServerStopped = async <A>(url: string, whileDown: () => Promise<A>) => {
-  const began = Date.now()
-  pgctl("stop")
-  let value: A
-  try {
-    value = await whileDown()
-  } finally {
-    await startAgain(url)
+const clusterPrefix = "jobq_chaos_"
+
+/** Drops clusters left by runs whose process is gone (a killed test run cannot clean up after itself). */
+const dropStale = (v: string) => {
+  const dir = `/etc/postgresql/${v}`
+  for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+    if (!name.startsWith(clusterPrefix)) continue
+    const pid = Number(name.slice(clusterPrefix.length))
+    const alive = Number.isInteger(pid) && existsSync(`/proc/${pid}`)
+    if (!alive) run(["pg_dropcluster", v, name, "--stop"], [0, 1])
   }
-  return { downMs: Date.now() - began, value }
 }
 
-/** Starts the cluster (a few tries) and waits until it accepts connections. */
-const startAgain = async (url: string) => {
-  for (let round = 0; ; round++) {
-    try {
-      pgctl("start")
-      break
-    } catch (error) {
-      if (round >= 5) throw error
-      await Bun.sleep(500)
+export interface PrivateCluster {
+  readonly database: TestDatabase
+  /** Stops the server (fast mode), runs `whileDown`, starts it again in a `finally`; answers the downtime. */
+  readonly withServerStopped: <A>(whileDown: () => Promise<A>) => Promise<{ downMs: number; value: A }>
+}
+
+/** A cluster of this process's own on a free port, with a migrated database; dropped by `database.drop`. */
+export const privateCluster = async (): Promise<PrivateCluster> => {
+  const v = version()
+  dropStale(v)
+  const name = `${clusterPrefix}${process.pid}`
+  const port = freePort()
+  run([
+    "pg_createcluster",
+    v,
+    name,
+    "-p",
+    String(port),
+    "--start",
+    "--",
+    "--auth-host=trust",
+    "--auth-local=trust"
+  ])
+  const url = `postgres://postgres@127.0.0.1:${port}/jobq_chaos`
+  const admin = `postgres://postgres@127.0.0.1:${port}/postgres`
+  run(["psql", admin, "-qc", "CREATE DATABASE jobq_chaos"])
+  await Effect.runPromise(
+    Migrator.migrate().pipe(
+      Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })),
+      Effect.orDie
+    )
+  )
+  const pgctl = (action: "start" | "stop") =>
+    run(
+      [
+        "pg_ctlcluster",
+        "--skip-systemctl-redirect",
+        v,
+        name,
+        action,
+        ...(action === "stop" ? ["--mode", "fast"] : [])
+      ],
+      // starting a running cluster exits 2: that is the state we want
+      action === "start" ? [0, 2] : [0]
+    )
+  const startAgain = async () => {
+    for (let round = 0; ; round++) {
+      try {
+        pgctl("start")
+        break
+      } catch (error) {
+        if (round >= 5) throw error
+        await Bun.sleep(500)
+      }
+    }
+    const deadline = Date.now() + 60_000
+    while (!serverAnswers(url)) {
+      if (Date.now() > deadline) throw new Error("the database server did not come back within 60 s")
+      await Bun.sleep(100)
     }
   }
-  const deadline = Date.now() + 60_000
-  while (!(await serverAnswers(url))) {
-    if (Date.now() > deadline) throw new Error("the database server did not come back within 60 s")
-    await Bun.sleep(100)
+  return {
+    database: {
+      name: "jobq_chaos",
+      url,
+      drop: async () => run(["pg_dropcluster", v, name, "--stop"])
+    },
+    withServerStopped: async (whileDown) => {
+      const began = Date.now()
+      pgctl("stop")
+      let value: Awaited<ReturnType<typeof whileDown>>
+      try {
+        value = await whileDown()
+      } finally {
+        await startAgain()
+      }
+      return { downMs: Date.now() - began, value }
+    }
   }
 }
 

@@ -8,7 +8,7 @@
  * writes "lease expired: worker X ..." into the job's `errors` for each such loss, so a job may have at most
  * 1 + that many rows. Anything beyond is a duplicate execution, and fails the scenario.
  */
-import { afterAll } from "bun:test"
+import { afterAll, expect } from "bun:test"
 import { fileURLToPath } from "node:url"
 import { SQL } from "bun"
 import { Effect } from "effect"
@@ -60,9 +60,12 @@ const freePort = () => {
   return port
 }
 
-/** A fresh database for one chaos file, with `processed_log`, process management and the verdict. */
-export const setupChaos = async (file: string) => {
-  const db: TestDatabase = await freshDatabase(file)
+/**
+ * A fresh database for one chaos file (or the one given, e.g. on a private cluster), with `processed_log`,
+ * process management and the verdict. Everything is torn down after the file's tests.
+ */
+export const setupChaos = async (file: string, database?: TestDatabase) => {
+  const db: TestDatabase = database ?? (await freshDatabase(file))
   const runtime = queueRuntime(db.url, kinds)
   // test-side reads and writes; application_name "" so backend_kill never targets them
   const pg = new SQL({ url: db.url, max: 4 })
@@ -249,3 +252,30 @@ export const setupChaos = async (file: string) => {
 }
 
 export type Chaos = Awaited<ReturnType<typeof setupChaos>>
+
+/** Sleep times spread between `min` and `max` ms, for `record` payloads. */
+export const jitter = (min: number, max: number) => () => ({
+  sleepMs: min + Math.floor(Math.random() * (max - min))
+})
+
+/** Every job terminal and succeeded, none missing, no execution beyond what lease losses explain. */
+export const expectNothingLost = (verdict: Verdict) => {
+  expect(verdict.lost).toEqual([])
+  expect(verdict.notTerminal).toEqual([])
+  expect(verdict.violations).toEqual([])
+  expect(verdict.byStatus).toEqual({ succeeded: verdict.jobs })
+}
+
+/** The verdict's figures for the report. */
+export const summary = (verdict: Verdict) => ({
+  jobs: verdict.jobs,
+  lost: verdict.lost.length + verdict.notTerminal.length,
+  duplicates: verdict.duplicates.length,
+  duplicateIds: verdict.duplicates.map((d) => d.id),
+  leaseLosses: verdict.leaseLosses,
+  executions: verdict.executions
+})
+
+/** Counts by HTTP status, in status order. */
+export const tally = (answers: Iterable<[number, number]>) =>
+  Object.fromEntries([...answers].sort(([a], [b]) => a - b))

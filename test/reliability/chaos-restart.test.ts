@@ -1,0 +1,105 @@
+/**
+ * postgres_restart: the database server stops with jobs in flight and starts again. The API must answer
+ * 503 (never 500, never hang) while it is down and accept again without a restart; the workers must
+ * reconnect (LISTEN included) and finish every job. The server is a private cluster (faults.ts), so
+ * stopping it disturbs nobody else on this machine.
+ */
+import { describe, expect, it } from "bun:test"
+import { privateCluster } from "./faults.ts"
+import { expectNothingLost, jitter, setupChaos, summary, tally } from "./harness.ts"
+import { type Answer, call, enqueueReliably, isUnavailable } from "./http.ts"
+import { pick, profile, report } from "./profile.ts"
+
+const cluster = await privateCluster()
+const chaos = await setupChaos(import.meta.file, cluster.database)
+const timeout = pick(120_000, 900_000)
+
+describe(`chaos (${profile}): the database server restarts`, () => {
+  it(
+    "postgres_restart: the API answers 503 while the server is down and recovers; workers reconnect",
+    async () => {
+      const queue = "postgres_restart"
+      const env = { DATABASE_CONNECT_TIMEOUT: "2 seconds" }
+      const api = await chaos.api(env)
+      const workerEnv = { ...env, WORKER_QUEUES: queue, WORKER_CONCURRENCY: "8" }
+      const workers = [chaos.worker("restart-a", workerEnv), chaos.worker("restart-b", workerEnv)]
+      const restarts = pick(1, 4)
+      const ids = await chaos.enqueue(queue, pick(150, 2000), jitter(50, 300))
+      const whileDown: Array<{ request: string; answer: Answer }> = []
+      const seen = new Map<number, number>()
+      const downs: Array<number> = []
+      const apiRecoveries: Array<number> = []
+      const workerRecoveries: Array<number> = []
+      for (let r = 0; r < restarts; r++) {
+        await chaos.progressed(queue, await chaos.succeededCount(queue), 10, 60_000)
+        const { downMs } = await cluster.withServerStopped(async () => {
+          const probes: Array<[string, string, unknown?]> = [
+            ["GET", "/health"],
+            ["POST", "/jobs", { kind: "record", payload: { sleepMs: 1 }, queue }],
+            ["GET", `/jobs/${ids[0]}`],
+            ["GET", `/jobs?queue=${queue}`],
+            ["POST", `/jobs/${ids.at(-1)}/cancel`]
+          ]
+          for (const [method, path, body] of probes) {
+            whileDown.push({ request: `${method} ${path}`, answer: await call(api.url, method, path, body) })
+          }
+        })
+        downs.push(downMs)
+        const upAt = Date.now()
+        const before = await chaos.succeededCount(queue)
+        const id = await enqueueReliably(
+          api.url,
+          { kind: "record", payload: { sleepMs: 10 }, queue },
+          `restart-${r}`,
+          60_000,
+          seen
+        )
+        expect(id).toBeString()
+        ids.push(id!)
+        apiRecoveries.push(Date.now() - upAt)
+        await chaos.progressed(queue, before, 1, 60_000)
+        workerRecoveries.push(Date.now() - upAt)
+      }
+      // after the last restart the same API process keeps accepting, the same workers keep working
+      const more = pick(20, 200)
+      for (let i = 0; i < more; i++) {
+        const id = await enqueueReliably(
+          api.url,
+          { kind: "record", payload: { sleepMs: 10 }, queue },
+          `after-${i}`,
+          30_000,
+          seen
+        )
+        expect(id).toBeString()
+        ids.push(id!)
+      }
+      const drainMs = await chaos.drained(queue, pick(60_000, 600_000))
+      const verdict = await chaos.verdict(ids)
+      const alive = [api, ...workers].filter((p) => p.process.exitCode === null).length
+      report("chaos", {
+        scenario: "postgres_restart",
+        injected: `${restarts} x pg_ctlcluster stop --mode fast of a private cluster, requests while down, start; API + 2 workers (concurrency 8)`,
+        ...summary(verdict),
+        downMs: Math.max(...downs),
+        whileDown: whileDown.map((p) => `${p.request.split("/")[1]?.split("?")[0]}:${p.answer.status}`),
+        afterRestart: tally(seen),
+        recoveryMs: Math.max(...apiRecoveries),
+        workerRecoveryMs: Math.max(...workerRecoveries),
+        drainMs
+      })
+      for (const probe of whileDown) {
+        expect({ request: probe.request, status: probe.answer.status }).toEqual({
+          request: probe.request,
+          status: 503
+        })
+        expect(isUnavailable(probe.answer)).toBe(true)
+      }
+      expect(alive).toBe(3)
+      expectNothingLost(verdict)
+      await Promise.all(workers.map((w) => chaos.stop(w, "SIGTERM")))
+      await chaos.stop(api, "SIGTERM")
+      expect(await chaos.running(queue)).toBe(0)
+    },
+    timeout
+  )
+})
