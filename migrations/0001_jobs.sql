@@ -51,10 +51,9 @@ CREATE INDEX jobs_ready_idx ON jobs (priority, run_at, id) WHERE status IN ('que
 CREATE INDEX jobs_lease_expiry_idx ON jobs (lease_expires_at) WHERE status = 'running';
 -- An idempotency key names at most one job, across all queues.
 CREATE UNIQUE INDEX jobs_idempotency_key_idx ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
--- Listing filtered by status / queue / kind pages through id.
-CREATE INDEX jobs_status_id_idx ON jobs (status, id);
-CREATE INDEX jobs_queue_id_idx ON jobs (queue, id);
-CREATE INDEX jobs_kind_id_idx ON jobs (kind, id);
+-- No other index, on purpose: a job's claim and its completion each rewrite every index entry of the row
+-- (status changes, so the updates cannot be HOT), and each index costs throughput on that hot path.
+-- Listing pages through the primary key and filters status / queue / kind on the way (docs/tradeoffs.md).
 
 -- Wake idle workers when jobs arrive, whoever inserts them: payload `queue` for jobs ready now, and
 -- `queue@<epoch ms>` for the earliest job that becomes ready later, so a worker can set a timer for it.

@@ -112,6 +112,12 @@ export interface WorkerSettings {
   readonly workerId: string
   /** WORKER_CONCURRENCY: jobs run at once (default 10). */
   readonly concurrency: number
+  /**
+   * WORKER_PREFETCH: jobs claimed ahead of free slots and held (leased) in the worker, so claims come in
+   * batches (default max(concurrency, 32)). 0 claims only for free slots: right for long jobs, where a
+   * job waiting in one worker's buffer would rather run on another, idle worker.
+   */
+  readonly prefetch: number
   /** WORKER_QUEUES: comma-separated queues to serve; unset serves every queue. */
   readonly queues: ReadonlyArray<string> | undefined
   /** WORKER_POLL_INTERVAL: how often an idle worker looks for jobs when no notification came (default 1 second). */
@@ -152,6 +158,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
   static readonly defaults = (): WorkerSettings => ({
     workerId: defaultWorkerId(),
     concurrency: 10,
+    prefetch: 32,
     queues: undefined,
     pollInterval: Duration.seconds(1),
     lease: Duration.seconds(30),
@@ -169,6 +176,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
         if (value === undefined) continue
         resolved[key] = durationKeys.has(key) ? Duration.fromInputUnsafe(value as Duration.Input) : value
       }
+      if (settings.prefetch === undefined) resolved.prefetch = Math.max(resolved.concurrency as number, 32)
       return WorkerConfig.of(resolved as unknown as WorkerSettings)
     })
 
@@ -176,11 +184,13 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
     WorkerConfig,
     Effect.gen(function* () {
       const d = WorkerConfig.defaults()
+      const concurrency = yield* Config.Int("WORKER_CONCURRENCY").pipe(Config.withDefault(d.concurrency))
       const queues = yield* Config.option(Config.String("WORKER_QUEUES"))
       const retention = yield* Config.option(Config.Duration("JOB_RETENTION"))
       return WorkerConfig.of({
         workerId: yield* Config.String("WORKER_ID").pipe(Config.withDefault(d.workerId)),
-        concurrency: yield* Config.Int("WORKER_CONCURRENCY").pipe(Config.withDefault(d.concurrency)),
+        concurrency,
+        prefetch: yield* Config.Int("WORKER_PREFETCH").pipe(Config.withDefault(Math.max(concurrency, 32))),
         queues:
           queues._tag === "None"
             ? undefined

@@ -32,7 +32,25 @@ export const claimSeconds = Metric.histogram("jobq_claim_duration_seconds", {
 })
 export const running = Metric.gauge("jobq_jobs_running", { description: "Jobs this worker is running now" })
 
-export const forJob = <M extends Metric.Metric<any, any>>(
-  metric: M,
-  job: { kind: string; queue: string }
-): M => Metric.withAttributes(metric, { kind: job.kind, queue: job.queue }) as M
+// one labelled metric per (metric, kind, queue), made once and found without allocating: this runs for
+// every job several times
+const labelled = new WeakMap<Metric.Metric<any, any>, Map<string, Map<string, Metric.Metric<any, any>>>>()
+
+export const forJob = <M extends Metric.Metric<any, any>>(metric: M, job: { kind: string; queue: string }): M => {
+  let byKind = labelled.get(metric)
+  if (byKind === undefined) {
+    byKind = new Map()
+    labelled.set(metric, byKind)
+  }
+  let byQueue = byKind.get(job.kind)
+  if (byQueue === undefined) {
+    byQueue = new Map()
+    byKind.set(job.kind, byQueue)
+  }
+  let found = byQueue.get(job.queue)
+  if (found === undefined) {
+    found = Metric.withAttributes(metric, { kind: job.kind, queue: job.queue })
+    byQueue.set(job.queue, found)
+  }
+  return found as M
+}

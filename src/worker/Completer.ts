@@ -1,24 +1,26 @@
 /**
  * Batches job completions: every success waiting when the completer is free goes out in one statement, so
- * under load N completions cost one round trip and when idle one costs no extra wait. A caller learns
- * whether its job was still held only after the statement committed.
+ * under load N completions cost one round trip and when idle one costs no extra wait. A job is reported
+ * done (`onDone`) only after its statement committed. Closing the completer's scope flushes what is still
+ * pending before it ends.
  */
-import { Deferred, Effect, Queue } from "effect"
+import { Cause, Deferred, Effect, Fiber, Queue } from "effect"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
 
 interface Pending {
   readonly id: string
   readonly result: unknown
-  readonly done: Deferred.Deferred<boolean>
+  /** Runs after the commit: whether this worker still held the job (false: its lease was lost). */
+  readonly onDone: (held: boolean) => Effect.Effect<void>
 }
 
 const maxBatch = 1000
 
-export const make = (workerId: string) =>
+export const make = (workerId: string, capacity: number) =>
   Effect.gen(function* () {
     const repo = yield* JobRepo
-    const pending = yield* Queue.unbounded<Pending>()
+    const pending = yield* Queue.bounded<Pending, Cause.Done>(capacity)
 
     const flush = (batch: ReadonlyArray<Pending>) =>
       repo
@@ -27,29 +29,40 @@ export const make = (workerId: string) =>
           batch.map((p) => ({ id: p.id, result: p.result }))
         )
         .pipe(
-          // a completion must not be dropped for a passing database error: retry until it lands
+          // not dropped for a passing database error; after ~a minute of failures the leases expire and the
+          // jobs are rescued (run again), which is the at-least-once contract
           Effect.tapError((error) => Effect.logWarning("completing jobs failed; retrying", error.message)),
-          Effect.retry(decorrelatedJitter({ base: "50 millis", cap: "5 seconds" })),
-          Effect.flatMap((held) => {
-            const ids = new Set<string>(held)
-            return Effect.forEach(batch, (p) => Deferred.succeed(p.done, ids.has(p.id)), { discard: true })
-          })
+          Effect.retry({ schedule: decorrelatedJitter({ base: "50 millis", cap: "5 seconds" }), times: 20 }),
+          Effect.map((held) => new Set<string>(held)),
+          Effect.catch(() => Effect.succeed(new Set<string>())),
+          Effect.flatMap((held) => Effect.forEach(batch, (p) => p.onDone(held.has(p.id)), { discard: true }))
         )
 
-    yield* Queue.takeBetween(pending, 1, maxBatch).pipe(
+    const loop = yield* Queue.takeBetween(pending, 1, maxBatch).pipe(
       Effect.flatMap(flush),
       Effect.forever,
+      Effect.catchCause((cause) =>
+        Cause.hasInterruptsOnly(cause) || Cause.isDone(Cause.squash(cause))
+          ? Effect.void
+          : Effect.logError("the completer stopped", Cause.pretty(cause))
+      ),
       Effect.annotateLogs({ module: "Completer" }),
-      Effect.forkScoped
+      Effect.forkDetach
     )
+    // end the queue and let the loop flush what remains (a Done from takeBetween ends it)
+    yield* Effect.addFinalizer(() => Queue.end(pending).pipe(Effect.andThen(Fiber.await(loop))))
 
-    /** Marks the job succeeded; answers false when this worker no longer held it. */
+    /** Queues the job's completion; `onDone` runs once it committed. Waits only when the queue is full. */
+    const submit = (id: string, result: unknown, onDone: Pending["onDone"]) =>
+      Queue.offer(pending, { id, result, onDone }).pipe(Effect.asVoid)
+
+    /** Completes one job and waits for the commit; answers whether this worker still held it. */
     const complete = (id: string, result: unknown) =>
       Effect.gen(function* () {
         const done = yield* Deferred.make<boolean>()
-        yield* Queue.offer(pending, { id, result, done })
+        yield* submit(id, result, (held) => Deferred.succeed(done, held).pipe(Effect.asVoid))
         return yield* Deferred.await(done)
       })
 
-    return { complete }
+    return { submit, complete }
   })

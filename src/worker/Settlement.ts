@@ -1,0 +1,113 @@
+/**
+ * Turns the `Exit` of a job's attempt into the job's next state (STYLE: settle a job by its Exit):
+ * success -> succeeded (batched through the Completer); failure -> retrying or failed_permanent;
+ * interruption -> cancelled (a cancel was requested), nothing (the lease was lost) or released to the
+ * queue without spending the attempt (shutdown).
+ */
+import { Cause, Effect, Exit, Metric } from "effect"
+import type { RetryConfig } from "../Config.ts"
+import type { ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
+import { nextDelayMs } from "../queue/Retry.ts"
+import * as Metrics from "../telemetry/WorkerMetrics.ts"
+import type * as Completer from "./Completer.ts"
+import type { AttemptFailed } from "./Executor.ts"
+
+/** Why a job was stopped before it finished; none means shutdown. */
+export type StopReason = "cancel" | "lease_lost"
+
+export interface SettlementDeps {
+  readonly workerId: string
+  readonly repo: JobRepo["Service"]
+  readonly retry: RetryConfig["Service"]
+  readonly completer: Effect.Success<ReturnType<typeof Completer.make>>
+  /** Called once the job is no longer this worker's (settled, or found not held). */
+  readonly onSettled: (job: ClaimedJob) => void
+  /** Called with the run_at of a retry this worker scheduled. */
+  readonly onRetryScheduled: (runAt: Date) => void
+}
+
+export const outcomeOf = (exit: Exit.Exit<unknown, AttemptFailed>, reason: StopReason | undefined) =>
+  Exit.isSuccess(exit) ? "succeeded" : Cause.hasInterruptsOnly(exit.cause) ? (reason ?? "released") : "failed"
+
+export const make = (deps: SettlementDeps) => {
+  const { workerId, repo, retry, completer } = deps
+  const count = (metric: Metric.Metric<number, unknown>, job: ClaimedJob) =>
+    Metric.update(Metrics.forJob(metric, job), 1)
+
+  const failure = (job: ClaimedJob, error: AttemptFailed) =>
+    Effect.gen(function* () {
+      const retryDelayMs = yield* nextDelayMs(retry, job.errors.at(-1)?.retryDelayMs ?? null)
+      const after = yield* repo.fail(workerId, {
+        id: job.id,
+        error: error.message,
+        retryDelayMs,
+        permanent: error.permanent
+      })
+      if (after === undefined) return yield* count(Metrics.leaseLost, job)
+      yield* count(
+        after.status === "retrying"
+          ? Metrics.retried
+          : after.status === "cancelled"
+            ? Metrics.cancelled
+            : Metrics.failed,
+        job
+      )
+      if (after.status === "retrying") deps.onRetryScheduled(after.runAt)
+      yield* Effect.logInfo(`attempt ${job.attempts} failed; job is ${after.status}`, error.message)
+    })
+
+  /** A job stopped before or while it ran. */
+  const stopped = (job: ClaimedJob, reason: StopReason | undefined) =>
+    Effect.gen(function* () {
+      if (reason === "lease_lost") {
+        yield* count(Metrics.leaseLost, job)
+        return yield* Effect.logWarning("lost the lease; stopped the job without settling it")
+      }
+      if (reason === "cancel") {
+        if (yield* repo.settleCancelled(workerId, job.id)) {
+          yield* count(Metrics.cancelled, job)
+          yield* Effect.logInfo("cancelled on request")
+        }
+        return
+      }
+      if ((yield* repo.release(workerId, [job.id])).length > 0) {
+        yield* count(Metrics.released, job)
+        yield* Effect.logInfo("released to the queue at shutdown")
+      }
+    })
+
+  // a settlement lost to a database error is recovered by the lease rescuer; it must never kill the pool
+  const guarded = (job: ClaimedJob, effect: Effect.Effect<void, unknown>) =>
+    effect.pipe(
+      Effect.catchCause((cause) => Effect.logError("could not settle job", Cause.pretty(cause))),
+      Effect.ensuring(Effect.sync(() => deps.onSettled(job)))
+    )
+
+  /** Settles an attempt by its exit. A success only queues the completion: the slot frees at once. */
+  const settle = (
+    job: ClaimedJob,
+    exit: Exit.Exit<unknown, AttemptFailed>,
+    reason: StopReason | undefined
+  ) => {
+    if (Exit.isSuccess(exit)) {
+      return completer.submit(job.id, exit.value ?? null, (held) =>
+        count(held ? Metrics.succeeded : Metrics.leaseLost, job).pipe(
+          Effect.ensuring(Effect.sync(() => deps.onSettled(job)))
+        )
+      )
+    }
+    if (Cause.hasInterruptsOnly(exit.cause)) return guarded(job, stopped(job, reason))
+    const error = Cause.findErrorOption(exit.cause)
+    return guarded(
+      job,
+      error._tag === "Some"
+        ? failure(job, error.value)
+        : Effect.logError("job attempt ended without a result", Cause.pretty(exit.cause))
+    )
+  }
+
+  /** Settles a job that was stopped (cancelled, lease lost) before it started. */
+  const settleUnstarted = (job: ClaimedJob, reason: StopReason) => guarded(job, stopped(job, reason))
+
+  return { settle, settleUnstarted }
+}
