@@ -123,7 +123,7 @@ export const run = async (context: Context): Promise<Section> => {
     )
   }
   const markdown = [
-    `Our worker runs as a real process: \`bun src/worker.ts\` with WORKER_METRICS_PORT=0, WORKER_CONCURRENCY as shown, the default pool of 10 connections, the no-op demo kind; it starts behind a table lock the harness holds, so process start-up is not timed (time zero = the lock's release, end = the last completion's \`finished_at\`). The peers run in-process under Node 22 (bench/peers/*.mjs); their time runs from the first handler call to the moment every completion is visible in their table.`,
+    `Our worker runs as a real process: \`bun src/worker.ts\` with WORKER_METRICS_PORT=0, WORKER_CONCURRENCY as shown, WORKER_PREFETCH 500 (the batch the peers fetch), the default pool of 10 connections, the no-op demo kind; it starts behind a table lock the harness holds, so process start-up is not timed (time zero = the lock's release, end = the last completion's \`finished_at\`). The peers run in-process under Node 22 (bench/peers/*.mjs); their time runs from the first handler call to the moment every completion is visible in their table.`,
     "",
     ...PeerDrain.peers.map((p) => `- ${p.name}: ${p.settings}`),
     "",

@@ -44,6 +44,8 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
         workers.push(
           WorkerProcess.spawn(db.url, `${label}-${i}`, {
             WORKER_CONCURRENCY: String(options.concurrency),
+            // the same batch the peers fetch (graphile-worker localQueue.size, pg-boss batchSize)
+            WORKER_PREFETCH: "500",
             ...options.env
           })
         )
