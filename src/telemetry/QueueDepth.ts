@@ -39,7 +39,9 @@ export const layerFromEnv = Layer.effectDiscard(
     // "0" (no unit) turns sampling off, as well as any zero duration
     const setting = yield* Config.String("QUEUE_METRICS_INTERVAL").pipe(Config.withDefault("15 seconds"))
     if (setting.trim() === "0") return
-    const interval = yield* Config.Duration("QUEUE_METRICS_INTERVAL").pipe(Config.withDefault(Duration.seconds(15)))
+    const interval = yield* Config.Duration("QUEUE_METRICS_INTERVAL").pipe(
+      Config.withDefault(Duration.seconds(15))
+    )
     if (Duration.toMillis(interval) <= 0) return
     const once = yield* sample
     yield* once.pipe(
