@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { Queue } from "../src/queue/Queue.ts"
 import { kinds } from "./fixtures/recordingKinds.ts"
+import { freePort } from "./support/ports.ts"
 import { exited, spawnWorker } from "./support/processes.ts"
 import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
@@ -55,9 +56,7 @@ describe("OTLP export", () => {
   })
 
   it("the API exports its request spans, continuing the caller's traceparent", async () => {
-    const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
-    const apiPort = probe.port!
-    probe.stop(true)
+    const apiPort = freePort()
     const api = Bun.spawn([process.execPath, "src/api.ts"], {
       cwd: new URL("..", import.meta.url).pathname,
       env: {

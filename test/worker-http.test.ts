@@ -1,28 +1,12 @@
 import { afterAll, describe, expect, it } from "bun:test"
-// @ts-expect-error the package ships no types
-import parsePrometheusTextFormat from "parse-prometheus-text-format"
 import { Queue } from "../src/queue/Queue.ts"
 import { kinds } from "./fixtures/recordingKinds.ts"
+import { freePort } from "./support/ports.ts"
 import { exited, spawnWorker } from "./support/processes.ts"
+import { parseFamilies } from "./support/prometheus.ts"
 import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
-interface Family {
-  readonly name: string
-  readonly type: string
-  readonly metrics: ReadonlyArray<{
-    readonly labels?: Record<string, string>
-    readonly value?: string
-    readonly count?: string
-  }>
-}
-
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
-const freePort = () => {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
-  const port = probe.port!
-  probe.stop(true)
-  return port
-}
 const port = freePort()
 const worker = spawnWorker(db.url, "metrics", {
   WORKER_METRICS_PORT: String(port),
@@ -39,7 +23,7 @@ const scrape = async () => {
   expect(response.status).toBe(200)
   expect(response.headers.get("content-type")).toStartWith("text/plain; version=0.0.4")
   const text = await response.text()
-  const families = parsePrometheusTextFormat(text) as ReadonlyArray<Family>
+  const families = parseFamilies(text)
   const value = (name: string, labels: Record<string, string> = {}) => {
     const family = families.find((f) => f.name === name)
     const sample = family?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))

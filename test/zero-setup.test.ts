@@ -2,18 +2,12 @@ import { afterAll, describe, expect, it } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { fileURLToPath } from "node:url"
+import { freePort, waitUntilHealthy } from "./support/ports.ts"
 import { waitFor } from "./support/runtime.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const dataDir = await mkdtemp(`${tmpdir()}/jobq-zero-setup-`)
 afterAll(() => rm(dataDir, { recursive: true, force: true }))
-
-const freePort = () => {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
-  const port = probe.port!
-  probe.stop(true)
-  return port
-}
 
 /** `npm start` is `bun run src/dev.ts`; run that with no DATABASE_URL at all. */
 const start = (port: number) => {
@@ -50,18 +44,7 @@ describe("zero-setup mode (npm start without DATABASE_URL)", () => {
     const output = new Response(first.stdout).text()
     let id: string
     try {
-      await waitFor(
-        "the API to answer /health",
-        () =>
-          fetch(`${base}/health`).then(
-            (r) => (r.ok ? r : undefined),
-            () => undefined
-          ),
-        {
-          timeoutMs: 60_000,
-          intervalMs: 200
-        }
-      )
+      await waitUntilHealthy(`${base}/health`)
       const created = await fetch(`${base}/jobs`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -82,18 +65,7 @@ describe("zero-setup mode (npm start without DATABASE_URL)", () => {
 
     const second = start(port)
     try {
-      await waitFor(
-        "the API to answer again",
-        () =>
-          fetch(`${base}/health`).then(
-            (r) => (r.ok ? r : undefined),
-            () => undefined
-          ),
-        {
-          timeoutMs: 60_000,
-          intervalMs: 200
-        }
-      )
+      await waitUntilHealthy(`${base}/health`)
       const job = (await (await fetch(`${base}/jobs/${id!}`)).json()) as { status: string; result: unknown }
       expect(job.status).toBe("succeeded")
       expect(job.result).toMatchObject({ rounds: 5 })

@@ -2,18 +2,12 @@ import { afterAll, describe, expect, it } from "bun:test"
 import { tmpdir } from "node:os"
 import { fileURLToPath } from "node:url"
 import { freshDatabase } from "../support/database.ts"
+import { freePort } from "../support/ports.ts"
 import { waitFor } from "../support/runtime.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const db = await freshDatabase(import.meta.file)
 afterAll(() => db.drop())
-
-const freePort = () => {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
-  const port = probe.port!
-  probe.stop(true)
-  return port
-}
 
 const deadline = <A>(promise: Promise<A>, ms: number, what: string) =>
   Promise.race([

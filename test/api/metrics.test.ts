@@ -1,18 +1,6 @@
 import { describe, expect, it } from "bun:test"
-// @ts-expect-error the package ships no types
-import parsePrometheusTextFormat from "parse-prometheus-text-format"
 import { setupApiTests } from "../support/api.ts"
-
-interface Family {
-  readonly name: string
-  readonly type: string
-  readonly metrics: ReadonlyArray<{
-    readonly labels?: Record<string, string>
-    readonly value?: string
-    readonly buckets?: Record<string, string>
-    readonly count?: string
-  }>
-}
+import { parseFamilies } from "../support/prometheus.ts"
 
 const { request, postJson } = await setupApiTests(import.meta.file)
 
@@ -21,7 +9,7 @@ const scrape = async () => {
   expect(response.status).toBe(200)
   expect(response.headers.get("content-type")).toStartWith("text/plain; version=0.0.4")
   const text = await response.text()
-  const families = parsePrometheusTextFormat(text) as ReadonlyArray<Family>
+  const families = parseFamilies(text)
   return { text, family: (name: string) => families.find((f) => f.name === name) }
 }
 
