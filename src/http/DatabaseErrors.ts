@@ -14,13 +14,28 @@ import { DatabaseUnavailable } from "./Problems.ts"
 
 const unavailableReasons = new Set(["ConnectionError", "AuthenticationError"])
 
+/**
+ * SQLSTATEs the driver reports as `UnknownError` that still mean "the server cannot serve you now": class 53
+ * (insufficient resources: 53300 too many connections, out of memory, disk full) and 57P01-57P03 (the
+ * session was terminated by an administrator or a shutdown, or the server is starting up or shutting down).
+ * Seen under load: "sorry, too many clients already" on connect was answered 500.
+ */
+const sqlState = (error: SqlError.SqlError): string | undefined => {
+  const code = (error.reason.cause as { readonly code?: unknown } | undefined)?.code
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+}
+const transientState = (code: string | undefined) =>
+  code !== undefined && (code.startsWith("53") || code === "57P01" || code === "57P02" || code === "57P03")
+
 /** The problem for a SqlError the client may retry after, or undefined when it is a defect. */
-export const toUnavailable = (error: SqlError.SqlError): DatabaseUnavailable | undefined =>
-  unavailableReasons.has(error.reason._tag) || error.isRetryable
+export const toUnavailable = (error: SqlError.SqlError): DatabaseUnavailable | undefined => {
+  const code = sqlState(error)
+  return unavailableReasons.has(error.reason._tag) || error.isRetryable || transientState(code)
     ? new DatabaseUnavailable({
-        detail: `the database did not answer (${error.reason._tag}); retry later`
+        detail: `the database did not answer (${error.reason._tag}${code === undefined ? "" : ` ${code}`}); retry later`
       })
     : undefined
+}
 
 /** How long one request may wait for a connection and its statements; under Bun's 10 s idle timeout. */
 export const databaseDeadline = Duration.seconds(8)

@@ -4,6 +4,8 @@
  * TEST_DATABASE_URL. (postgres_restart, which stops a server, is in chaos-restart.test.ts.)
  */
 import { describe, expect, it } from "bun:test"
+import { SqlError } from "effect/sql"
+import { toUnavailable } from "../../src/http/DatabaseErrors.ts"
 import { deadTuples, terminateBackends } from "./faults.ts"
 import { expectNothingLost, jitter, setupChaos, summary, tally } from "./harness.ts"
 import { type Answer, call, enqueueReliably, isUnavailable } from "./http.ts"
@@ -245,4 +247,24 @@ describe(`chaos (${profile}): the database`, () => {
     },
     timeout
   )
+
+  it("what backend_kill found, pinned: a server out of connection slots or shutting down is a 503, not a 500", () => {
+    const failure = (code: string, message: string) =>
+      new SqlError.SqlError({
+        reason: new SqlError.UnknownError({
+          cause: Object.assign(new Error(message), { code }),
+          message: "PgConnection: Failed to connect",
+          operation: "connect"
+        })
+      })
+    for (const [code, message] of [
+      ["53300", "sorry, too many clients already"],
+      ["57P01", "terminating connection due to administrator command"],
+      ["57P03", "the database system is starting up"]
+    ] as const) {
+      expect(toUnavailable(failure(code, message))?.detail).toContain(code)
+    }
+    // a genuine defect stays a 500
+    expect(toUnavailable(failure("22P02", "invalid input syntax"))).toBeUndefined()
+  })
 })
