@@ -39,6 +39,8 @@ export const queueSemantics = async (driver: Driver) => {
     await runtime.dispose()
     await close()
   })
+  // build the layers (open the database, migrate, start the worker) before the first test's clock starts
+  await runtime.runPromise(Effect.void)
   const run = <A, E>(effect: Effect.Effect<A, E, Queue | JobRepo | Sql>) => runtime.runPromise(effect)
   let n = 0
   const uniqueQueue = () => `${driver.name}-${++n}`
