@@ -3,7 +3,7 @@
  * request, cancel and retry apply to some states only. The API and embedding applications enqueue here.
  */
 import { createHash } from "node:crypto"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Cause, Context, Effect, Exit, Layer, Schema } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import {
   IdempotencyConflict,
@@ -61,77 +61,84 @@ const make = Effect.gen(function* () {
   const kinds = yield* JobKinds
   const sql = yield* SqlClient.SqlClient
 
+  /**
+   * Validates one request and makes its row; plain code, no Effect per item: a batch of a thousand runs
+   * this a thousand times on the enqueue hot path.
+   */
   const prepare = (
     input: NewJob,
-    index?: number
-  ): Effect.Effect<JobInsert, UnknownJobKind | InvalidPayload> =>
-    Effect.gen(function* () {
-      const at = index === undefined ? {} : { index }
-      const kind = kinds.get(input.kind)
-      if (kind === undefined) {
-        return yield* new UnknownJobKind({
-          kind: input.kind,
-          known: kinds.names,
-          ...at,
-          message: `unknown job kind "${input.kind}"; known kinds: ${kinds.names.join(", ")}`
-        })
-      }
-      const payload = yield* Schema.decodeUnknownEffect(kind.payload)(input.payload, { errors: "all" }).pipe(
-        Effect.flatMap(Schema.encodeEffect(kind.payload)),
-        Effect.mapError(
-          (error) =>
-            new InvalidPayload({
-              kind: input.kind,
-              issues: issuesOf(error),
-              ...at,
-              message: `payload does not match kind "${input.kind}"`
-            })
-        )
-      )
-      const nulInPayload = nulIssues(payload)
-      if (nulInPayload.length > 0) {
-        return yield* new InvalidPayload({
-          kind: input.kind,
-          issues: nulInPayload,
-          ...at,
-          message: `payload of kind "${input.kind}" contains text that cannot be stored (NUL or a lone UTF-16 surrogate)`
-        })
-      }
-      const queue = input.queue ?? defaultQueue
-      const priority = input.priority ?? 0
-      const maxAttempts = input.maxAttempts ?? kind.maxAttempts ?? defaultMaxAttempts
-      const runAt = input.runAt ?? null
-      const delayMs = runAt === null ? (input.delayMs ?? null) : null
-      const key = input.idempotencyKey ?? null
-      return {
-        id: uuidv7(),
-        queue,
+    index: number | undefined,
+    captured: TraceContext.TraceCarrier | undefined
+  ): JobInsert | UnknownJobKind | InvalidPayload => {
+    const at = index === undefined ? {} : { index }
+    const kind = kinds.get(input.kind)
+    if (kind === undefined) {
+      return new UnknownJobKind({
         kind: input.kind,
-        payload,
-        priority,
-        maxAttempts,
-        runAt,
-        delayMs,
-        idempotencyKey: key,
-        requestHash:
-          key === null
-            ? null
-            : createHash("sha256")
-                .update(
-                  canonicalJson({
-                    kind: input.kind,
-                    queue,
-                    payload,
-                    priority,
-                    maxAttempts,
-                    runAt: runAt?.toISOString() ?? null,
-                    delayMs
-                  })
-                )
-                .digest("hex"),
-        traceContext: input.traceContext ?? (yield* TraceContext.capture) ?? null
-      }
-    })
+        known: kinds.names,
+        ...at,
+        message: `unknown job kind "${input.kind}"; known kinds: ${kinds.names.join(", ")}`
+      })
+    }
+    const decoded = Schema.decodeUnknownExit(kind.payload)(input.payload, { errors: "all" })
+    const encoded = Exit.isSuccess(decoded) ? Schema.encodeExit(kind.payload)(decoded.value) : decoded
+    if (Exit.isFailure(encoded)) {
+      const error = Cause.findErrorOption(encoded.cause)
+      return new InvalidPayload({
+        kind: input.kind,
+        issues: error._tag === "Some" ? issuesOf(error.value) : [{ path: [], message: "invalid payload" }],
+        ...at,
+        message: `payload does not match kind "${input.kind}"`
+      })
+    }
+    const payload = encoded.value
+    const nulInPayload = nulIssues(payload)
+    if (nulInPayload.length > 0) {
+      return new InvalidPayload({
+        kind: input.kind,
+        issues: nulInPayload,
+        ...at,
+        message: `payload of kind "${input.kind}" contains text that cannot be stored (NUL or a lone UTF-16 surrogate)`
+      })
+    }
+    const queue = input.queue ?? defaultQueue
+    const priority = input.priority ?? 0
+    const maxAttempts = input.maxAttempts ?? kind.maxAttempts ?? defaultMaxAttempts
+    const runAt = input.runAt ?? null
+    const delayMs = runAt === null ? (input.delayMs ?? null) : null
+    const key = input.idempotencyKey ?? null
+    return {
+      id: uuidv7(),
+      queue,
+      kind: input.kind,
+      payload,
+      priority,
+      maxAttempts,
+      runAt,
+      delayMs,
+      idempotencyKey: key,
+      requestHash:
+        key === null
+          ? null
+          : createHash("sha256")
+              .update(
+                canonicalJson({
+                  kind: input.kind,
+                  queue,
+                  payload,
+                  priority,
+                  maxAttempts,
+                  runAt: runAt?.toISOString() ?? null,
+                  delayMs
+                })
+              )
+              .digest("hex"),
+      traceContext: input.traceContext ?? captured ?? null
+    }
+  }
+
+  const isRow = (prepared: JobInsert | UnknownJobKind | InvalidPayload): prepared is JobInsert =>
+    !("_tag" in prepared)
 
   const conflict = (key: string, jobId: string) =>
     new IdempotencyConflict({
@@ -144,7 +151,8 @@ const make = Effect.gen(function* () {
     input: NewJob
   ): Effect.Effect<Enqueued, UnknownJobKind | InvalidPayload | IdempotencyConflict | SqlError.SqlError> =>
     Effect.gen(function* () {
-      const row = yield* prepare(input)
+      const row = prepare(input, undefined, yield* TraceContext.capture)
+      if (!isRow(row)) return yield* row
       // A key's row can vanish between our failed insert and the lookup (pruned); then insert again.
       for (let round = 0; ; round++) {
         const inserted = yield* repo.insertOne(row)
@@ -164,7 +172,13 @@ const make = Effect.gen(function* () {
   const enqueueMany = (inputs: ReadonlyArray<NewJob>) =>
     Effect.gen(function* () {
       if (inputs.length === 0) return []
-      const rows = yield* Effect.forEach(inputs, (input, index) => prepare(input, index))
+      const captured = yield* TraceContext.capture
+      const rows: Array<JobInsert> = []
+      for (let index = 0; index < inputs.length; index++) {
+        const row = prepare(inputs[index]!, index, captured)
+        if (!isRow(row)) return yield* row
+        rows.push(row)
+      }
       return yield* sql.withTransaction(
         Effect.gen(function* () {
           const inserted = new Map((yield* repo.insertMany(rows)).map((job) => [job.id as string, job]))
