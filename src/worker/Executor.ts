@@ -3,7 +3,7 @@
  * timeout. The result is an `Exit`; `Settlement` turns that into the job's next state. Interrupting the
  * fiber that runs this is how a job is cancelled or stopped: the handler's finalizers run.
  */
-import { Cause, Duration, Effect, Schema } from "effect"
+import { Cause, Duration, Effect, Exit, Schema } from "effect"
 import { issuesOf, type JobKinds, PermanentError } from "../domain/JobKind.ts"
 import type { ClaimedJob } from "../queue/JobRepo.ts"
 
@@ -29,24 +29,30 @@ const describe = (error: unknown): string => {
 }
 
 export const run = (kinds: JobKinds["Service"], job: ClaimedJob): Effect.Effect<unknown, AttemptFailed> =>
-  Effect.gen(function* () {
+  Effect.suspend(() => {
     const kind = kinds.get(job.kind)
     if (kind === undefined) {
-      return yield* new AttemptFailed({
-        message: `no handler for job kind "${job.kind}" in this worker (known: ${kinds.names.join(", ")})`,
-        permanent: true
-      })
-    }
-    const payload = yield* Schema.decodeUnknownEffect(kind.payload)(job.payload, { errors: "all" }).pipe(
-      Effect.mapError(
-        (error) =>
-          new AttemptFailed({
-            message: `payload no longer matches kind "${job.kind}": ${JSON.stringify(issuesOf(error))}`,
-            permanent: true
-          })
+      return Effect.fail(
+        new AttemptFailed({
+          message: `no handler for job kind "${job.kind}" in this worker (known: ${kinds.names.join(", ")})`,
+          permanent: true
+        })
       )
-    )
-    const attempt = kind.handler(payload, { job, attempt: job.attempts })
+    }
+    // decoded in plain code: this runs for every job
+    const decoded = Schema.decodeUnknownExit(kind.payload)(job.payload, { errors: "all" })
+    if (Exit.isFailure(decoded)) {
+      const error = Cause.findErrorOption(decoded.cause)
+      return Effect.fail(
+        new AttemptFailed({
+          message: `payload no longer matches kind "${job.kind}": ${
+            error._tag === "Some" ? JSON.stringify(issuesOf(error.value)) : Cause.pretty(decoded.cause)
+          }`,
+          permanent: true
+        })
+      )
+    }
+    const attempt = kind.handler(decoded.value, { job, attempt: job.attempts })
     const timed =
       kind.timeout === undefined
         ? attempt
@@ -62,7 +68,7 @@ export const run = (kinds: JobKinds["Service"], job: ClaimedJob): Effect.Effect<
                 )
             })
           )
-    return yield* timed.pipe(
+    return timed.pipe(
       Effect.catchCause((cause) => {
         if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
         const error = Cause.squash(cause)
