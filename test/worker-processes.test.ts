@@ -8,9 +8,11 @@ import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
 await run(
-  Effect.flatMap(
-    SqlClient.SqlClient,
-    (sql) => sql`CREATE TABLE processed_log (job_id uuid NOT NULL, worker text NOT NULL)`
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.andThen(
+      sql`CREATE TABLE processed_log (job_id uuid NOT NULL, worker text NOT NULL)`,
+      sql`CREATE TABLE started_log (job_id uuid NOT NULL)`
+    )
   )
 )
 const workers: Array<WorkerProcess> = []
@@ -23,10 +25,12 @@ const spawn = (id: string, env: Record<string, string> = {}) => {
   return worker
 }
 
-const enqueueRecords = (queue: string, count: number, sleepMs: number) =>
+const enqueueRecords = (queue: string, count: number, sleepMs: number, announce = false) =>
   run(
     Queue.use((q) =>
-      q.enqueueMany(Array.from({ length: count }, () => ({ kind: "record", payload: { sleepMs }, queue })))
+      q.enqueueMany(
+        Array.from({ length: count }, () => ({ kind: "record", payload: { sleepMs, announce }, queue }))
+      )
     )
   ).then((jobs) => jobs.map((j) => j.job.id as string))
 
@@ -105,11 +109,16 @@ describe("worker processes", () => {
   it("SIGTERM lets short jobs finish, releases the rest without spending an attempt, leaves nothing running", async () => {
     const queue = "drain"
     const worker = spawn("drained", { WORKER_QUEUES: queue, WORKER_SHUTDOWN_GRACE: "1 second" })
-    const short = await enqueueRecords(queue, 2, 300)
-    const long = await enqueueRecords(queue, 2, 60_000)
-    await waitFor("all four jobs to run", async () =>
-      (await statusCounts(queue)).running === 4 ? true : undefined
-    )
+    const short = await enqueueRecords(queue, 2, 300, true)
+    const long = await enqueueRecords(queue, 2, 60_000, true)
+    // claimed is not started (a worker may hold claimed jobs in its buffer): wait for the handlers
+    await waitFor("all four handlers to start", async () => {
+      const rows = await sql<{ n: number }>(
+        (s) =>
+          s`SELECT count(*)::int AS n FROM started_log WHERE job_id = ANY(${[...short, ...long]}::uuid[])`
+      )
+      return rows[0]!.n === 4 ? true : undefined
+    })
     worker.process.kill("SIGTERM")
     await exited(worker)
     const jobs = await Promise.all([...short, ...long].map((id) => run(Queue.use((q) => q.get(id)))))
