@@ -4,7 +4,7 @@ export const preface = (quick: boolean) =>
   [
     "**Conditions.** This 2-core machine is shared: other engineers run their test suites and type checks on it during the run (see the load average below), so absolute figures move by tens of percent between runs; paired ratios (one system's run right after the other's) are steadier than the absolute numbers. Every commit here waits for a WAL flush (`synchronous_commit = on`, the default), which makes one-job-at-a-time paths commit-bound.",
     "",
-    "**Not measured in this run:** scenario 7 (end-to-end steady load through the API with workers running, and the peak RSS of API and worker under load) is not built yet; no CPU profile of the worker process is included (see the closing note for where it points).",
+    "**Not measured in this run:** no CPU profile of the worker process is included (see the closing note for where it points).",
     ...(quick
       ? [
           "",

@@ -12,10 +12,13 @@ import * as Report from "./Report.ts"
 import type { ChartPoint, Context, Section } from "./Scenario.ts"
 import * as Depth from "./scenarios/Depth.ts"
 import * as Drain from "./scenarios/Drain.ts"
+import * as Embedded from "./scenarios/Embedded.ts"
+import * as EndToEnd from "./scenarios/EndToEnd.ts"
 import * as Enqueue from "./scenarios/Enqueue.ts"
 import * as Pgbench from "./scenarios/Pgbench.ts"
 import * as Pickup from "./scenarios/Pickup.ts"
 import * as Profile from "./scenarios/Profile.ts"
+import * as Tracing from "./scenarios/Tracing.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
@@ -30,7 +33,10 @@ const scenarios: ReadonlyArray<{ readonly name: string; readonly run: (c: Contex
   { name: "pickup", run: Pickup.run },
   { name: "enqueue", run: Enqueue.run },
   { name: "depth", run: Depth.run },
-  { name: "profile", run: Profile.run }
+  { name: "profile", run: Profile.run },
+  { name: "embedded", run: Embedded.run },
+  { name: "tracing", run: Tracing.run },
+  { name: "e2e", run: EndToEnd.run }
 ]
 
 const started = new Date()
