@@ -36,7 +36,10 @@ export const running = Metric.gauge("jobq_jobs_running", { description: "Jobs th
 // every job several times
 const labelled = new WeakMap<Metric.Metric<any, any>, Map<string, Map<string, Metric.Metric<any, any>>>>()
 
-export const forJob = <M extends Metric.Metric<any, any>>(metric: M, job: { kind: string; queue: string }): M => {
+export const forJob = <M extends Metric.Metric<any, any>>(
+  metric: M,
+  job: { kind: string; queue: string }
+): M => {
   let byKind = labelled.get(metric)
   if (byKind === undefined) {
     byKind = new Map()
