@@ -193,6 +193,7 @@ describe(`chaos (${profile}): the database`, () => {
         const ms = Date.now() - began
         return { label, ids, ms, jobsPerSecond: Math.round((batch / ms) * 1000) }
       }
+      await phase("warm-up")
       await chaos.pg`VACUUM jobs`
       const baseline = await phase("before")
       const deadBefore = await deadTuples(chaos.pg)
@@ -200,14 +201,16 @@ describe(`chaos (${profile}): the database`, () => {
       const holdMs = pick(4_000, 60_000)
       let during: Awaited<ReturnType<typeof phase>>
       let deadDuring: Awaited<ReturnType<typeof deadTuples>>
+      const rounds: Array<number> = []
       const heldAt = Date.now()
       try {
         // a snapshot that stays open: vacuum may remove no row version deleted after it
         await holder`BEGIN ISOLATION LEVEL REPEATABLE READ`
         await holder`SELECT count(*) FROM jobs`
         during = await phase("during")
+        rounds.push(during.jobsPerSecond)
         for (let round = 0; Date.now() - heldAt < holdMs; round++) {
-          await phase(`during-${round}`)
+          rounds.push((await phase(`during-${round}`)).jobsPerSecond)
         }
         await chaos.pg`VACUUM jobs`
         deadDuring = await deadTuples(chaos.pg)
@@ -222,11 +225,13 @@ describe(`chaos (${profile}): the database`, () => {
       const verdict = await chaos.verdict(ids)
       report("chaos", {
         scenario: "idle_in_transaction",
-        injected: `REPEATABLE READ transaction idle for ${Math.round((Date.now() - heldAt) / 1000)} s; worker concurrency 8; ${batch}-job batches`,
+        injected: `REPEATABLE READ transaction idle for ${Math.round((Date.now() - heldAt) / 1000)} s while ${rounds.length} batches of ${batch} jobs ran; worker concurrency 8`,
         ...summary(verdict),
         jobsPerSecond: {
           before: baseline.jobsPerSecond,
-          during: during.jobsPerSecond,
+          duringFirst: during.jobsPerSecond,
+          duringLast: rounds.at(-1),
+          duringMin: Math.min(...rounds),
           after: recovered.jobsPerSecond
         },
         deadTuples: {

@@ -13,6 +13,7 @@ import type { SQL } from "bun"
 import { Effect, Redacted } from "effect"
 import * as Migrator from "../../src/db/Migrator.ts"
 import type { TestDatabase } from "../support/database.ts"
+import { freePort } from "../support/ports.ts"
 
 const version = () => {
   const versions = existsSync("/etc/postgresql") ? readdirSync("/etc/postgresql") : []
@@ -34,13 +35,6 @@ const run = (args: ReadonlyArray<string>, allowed: ReadonlyArray<number> = [0]) 
 
 const serverAnswers = (url: string) =>
   Bun.spawnSync(["pg_isready", "-d", url, "-t", "2"], { timeout: 5_000 }).exitCode === 0
-
-const freePort = () => {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
-  const port = probe.port!
-  probe.stop(true)
-  return port
-}
 
 const clusterPrefix = "jobq_chaos_"
 

@@ -15,6 +15,7 @@ import { SQL } from "bun"
 import { Effect } from "effect"
 import { Queue } from "../../src/queue/Queue.ts"
 import { freshDatabase, type TestDatabase } from "../support/database.ts"
+import { freePort } from "../support/ports.ts"
 import { spawnWorker, type WorkerProcess } from "../support/processes.ts"
 import { queueRuntime, waitFor } from "../support/runtime.ts"
 import { kinds } from "./chaosKinds.ts"
@@ -52,13 +53,6 @@ export interface Verdict {
   readonly violations: ReadonlyArray<{ id: string; status: string; executions: number; leaseLosses: number }>
   readonly executions: number
   readonly leaseLosses: number
-}
-
-const freePort = () => {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
-  const port = probe.port!
-  probe.stop(true)
-  return port
 }
 
 /**
