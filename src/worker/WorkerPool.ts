@@ -82,11 +82,33 @@ const make = Effect.gen(function* () {
     }
   })
 
-  const attempt = (job: ClaimedJob) => {
+  // Without a tracing layer there is no backend to see execution spans: skip making one per job.
+  const tracing = yield* TraceContext.CaptureTraceContext
+
+  /** A child of the enqueuing span when the job carries one, so one trace spans both processes. */
+  const executionSpan = (job: ClaimedJob, queueWaitMs: number) => {
     const parent = TraceContext.parentSpan(job.traceContext)
+    return Effect.withSpan(
+      "jobq.job.execute",
+      {
+        kind: "consumer",
+        ...(parent === undefined ? { root: true } : { parent }),
+        attributes: {
+          "jobq.job.id": job.id,
+          "jobq.job.kind": job.kind,
+          "jobq.job.queue": job.queue,
+          "jobq.job.attempt": job.attempts,
+          "jobq.job.queue_wait_ms": queueWaitMs
+        }
+      },
+      { captureStackTrace: false }
+    )
+  }
+
+  const attempt = (job: ClaimedJob) => {
     const queueWaitMs = Math.max(0, (job.startedAt ?? new Date()).getTime() - job.runAt.getTime())
     const startedAt = performance.now()
-    return Effect.gen(function* () {
+    const run = Effect.gen(function* () {
       running++
       yield* Metric.update(Metrics.forJob(Metrics.queueWaitSeconds, job), queueWaitMs / 1000)
       return yield* runAttempt(kinds, job)
@@ -99,28 +121,14 @@ const make = Effect.gen(function* () {
             (performance.now() - startedAt) / 1000
           )
           const reason = stopReasons.get(job.id)
-          yield* Effect.annotateCurrentSpan("jobq.job.outcome", Settlement.outcomeOf(exit, reason))
+          if (tracing)
+            yield* Effect.annotateCurrentSpan("jobq.job.outcome", Settlement.outcomeOf(exit, reason))
           yield* settlement.settle(job, exit, reason)
         })
       ),
-      // a child of the enqueuing span when the job carries one, so one trace spans both processes
-      Effect.withSpan(
-        "jobq.job.execute",
-        {
-          kind: "consumer",
-          ...(parent === undefined ? { root: true } : { parent }),
-          attributes: {
-            "jobq.job.id": job.id,
-            "jobq.job.kind": job.kind,
-            "jobq.job.queue": job.queue,
-            "jobq.job.attempt": job.attempts,
-            "jobq.job.queue_wait_ms": queueWaitMs
-          }
-        },
-        { captureStackTrace: false }
-      ),
       Effect.annotateLogs({ fiber: "job", jobId: job.id, kind: job.kind, attempt: job.attempts })
     )
+    return tracing ? executionSpan(job, queueWaitMs)(run) : run
   }
 
   /** One slot: takes buffered jobs one at a time and runs each in its own fiber. */
