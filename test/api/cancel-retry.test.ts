@@ -1,24 +1,12 @@
 import { describe, expect, it } from "bun:test"
 import { Effect } from "effect"
 import { JobRepo } from "../../src/queue/JobRepo.ts"
-import { setupApiTests } from "../support/api.ts"
+import { expectProblem, json, setupApiTests } from "../support/api.ts"
 
 const { request, postJson, run } = await setupApiTests(import.meta.file)
 
 let n = 0
 const uniqueQueue = () => `api-cancel-${++n}`
-const json = async (response: Response) => (await response.json()) as any
-
-const expectProblem = async (response: Response, status: number, type: string) => {
-  expect(response.status).toBe(status)
-  expect(response.headers.get("content-type")).toStartWith("application/problem+json")
-  const body = await json(response)
-  expect(body.type).toBe(`urn:jobq:problem:${type}`)
-  expect(body.status).toBe(status)
-  expect(typeof body.title).toBe("string")
-  expect(typeof body.detail).toBe("string")
-  return body
-}
 
 describe("POST /jobs/{id}/cancel and /retry", () => {
   const enqueue = async (queue: string) =>

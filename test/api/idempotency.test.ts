@@ -1,10 +1,9 @@
 import { describe, expect, it } from "bun:test"
 import { JobRepo } from "../../src/queue/JobRepo.ts"
-import { setupApiTests } from "../support/api.ts"
+import { json, setupApiTests } from "../support/api.ts"
 
 const { postJson, run } = await setupApiTests(import.meta.file)
 
-const json = async (response: Response) => (await response.json()) as any
 const uniqueKey = () => `key-${crypto.randomUUID()}`
 let n = 0
 const uniqueQueue = () => `api-idem-${++n}`

@@ -1,23 +1,11 @@
 import { describe, expect, it } from "bun:test"
 import { JobRepo } from "../../src/queue/JobRepo.ts"
-import { setupApiTests } from "../support/api.ts"
+import { expectProblem, json, setupApiTests } from "../support/api.ts"
 
 const { request, postJson, run } = await setupApiTests(import.meta.file, { maxBodyBytes: 64 * 1024 })
 
 let n = 0
 const uniqueQueue = () => `api-jobs-${++n}`
-const json = async (response: Response) => (await response.json()) as any
-
-const expectProblem = async (response: Response, status: number, type: string) => {
-  expect(response.status).toBe(status)
-  expect(response.headers.get("content-type")).toStartWith("application/problem+json")
-  const body = await json(response)
-  expect(body.type).toBe(`urn:jobq:problem:${type}`)
-  expect(body.status).toBe(status)
-  expect(typeof body.title).toBe("string")
-  expect(typeof body.detail).toBe("string")
-  return body
-}
 
 const countJobs = (queue: string) =>
   run(JobRepo.use((repo) => repo.list({ queue, limit: 10_000 }))).then((jobs) => jobs.length)

@@ -2,7 +2,7 @@
  * The HTTP API on a fresh test database, driven through the exported web handler (`request`) or, for
  * clients that need a socket, on a real port (`serve`). Everything is torn down after the file's tests.
  */
-import { afterAll } from "bun:test"
+import { afterAll, expect } from "bun:test"
 import { Layer, Redacted } from "effect"
 import { ApiConfig } from "../../src/Config.ts"
 import * as Database from "../../src/db/Database.ts"
@@ -54,4 +54,19 @@ export const serve = (handler: (request: Request) => Promise<Response>) => {
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: handler })
   afterAll(() => server.stop(true))
   return `http://127.0.0.1:${server.port}`
+}
+
+/** The response body as JSON, untyped (tests assert its shape). */
+export const json = async (response: Response) => (await response.json()) as any
+
+/** Asserts the documented problem-details shape of an error answer and returns its body. */
+export const expectProblem = async (response: Response, status: number, type: string) => {
+  expect(response.status).toBe(status)
+  expect(response.headers.get("content-type")).toStartWith("application/problem+json")
+  const body = await json(response)
+  expect(body.type).toBe(`urn:jobq:problem:${type}`)
+  expect(body.status).toBe(status)
+  expect(typeof body.title).toBe("string")
+  expect(typeof body.detail).toBe("string")
+  return body
 }
