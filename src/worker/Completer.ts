@@ -4,7 +4,7 @@
  * done (`onDone`) only after its statement committed. Closing the completer's scope flushes what is still
  * pending before it ends.
  */
-import { Cause, Deferred, Effect, Fiber, Queue } from "effect"
+import { Cause, Effect, Fiber, Queue } from "effect"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
 
@@ -56,13 +56,5 @@ export const make = (workerId: string, capacity: number) =>
     const submit = (id: string, result: unknown, onDone: Pending["onDone"]) =>
       Queue.offer(pending, { id, result, onDone }).pipe(Effect.asVoid)
 
-    /** Completes one job and waits for the commit; answers whether this worker still held it. */
-    const complete = (id: string, result: unknown) =>
-      Effect.gen(function* () {
-        const done = yield* Deferred.make<boolean>()
-        yield* submit(id, result, (held) => Deferred.succeed(done, held).pipe(Effect.asVoid))
-        return yield* Deferred.await(done)
-      })
-
-    return { submit, complete }
+    return { submit }
   })
