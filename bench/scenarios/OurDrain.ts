@@ -59,7 +59,7 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
           throw new Error(`${label}: worker exited with ${worker.process.exitCode}; see ${worker.logFile}`)
         }
       }
-      await Bun.sleep(25)
+      await Bun.sleep(100)
     }
     // the measured-th completion of this run (the finished rows left beforehand are older than the gate)
     const [{ finished }] = await db.sql`

@@ -1,5 +1,6 @@
 /** The worker's metrics. Labels stay low-cardinality: kind and queue, never a job id. */
-import { Metric } from "effect"
+import { type Context, Metric } from "effect"
+import * as JobSeries from "./JobSeries.ts"
 
 const seconds = Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 18 })
 
@@ -32,28 +33,46 @@ export const claimSeconds = Metric.histogram("jobq_claim_duration_seconds", {
 })
 export const running = Metric.gauge("jobq_jobs_running", { description: "Jobs this worker is running now" })
 
-// one labelled metric per (metric, kind, queue), made once and found without allocating: this runs for
-// every job several times
-const labelled = new WeakMap<Metric.Metric<any, any>, Map<string, Map<string, Metric.Metric<any, any>>>>()
+/** Every per-job series of one (kind, queue), found once per claimed job. */
+export interface JobMetrics {
+  readonly claimed: JobSeries.CounterSeries
+  readonly succeeded: JobSeries.CounterSeries
+  readonly retried: JobSeries.CounterSeries
+  readonly failed: JobSeries.CounterSeries
+  readonly cancelled: JobSeries.CounterSeries
+  readonly released: JobSeries.CounterSeries
+  readonly leaseLost: JobSeries.CounterSeries
+  readonly executionSeconds: JobSeries.HistogramSeries
+  readonly queueWaitSeconds: JobSeries.HistogramSeries
+}
 
-export const forJob = <M extends Metric.Metric<any, any>>(
-  metric: M,
-  job: { kind: string; queue: string }
-): M => {
-  let byKind = labelled.get(metric)
-  if (byKind === undefined) {
-    byKind = new Map()
-    labelled.set(metric, byKind)
+/** The per-job series for a job's kind and queue, registered the first time that pair is seen. */
+export const jobMetrics = (context: Context.Context<never>) => {
+  const byKind = new Map<string, Map<string, JobMetrics>>()
+  return (job: { readonly kind: string; readonly queue: string }): JobMetrics => {
+    let byQueue = byKind.get(job.kind)
+    if (byQueue === undefined) {
+      byQueue = new Map()
+      byKind.set(job.kind, byQueue)
+    }
+    let found = byQueue.get(job.queue)
+    if (found === undefined) {
+      const attributes = { kind: job.kind, queue: job.queue }
+      const count = (metric: Metric.Metric<number, Metric.CounterState<number>>) =>
+        JobSeries.counter(context, metric, attributes)
+      found = {
+        claimed: count(claimed),
+        succeeded: count(succeeded),
+        retried: count(retried),
+        failed: count(failed),
+        cancelled: count(cancelled),
+        released: count(released),
+        leaseLost: count(leaseLost),
+        executionSeconds: JobSeries.histogram(context, executionSeconds, seconds, attributes),
+        queueWaitSeconds: JobSeries.histogram(context, queueWaitSeconds, seconds, attributes)
+      }
+      byQueue.set(job.queue, found)
+    }
+    return found
   }
-  let byQueue = byKind.get(job.kind)
-  if (byQueue === undefined) {
-    byQueue = new Map()
-    byKind.set(job.kind, byQueue)
-  }
-  let found = byQueue.get(job.queue)
-  if (found === undefined) {
-    found = Metric.withAttributes(metric, { kind: job.kind, queue: job.queue })
-    byQueue.set(job.queue, found)
-  }
-  return found as M
 }

@@ -12,7 +12,7 @@ interface Pending {
   readonly id: string
   readonly result: unknown
   /** Runs after the commit: whether this worker still held the job (false: its lease was lost). */
-  readonly onDone: (held: boolean) => Effect.Effect<void>
+  readonly onDone: (held: boolean) => void
 }
 
 const maxBatch = 1000
@@ -35,7 +35,11 @@ export const make = (workerId: string, capacity: number) =>
           Effect.retry({ schedule: decorrelatedJitter({ base: "50 millis", cap: "5 seconds" }), times: 20 }),
           Effect.map((held) => new Set<string>(held)),
           Effect.catch(() => Effect.succeed(new Set<string>())),
-          Effect.flatMap((held) => Effect.forEach(batch, (p) => p.onDone(held.has(p.id)), { discard: true }))
+          Effect.tap((held) =>
+            Effect.sync(() => {
+              for (const p of batch) p.onDone(held.has(p.id))
+            })
+          )
         )
 
     const loop = yield* Queue.takeBetween(pending, 1, maxBatch).pipe(

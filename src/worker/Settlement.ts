@@ -4,11 +4,11 @@
  * interruption -> cancelled (a cancel was requested), nothing (the lease was lost) or released to the
  * queue without spending the attempt (shutdown).
  */
-import { Cause, Effect, Exit, Metric } from "effect"
+import { Cause, Effect, Exit } from "effect"
 import type { RetryConfig } from "../Config.ts"
 import type { ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import { nextDelayMs } from "../queue/Retry.ts"
-import * as Metrics from "../telemetry/WorkerMetrics.ts"
+import type { JobMetrics } from "../telemetry/WorkerMetrics.ts"
 import type * as Completer from "./Completer.ts"
 import type { AttemptFailed } from "./Executor.ts"
 
@@ -20,6 +20,7 @@ export interface SettlementDeps {
   readonly repo: JobRepo["Service"]
   readonly retry: RetryConfig["Service"]
   readonly completer: Effect.Success<ReturnType<typeof Completer.make>>
+  readonly metrics: (job: ClaimedJob) => JobMetrics
   /** Called once the job is no longer this worker's (settled, or found not held). */
   readonly onSettled: (job: ClaimedJob) => void
   /** Called with the run_at of a retry this worker scheduled. */
@@ -31,8 +32,8 @@ export const outcomeOf = (exit: Exit.Exit<unknown, AttemptFailed>, reason: StopR
 
 export const make = (deps: SettlementDeps) => {
   const { workerId, repo, retry, completer } = deps
-  const count = (metric: Metric.Metric<number, unknown>, job: ClaimedJob) =>
-    Metric.update(Metrics.forJob(metric, job), 1)
+  type Counter = Exclude<keyof JobMetrics, "executionSeconds" | "queueWaitSeconds">
+  const count = (counter: Counter, job: ClaimedJob) => Effect.sync(() => deps.metrics(job)[counter].add(1))
 
   const failure = (job: ClaimedJob, error: AttemptFailed) =>
     Effect.gen(function* () {
@@ -43,13 +44,9 @@ export const make = (deps: SettlementDeps) => {
         retryDelayMs,
         permanent: error.permanent
       })
-      if (after === undefined) return yield* count(Metrics.leaseLost, job)
+      if (after === undefined) return yield* count("leaseLost", job)
       yield* count(
-        after.status === "retrying"
-          ? Metrics.retried
-          : after.status === "cancelled"
-            ? Metrics.cancelled
-            : Metrics.failed,
+        after.status === "retrying" ? "retried" : after.status === "cancelled" ? "cancelled" : "failed",
         job
       )
       if (after.status === "retrying") deps.onRetryScheduled(after.runAt)
@@ -60,18 +57,18 @@ export const make = (deps: SettlementDeps) => {
   const stopped = (job: ClaimedJob, reason: StopReason | undefined) =>
     Effect.gen(function* () {
       if (reason === "lease_lost") {
-        yield* count(Metrics.leaseLost, job)
+        yield* count("leaseLost", job)
         return yield* Effect.logWarning("lost the lease; stopped the job without settling it")
       }
       if (reason === "cancel") {
         if (yield* repo.settleCancelled(workerId, job.id)) {
-          yield* count(Metrics.cancelled, job)
+          yield* count("cancelled", job)
           yield* Effect.logInfo("cancelled on request")
         }
         return
       }
       if ((yield* repo.release(workerId, [job.id])).length > 0) {
-        yield* count(Metrics.released, job)
+        yield* count("released", job)
         yield* Effect.logInfo("released to the queue at shutdown")
       }
     })
@@ -90,11 +87,10 @@ export const make = (deps: SettlementDeps) => {
     reason: StopReason | undefined
   ) => {
     if (Exit.isSuccess(exit)) {
-      return completer.submit(job.id, exit.value ?? null, (held) =>
-        count(held ? Metrics.succeeded : Metrics.leaseLost, job).pipe(
-          Effect.ensuring(Effect.sync(() => deps.onSettled(job)))
-        )
-      )
+      return completer.submit(job.id, exit.value ?? null, (held) => {
+        deps.metrics(job)[held ? "succeeded" : "leaseLost"].add(1)
+        deps.onSettled(job)
+      })
     }
     if (Cause.hasInterruptsOnly(exit.cause)) return guarded(job, stopped(job, reason))
     const error = Cause.findErrorOption(exit.cause)

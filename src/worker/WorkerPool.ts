@@ -1,26 +1,14 @@
 /**
  * The worker pool. One fetch fiber claims jobs in batches, up to `concurrency + prefetch` held at once,
- * into a local buffer; `concurrency` runner fibers take jobs from the buffer and run each in its own
- * fiber, kept in a `FiberMap` by job id. A job ends by its `Exit` (see `Settlement`). Successes are
- * completed in batches by the `Completer`; a runner's slot frees as soon as its handler returns.
+ * into a local buffer. Each job runs in its own fiber, started as soon as one of the `concurrency` slots
+ * is free: when a claim lands or when a running job's fiber exits. A job ends by its `Exit` (see
+ * `Settlement`). Successes are completed in batches by the `Completer`; a slot frees as soon as its
+ * handler returns.
  *
  * Cancelling a running job is interrupting its fiber: the request reaches us by NOTIFY on `jobq_cancel`
  * or, as a fallback, with the lease renewal every `renewInterval`, which covers buffered jobs too.
  */
-import {
-  Cause,
-  Context,
-  Duration,
-  Effect,
-  Fiber,
-  FiberHandle,
-  FiberMap,
-  FiberSet,
-  Layer,
-  Metric,
-  Queue,
-  Schedule
-} from "effect"
+import { Cause, Context, Duration, Effect, Fiber, FiberHandle, Layer, Metric, Queue, Schedule } from "effect"
 import { RetryConfig, WorkerConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
@@ -41,17 +29,24 @@ const make = Effect.gen(function* () {
   const { workerId, concurrency, prefetch } = config
   const leaseMs = Duration.toMillis(config.lease)
   const capacity = concurrency + prefetch
-  // refill the buffer once it is half empty (with no prefetch: as soon as a slot frees)
+  // refill once the buffer is half empty (with no prefetch: as soon as a slot frees)
   const lowWater = concurrency + Math.floor(prefetch / 2) - 1
+  // job fibers start from plain callbacks (a claim landing, another job's fiber exiting) with the pool's
+  // services; each is a root fiber, tracked in `running` below and stopped by the pool's finalizer
+  const services = yield* Effect.context<never>()
+  const fork = Effect.runForkWith(services)
+  const metricsFor = Metrics.jobMetrics(services)
 
   // made first, so that closing the pool's scope flushes its pending completions last
   const completer = yield* Completer.make(workerId, capacity)
-  const jobs = yield* FiberMap.make<string>()
   /** Claimed and not yet settled: buffered, running, or waiting for its completion to commit. */
   const held = new Map<string, ClaimedJob>()
-  const started = new Set<string>()
+  /** Claimed and not yet started, oldest first (`next` is the index of the first). */
+  let buffer: Array<ClaimedJob> = []
+  let next = 0
+  /** The fiber of every job that started and whose fiber has not exited. */
+  const running = new Map<string, Fiber.Fiber<unknown, unknown>>()
   const stopReasons = new Map<string, Settlement.StopReason>()
-  const buffer = yield* Queue.unbounded<ClaimedJob>()
   const wake = yield* Queue.sliding<void>(1)
   const signal = Queue.offer(wake, undefined).pipe(Effect.asVoid)
   const wakeTimes = WakeTimes.make(Duration.toMillis(config.pollInterval))
@@ -60,21 +55,16 @@ const make = Effect.gen(function* () {
   let backlog = false
   // one refill request per claim: settlements below the low-water mark ask once, not once each
   let refillAsked = false
-  let running = 0
 
   const settlement = Settlement.make({
     workerId,
     repo,
     retry,
     completer,
+    metrics: metricsFor,
     onSettled: (job) => {
       held.delete(job.id)
-      started.delete(job.id)
       stopReasons.delete(job.id)
-      if (backlog && !refillAsked && held.size <= lowWater) {
-        refillAsked = true
-        Queue.offerUnsafe(wake, undefined)
-      }
     },
     onRetryScheduled: (runAt) => {
       wakeTimes.add(runAt.getTime())
@@ -106,65 +96,95 @@ const make = Effect.gen(function* () {
   }
 
   const attempt = (job: ClaimedJob) => {
+    const metrics = metricsFor(job)
     const queueWaitMs = Math.max(0, (job.startedAt ?? new Date()).getTime() - job.runAt.getTime())
+    metrics.queueWaitSeconds.observe(queueWaitMs / 1000)
     const startedAt = performance.now()
-    const run = Effect.gen(function* () {
-      running++
-      yield* Metric.update(Metrics.forJob(Metrics.queueWaitSeconds, job), queueWaitMs / 1000)
-      return yield* runAttempt(kinds, job)
-    }).pipe(
-      Effect.onExit((exit) =>
-        Effect.gen(function* () {
-          running--
-          yield* Metric.update(
-            Metrics.forJob(Metrics.executionSeconds, job),
-            (performance.now() - startedAt) / 1000
-          )
-          const reason = stopReasons.get(job.id)
-          if (tracing)
-            yield* Effect.annotateCurrentSpan("jobq.job.outcome", Settlement.outcomeOf(exit, reason))
-          yield* settlement.settle(job, exit, reason)
-        })
-      ),
+    const run = runAttempt(kinds, job).pipe(
+      Effect.onExit((exit) => {
+        metrics.executionSeconds.observe((performance.now() - startedAt) / 1000)
+        const reason = stopReasons.get(job.id)
+        const settle = settlement.settle(job, exit, reason)
+        return tracing
+          ? Effect.andThen(
+              Effect.annotateCurrentSpan("jobq.job.outcome", Settlement.outcomeOf(exit, reason)),
+              settle
+            )
+          : settle
+      }),
       Effect.annotateLogs({ fiber: "job", jobId: job.id, kind: job.kind, attempt: job.attempts })
     )
     return tracing ? executionSpan(job, queueWaitMs)(run) : run
   }
 
-  /** One slot: takes buffered jobs one at a time and runs each in its own fiber. */
-  const runner = Effect.gen(function* () {
-    const job = yield* Queue.take(buffer)
+  /** Starts one job's fiber; a job stopped while buffered is settled without running. */
+  const start = (job: ClaimedJob) => {
     const reason = stopReasons.get(job.id)
-    if (reason !== undefined) return yield* settlement.settleUnstarted(job, reason)
-    started.add(job.id)
-    yield* Fiber.await(yield* FiberMap.run(jobs, job.id, attempt(job)))
-  }).pipe(Effect.forever)
+    const fiber = fork(reason === undefined ? attempt(job) : settlement.settleUnstarted(job, reason))
+    running.set(job.id, fiber)
+    // runs at once when the fiber already exited (a job that never suspended)
+    fiber.addObserver(() => {
+      running.delete(job.id)
+      startReady()
+    })
+  }
+
+  /** Buffered or running. Jobs whose completion is being committed do not count: their handlers are done,
+   *  and claiming the next batch while they commit keeps both of the pool's statements in flight. */
+  const unfinished = () => buffer.length - next + running.size
+
+  let starting = false
+  /** Fills the free slots from the buffer. A job that finishes while this loop starts it frees its slot
+   *  for the same loop (no recursion). */
+  const startReady = () => {
+    if (starting) return
+    starting = true
+    try {
+      while (accepting && running.size < concurrency && next < buffer.length) {
+        const job = buffer[next] as ClaimedJob
+        buffer[next++] = undefined as never
+        start(job)
+      }
+      if (next === buffer.length) {
+        buffer = []
+        next = 0
+      }
+      if (backlog && !refillAsked && unfinished() <= lowWater) {
+        refillAsked = true
+        Queue.offerUnsafe(wake, undefined)
+      }
+    } finally {
+      starting = false
+    }
+  }
 
   /** Stops a held job, remembering why so that it is settled right; a buffered one is never started. */
   const stop = (id: string, reason: Settlement.StopReason) =>
-    Effect.gen(function* () {
-      if (!held.has(id) || stopReasons.has(id)) return
+    Effect.suspend(() => {
+      if (!held.has(id) || stopReasons.has(id)) return Effect.void
       stopReasons.set(id, reason)
-      if (started.has(id)) yield* FiberMap.remove(jobs, id)
+      const fiber = running.get(id)
+      return fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
     })
 
   const claimOnce = Effect.gen(function* () {
     refillAsked = false
-    const room = capacity - held.size
-    if (room <= 0 || !accepting) return
+    const limit = capacity - unfinished()
+    if (limit <= 0 || !accepting) return
     const began = performance.now()
-    const claimed = yield* repo.claim(workerId, room, leaseMs, config.queues).pipe(
+    const claimed = yield* repo.claim(workerId, limit, leaseMs, config.queues).pipe(
       Effect.tap((jobs) => Effect.annotateCurrentSpan("jobq.claim.count", jobs.length)),
-      Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": room } })
+      Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": limit } })
     )
     yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
-    yield* Metric.update(Metrics.running, running)
-    backlog = claimed.length === room
+    yield* Metric.update(Metrics.running, running.size)
+    backlog = claimed.length === limit
     for (const job of claimed) {
       held.set(job.id, job)
-      yield* Metric.update(Metrics.forJob(Metrics.claimed, job), 1)
+      metricsFor(job).claimed.add(1)
+      buffer.push(job)
     }
-    yield* Queue.offerAll(buffer, claimed)
+    startReady()
   })
 
   const fetchLoop = Effect.gen(function* () {
@@ -179,7 +199,7 @@ const make = Effect.gen(function* () {
   )
 
   const renewLoop = Effect.gen(function* () {
-    yield* Metric.update(Metrics.running, running)
+    yield* Metric.update(Metrics.running, running.size)
     const ids = [...held.keys()]
     if (ids.length === 0) return
     const states = yield* repo.renewLeases(workerId, ids, leaseMs)
@@ -203,8 +223,6 @@ const make = Effect.gen(function* () {
     return signal
   }
 
-  const runners = yield* FiberSet.make()
-  for (let i = 0; i < concurrency; i++) yield* FiberSet.run(runners, runner)
   const fetcher = yield* FiberHandle.make()
   yield* FiberHandle.run(fetcher, fetchLoop)
   yield* Effect.forkScoped(renewLoop)
@@ -212,14 +230,14 @@ const make = Effect.gen(function* () {
   yield* Effect.forkScoped(Notifier.subscribe(Notifier.channels.cancel, (id) => stop(id, "cancel")))
 
   // Shutdown: stop claiming and starting; give buffered jobs straight back; let running jobs finish within
-  // the grace period; closing the FiberMap then interrupts the rest, which `Settlement` releases.
+  // the grace period; then interrupt the rest, which `Settlement` releases.
   yield* Effect.addFinalizer(() =>
     Effect.gen(function* () {
       accepting = false
       yield* FiberHandle.clear(fetcher)
-      yield* FiberSet.clear(runners)
-      yield* Queue.clear(buffer)
-      const unstarted = [...held.values()].filter((job) => !started.has(job.id))
+      const unstarted = buffer.slice(next)
+      buffer = []
+      next = 0
       const toRelease = unstarted.filter((job) => !stopReasons.has(job.id))
       for (const job of unstarted) {
         const reason = stopReasons.get(job.id)
@@ -238,20 +256,21 @@ const make = Effect.gen(function* () {
           )
         for (const job of toRelease) {
           held.delete(job.id)
-          yield* Metric.update(Metrics.forJob(Metrics.released, job), 1)
+          metricsFor(job).released.add(1)
         }
         yield* Effect.logInfo(`shutting down: released ${released.length} buffered jobs`)
       }
-      if (running === 0) return
+      if (running.size === 0) return
       yield* Effect.logInfo(
-        `shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${running} jobs`
+        `shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${running.size} jobs`
       )
-      const drained = yield* FiberMap.awaitEmpty(jobs).pipe(
-        Effect.ignore,
+      const drained = yield* Fiber.awaitAll([...running.values()]).pipe(
         Effect.timeoutOption(config.shutdownGrace)
       )
-      if (drained._tag === "None") yield* Effect.logWarning(`grace period over: releasing ${running} jobs`)
-      yield* FiberMap.clear(jobs)
+      if (drained._tag === "None") {
+        yield* Effect.logWarning(`grace period over: releasing ${running.size} jobs`)
+        yield* Fiber.interruptAll([...running.values()])
+      }
     }).pipe(Effect.annotateLogs({ module: "WorkerPool" }))
   )
 
