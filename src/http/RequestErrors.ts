@@ -10,7 +10,7 @@
  * - body over `MAX_BODY_BYTES` -> 413 `PayloadTooLarge`; a `Content-Length` over it is refused before any
  *   byte is read, a chunked body as soon as the count passes it
  */
-import { ByteSize, Cause, Effect, Layer, SchemaIssue } from "effect"
+import { ByteSize, Cause, Effect, identity, Layer, SchemaIssue } from "effect"
 import {
   HttpIncomingMessage,
   HttpRouter,
@@ -117,10 +117,15 @@ export const layer = Layer.effect(
 
     const answer = (httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>) =>
       Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-        const declared = Number(request.headers["content-length"])
-        if (declared > maxBodyBytes) return tooLarge
+        const header = request.headers["content-length"]
+        const declared = header === undefined ? undefined : Number(header)
+        if (declared !== undefined && declared > maxBodyBytes) return tooLarge
         return httpEffect.pipe(
-          Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
+          // A declared length within the limit is read in one piece (the server's HTTP parser frames the
+          // body by it); only a body without one (chunked) is read as a stream and counted as it comes.
+          declared === undefined || !Number.isInteger(declared)
+            ? Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes))
+            : identity,
           Effect.catchCause(
             (
               cause
