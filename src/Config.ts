@@ -130,7 +130,10 @@ export interface WorkerSettings {
   readonly rescueInterval: Duration.Duration
   /** WORKER_SHUTDOWN_GRACE: on SIGTERM, how long running jobs may finish before they are interrupted and released (default 30 seconds). */
   readonly shutdownGrace: Duration.Duration
-  /** JOB_RETENTION: finished jobs older than this are deleted by maintenance; unset keeps them (default). */
+  /**
+   * JOB_RETENTION: finished jobs older than this are deleted by maintenance; unset keeps them (default).
+   * `0` deletes a succeeded job in the statement that completes it, so nothing of it is kept.
+   */
   readonly retention: Duration.Duration | undefined
 }
 
@@ -186,7 +189,12 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       const d = WorkerConfig.defaults()
       const concurrency = yield* Config.Int("WORKER_CONCURRENCY").pipe(Config.withDefault(d.concurrency))
       const queues = yield* Config.option(Config.String("WORKER_QUEUES"))
-      const retention = yield* Config.option(Config.Duration("JOB_RETENTION"))
+      // "0" alone is allowed too: it reads as "keep nothing", not as a malformed duration
+      const retention = yield* Config.option(
+        Config.Duration("JOB_RETENTION").pipe(
+          Config.orElse(() => Config.Literal("0", "JOB_RETENTION").pipe(Config.map(() => Duration.zero)))
+        )
+      )
       return WorkerConfig.of({
         workerId: yield* Config.String("WORKER_ID").pipe(Config.withDefault(d.workerId)),
         concurrency,

@@ -18,10 +18,19 @@ interface System {
   readonly drain: (concurrency: number, backlog: number, label: string) => Promise<number>
 }
 
-const ours = (db: BenchDatabase.BenchDatabase): System => ({
-  name: "ours (1 process)",
+const ourName = "ours (1 process)"
+const ourDeletingName = "ours, JOB_RETENTION=0"
+
+const ours = (db: BenchDatabase.BenchDatabase, deleteSucceeded: boolean): System => ({
+  name: deleteSucceeded ? ourDeletingName : ourName,
   drain: async (concurrency, backlog, label) =>
-    (await OurDrain.run(db, { backlog, concurrency, processes: 1 }, label)).jobsPerSecond
+    (
+      await OurDrain.run(
+        db,
+        { backlog, concurrency, processes: 1, deleteSucceeded },
+        `${label}${deleteSucceeded ? "-delete" : ""}`
+      )
+    ).jobsPerSecond
 })
 
 export const run = async (context: Context): Promise<Section> => {
@@ -36,7 +45,7 @@ export const run = async (context: Context): Promise<Section> => {
   const peerNames = context.peersAvailable ? PeerDrain.peers.map((p) => p.name) : []
 
   await BenchDatabase.using("drain", async (db) => {
-    const systems: Array<System> = [ours(db)]
+    const systems: Array<System> = [ours(db, false), ours(db, true)]
     if (context.peersAvailable) {
       for (const peer of PeerDrain.peers) {
         systems.push({
@@ -70,27 +79,28 @@ export const run = async (context: Context): Promise<Section> => {
     const values = results.get(system)?.get(concurrency)
     return values === undefined ? undefined : summarize(values)
   }
-  const ourName = "ours (1 process)"
-  /** Median over runs of (peer / ours) for the runs taken side by side. */
-  const pairedRatio = (peer: string, concurrency: number) => {
-    const mine = results.get(ourName)?.get(concurrency) ?? []
+  /** Median over runs of (ours / peer) for the runs taken side by side. */
+  const pairedRatio = (peer: string, concurrency: number, system = ourName) => {
+    const mine = results.get(system)?.get(concurrency) ?? []
     const theirs = results.get(peer)?.get(concurrency) ?? []
     const ratios = theirs.map((t, i) => (mine[i] ?? Number.NaN) / t)
     return ratios.length === 0 ? undefined : summarize(ratios)
   }
 
+  const ratioCell = (r: Summary | undefined) =>
+    r === undefined ? "n/a" : `${ratio(r.median)} (${ratio(r.min)} – ${ratio(r.max)})`
   const rows = levels.map((c) => {
-    const cells = [String(c), medianRange(summary(ourName, c)!)]
+    const cells = [String(c), medianRange(summary(ourName, c)!), medianRange(summary(ourDeletingName, c)!)]
     for (const peer of peerNames) {
       const s = summary(peer, c)
-      const r = pairedRatio(peer, c)
       cells.push(s === undefined ? "n/a" : medianRange(s))
-      cells.push(r === undefined ? "n/a" : `${ratio(r.median)} (${ratio(r.min)} – ${ratio(r.max)})`)
+      cells.push(ratioCell(pairedRatio(peer, c)), ratioCell(pairedRatio(peer, c, ourDeletingName)))
     }
     return cells
   })
-  const headers = ["concurrency", "ours, jobs/s"]
-  for (const peer of peerNames) headers.push(`${peer}, jobs/s`, `ours ÷ ${peer}`)
+  const headers = ["concurrency", "ours, jobs/s", "ours, JOB_RETENTION=0, jobs/s"]
+  for (const peer of peerNames)
+    headers.push(`${peer}, jobs/s`, `ours ÷ ${peer}`, `ours (retention 0) ÷ ${peer}`)
   const twoProcesses = [16, 32].map((each) => [
     `2 × ${each}`,
     medianRange(summary("ours (2 processes)", each * 2)!)
@@ -104,26 +114,27 @@ export const run = async (context: Context): Promise<Section> => {
   }
 
   const best = (system: string) => Math.max(...levels.map((c) => summary(system, c)?.median ?? 0))
-  const figures: Record<string, number> = { oursBest: best(ourName) }
+  const figures: Record<string, number> = { oursBest: best(ourName), oursDeletingBest: best(ourDeletingName) }
   for (const peer of peerNames) figures[`${peer}Best`] = best(peer)
 
   const targets: Array<string> = []
   const graphileBest = figures["graphile-worker 0.18.0Best"]
   const bossBest = figures["pg-boss 12.38.0Best"]
+  const deleting = figures.oursDeletingBest!
   if (graphileBest !== undefined) {
     const share = figures.oursBest! / graphileBest
     targets.push(
-      `Target ≥ 1.5x graphile-worker's best level: **${share >= 1.5 ? "met" : "missed"}** (our best ${integer(figures.oursBest!)} jobs/s is ${ratio(share)} of its best ${integer(graphileBest)}).`
+      `Target ≥ 1.5x graphile-worker's best level: **${share >= 1.5 ? "met" : "missed"}** (our best ${integer(figures.oursBest!)} jobs/s is ${ratio(share)} of its best ${integer(graphileBest)}; with JOB_RETENTION=0, which like graphile-worker deletes a job when it succeeds, ${integer(deleting)} jobs/s, ${ratio(deleting / graphileBest)}).`
     )
   }
   if (bossBest !== undefined) {
     const share = figures.oursBest! / bossBest
     targets.push(
-      `Target ≥ 2x pg-boss's best level: **${share >= 2 ? "met" : "missed"}** (${ratio(share)} of its best ${integer(bossBest)}).`
+      `Target ≥ 2x pg-boss's best level: **${share >= 2 ? "met" : "missed"}** (${ratio(share)} of its best ${integer(bossBest)}; with JOB_RETENTION=0 ${ratio(deleting / bossBest)}).`
     )
   }
   const markdown = [
-    `Our worker runs as a real process: \`bun src/worker.ts\` with WORKER_METRICS_PORT=0, WORKER_CONCURRENCY as shown, WORKER_PREFETCH 500 (the batch the peers fetch), the default pool of 10 connections, the no-op demo kind; it starts behind a table lock the harness holds, so process start-up is not timed (time zero = the lock's release, end = the last completion's \`finished_at\`). The peers run in-process under Node 22 (bench/peers/*.mjs); their time runs from the first handler call to the moment every completion is visible in their table.`,
+    `Our worker runs as a real process: \`bun src/worker.ts\` with WORKER_METRICS_PORT=0, WORKER_CONCURRENCY as shown, WORKER_PREFETCH 500 (the batch the peers fetch), the default pool of 10 connections, the no-op demo kind; it starts behind a table lock the harness holds, so process start-up is not timed (time zero = the lock's release, end = the last completion's \`finished_at\`). The JOB_RETENTION=0 column is the same worker deleting each succeeded job in its completion statement instead of keeping it with its result, which is what graphile-worker always does; its end is the first 2 ms poll that finds the table empty. The peers run in-process under Node 22 (bench/peers/*.mjs); their time runs from the first handler call to the moment every completion is visible in their table.`,
     "",
     ...PeerDrain.peers.map((p) => `- ${p.name}: ${p.settings}`),
     "",

@@ -58,6 +58,9 @@ const truncate = (error: string) => {
   return text.length > maxErrorLength ? `${text.slice(0, maxErrorLength)}… (truncated)` : text
 }
 
+// Statements that take a batch of ids join `unnest(ids)` rather than filter on `id = ANY(ids)`: the planner
+// likes the small lease index for `status = 'running'`, and would then test the whole array against every
+// entry it scans, dead ones included, which grows with the batch and with the table's churn.
 const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
 
@@ -163,6 +166,16 @@ const make = Effect.gen(function* () {
       RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
 
   /**
+   * Deletes succeeded jobs instead of keeping them (`JOB_RETENTION=0`); returns the ids this worker held.
+   */
+  const completeAndDelete = (workerId: string, ids: ReadonlyArray<string>) =>
+    sql<{ id: JobId }>`
+      DELETE FROM jobs AS j
+      USING unnest(${ids}::uuid[]) AS x (id)
+      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
+      RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
+
+  /**
    * Records a failed attempt: `retrying` after the delay, or `failed_permanent` when attempts are spent or
    * the failure is permanent, or `cancelled` when a cancel was requested meanwhile. Undefined when the
    * worker no longer held the job.
@@ -208,14 +221,16 @@ const make = Effect.gen(function* () {
   const release = (workerId: string, ids: ReadonlyArray<string>) =>
     sql<{ id: JobId }>`
       WITH released AS (
-        UPDATE jobs
-        SET status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
-                          WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END,
-            attempts = CASE WHEN cancel_requested_at IS NOT NULL THEN attempts ELSE greatest(attempts - 1, 0) END,
-            finished_at = CASE WHEN cancel_requested_at IS NOT NULL THEN now() END,
+        UPDATE jobs AS j
+        SET status = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                          WHEN j.attempts <= 1 THEN 'queued' ELSE 'retrying' END,
+            attempts = CASE WHEN j.cancel_requested_at IS NOT NULL THEN j.attempts
+                            ELSE greatest(j.attempts - 1, 0) END,
+            finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now() END,
             run_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-        WHERE id = ANY(${ids}::uuid[]) AND status = 'running' AND lease_owner = ${workerId}
-        RETURNING id, queue
+        FROM unnest(${ids}::uuid[]) AS x (id)
+        WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
+        RETURNING j.id, j.queue
       )
       SELECT id, pg_notify('jobq_ready', queue) FROM released`.pipe(
       Effect.map((rows) => rows.map((r) => r.id))
@@ -224,10 +239,11 @@ const make = Effect.gen(function* () {
   /** Extends the leases this worker holds; answers which it still holds and whether each was asked to cancel. */
   const renewLeases = (workerId: string, ids: ReadonlyArray<string>, leaseMs: number) =>
     sql<LeaseState>`
-      UPDATE jobs
+      UPDATE jobs AS j
       SET lease_expires_at = now() + ${leaseMs} * interval '1 millisecond'
-      WHERE id = ANY(${ids}::uuid[]) AND status = 'running' AND lease_owner = ${workerId}
-      RETURNING id, cancel_requested_at IS NOT NULL AS "cancelRequested"`
+      FROM unnest(${ids}::uuid[]) AS x (id)
+      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
+      RETURNING j.id, j.cancel_requested_at IS NOT NULL AS "cancelRequested"`
 
   /**
    * Running jobs whose lease expired (their worker died or stalled) go back to `retrying`, or end
@@ -322,6 +338,7 @@ const make = Effect.gen(function* () {
     list,
     claim,
     complete,
+    completeAndDelete,
     fail,
     settleCancelled,
     release,

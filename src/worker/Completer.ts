@@ -2,7 +2,7 @@
  * Batches job completions: every success waiting when the completer is free goes out in one statement, so
  * under load N completions cost one round trip and when idle one costs no extra wait. A job is reported
  * done (`onDone`) only after its statement committed. Closing the completer's scope flushes what is still
- * pending before it ends.
+ * pending before it ends. With `deleteSucceeded` the statement deletes the jobs instead of storing results.
  */
 import { Cause, Effect, Fiber, Queue } from "effect"
 import { JobRepo } from "../queue/JobRepo.ts"
@@ -17,30 +17,44 @@ interface Pending {
 
 const maxBatch = 1000
 
-export const make = (workerId: string, capacity: number) =>
+export interface CompleterOptions {
+  readonly workerId: string
+  /** The most completions waiting at once; a job's fiber waits to submit beyond it. */
+  readonly capacity: number
+  /** Delete succeeded jobs instead of storing their results (`JOB_RETENTION=0`). */
+  readonly deleteSucceeded: boolean
+}
+
+export const make = ({ workerId, capacity, deleteSucceeded }: CompleterOptions) =>
   Effect.gen(function* () {
     const repo = yield* JobRepo
     const pending = yield* Queue.bounded<Pending, Cause.Done>(capacity)
 
-    const flush = (batch: ReadonlyArray<Pending>) =>
-      repo
-        .complete(
-          workerId,
-          batch.map((p) => ({ id: p.id, result: p.result }))
-        )
-        .pipe(
-          // not dropped for a passing database error; after ~a minute of failures the leases expire and the
-          // jobs are rescued (run again), which is the at-least-once contract
-          Effect.tapError((error) => Effect.logWarning("completing jobs failed; retrying", error.message)),
-          Effect.retry({ schedule: decorrelatedJitter({ base: "50 millis", cap: "5 seconds" }), times: 20 }),
-          Effect.map((held) => new Set<string>(held)),
-          Effect.catch(() => Effect.succeed(new Set<string>())),
-          Effect.tap((held) =>
-            Effect.sync(() => {
-              for (const p of batch) p.onDone(held.has(p.id))
-            })
+    const statement = (batch: ReadonlyArray<Pending>) =>
+      deleteSucceeded
+        ? repo.completeAndDelete(
+            workerId,
+            batch.map((p) => p.id)
           )
+        : repo.complete(
+            workerId,
+            batch.map((p) => ({ id: p.id, result: p.result }))
+          )
+
+    const flush = (batch: ReadonlyArray<Pending>) =>
+      statement(batch).pipe(
+        // not dropped for a passing database error; after ~a minute of failures the leases expire and the
+        // jobs are rescued (run again), which is the at-least-once contract
+        Effect.tapError((error) => Effect.logWarning("completing jobs failed; retrying", error.message)),
+        Effect.retry({ schedule: decorrelatedJitter({ base: "50 millis", cap: "5 seconds" }), times: 20 }),
+        Effect.map((held) => new Set<string>(held)),
+        Effect.catch(() => Effect.succeed(new Set<string>())),
+        Effect.tap((held) =>
+          Effect.sync(() => {
+            for (const p of batch) p.onDone(held.has(p.id))
+          })
         )
+      )
 
     const loop = yield* Queue.takeBetween(pending, 1, maxBatch).pipe(
       Effect.flatMap(flush),

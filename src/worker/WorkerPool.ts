@@ -38,7 +38,11 @@ const make = Effect.gen(function* () {
   const metricsFor = Metrics.jobMetrics(services)
 
   // made first, so that closing the pool's scope flushes its pending completions last
-  const completer = yield* Completer.make(workerId, capacity)
+  const completer = yield* Completer.make({
+    workerId,
+    capacity,
+    deleteSucceeded: config.retention !== undefined && Duration.toMillis(config.retention) === 0
+  })
   /** Claimed and not yet settled: buffered, running, or waiting for its completion to commit. */
   const held = new Map<string, ClaimedJob>()
   /** Claimed and not yet started, oldest first (`next` is the index of the first). */
