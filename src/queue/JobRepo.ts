@@ -52,6 +52,28 @@ export interface LeaseState {
   readonly cancelRequested: boolean
 }
 
+type ClaimedRow = Omit<
+  ClaimedJob,
+  "status" | "leaseOwner" | "leaseExpiresAt" | "cancelRequestedAt" | "result" | "finishedAt" | "updatedAt"
+> & { readonly startedAt: Date }
+
+/**
+ * A claimed job from the columns the claim returns. The others are what the claim itself set, or what a
+ * job that could be claimed always holds: it was queued or retrying, so it has no result, no finish time,
+ * and no pending cancel (a cancel ends such a job at once); `started_at`, `updated_at` and the lease all
+ * come from the same `now()`.
+ */
+const claimedJob = (row: ClaimedRow, workerId: string, leaseMs: number): ClaimedJob => ({
+  ...row,
+  status: "running",
+  leaseOwner: workerId,
+  leaseExpiresAt: new Date(row.startedAt.getTime() + leaseMs),
+  cancelRequestedAt: null,
+  result: null,
+  finishedAt: null,
+  updatedAt: row.startedAt
+})
+
 const maxErrorLength = 4000
 const truncate = (error: string) => {
   const text = replaceNulText(error)
@@ -123,7 +145,12 @@ const make = Effect.gen(function* () {
       LIMIT ${filter.limit}`
   }
 
-  const claimColumns = sql.literal(`, j.trace_context AS "traceContext"`)
+  // What a claim cannot know in advance; the rest of a claimed row is the same for every job it returns,
+  // and decoding it for each row was a tenth of a busy worker's CPU (see `claimedJob`).
+  const claimColumns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.priority, j.attempts,
+    j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.idempotency_key AS "idempotencyKey",
+    j.last_error AS "lastError", j.errors, j.created_at AS "createdAt", j.started_at AS "startedAt",
+    j.trace_context AS "traceContext"`)
 
   /** Locks up to `limit` ready jobs in priority order, skipping rows other claimers hold, and leases them. */
   const claim = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) => {
@@ -141,14 +168,16 @@ const make = Effect.gen(function* () {
           ORDER BY priority, run_at, id
           LIMIT ${limit}
           FOR UPDATE SKIP LOCKED`
-    return sql<ClaimedJob>`
+    return sql<ClaimedRow>`
       WITH ready AS (${ready})
       UPDATE jobs AS j
       SET status = 'running', attempts = j.attempts + 1, lease_owner = ${workerId},
           lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
           started_at = now(), finished_at = NULL, updated_at = now()
       FROM ready WHERE j.id = ready.id
-      RETURNING ${columns}${claimColumns}`
+      RETURNING ${claimColumns}`.pipe(
+      Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
+    )
   }
 
   /** Marks jobs succeeded with their results; returns the ids this worker still held. */

@@ -75,6 +75,19 @@ export const queueSemantics = async (driver: Driver) => {
       expect(await claim("w2", queue)).toEqual([])
     })
 
+    it("a claimed job is the row as stored, on its first attempt and on a retry", async () => {
+      const queue = uniqueQueue()
+      const job = await enqueue({ queue, priority: 2, idempotencyKey: `${queue}-key` })
+      const [first] = await claim("w1", queue)
+      expect(first).toEqual({ ...(await get(job.id)), traceContext: null })
+      await run(
+        JobRepo.use((r) => r.fail("w1", { id: job.id, error: "boom", retryDelayMs: 0, permanent: false }))
+      )
+      const [second] = await claim("w2", queue)
+      expect(second).toEqual({ ...(await get(job.id)), traceContext: null })
+      expect(second).toMatchObject({ attempts: 2, lastError: "boom", leaseOwner: "w2" })
+    })
+
     it("complete stores the result; only the lease owner may settle", async () => {
       const queue = uniqueQueue()
       const job = await enqueue({ queue })
