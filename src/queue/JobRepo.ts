@@ -184,15 +184,22 @@ const make = Effect.gen(function* () {
   const complete = (
     workerId: string,
     results: ReadonlyArray<{ readonly id: string; readonly result: unknown }>
-  ) =>
-    sql<{ id: JobId }>`
+  ) => {
+    // a batch in which no handler returned anything (common: jobs run for their effects) sends the ids
+    // alone, sparing both sides a JSON document of nulls
+    const withResults = results.some((r) => r.result !== undefined && r.result !== null)
+    const batch = withResults
+      ? sql`jsonb_to_recordset(${jsonbText(results.map((r) => ({ id: r.id, result: r.result ?? null })))}::jsonb)
+            AS x (id uuid, result jsonb)`
+      : sql`unnest(${results.map((r) => r.id)}::uuid[]) AS x (id)`
+    return sql<{ id: JobId }>`
       UPDATE jobs AS j
-      SET status = 'succeeded', result = x.result, finished_at = now(), updated_at = now(),
-          lease_owner = NULL, lease_expires_at = NULL
-      FROM jsonb_to_recordset(${jsonbText(results.map((r) => ({ id: r.id, result: r.result ?? null })))}::jsonb)
-           AS x (id uuid, result jsonb)
+      SET status = 'succeeded', result = ${withResults ? sql`x.result` : sql`NULL`}, finished_at = now(),
+          updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
+      FROM ${batch}
       WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
       RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
+  }
 
   /**
    * Deletes succeeded jobs instead of keeping them (`JOB_RETENTION=0`); returns the ids this worker held.

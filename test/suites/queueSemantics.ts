@@ -99,6 +99,25 @@ export const queueSemantics = async (driver: Driver) => {
       expect(await get(job.id)).toMatchObject({ status: "succeeded", result: { ok: true }, leaseOwner: null })
     })
 
+    it("complete without results marks every job of the batch succeeded with a null result", async () => {
+      const queue = uniqueQueue()
+      const a = await enqueue({ queue })
+      const b = await enqueue({ queue })
+      await claim("w1", queue)
+      const done = await run(
+        JobRepo.use((r) =>
+          r.complete("w1", [
+            { id: a.id, result: undefined },
+            { id: b.id, result: null }
+          ])
+        )
+      )
+      expect([...done].sort()).toEqual([a.id, b.id].sort())
+      for (const id of [a.id, b.id]) {
+        expect(await get(id)).toMatchObject({ status: "succeeded", result: null, leaseOwner: null })
+      }
+    })
+
     it("fail schedules a retry, then fails permanently when attempts are spent", async () => {
       const queue = uniqueQueue()
       const job = await enqueue({ queue, maxAttempts: 2 })
