@@ -7,13 +7,29 @@
 import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Config, Effect, Layer, Option } from "effect"
+import { Config, Effect, Layer, Option, Tracer } from "effect"
 import { CaptureTraceContext } from "./TraceContext.ts"
+
+/**
+ * The OpenTelemetry tracer without its per-operation context hook. The hook makes the current span the
+ * active OpenTelemetry context around every single Effect operation, for OpenTelemetry instrumentation
+ * running outside Effect. Nothing here registers an OpenTelemetry context manager, so that work had no
+ * effect (the no-op manager ignores it) and cost a quarter of the worker's drain throughput with tracing
+ * on, sampled or not. Every span of ours is an Effect span; the context that crosses processes travels in
+ * the job row. An application that registers a context manager for auto-instrumented libraries should use
+ * `@effect/opentelemetry`'s own layer instead of this one.
+ */
+const withoutOtelContextHook = Layer.effect(
+  Tracer.Tracer,
+  Effect.map(Effect.tracer, (otel) => Tracer.make({ span: (options) => otel.span(options) }))
+)
 
 /** Tracing with the given span processor (tests pass an in-memory exporter's). */
 export const layer = (serviceName: string, spanProcessor: SpanProcessor) =>
   Layer.merge(
-    NodeSdk.layer(() => ({ resource: { serviceName }, spanProcessor })),
+    withoutOtelContextHook.pipe(
+      Layer.provideMerge(NodeSdk.layer(() => ({ resource: { serviceName }, spanProcessor })))
+    ),
     Layer.succeed(CaptureTraceContext, true)
   )
 
