@@ -75,6 +75,21 @@ export const queueSemantics = async (driver: Driver) => {
       expect(await claim("w2", queue)).toEqual([])
     })
 
+    it("an enqueued job is the row as stored, one at a time and in a batch", async () => {
+      const queue = uniqueQueue()
+      const one = await enqueue({ queue, kind: "sleep", payload: { ms: 7 }, priority: -3, maxAttempts: 2 })
+      expect(one).toEqual(await get(one.id))
+      const many = await run(
+        Queue.use((q) =>
+          q.enqueueMany([
+            { kind: "noop", payload: {}, queue, delayMs: 60_000, idempotencyKey: `${queue}-a` },
+            { kind: "sleep", payload: { ms: 1 }, queue, runAt: new Date("2030-01-02T03:04:05.678Z") }
+          ])
+        )
+      )
+      for (const { job } of many) expect(job).toEqual(await get(job.id))
+    })
+
     it("a claimed job is the row as stored, on its first attempt and on a retry", async () => {
       const queue = uniqueQueue()
       const job = await enqueue({ queue, priority: 2, idempotencyKey: `${queue}-key` })
