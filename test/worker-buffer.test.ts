@@ -55,9 +55,13 @@ describe("the worker's buffer (prefetch)", () => {
     const runningId = [...started][0]!
     const buffered = ids.filter((id) => id !== runningId)
 
-    // a cancel of a buffered job ends it cancelled without it ever starting
+    // a cancel of a buffered job ends it cancelled at once, without it ever starting, while the slot stays busy
     const outcome = await queue.runPromise(Queue.use((q) => q.cancel(buffered[0]!)))
     expect(outcome.outcome).toBe("cancel_requested")
+    await waitFor("the buffered job to be cancelled", async () =>
+      (await get(buffered[0]!)).status === "cancelled" ? true : undefined
+    )
+    expect(started.size).toBe(1)
 
     // shutdown gives the buffered jobs back at once (attempt unspent) and releases the running one after grace
     await worker.dispose()

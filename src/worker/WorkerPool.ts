@@ -48,6 +48,8 @@ const make = Effect.gen(function* () {
   /** Claimed and not yet started, oldest first (`next` is the index of the first). */
   let buffer: Array<ClaimedJob> = []
   let next = 0
+  /** Ids of the buffered jobs still to start (a job stopped while buffered leaves at once, not in order). */
+  const unstarted = new Set<string>()
   /** The fiber of every job that started and whose fiber has not exited. */
   const running = new Map<string, Fiber.Fiber<unknown, unknown>>()
   const stopReasons = new Map<string, Settlement.StopReason>()
@@ -57,7 +59,7 @@ const make = Effect.gen(function* () {
   let accepting = true
   // the last claim filled the buffer: more jobs are probably waiting, so refill when it runs low
   let backlog = false
-  // one refill request per claim: settlements below the low-water mark ask once, not once each
+  // one refill request per claim: the slots that free below the low-water mark ask once, not once each
   let refillAsked = false
 
   const settlement = Settlement.make({
@@ -135,7 +137,7 @@ const make = Effect.gen(function* () {
 
   /** Buffered or running. Jobs whose completion is being committed do not count: their handlers are done,
    *  and claiming the next batch while they commit keeps both of the pool's statements in flight. */
-  const unfinished = () => buffer.length - next + running.size
+  const unfinished = () => unstarted.size + running.size
 
   let starting = false
   /** Fills the free slots from the buffer. A job that finishes while this loop starts it frees its slot
@@ -147,7 +149,7 @@ const make = Effect.gen(function* () {
       while (accepting && running.size < concurrency && next < buffer.length) {
         const job = buffer[next] as ClaimedJob
         buffer[next++] = undefined as never
-        start(job)
+        if (unstarted.delete(job.id)) start(job)
       }
       if (next === buffer.length) {
         buffer = []
@@ -162,13 +164,18 @@ const make = Effect.gen(function* () {
     }
   }
 
-  /** Stops a held job, remembering why so that it is settled right; a buffered one is never started. */
+  /**
+   * Stops a held job, remembering why so that it is settled right: a running one by interrupting its fiber,
+   * a buffered one at once, without starting it. One whose handler already returned settles as it was going to.
+   */
   const stop = (id: string, reason: Settlement.StopReason) =>
     Effect.suspend(() => {
-      if (!held.has(id) || stopReasons.has(id)) return Effect.void
+      const job = held.get(id)
+      if (job === undefined || stopReasons.has(id)) return Effect.void
       stopReasons.set(id, reason)
       const fiber = running.get(id)
-      return fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
+      if (fiber !== undefined) return Fiber.interrupt(fiber)
+      return unstarted.delete(id) ? settlement.settleUnstarted(job, reason) : Effect.void
     })
 
   const claimOnce = Effect.gen(function* () {
@@ -187,6 +194,7 @@ const make = Effect.gen(function* () {
       held.set(job.id, job)
       metricsFor(job).claimed.add(1)
       buffer.push(job)
+      unstarted.add(job.id)
     }
     startReady()
   })
@@ -239,11 +247,12 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       accepting = false
       yield* FiberHandle.clear(fetcher)
-      const unstarted = buffer.slice(next)
+      const waiting = buffer.slice(next).filter((job) => unstarted.has(job.id))
       buffer = []
       next = 0
-      const toRelease = unstarted.filter((job) => !stopReasons.has(job.id))
-      for (const job of unstarted) {
+      unstarted.clear()
+      const toRelease = waiting.filter((job) => !stopReasons.has(job.id))
+      for (const job of waiting) {
         const reason = stopReasons.get(job.id)
         if (reason !== undefined) yield* settlement.settleUnstarted(job, reason)
       }
