@@ -46,6 +46,11 @@ export interface JobMetrics {
   readonly queueWaitSeconds: JobSeries.HistogramSeries
 }
 
+/** The names of the per-job counters (the rest are histograms). */
+export type JobCounter = {
+  [K in keyof JobMetrics]: JobMetrics[K] extends JobSeries.CounterSeries ? K : never
+}[keyof JobMetrics]
+
 /** The per-job series for a job's kind and queue, registered the first time that pair is seen. */
 export const jobMetrics = (context: Context.Context<never>) => {
   const byKind = new Map<string, Map<string, JobMetrics>>()

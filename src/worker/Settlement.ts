@@ -8,7 +8,7 @@ import { Cause, Effect, Exit } from "effect"
 import type { RetryConfig } from "../Config.ts"
 import type { ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import { nextDelayMs } from "../queue/Retry.ts"
-import type { JobMetrics } from "../telemetry/WorkerMetrics.ts"
+import type { JobCounter, JobMetrics } from "../telemetry/WorkerMetrics.ts"
 import type * as Completer from "./Completer.ts"
 import type { AttemptFailed } from "./Executor.ts"
 
@@ -32,8 +32,7 @@ export const outcomeOf = (exit: Exit.Exit<unknown, AttemptFailed>, reason: StopR
 
 export const make = (deps: SettlementDeps) => {
   const { workerId, repo, retry, completer } = deps
-  type Counter = Exclude<keyof JobMetrics, "executionSeconds" | "queueWaitSeconds">
-  const count = (counter: Counter, job: ClaimedJob) => Effect.sync(() => deps.metrics(job)[counter].add(1))
+  const count = (counter: JobCounter, job: ClaimedJob) => Effect.sync(() => deps.metrics(job)[counter].add(1))
 
   const failure = (job: ClaimedJob, error: AttemptFailed) =>
     Effect.gen(function* () {

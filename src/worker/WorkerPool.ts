@@ -1,9 +1,9 @@
 /**
- * The worker pool. One fetch fiber claims jobs in batches, up to `concurrency + prefetch` held at once,
- * into a local buffer. Each job runs in its own fiber, started as soon as one of the `concurrency` slots
- * is free: when a claim lands or when a running job's fiber exits. A job ends by its `Exit` (see
- * `Settlement`). Successes are completed in batches by the `Completer`; a slot frees as soon as its
- * handler returns.
+ * The worker pool. One fetch fiber claims jobs in batches into a local buffer, up to `concurrency +
+ * prefetch` buffered or running at once (jobs whose completion is still committing do not count). Each
+ * job runs in its own fiber, started as soon as one of the `concurrency` slots is free: when a claim lands
+ * or when a running job's fiber exits. A job ends by its `Exit` (see `Settlement`). Successes are
+ * completed in batches by the `Completer`; a slot frees as soon as its handler returns.
  *
  * Cancelling a running job is interrupting its fiber: the request reaches us by NOTIFY on `jobq_cancel`
  * or, as a fallback, with the lease renewal every `renewInterval`, which covers buffered jobs too.
