@@ -5,16 +5,20 @@
  */
 import type { SQL } from "bun"
 
-export const fill = async (sql: SQL, count: number, options: { readonly status?: string } = {}) => {
+export const fill = async (
+  sql: SQL,
+  count: number,
+  options: { readonly status?: string; readonly kind?: string } = {}
+) => {
   const status = options.status ?? "queued"
   await sql.unsafe(
     `INSERT INTO jobs (queue, kind, payload, status, attempts, started_at, finished_at)
-     SELECT 'default', 'noop', '{}'::jsonb, $1,
+     SELECT 'default', $3, '{}'::jsonb, $1,
             CASE WHEN $1 = 'queued' THEN 0 ELSE 1 END,
             CASE WHEN $1 = 'queued' THEN NULL ELSE now() END,
             CASE WHEN $1 = 'queued' THEN NULL ELSE now() END
      FROM generate_series(1, $2::int)`,
-    [status, count]
+    [status, count, options.kind ?? "noop"]
   )
 }
 

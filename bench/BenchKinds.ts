@@ -1,8 +1,9 @@
 /**
  * Job kinds for the benchmarks, loaded by the worker through JOBS_MODULE and by the harness's enqueuer:
  * the demo kinds plus `stamp`, whose handler returns the moment it started (epoch ms with sub-ms digits)
- * so pickup latency can be read from the job's result afterwards.
+ * so pickup latency can be read from the job's result afterwards, and `drain_noop` (below).
  */
+import { writeFileSync } from "node:fs"
 import { Effect, Schema } from "effect"
 import { demoKinds } from "../src/domain/DemoKinds.ts"
 import { defineKind } from "../src/domain/JobKind.ts"
@@ -16,5 +17,27 @@ export const stamp = defineKind({
   handler: () => Effect.sync(() => ({ handlerStartedAt: now() }))
 })
 
-export const kinds = [...demoKinds, stamp]
+/** Where `drain_noop` writes its first call's time; set per worker process by the drain harness. */
+export const firstCallFileVariable = "BENCH_FIRST_CALL_FILE"
+let firstCallWritten = false
+
+/**
+ * Benchmark: a no-op that writes the moment of its process's first call (epoch ms) to the file named by
+ * BENCH_FIRST_CALL_FILE, so our drain's clock can start where the peers' harnesses start theirs: at the
+ * first handler call. Every later call only tests a flag.
+ */
+export const drainNoop = defineKind({
+  name: "drain_noop",
+  description: "Benchmark: a no-op that records its process's first call.",
+  payload: Schema.Struct({}),
+  handler: () =>
+    Effect.sync(() => {
+      if (firstCallWritten) return
+      firstCallWritten = true
+      const file = process.env[firstCallFileVariable]
+      if (file !== undefined) writeFileSync(file, String(now()))
+    })
+})
+
+export const kinds = [...demoKinds, stamp, drainNoop]
 export const modulePath = new URL("./BenchKinds.ts", import.meta.url).pathname

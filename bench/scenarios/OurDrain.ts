@@ -1,13 +1,17 @@
 /**
  * Drain throughput of our worker: a backlog of no-op jobs, `ANALYZE jobs`, then worker processes
- * (`bun src/worker.ts`) started behind the start gate. Throughput is the backlog divided by the time from
- * the gate opening to the last completion (`max(finished_at)`, the start of the transaction that
- * committed it), both read from the database's clock. With `deleteSucceeded` (JOB_RETENTION=0) completed
- * rows are gone, so the end is the database clock at the first poll that finds the table empty (polled
- * every 2 ms near the end, as the graphile-worker harness does): that reading is late by up to a poll.
+ * (`bun src/worker.ts`) started behind the start gate, so that they begin together. The clock starts, as
+ * the peers' harnesses start theirs, at the first handler call (the bench kind `drain_noop` writes that
+ * moment to a file; with several processes, the earliest) and stops at the last completion
+ * (`finished_at` of the measured-th completion, the start of the transaction that committed it). Both are
+ * read from the same system clock. With `deleteSucceeded` (JOB_RETENTION=0) completed rows are gone, so
+ * the end is the database clock at the first poll that finds the table empty (polled every 2 ms near the
+ * end, as the graphile-worker harness does): that reading is late by up to a poll.
  */
+import { existsSync, readFileSync, rmSync } from "node:fs"
 import * as Backlog from "../Backlog.ts"
 import type { BenchDatabase } from "../BenchDatabase.ts"
+import { drainNoop, firstCallFileVariable, modulePath } from "../BenchKinds.ts"
 import * as StartGate from "../StartGate.ts"
 import * as WorkerProcess from "../WorkerProcess.ts"
 
@@ -42,16 +46,29 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
   await Backlog.reset(db.sql)
   const finishedRows = options.finishedRows ?? 0
   if (finishedRows > 0) await Backlog.fill(db.sql, finishedRows, { status: "succeeded" })
-  await Backlog.fill(db.sql, options.backlog)
+  await Backlog.fill(db.sql, options.backlog, { kind: drainNoop.name })
   await Backlog.analyze(db.sql)
   const measured = Math.min(options.measure ?? options.backlog, options.backlog)
   const target = finishedRows + measured
   const workers: Array<WorkerProcess.WorkerProcess> = []
+  const firstCallFiles = Array.from(
+    { length: options.processes },
+    (_, i) => `${WorkerProcess.logDirectory}/${label}-${i}.first-call`
+  )
+  for (const file of firstCallFiles) rmSync(file, { force: true })
+  /** Epoch seconds of the first handler call in any of the processes. */
+  const firstCall = () => {
+    const written = firstCallFiles.filter((f) => existsSync(f))
+    if (written.length === 0) throw new Error(`${label}: no worker recorded its first handler call`)
+    return Math.min(...written.map((f) => Number(readFileSync(f, "utf8")) / 1000))
+  }
   try {
-    const startedAt = await StartGate.hold(db.sql, options.processes, () => {
+    const gateOpened = await StartGate.hold(db.sql, options.processes, () => {
       for (let i = 0; i < options.processes; i++) {
         workers.push(
           WorkerProcess.spawn(db.url, `${label}-${i}`, {
+            JOBS_MODULE: modulePath,
+            [firstCallFileVariable]: firstCallFiles[i]!,
             WORKER_CONCURRENCY: String(options.concurrency),
             // the same batch the peers fetch (graphile-worker localQueue.size, pg-boss batchSize)
             WORKER_PREFETCH: "500",
@@ -73,8 +90,10 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
     if (options.deleteSucceeded) {
       for (;;) {
         const left = await remaining(db)
-        if (left.n === 0)
-          return { jobsPerSecond: options.backlog / (left.at - startedAt), seconds: left.at - startedAt }
+        if (left.n === 0) {
+          const seconds = left.at - firstCall()
+          return { jobsPerSecond: options.backlog / seconds, seconds }
+        }
         check()
         await Bun.sleep(left.n > options.backlog / 10 ? 50 : 2)
       }
@@ -87,9 +106,9 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
     // the measured-th completion of this run (the finished rows left beforehand are older than the gate)
     const [{ finished }] = await db.sql`
       SELECT extract(epoch FROM finished_at)::float8 AS finished FROM jobs
-      WHERE status = 'succeeded' AND finished_at >= to_timestamp(${startedAt})
+      WHERE status = 'succeeded' AND finished_at >= to_timestamp(${gateOpened})
       ORDER BY finished_at LIMIT 1 OFFSET ${measured - 1}`
-    const seconds = Number(finished) - startedAt
+    const seconds = Number(finished) - firstCall()
     return { jobsPerSecond: measured / seconds, seconds }
   } finally {
     await Promise.all(workers.map((w) => w.stop()))
