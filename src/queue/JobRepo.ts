@@ -402,6 +402,17 @@ const make = Effect.gen(function* () {
       ), deleted AS (DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING 1)
       SELECT count(*)::integer AS count FROM deleted`.pipe(Effect.map((rows) => rows[0]?.count ?? 0))
 
+  /**
+   * Whether Postgres has never gathered statistics on the jobs table (`reltuples` is -1 until the first
+   * ANALYZE or VACUUM), and how many rows it holds by the cumulative statistics.
+   */
+  const statistics = sql<{ unknown: boolean; liveRows: number }>`
+    SELECT c.reltuples < 0 AS unknown, coalesce(s.n_live_tup, 0)::float8 AS "liveRows"
+    FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+    WHERE c.oid = 'jobs'::regclass`.pipe(Effect.map((rows) => rows[0]))
+
+  const analyze = sql`ANALYZE jobs`.pipe(Effect.asVoid)
+
   /** Unfinished jobs by queue and status, and the age of each queue's oldest ready job (for metrics). */
   const depth = sql<{ queue: string; status: JobStatus; count: number; oldestReadySeconds: number | null }>`
     SELECT queue, status, count(*)::integer AS count,
@@ -412,6 +423,8 @@ const make = Effect.gen(function* () {
 
   return {
     depth,
+    statistics,
+    analyze,
     insertOne,
     insertMany,
     findByIdempotencyKeys,
