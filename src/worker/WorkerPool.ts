@@ -123,10 +123,9 @@ const make = Effect.gen(function* () {
     return tracing ? executionSpan(job, queueWaitMs)(run) : run
   }
 
-  /** Starts one job's fiber; a job stopped while buffered is settled without running. */
+  /** Starts one job's fiber (a job stopped while buffered never gets here: `stop` settles it at once). */
   const start = (job: ClaimedJob) => {
-    const reason = stopReasons.get(job.id)
-    const fiber = fork(reason === undefined ? attempt(job) : settlement.settleUnstarted(job, reason))
+    const fiber = fork(attempt(job))
     running.set(job.id, fiber)
     // runs at once when the fiber already exited (a job that never suspended)
     fiber.addObserver(() => {
@@ -247,15 +246,11 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       accepting = false
       yield* FiberHandle.clear(fetcher)
-      const waiting = buffer.slice(next).filter((job) => unstarted.has(job.id))
+      // a buffered job that was stopped left `unstarted` when it was settled
+      const toRelease = buffer.slice(next).filter((job) => unstarted.has(job.id))
       buffer = []
       next = 0
       unstarted.clear()
-      const toRelease = waiting.filter((job) => !stopReasons.has(job.id))
-      for (const job of waiting) {
-        const reason = stopReasons.get(job.id)
-        if (reason !== undefined) yield* settlement.settleUnstarted(job, reason)
-      }
       if (toRelease.length > 0) {
         const released = yield* repo
           .release(
