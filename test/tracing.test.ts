@@ -1,8 +1,10 @@
 import { afterAll, describe, expect, it } from "bun:test"
+import { SpanStatusCode } from "@opentelemetry/api"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Effect, Layer, ManagedRuntime } from "effect"
+import { Effect, Layer, ManagedRuntime, Schema } from "effect"
 import * as Database from "../src/db/Database.ts"
 import { demoKinds } from "../src/domain/DemoKinds.ts"
+import { defineKind, PermanentError } from "../src/domain/JobKind.ts"
 import * as QueueLayer from "../src/queue/layer.ts"
 import { Queue } from "../src/queue/Queue.ts"
 import * as Tracing from "../src/telemetry/Tracing.ts"
@@ -10,13 +12,23 @@ import * as Worker from "../src/worker/index.ts"
 import { freshDatabase } from "./support/database.ts"
 import { waitFor } from "./support/runtime.ts"
 
+/** A handler that makes its own span and annotates the current one. */
+const traced = defineKind({
+  name: "traced",
+  payload: Schema.Struct({ fail: Schema.Boolean }),
+  handler: ({ fail }) =>
+    Effect.gen(function* () {
+      yield* Effect.annotateCurrentSpan("app.step", "annotated by the handler")
+      yield* Effect.void.pipe(Effect.withSpan("app.work"))
+      if (fail) return yield* new PermanentError({ message: "no good" })
+    })
+})
+const kinds = [...demoKinds, traced]
+
 const exporter = new InMemorySpanExporter()
 const db = await freshDatabase(import.meta.file)
 const runtime = ManagedRuntime.make(
-  Layer.mergeAll(
-    Worker.layer({ kinds: demoKinds, settings: { concurrency: 2 } }),
-    QueueLayer.layer(demoKinds)
-  ).pipe(
+  Layer.mergeAll(Worker.layer({ kinds, settings: { concurrency: 2 } }), QueueLayer.layer(kinds)).pipe(
     Layer.provideMerge(Database.layerUrl(db.url)),
     Layer.provideMerge(Tracing.layer("jobq-test", new SimpleSpanProcessor(exporter)))
   )
@@ -49,6 +61,33 @@ describe("tracing", () => {
       "jobq.job.outcome": "succeeded"
     })
     expect(execution.attributes["jobq.job.queue_wait_ms"]).toBeGreaterThanOrEqual(0)
+  })
+
+  it("inside the handler the execution span is the current span: its spans are children, its annotations land on it", async () => {
+    const job = await runtime.runPromise(
+      Queue.use((q) => q.enqueue({ kind: "traced", payload: { fail: false } }))
+    )
+    const execution = await waitFor("the execution span", async () =>
+      spansNamed("jobq.job.execute").find((s) => s.attributes["jobq.job.id"] === job.job.id)
+    )
+    const work = spansNamed("app.work").find(
+      (s) => s.spanContext().traceId === execution.spanContext().traceId
+    )
+    expect(work?.parentSpanContext?.spanId).toBe(execution.spanContext().spanId)
+    expect(execution.attributes["app.step"]).toBe("annotated by the handler")
+    expect(execution.status.code).toBe(SpanStatusCode.OK)
+  })
+
+  it("a failed attempt ends its execution span as an error, with outcome failed", async () => {
+    const job = await runtime.runPromise(
+      Queue.use((q) => q.enqueue({ kind: "traced", payload: { fail: true } }))
+    )
+    const execution = await waitFor("the execution span", async () =>
+      spansNamed("jobq.job.execute").find((s) => s.attributes["jobq.job.id"] === job.job.id)
+    )
+    expect(execution.attributes["jobq.job.outcome"]).toBe("failed")
+    expect(execution.status.code).toBe(SpanStatusCode.ERROR)
+    expect(execution.status.message).toContain("no good")
   })
 
   it("claims and SQL statements produce spans; the claim span parents its statement", async () => {
