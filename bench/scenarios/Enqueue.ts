@@ -13,6 +13,7 @@ import { decimal, integer, medianRange, table } from "../Markdown.ts"
 import * as QueueClient from "../QueueClient.ts"
 import type { Context, Section } from "../Scenario.ts"
 import { summarize } from "../Stats.ts"
+import * as Wrk from "../Wrk.ts"
 import { findPgbench, pgbench } from "./Pgbench.ts"
 
 const batchSize = 1000
@@ -25,7 +26,9 @@ export const run = async (context: Context): Promise<Section> => {
   const library: Array<number> = []
   const single: Array<HttpLoad.LoadResult> = []
   const batch: Array<number> = []
+  const singleWrk: Array<HttpLoad.LoadResult> = []
   const pgbenchInsert: Array<number> = []
+  let wrkVersion: string | undefined
   let apiNote = ""
 
   await Backlog.using("enqueue", async (db) => {
@@ -52,17 +55,20 @@ export const run = async (context: Context): Promise<Section> => {
     }
 
     const found = await findPgbench()
-    if (found !== undefined) {
-      for (let r = 0; r < context.runs; r++) {
-        await db.sql`TRUNCATE jobs`
-        const result = await pgbench(found.path, db.url, "insert-one.sql", { clients: 64, seconds })
-        pgbenchInsert.push(result.tps)
-        context.log(`pgbench insert-one 64 clients run ${r + 1}: ${integer(result.tps)} inserts/s`)
-      }
+    const wrk = await Wrk.find(context.log)
+    wrkVersion = wrk?.version
+    /** pgbench's single-row insert, run right before each `POST /jobs` run so the two are paired. */
+    const pgbenchRun = async (r: number) => {
+      if (found === undefined) return
+      await db.sql`TRUNCATE jobs`
+      const result = await pgbench(found.path, db.url, "insert-one.sql", { clients: 64, seconds })
+      pgbenchInsert.push(result.tps)
+      context.log(`pgbench insert-one 64 clients run ${r + 1}: ${integer(result.tps)} inserts/s`)
     }
 
     if (!ApiProcess.present()) {
       apiNote = "not measured: API not present (src/api.ts is missing)"
+      for (let r = 0; r < context.runs; r++) await pgbenchRun(r)
       return
     }
     let api: ApiProcess.ApiProcess | undefined
@@ -85,7 +91,10 @@ export const run = async (context: Context): Promise<Section> => {
           maxRequests: 200_000
         })
       }
+      const describe = (result: HttpLoad.LoadResult) =>
+        `${integer(result.perSecond)} req/s, p50 ${decimal(result.latencyMs.p50)} ms, p99 ${decimal(result.latencyMs.p99)} ms, ${result.errors} errors`
       for (let r = 0; r < context.runs; r++) {
+        await pgbenchRun(r)
         await db.sql`TRUNCATE jobs`
         const result = await HttpLoad.closedLoop({
           url: `${api.baseUrl}/jobs`,
@@ -95,9 +104,18 @@ export const run = async (context: Context): Promise<Section> => {
           maxRequests: 2_000_000
         })
         single.push(result)
-        context.log(
-          `POST /jobs run ${r + 1}: ${integer(result.perSecond)} req/s, p50 ${decimal(result.latencyMs.p50)} ms, p99 ${decimal(result.latencyMs.p99)} ms, ${result.errors} errors`
-        )
+        context.log(`POST /jobs (Bun fetch) run ${r + 1}: ${describe(result)}`)
+        if (wrk !== undefined) {
+          await db.sql`TRUNCATE jobs`
+          const native = await Wrk.closedLoop(wrk.path, {
+            url: `${api.baseUrl}/jobs`,
+            body,
+            connections: 64,
+            seconds
+          })
+          singleWrk.push(native)
+          context.log(`POST /jobs (wrk) run ${r + 1}: ${describe(native)}`)
+        }
       }
       for (let r = 0; r < context.runs; r++) {
         await db.sql`TRUNCATE jobs`
@@ -138,16 +156,20 @@ export const run = async (context: Context): Promise<Section> => {
       "the ceiling for `POST /jobs`"
     ])
   }
-  if (single.length > 0) {
-    const rate = summarize(single.map((s) => s.perSecond))
-    const share = pgbenchRate === undefined ? Number.NaN : rate.median / pgbenchRate.median
+  /** A `POST /jobs` row: its share of pgbench is taken run by run (each pair ran back to back). */
+  const singleRow = (client: string, results: ReadonlyArray<HttpLoad.LoadResult>) => {
+    const rate = summarize(results.map((s) => s.perSecond))
+    const shares = results.map((s, i) => s.perSecond / (pgbenchInsert[i] ?? Number.NaN))
+    const share = shares.length > 0 && shares.every(Number.isFinite) ? summarize(shares).median : Number.NaN
     rows.push([
-      "`POST /jobs`, 64 keep-alive connections",
+      `\`POST /jobs\`, 64 keep-alive connections, ${client}`,
       `${medianRange(rate)} req/s`,
-      `p50 ${medianRange(summarize(single.map((s) => s.latencyMs.p50)), decimal)} ms, p99 ${medianRange(summarize(single.map((s) => s.latencyMs.p99)), decimal)} ms, errors ${single.map((s) => s.errors).join("/")}`,
-      `≥ 80% of pgbench: **${share >= 0.8 ? "met" : "missed"}** (${decimal(share * 100, 0)}%)`
+      `p50 ${medianRange(summarize(results.map((s) => s.latencyMs.p50)), decimal)} ms, p99 ${medianRange(summarize(results.map((s) => s.latencyMs.p99)), decimal)} ms, errors ${results.map((s) => s.errors).join("/")}`,
+      `≥ 80% of pgbench: **${share >= 0.8 ? "met" : "missed"}** (${decimal(share * 100, 0)}%, the median of the run-by-run shares)`
     ])
   }
+  if (single.length > 0) singleRow("Bun fetch in the harness", single)
+  if (singleWrk.length > 0) singleRow(`wrk ${wrkVersion ?? ""} (C, 2 threads)`, singleWrk)
   if (batch.length > 0) {
     const rate = summarize(batch)
     rows.push([
@@ -158,7 +180,7 @@ export const run = async (context: Context): Promise<Section> => {
     ])
   }
   const markdown = [
-    `${context.runs} runs each, median (min – max). HTTP runs last ${seconds} s each (closed loop, bounded in count and time, 127.0.0.1 only), after an unreported ${warmUpSeconds} s warm-up of each endpoint once the API is up (pgbench needs none); the load generator is the harness process (Bun fetch) on the same 2 cores as the API and Postgres.${context.quick ? " Quick mode: 20,000 library jobs a run and 3 s HTTP runs." : ""}`,
+    `${context.runs} runs each, median (min – max). HTTP runs last ${seconds} s each (closed loop, bounded in count and time, 127.0.0.1 only), after an unreported ${warmUpSeconds} s warm-up of each endpoint once the API is up (pgbench needs none); the load generators share the 2 cores with the API and Postgres: the harness process (Bun fetch) for every endpoint and, for \`POST /jobs\`, also wrk (a load generator in C, Debian's package, as native as pgbench's own client) when it is installed. Each \`POST /jobs\` run follows a pgbench run right away, and the share of pgbench is taken pair by pair, so a drift in the machine's speed (its WAL flushes above all) moves both sides of a pair.${context.quick ? " Quick mode: 20,000 library jobs a run and 3 s HTTP runs." : ""}`,
     "",
     table(["what", "rate", "latency", "target"], rows),
     ...(apiNote === "" ? [] : ["", `**${apiNote}**`])
