@@ -10,7 +10,6 @@
  */
 import {
   Cause,
-  Clock,
   Context,
   Duration,
   Effect,
@@ -18,17 +17,16 @@ import {
   FiberHandle,
   Layer,
   Metric,
-  Option,
   Queue,
   Schedule,
-  Tracer
+  type Tracer
 } from "effect"
 import { RetryConfig, WorkerConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
-import * as TraceContext from "../telemetry/TraceContext.ts"
+import * as ExecutionSpan from "../telemetry/ExecutionSpan.ts"
 import * as Metrics from "../telemetry/WorkerMetrics.ts"
 import * as Completer from "./Completer.ts"
 import { run as runAttempt } from "./Executor.ts"
@@ -92,39 +90,7 @@ const make = Effect.gen(function* () {
     }
   })
 
-  // Without a tracing layer there is no backend to see execution spans: skip making one per job.
-  const tracer = (yield* TraceContext.CaptureTraceContext) ? Context.get(services, Tracer.Tracer) : undefined
-  const clock = Context.get(services, Clock.Clock)
-
-  /**
-   * The job's execution span: a child of the enqueuing span when the job carries one, so one trace spans
-   * both processes. It is made here and given to the job's fiber as its starting parent span, instead of
-   * wrapping the attempt in `Effect.withSpan`: that fiber plumbing (two context updates inside the fiber
-   * and an exit hook) cost as much as the OpenTelemetry span itself. Inside the fiber it is the current
-   * span as usual: handlers' spans are its children and their logs carry its ids.
-   */
-  const executionSpan = (tracer: Tracer.Tracer, job: ClaimedJob, queueWaitMs: number) => {
-    const parent = TraceContext.parentSpan(job.traceContext)
-    const span = tracer.span({
-      name: "jobq.job.execute",
-      parent: parent === undefined ? Option.none() : Option.some(parent),
-      annotations: Context.empty(),
-      links: [],
-      startTime: clock.currentTimeNanosUnsafe(),
-      kind: "consumer",
-      root: parent === undefined,
-      sampled: parent?.sampled ?? true
-    })
-    // an unsampled span records nothing: skip the attribute calls (a third of its cost)
-    if (span.sampled) {
-      span.attribute("jobq.job.id", job.id)
-      span.attribute("jobq.job.kind", job.kind)
-      span.attribute("jobq.job.queue", job.queue)
-      span.attribute("jobq.job.attempt", job.attempts)
-      span.attribute("jobq.job.queue_wait_ms", queueWaitMs)
-    }
-    return span
-  }
+  const spans = ExecutionSpan.make(services)
 
   const attempt = (job: ClaimedJob, span: Tracer.Span | undefined) => {
     const metrics = metricsFor(job)
@@ -133,7 +99,7 @@ const make = Effect.gen(function* () {
       Effect.onExit((exit) => {
         metrics.executionSeconds.observe((performance.now() - startedAt) / 1000)
         const reason = stopReasons.get(job.id)
-        if (span?.sampled) span.attribute("jobq.job.outcome", Settlement.outcomeOf(exit, reason))
+        if (span !== undefined) spans.setOutcome(span, Settlement.outcomeOf(exit, reason))
         return settlement.settle(job, exit, reason)
       }),
       Effect.annotateLogs({ fiber: "job", jobId: job.id, kind: job.kind, attempt: job.attempts })
@@ -144,14 +110,13 @@ const make = Effect.gen(function* () {
   const start = (job: ClaimedJob) => {
     const queueWaitMs = Math.max(0, (job.startedAt ?? new Date()).getTime() - job.runAt.getTime())
     metricsFor(job).queueWaitSeconds.observe(queueWaitMs / 1000)
-    const span = tracer === undefined ? undefined : executionSpan(tracer, job, queueWaitMs)
+    const span = spans.start(job, queueWaitMs)
     const run = attempt(job, span)
-    const fiber =
-      span === undefined ? fork(run) : Effect.runForkWith(Context.add(services, Tracer.ParentSpan, span))(run)
+    const fiber = span === undefined ? fork(run) : Effect.runForkWith(spans.contextFor(span))(run)
     running.set(job.id, fiber)
     // runs at once when the fiber already exited (a job that never suspended)
     fiber.addObserver((exit) => {
-      span?.end(clock.currentTimeNanosUnsafe(), exit)
+      if (span !== undefined) spans.end(span, exit)
       running.delete(job.id)
       startReady()
     })
