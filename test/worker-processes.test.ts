@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { Queue } from "../src/queue/Queue.ts"
 import { kinds } from "./fixtures/recordingKinds.ts"
-import { exited, spawnWorker, type WorkerProcess } from "./support/processes.ts"
+import { exited, spawnWorker, started, type WorkerProcess } from "./support/processes.ts"
 import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
@@ -55,8 +55,11 @@ const executions = (ids: ReadonlyArray<string>) =>
 describe("worker processes", () => {
   it("200 jobs across 8 fibers in each of 2 worker processes are each processed exactly once", async () => {
     const queue = "two-processes"
-    const a = spawn("pair-a", { WORKER_CONCURRENCY: "8", WORKER_QUEUES: queue })
-    const b = spawn("pair-b", { WORKER_CONCURRENCY: "8", WORKER_QUEUES: queue })
+    // no prefetch: each holds at most its 8, so one process cannot take the whole backlog in one claim
+    const settings = { WORKER_CONCURRENCY: "8", WORKER_PREFETCH: "0", WORKER_QUEUES: queue }
+    const a = spawn("pair-a", settings)
+    const b = spawn("pair-b", settings)
+    await Promise.all([started(a), started(b)])
     const ids = await enqueueRecords(queue, 200, 5)
     await waitFor(
       "all 200 jobs to succeed",

@@ -40,3 +40,17 @@ export const exited = async (worker: WorkerProcess, timeoutMs = 15_000) => {
   )
   return Promise.race([worker.process.exited, timeout])
 }
+
+/** Waits until the worker has logged that its pool started (it claims from then on). */
+export const started = async (worker: WorkerProcess, timeoutMs = 15_000) => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const log = await Bun.file(worker.logFile)
+      .text()
+      .catch(() => "")
+    if (log.includes(`worker ${worker.id} started`)) return
+    if (worker.process.exitCode !== null) throw new Error(`worker ${worker.id} exited before it started`)
+    if (Date.now() > deadline) throw new Error(`worker ${worker.id} did not start within ${timeoutMs} ms`)
+    await Bun.sleep(20)
+  }
+}
