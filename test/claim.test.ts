@@ -1,11 +1,12 @@
 import { describe, expect, it } from "bun:test"
-import { Effect } from "effect"
+import { Effect, Layer, ManagedRuntime } from "effect"
 import { SqlClient } from "effect/sql"
+import * as Database from "../src/db/Database.ts"
 import { JobRepo } from "../src/queue/JobRepo.ts"
 import { Queue } from "../src/queue/Queue.ts"
 import { setupQueueTests } from "./support/runtime.ts"
 
-const { run } = await setupQueueTests(import.meta.file)
+const { db, run } = await setupQueueTests(import.meta.file)
 
 let n = 0
 const uniqueQueue = () => `claim-${++n}`
@@ -143,5 +144,32 @@ describe("claim", () => {
     const [job] = await run(enqueueNoops(queue, 1))
     await run(Queue.use((q) => q.cancel(job!.job.id)))
     expect(await run(JobRepo.use((r) => r.claim("w1", 10, 30_000, [queue])))).toEqual([])
+  })
+})
+
+describe("the claim's asynchronous commit", () => {
+  it("covers the claim's own transaction only: the connection is back to synchronous commits after it", async () => {
+    const queue = uniqueQueue()
+    await run(enqueueNoops(queue, 2))
+    // one connection, so the statement after the claim runs where the claim ran
+    const single = ManagedRuntime.make(
+      JobRepo.layer.pipe(Layer.provideMerge(Database.layerUrl(db.url, { maxConnections: 1 })))
+    )
+    try {
+      const [claimed, setting] = await single.runPromise(
+        Effect.gen(function* () {
+          const claimed = yield* JobRepo.use((r) => r.claim("w1", 10, 30_000, [queue]))
+          const sql = yield* SqlClient.SqlClient
+          const [row] = yield* sql<{
+            setting: string
+          }>`SELECT current_setting('synchronous_commit') AS setting`
+          return [claimed, row!.setting] as const
+        })
+      )
+      expect(claimed).toHaveLength(2)
+      expect(setting).toBe("on")
+    } finally {
+      await single.dispose()
+    }
   })
 })
