@@ -14,10 +14,14 @@ export const CaptureTraceContext = Context.Reference<boolean>("jobq/telemetry/Ca
 
 export type TraceCarrier = Readonly<Record<string, string>>
 
-/** The current span as a `traceparent` carrier, when capture is on and there is a span. */
+/**
+ * The current parent span as a `traceparent` carrier, when capture is on and there is one. An external
+ * parent counts too: a job enqueued under a remote span, or by a job whose execution was not sampled,
+ * continues that trace and keeps its sampling decision.
+ */
 export const capture: Effect.Effect<TraceCarrier | undefined> = Effect.gen(function* () {
   if (!(yield* CaptureTraceContext)) return undefined
-  const span = yield* Effect.option(Effect.currentSpan)
+  const span = yield* Effect.serviceOption(Tracer.ParentSpan)
   if (Option.isNone(span)) return undefined
   const { traceId, spanId, sampled } = span.value
   return { traceparent: `00-${traceId}-${spanId}-${sampled ? "01" : "00"}` }

@@ -6,7 +6,7 @@
  */
 import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { BatchSpanProcessor, type Sampler, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Config, Effect, Layer, Option, Tracer } from "effect"
 import { CaptureTraceContext } from "./TraceContext.ts"
 
@@ -24,11 +24,20 @@ const withoutOtelContextHook = Layer.effect(
   Effect.map(Effect.tracer, (otel) => Tracer.make({ span: (options) => otel.span(options) }))
 )
 
-/** Tracing with the given span processor (tests pass an in-memory exporter's). */
-export const layer = (serviceName: string, spanProcessor: SpanProcessor) =>
+/**
+ * Tracing with the given span processor (tests pass an in-memory exporter's). The sampler is the one
+ * OTEL_TRACES_SAMPLER names (the SDK's default: parent-based, always on) unless one is given.
+ */
+export const layer = (serviceName: string, spanProcessor: SpanProcessor, sampler?: Sampler) =>
   Layer.merge(
     withoutOtelContextHook.pipe(
-      Layer.provideMerge(NodeSdk.layer(() => ({ resource: { serviceName }, spanProcessor })))
+      Layer.provideMerge(
+        NodeSdk.layer(() => ({
+          resource: { serviceName },
+          spanProcessor,
+          ...(sampler === undefined ? {} : { tracerConfig: { sampler } })
+        }))
+      )
     ),
     Layer.succeed(CaptureTraceContext, true)
   )
