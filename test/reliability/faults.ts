@@ -5,7 +5,8 @@
  * Stopping a server stops everyone on it, and this machine's cluster is shared (benchmarks, other suites),
  * so postgres_restart runs on a cluster of its own: `privateCluster` creates one with pg_createcluster on a
  * free port (trust auth on 127.0.0.1), migrates a database on it, and drops it when done. Its stop/start is
- * the real thing (pg_ctlcluster, fast shutdown), and it is always started again in a `finally`.
+ * the real thing (pg_ctlcluster: a fast shutdown, or an immediate one, which is a crash: no checkpoint, and
+ * WAL not yet flushed is gone), and it is always started again in a `finally`.
  */
 import { existsSync, readdirSync } from "node:fs"
 import { PgClient } from "@effect/sql-pg"
@@ -51,8 +52,12 @@ const dropStale = (v: string) => {
 
 export interface PrivateCluster {
   readonly database: TestDatabase
-  /** Stops the server (fast mode), runs `whileDown`, starts it again in a `finally`; answers the downtime. */
-  readonly withServerStopped: <A>(whileDown: () => Promise<A>) => Promise<{ downMs: number; value: A }>
+  /** Stops the server (fast mode, or immediate: a crash), runs `whileDown`, starts it again in a `finally`;
+   *  answers the downtime. */
+  readonly withServerStopped: <A>(
+    whileDown: () => Promise<A>,
+    mode?: "fast" | "immediate"
+  ) => Promise<{ downMs: number; value: A }>
 }
 
 /** A cluster of this process's own on a free port, with a migrated database; dropped by `database.drop`. */
@@ -81,7 +86,7 @@ export const privateCluster = async (): Promise<PrivateCluster> => {
       Effect.orDie
     )
   )
-  const pgctl = (action: "start" | "stop") =>
+  const pgctl = (action: "start" | "stop", mode: "fast" | "immediate" = "fast") =>
     run(
       [
         "pg_ctlcluster",
@@ -89,7 +94,7 @@ export const privateCluster = async (): Promise<PrivateCluster> => {
         v,
         name,
         action,
-        ...(action === "stop" ? ["--mode", "fast"] : [])
+        ...(action === "stop" ? ["--mode", mode] : [])
       ],
       // starting a running cluster exits 2: that is the state we want
       action === "start" ? [0, 2] : [0]
@@ -116,9 +121,9 @@ export const privateCluster = async (): Promise<PrivateCluster> => {
       url,
       drop: async () => run(["pg_dropcluster", v, name, "--stop"])
     },
-    withServerStopped: async (whileDown) => {
+    withServerStopped: async (whileDown, mode = "fast") => {
       const began = Date.now()
-      pgctl("stop")
+      pgctl("stop", mode)
       let value: Awaited<ReturnType<typeof whileDown>>
       try {
         value = await whileDown()
