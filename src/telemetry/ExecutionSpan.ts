@@ -14,6 +14,7 @@
  * enqueues carries the unsampled flag, so its execution is not traced either. Inside such a handler there
  * is no current span to annotate, which would record nothing anyway.
  */
+import { randomUUID } from "node:crypto"
 import { Clock, Context, type Exit, Option, Tracer } from "effect"
 import type { ClaimedJob } from "../queue/JobRepo.ts"
 import { CaptureTraceContext, parentSpan } from "./TraceContext.ts"
@@ -28,14 +29,8 @@ export interface ExecutionSpans {
   readonly end: (span: Tracer.Span, exit: Exit.Exit<unknown, unknown>) => void
 }
 
-const randomHex = (length: number) => {
-  let hex = ""
-  while (hex.length < length)
-    hex += Math.floor(Math.random() * 2 ** 32)
-      .toString(16)
-      .padStart(8, "0")
-  return hex.slice(0, length)
-}
+/** Random lowercase hex digits (at most 32). */
+const randomHex = (length: number) => randomUUID().replaceAll("-", "").slice(0, length)
 
 /** Execution spans from the tracer in `services`; none without a tracing layer (no backend would see them). */
 export const make = (services: Context.Context<never>): ExecutionSpans => {
