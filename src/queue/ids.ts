@@ -9,6 +9,9 @@ import { randomFillSync } from "node:crypto"
 const pool = new Uint8Array(16 * 256)
 let offset = pool.length
 
+/** Two lowercase hex digits for every byte value: formatting an id is 16 lookups, not 16 conversions. */
+const hex = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"))
+
 let lastMs = -1
 let counter = 0
 
@@ -42,7 +45,26 @@ export const uuidv7 = (now: number = Date.now()): string => {
   b[6] = 0x70 | (counter >>> 8)
   b[7] = counter & 0xff
   b[8] = (b[8]! & 0x3f) | 0x80
-  let hex = ""
-  for (let i = 0; i < 16; i++) hex += b[i]!.toString(16).padStart(2, "0")
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+  return (
+    hex[b[0]!]! +
+    hex[b[1]!]! +
+    hex[b[2]!]! +
+    hex[b[3]!]! +
+    "-" +
+    hex[b[4]!]! +
+    hex[b[5]!]! +
+    "-" +
+    hex[b[6]!]! +
+    hex[b[7]!]! +
+    "-" +
+    hex[b[8]!]! +
+    hex[b[9]!]! +
+    "-" +
+    hex[b[10]!]! +
+    hex[b[11]!]! +
+    hex[b[12]!]! +
+    hex[b[13]!]! +
+    hex[b[14]!]! +
+    hex[b[15]!]!
+  )
 }
