@@ -4,10 +4,9 @@
  * `dataDirectory`; with it, on that server. Start time is the spawn to the first 2xx from /health. Output
  * goes to a log file under $TMPDIR/jobq-bench/.
  */
-import { mkdirSync } from "node:fs"
 import { rootDirectory } from "./BenchDependencies.ts"
 import { freePort } from "./FreePort.ts"
-import { logDirectory } from "./WorkerProcess.ts"
+import { logPath } from "./WorkerProcess.ts"
 
 export interface DevProcess {
   readonly process: Bun.Subprocess
@@ -29,9 +28,8 @@ export const start = async (
   env: Readonly<Record<string, string>> = {},
   timeoutMs = 60_000
 ): Promise<DevProcess> => {
-  mkdirSync(logDirectory, { recursive: true })
   const port = freePort()
-  const logFile = `${logDirectory}/${name}.log`
+  const logFile = logPath(`${name}.log`)
   // no DATABASE_URL at all selects the embedded database
   const { DATABASE_URL: _, TEST_DATABASE_URL: __, PGLITE_DATA_DIR: ___, ...inherited } = process.env
   const child = Bun.spawn([process.execPath, "run", "src/dev.ts"], {

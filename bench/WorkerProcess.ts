@@ -16,13 +16,18 @@ export interface WorkerProcess {
 
 export const logDirectory = `${tmpdir()}/jobq-bench`
 
+/** The path of a log file under `logDirectory`, which it makes when missing. */
+export const logPath = (name: string) => {
+  mkdirSync(logDirectory, { recursive: true })
+  return `${logDirectory}/${name}`
+}
+
 export const spawn = (
   databaseUrl: string,
   name: string,
   env: Readonly<Record<string, string>> = {}
 ): WorkerProcess => {
-  mkdirSync(logDirectory, { recursive: true })
-  const logFile = `${logDirectory}/${name}.log`
+  const logFile = logPath(`${name}.log`)
   const child = Bun.spawn([process.execPath, "src/worker.ts"], {
     cwd: rootDirectory,
     env: {
