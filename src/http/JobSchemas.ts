@@ -90,13 +90,19 @@ export const makeNewJobBatch = (newJob: ReturnType<typeof makeNewJob>) =>
     jobs: Schema.Array(newJob).check(Schema.isBetweenLength(1, maxBatchSize))
   }).annotate({ identifier: "NewJobBatch", description: `1 to ${maxBatchSize} jobs, enqueued all or none` })
 
-export const EnqueuedJob = Schema.Struct({
-  created: Schema.Boolean.annotate({ description: "false: an idempotent repeat of an earlier enqueue" }),
-  job: Job
-}).annotate({ identifier: "EnqueuedJob" })
+/**
+ * One item of a batch's answer: the job's id and state, not the whole job. The client sent the rest; echoing
+ * a thousand jobs back, payloads included, doubled the bytes on the wire and was two thirds of the API's
+ * CPU per batch. `GET /jobs/{id}` has the full job.
+ */
+export const BatchEntry = Schema.Struct({
+  id: JobId,
+  status: JobStatus.annotate({ description: "queued for a new job; any state for an idempotent repeat" }),
+  created: Schema.Boolean.annotate({ description: "false: an idempotent repeat of an earlier enqueue" })
+}).annotate({ identifier: "BatchEntry" })
 
 export const EnqueuedBatch = Schema.Struct({
-  jobs: Schema.Array(EnqueuedJob).annotate({ description: "In request order" })
+  jobs: Schema.Array(BatchEntry).annotate({ description: "In request order" })
 }).annotate({ identifier: "EnqueuedBatch" })
 
 export const ListJobsQuery = {

@@ -198,11 +198,15 @@ describe("POST /jobs/batch", () => {
     })
     expect(response.status).toBe(200)
     const body = await json(response)
-    expect(body.jobs.map((e: any) => [e.created, e.job.kind])).toEqual([
-      [true, "noop"],
-      [true, "sleep"],
-      [true, "flaky"]
+    expect(body.jobs.map((e: any) => [e.created, e.status])).toEqual([
+      [true, "queued"],
+      [true, "queued"],
+      [true, "queued"]
     ])
+    const kinds = await Promise.all(
+      body.jobs.map(async (e: any) => (await json(await request(`/jobs/${e.id}`))).kind)
+    )
+    expect(kinds).toEqual(["noop", "sleep", "flaky"])
     expect(await countJobs(queue)).toBe(3)
   })
 

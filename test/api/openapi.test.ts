@@ -146,7 +146,7 @@ describe("a client generated with openapi-typescript", () => {
     expect(result.created.status).toBe(201)
     expect(result.created.job.kind).toBe("sleep")
     expect(result.fetched).toEqual({ status: 200, kind: "sleep" })
-    expect(result.batch).toEqual({ status: 200, kinds: ["cpu_hash", "noop"] })
+    expect(result.batch).toEqual({ status: 200, statuses: ["queued", "queued"] })
     expect(result.page.status).toBe(200)
     expect(result.page.ids).toContain(result.created.job.id)
     expect(result.cancelled).toEqual({ status: 200, outcome: "cancelled" })

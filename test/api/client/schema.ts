@@ -296,12 +296,21 @@ export interface components {
         };
         EnqueuedBatch: {
             /** @description In request order */
-            jobs: components["schemas"]["EnqueuedJob"][];
+            jobs: components["schemas"]["BatchEntry"][];
         };
-        EnqueuedJob: {
+        BatchEntry: {
+            /**
+             * Format: uuid
+             * @description Job id (UUIDv7, time-ordered)
+             */
+            id: string;
+            /**
+             * @description queued for a new job; any state for an idempotent repeat
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
             /** @description false: an idempotent repeat of an earlier enqueue */
             created: boolean;
-            job: components["schemas"]["Job"];
         };
         /** @description 1 to 1000 jobs, enqueued all or none */
         NewJobBatch: {

@@ -40,7 +40,7 @@ export const exercise = async (baseUrl: string, token?: string) => {
   return {
     created: { status: created.response.status, job: created.data },
     fetched: { status: fetched.response.status, kind: fetched.data?.kind },
-    batch: { status: batch.response.status, kinds: batch.data?.jobs.map((e) => e.job.kind) },
+    batch: { status: batch.response.status, statuses: batch.data?.jobs.map((e) => e.status) },
     page: { status: page.response.status, ids: page.data?.jobs.map((j) => j.id) ?? [] },
     cancelled: { status: cancelled.response.status, outcome: cancelled.data?.outcome },
     missing: { status: missing.response.status, type: missing.error?.type },
