@@ -128,10 +128,6 @@ const make = Effect.gen(function* () {
     j.created_at AS "createdAt", j.started_at AS "startedAt", j.finished_at AS "finishedAt",
     j.updated_at AS "updatedAt"`)
 
-  const recordset = sql.literal(`(id uuid, queue text, kind text, payload jsonb, priority smallint,
-    max_attempts integer, run_at timestamptz, delay_ms bigint, idempotency_key text, request_hash text,
-    trace_context jsonb)`)
-
   const insertedColumns = sql.literal(`j.id, j.run_at AS "runAt", j.created_at AS "createdAt"`)
 
   const insertOne = (job: JobInsert) =>
@@ -148,7 +144,11 @@ const make = Effect.gen(function* () {
       Effect.map((rows) => (rows[0] === undefined ? undefined : insertedJob(job, rows[0])))
     )
 
-  /** The jobs inserted (a job whose idempotency key was taken is not among them), in no particular order. */
+  /**
+   * The jobs inserted (a job whose idempotency key was taken is not among them), in no particular order.
+   * The batch goes as one array per column: Postgres spent a third more on the same rows as one jsonb
+   * document (`jsonb_to_recordset`), and the API serialized every record into it.
+   */
   const insertMany = (jobs: ReadonlyArray<JobInsert>) =>
     sql<InsertedRow>`
       INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
@@ -156,7 +156,20 @@ const make = Effect.gen(function* () {
       SELECT x.id, x.queue, x.kind, x.payload, x.priority, x.max_attempts,
              coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond'),
              x.idempotency_key, x.request_hash, x.trace_context
-      FROM jsonb_to_recordset(${JSON.stringify(jobs.map(toRecord))}::jsonb) AS x ${recordset}
+      FROM unnest(
+        ${column(jobs, (j) => j.id)}::uuid[],
+        ${column(jobs, (j) => j.queue)}::text[],
+        ${column(jobs, (j) => j.kind)}::text[],
+        ${column(jobs, (j) => JSON.stringify(j.payload))}::jsonb[],
+        ${column(jobs, (j) => j.priority)}::smallint[],
+        ${column(jobs, (j) => j.maxAttempts)}::integer[],
+        ${column(jobs, (j) => j.runAt)}::timestamptz[],
+        ${column(jobs, (j) => (j.delayMs === null ? null : String(j.delayMs)))}::bigint[],
+        ${column(jobs, (j) => j.idempotencyKey)}::text[],
+        ${column(jobs, (j) => j.requestHash)}::text[],
+        ${column(jobs, (j) => (j.traceContext === null ? null : JSON.stringify(j.traceContext)))}::jsonb[]
+      ) AS x (id, queue, kind, payload, priority, max_attempts, run_at, delay_ms, idempotency_key,
+              request_hash, trace_context)
       -- Take key locks in one global order: two batches sharing keys in different orders would deadlock.
       ORDER BY x.idempotency_key
       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -459,19 +472,15 @@ const make = Effect.gen(function* () {
   >
 })
 
-const toRecord = (job: JobInsert) => ({
-  id: job.id,
-  queue: job.queue,
-  kind: job.kind,
-  payload: job.payload,
-  priority: job.priority,
-  max_attempts: job.maxAttempts,
-  run_at: job.runAt?.toISOString() ?? null,
-  delay_ms: job.delayMs,
-  idempotency_key: job.idempotencyKey,
-  request_hash: job.requestHash,
-  trace_context: job.traceContext
-})
+/**
+ * One column of a batch as an array parameter for `unnest`. A column with no value at all goes as an empty
+ * array: the driver cannot type an array of nulls, and `unnest` pads a shorter array with nulls anyway.
+ * Strings bind as text and the statement casts them (a delay can exceed int4, and one array has one type).
+ */
+const column = <A>(jobs: ReadonlyArray<JobInsert>, value: (job: JobInsert) => A | null): Array<A | null> => {
+  const values = jobs.map(value)
+  return values.every((v) => v === null) ? [] : values
+}
 
 export class JobRepo extends Context.Service<JobRepo, Effect.Success<typeof make>>()("jobq/JobRepo") {
   static readonly layer = Layer.effect(JobRepo, make)

@@ -90,6 +90,27 @@ export const queueSemantics = async (driver: Driver) => {
       for (const { job } of many) expect(job).toEqual(await get(job.id))
     })
 
+    it("a batch keeps each job's own options: delays beyond 32 bits, trace contexts, nulls beside values", async () => {
+      const queue = uniqueQueue()
+      const traceContext = { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" }
+      const day = 86_400_000
+      const [far, soon, near] = await run(
+        Queue.use((q) =>
+          q.enqueueMany([
+            { kind: "noop", payload: {}, queue, delayMs: 300 * day },
+            { kind: "noop", payload: {}, queue, delayMs: 60_000 },
+            { kind: "sleep", payload: { ms: 2 }, queue, traceContext }
+          ])
+        )
+      )
+      expect(far!.job.runAt.getTime() - far!.job.createdAt.getTime()).toBe(300 * day)
+      expect(soon!.job.runAt.getTime() - soon!.job.createdAt.getTime()).toBe(60_000)
+      expect(near!.job.runAt).toEqual(near!.job.createdAt)
+      for (const { job } of [far!, soon!, near!]) expect(job).toEqual(await get(job.id))
+      const [claimed] = await claim("w1", queue)
+      expect(claimed).toMatchObject({ id: near!.job.id, payload: { ms: 2 }, traceContext })
+    })
+
     it("a claimed job is the row as stored, on its first attempt and on a retry", async () => {
       const queue = uniqueQueue()
       const job = await enqueue({ queue, priority: 2, idempotencyKey: `${queue}-key` })
