@@ -8,6 +8,8 @@ import { type Latency, latency } from "./Stats.ts"
 export interface LoadResult {
   readonly requests: number
   readonly errors: number
+  /** What the first few failed requests answered or threw. */
+  readonly firstErrors?: ReadonlyArray<string>
   readonly seconds: number
   readonly perSecond: number
   readonly latencyMs: Latency
@@ -24,6 +26,11 @@ export const closedLoop = async (options: {
   const samples: Array<number> = []
   let sent = 0
   let errors = 0
+  const firstErrors: Array<string> = []
+  const failed = (what: string) => {
+    errors++
+    if (firstErrors.length < 3) firstErrors.push(what)
+  }
   const start = performance.now()
   const until = start + options.seconds * 1000
   const loop = async () => {
@@ -36,10 +43,10 @@ export const closedLoop = async (options: {
           headers: { "content-type": "application/json" },
           body: options.body()
         })
-        await response.arrayBuffer()
-        if (response.status >= 300) errors++
-      } catch {
-        errors++
+        const text = await response.text()
+        if (response.status >= 300) failed(`${response.status} ${text.slice(0, 200)}`)
+      } catch (error) {
+        failed(String(error))
       }
       samples.push(performance.now() - t)
     }
@@ -49,6 +56,7 @@ export const closedLoop = async (options: {
   return {
     requests: samples.length,
     errors,
+    firstErrors,
     seconds,
     perSecond: samples.length / seconds,
     latencyMs: latency(samples)
