@@ -6,9 +6,16 @@
  */
 import { Config, Context, Effect, Layer, Logger, References, Tracer } from "effect"
 
+/** The span a log line names: none when tracing is off (Effect then makes placeholder spans, ids "noop"). */
+const currentSpan = (context: Context.Context<never>) => {
+  const span = Context.getOrUndefined(context, Tracer.ParentSpan)
+  if (span === undefined) return undefined
+  return span._tag === "Span" && Context.get(span.annotations, Tracer.DisablePropagation) ? undefined : span
+}
+
 export const jsonLogger = Logger.make<unknown, void>((options) => {
   const { annotations, spans: _spans, fiberId: _fiberId, ...base } = Logger.formatStructured.log(options)
-  const span = Context.getOrUndefined(options.fiber.context, Tracer.ParentSpan)
+  const span = currentSpan(options.fiber.context)
   const line = {
     ...base,
     ...(span === undefined ? {} : { traceId: span.traceId, spanId: span.spanId }),

@@ -1,0 +1,44 @@
+import { afterEach, describe, expect, it } from "bun:test"
+import { Effect, Logger, References } from "effect"
+import { jsonLogger } from "../src/telemetry/Logging.ts"
+import * as Tracing from "../src/telemetry/Tracing.ts"
+
+const originalLog = console.log
+afterEach(() => {
+  console.log = originalLog
+})
+
+/** The JSON lines `jsonLogger` prints while `effect` runs. */
+const linesOf = async (effect: Effect.Effect<void>) => {
+  const lines: Array<Record<string, unknown>> = []
+  console.log = (text: string) => lines.push(JSON.parse(text))
+  await Effect.runPromise(effect.pipe(Effect.provide(Logger.layer([jsonLogger]))))
+  console.log = originalLog
+  return lines
+}
+
+const logInSpan = Effect.logInfo("working").pipe(
+  Effect.annotateLogs("jobId", "job-1"),
+  Effect.withSpan("work")
+)
+
+describe("JSON logs", () => {
+  it("carry level, message, annotations and the current span's ids", async () => {
+    const [line] = await linesOf(logInSpan)
+    expect(line).toMatchObject({ level: "INFO", message: "working", jobId: "job-1" })
+    expect(line!.traceId).toMatch(/^[0-9a-f]{32}$/)
+    expect(line!.spanId).toMatch(/^[0-9a-f]{16}$/)
+  })
+
+  it("name no span when tracing is off, and Effect makes none", async () => {
+    const [line] = await linesOf(
+      Effect.gen(function* () {
+        expect(yield* References.TracerEnabled).toBe(false)
+        yield* logInSpan
+      }).pipe(Effect.provide(Tracing.off))
+    )
+    expect(line).toMatchObject({ level: "INFO", message: "working", jobId: "job-1" })
+    expect(line).not.toHaveProperty("traceId")
+    expect(line).not.toHaveProperty("spanId")
+  })
+})
