@@ -28,6 +28,11 @@ export interface DrainOptions {
   readonly finishedRows?: number
   /** Time only the first this-many completions (a large backlog need not be drained to the end). */
   readonly measure?: number
+  /**
+   * Start the clock at this-many-th completion instead of the first handler call, and time the `measure`
+   * completions after it: the steady state of a long-running worker, once the JIT has compiled its path.
+   */
+  readonly warmUp?: number
   readonly timeoutMs?: number
   readonly env?: Readonly<Record<string, string>>
   /** Run with JOB_RETENTION=0: succeeded jobs are deleted by the statement that completes them. */
@@ -48,8 +53,9 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
   if (finishedRows > 0) await Backlog.fill(db.sql, finishedRows, { status: "succeeded" })
   await Backlog.fill(db.sql, options.backlog, { kind: drainNoop.name })
   await Backlog.analyze(db.sql)
-  const measured = Math.min(options.measure ?? options.backlog, options.backlog)
-  const target = finishedRows + measured
+  const warmUp = options.warmUp ?? 0
+  const measured = Math.min(options.measure ?? options.backlog - warmUp, options.backlog - warmUp)
+  const target = finishedRows + warmUp + measured
   const workers: Array<WorkerProcess.WorkerProcess> = []
   const firstCallFiles = Array.from(
     { length: options.processes },
@@ -103,12 +109,16 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
       check()
       await Bun.sleep(100)
     }
-    // the measured-th completion of this run (the finished rows left beforehand are older than the gate)
-    const [{ finished }] = await db.sql`
-      SELECT extract(epoch FROM finished_at)::float8 AS finished FROM jobs
-      WHERE status = 'succeeded' AND finished_at >= to_timestamp(${gateOpened})
-      ORDER BY finished_at LIMIT 1 OFFSET ${measured - 1}`
-    const seconds = Number(finished) - firstCall()
+    // the completions that bound the measured ones (the finished rows left beforehand are older than the gate)
+    const completion = async (nth: number) => {
+      const [{ finished }] = await db.sql`
+        SELECT extract(epoch FROM finished_at)::float8 AS finished FROM jobs
+        WHERE status = 'succeeded' AND finished_at >= to_timestamp(${gateOpened})
+        ORDER BY finished_at LIMIT 1 OFFSET ${nth - 1}`
+      return Number(finished)
+    }
+    const end = await completion(warmUp + measured)
+    const seconds = end - (warmUp === 0 ? firstCall() : await completion(warmUp))
     return { jobsPerSecond: measured / seconds, seconds }
   } finally {
     await Promise.all(workers.map((w) => w.stop()))
