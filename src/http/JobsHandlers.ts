@@ -3,13 +3,14 @@
  * idempotency, which states cancel and retry apply to) live in `Queue`; this maps its answers and failures
  * onto the contract's statuses and problems.
  */
-import { Effect, Metric, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import type * as DomainErrors from "../domain/errors.ts"
 import type { Job, NewJob } from "../domain/Job.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import { Queue } from "../queue/Queue.ts"
 import { jobsEnqueued } from "../telemetry/ApiMetrics.ts"
+import * as Series from "../telemetry/Series.ts"
 import type { JobqApi } from "./Api.ts"
 import { orUnavailable } from "./DatabaseErrors.ts"
 import type { NewJobRequest } from "./JobSchemas.ts"
@@ -39,17 +40,6 @@ const invalid = (
         : error.issues.map((issue) => ({ path: [...at, "payload", ...issue.path], message: issue.message }))
   })
 
-/** One counter update per kind, not per job: a batch holds up to a thousand jobs of a few kinds. */
-const countCreated = (jobs: ReadonlyArray<{ readonly created: boolean; readonly job: Job }>) => {
-  const byKind = new Map<string, number>()
-  for (const { created, job } of jobs) if (created) byKind.set(job.kind, (byKind.get(job.kind) ?? 0) + 1)
-  return Effect.forEach(
-    byKind,
-    ([kind, count]) => Metric.update(Metric.withAttributes(jobsEnqueued, { kind }), count),
-    { discard: true }
-  )
-}
-
 export const makeJobsHandlers = (api: JobqApi) =>
   HttpApiBuilder.group(
     api,
@@ -57,6 +47,14 @@ export const makeJobsHandlers = (api: JobqApi) =>
     Effect.fn(function* (handlers) {
       const queue = yield* Queue
       const kinds = yield* JobKinds
+      const context = yield* Effect.context<never>()
+      const enqueuedCounters = new Map(
+        kinds.all.map((kind) => [kind.name, Series.counter(context, jobsEnqueued, { kind: kind.name })])
+      )
+      const countCreated = (jobs: ReadonlyArray<{ readonly created: boolean; readonly job: Job }>) =>
+        Effect.sync(() => {
+          for (const { created, job } of jobs) if (created) enqueuedCounters.get(job.kind)?.add(1)
+        })
 
       const encoders = new Map(kinds.all.map((kind) => [kind.name, Schema.encodeUnknownSync(kind.payload)]))
 

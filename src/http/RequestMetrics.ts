@@ -1,31 +1,52 @@
 /** Router middleware: counts each request and times it, labelled by route template, method and status. */
-import { Effect, Metric } from "effect"
+import { type Context, Effect } from "effect"
 import { HttpServerRequest, type HttpServerResponse } from "effect/http"
-import { requestSeconds, requests } from "../telemetry/ApiMetrics.ts"
+import { requestSeconds, requestSecondsBoundaries, requests } from "../telemetry/ApiMetrics.ts"
+import * as Series from "../telemetry/Series.ts"
 import type { Match } from "./RouteTable.ts"
 
 const methods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 const routeLabel = (match: Match) => (match._tag === "Unknown" ? "unmatched" : match.route)
 
-export const middleware =
-  (matchRoute: (method: string, pathname: string) => Match) =>
-  <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+/** The two series of one (route, method, status), registered the first time it is answered. */
+const seriesFor = (context: Context.Context<never>) => {
+  const found = new Map<string, { count: Series.CounterSeries; seconds: Series.HistogramSeries }>()
+  return (labels: { readonly route: string; readonly method: string; readonly status: string }) => {
+    const key = `${labels.method} ${labels.route} ${labels.status}`
+    let series = found.get(key)
+    if (series === undefined) {
+      series = {
+        count: Series.counter(context, requests, labels),
+        seconds: Series.histogram(context, requestSeconds, requestSecondsBoundaries, labels)
+      }
+      found.set(key, series)
+    }
+    return series
+  }
+}
+
+export const middleware = (
+  matchRoute: (method: string, pathname: string) => Match,
+  context: Context.Context<never>
+) => {
+  const series = seriesFor(context)
+  return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const started = performance.now()
-      const record = (status: number) => {
-        const pathname = new URL(request.url, "http://localhost").pathname
-        const labels = {
-          route: routeLabel(matchRoute(request.method, pathname)),
-          method: methods.has(request.method) ? request.method : "other",
-          status: String(status)
-        }
-        return Effect.andThen(
-          Metric.update(Metric.withAttributes(requests, labels), 1),
-          Metric.update(Metric.withAttributes(requestSeconds, labels), (performance.now() - started) / 1000)
-        )
-      }
+      const record = (status: number) =>
+        Effect.sync(() => {
+          const pathname = new URL(request.url, "http://localhost").pathname
+          const { count, seconds } = series({
+            route: routeLabel(matchRoute(request.method, pathname)),
+            method: methods.has(request.method) ? request.method : "other",
+            status: String(status)
+          })
+          count.add(1)
+          seconds.observe((performance.now() - started) / 1000)
+        })
       return app.pipe(
         Effect.tap((response) => record(response.status)),
         Effect.onError(() => record(500))
       )
     })
+}

@@ -37,7 +37,7 @@ const routerMiddleware = (api: ReturnType<typeof makeApi>) =>
         { method: "GET", path: openApiPath },
         { method: "GET", path: docsPath }
       ])
-      const metrics = RequestMetrics.middleware(matchRoute)
+      const metrics = RequestMetrics.middleware(matchRoute, yield* Effect.context<never>())
       const errors = ErrorResponses.middleware(matchRoute)
       const auth = BearerAuth.middleware(tokens)
       // ErrorResponses answers every failure; only an interruption passes through

@@ -9,9 +9,11 @@ export const requests = Metric.counter("jobq_http_requests_total", {
   incremental: true
 })
 
+export const requestSecondsBoundaries = Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 16 })
+
 export const requestSeconds = Metric.histogram("jobq_http_request_duration_seconds", {
   description: "Time to answer an HTTP request, by route template, method and status",
-  boundaries: Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 16 })
+  boundaries: requestSecondsBoundaries
 })
 
 export const jobsEnqueued = Metric.counter("jobq_jobs_enqueued_total", {

@@ -1,6 +1,6 @@
 /** The worker's metrics. Labels stay low-cardinality: kind and queue, never a job id. */
 import { type Context, Metric } from "effect"
-import * as JobSeries from "./JobSeries.ts"
+import * as Series from "./Series.ts"
 
 const seconds = Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 18 })
 
@@ -35,20 +35,20 @@ export const running = Metric.gauge("jobq_jobs_running", { description: "Jobs th
 
 /** Every per-job series of one (kind, queue), found once per claimed job. */
 export interface JobMetrics {
-  readonly claimed: JobSeries.CounterSeries
-  readonly succeeded: JobSeries.CounterSeries
-  readonly retried: JobSeries.CounterSeries
-  readonly failed: JobSeries.CounterSeries
-  readonly cancelled: JobSeries.CounterSeries
-  readonly released: JobSeries.CounterSeries
-  readonly leaseLost: JobSeries.CounterSeries
-  readonly executionSeconds: JobSeries.HistogramSeries
-  readonly queueWaitSeconds: JobSeries.HistogramSeries
+  readonly claimed: Series.CounterSeries
+  readonly succeeded: Series.CounterSeries
+  readonly retried: Series.CounterSeries
+  readonly failed: Series.CounterSeries
+  readonly cancelled: Series.CounterSeries
+  readonly released: Series.CounterSeries
+  readonly leaseLost: Series.CounterSeries
+  readonly executionSeconds: Series.HistogramSeries
+  readonly queueWaitSeconds: Series.HistogramSeries
 }
 
 /** The names of the per-job counters (the rest are histograms). */
 export type JobCounter = {
-  [K in keyof JobMetrics]: JobMetrics[K] extends JobSeries.CounterSeries ? K : never
+  [K in keyof JobMetrics]: JobMetrics[K] extends Series.CounterSeries ? K : never
 }[keyof JobMetrics]
 
 /** The per-job series for a job's kind and queue, registered the first time that pair is seen. */
@@ -64,7 +64,7 @@ export const jobMetrics = (context: Context.Context<never>) => {
     if (found === undefined) {
       const attributes = { kind: job.kind, queue: job.queue }
       const count = (metric: Metric.Metric<number, Metric.CounterState<number>>) =>
-        JobSeries.counter(context, metric, attributes)
+        Series.counter(context, metric, attributes)
       found = {
         claimed: count(claimed),
         succeeded: count(succeeded),
@@ -73,8 +73,8 @@ export const jobMetrics = (context: Context.Context<never>) => {
         cancelled: count(cancelled),
         released: count(released),
         leaseLost: count(leaseLost),
-        executionSeconds: JobSeries.histogram(context, executionSeconds, seconds, attributes),
-        queueWaitSeconds: JobSeries.histogram(context, queueWaitSeconds, seconds, attributes)
+        executionSeconds: Series.histogram(context, executionSeconds, seconds, attributes),
+        queueWaitSeconds: Series.histogram(context, queueWaitSeconds, seconds, attributes)
       }
       byQueue.set(job.queue, found)
     }
