@@ -44,6 +44,13 @@ export interface CancelOutcome {
   readonly job: Job
 }
 
+/**
+ * A span for one queue call. Without the stack trace `Effect.withSpan` takes by default: that costs a
+ * `new Error()` on every call, even with tracing off, for an attribute that points into Effect's internals.
+ */
+const spanned = (name: string, attributes?: Record<string, unknown>) =>
+  Effect.withSpan(name, { attributes }, { captureStackTrace: false })
+
 /** Key order does not change a request's identity. */
 const canonicalJson = (value: unknown): string => {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
@@ -166,7 +173,7 @@ const make = Effect.gen(function* () {
         }
         if (round >= 3) return yield* Effect.die(new Error(`idempotency key "${key}" kept vanishing`))
       }
-    }).pipe(Effect.withSpan("Queue.enqueue", { attributes: { "job.kind": input.kind } }))
+    }).pipe(spanned("Queue.enqueue", { "job.kind": input.kind }))
 
   /** All or nothing, in one transaction: an invalid item or a key conflict rejects the whole batch. */
   const enqueueMany = (inputs: ReadonlyArray<NewJob>) =>
@@ -203,7 +210,7 @@ const make = Effect.gen(function* () {
           return results
         })
       )
-    }).pipe(Effect.withSpan("Queue.enqueueMany", { attributes: { "jobs.count": inputs.length } }))
+    }).pipe(spanned("Queue.enqueueMany", { "jobs.count": inputs.length }))
 
   // An id that cannot name a job is simply not found (and never reaches SQL as an invalid uuid).
   const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -251,7 +258,7 @@ const make = Effect.gen(function* () {
         } satisfies CancelOutcome
       }
       return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "cancel")))
-    }).pipe(Effect.withSpan("Queue.cancel"))
+    }).pipe(spanned("Queue.cancel"))
 
   const retry = (id: string) =>
     Effect.gen(function* () {
@@ -259,7 +266,7 @@ const make = Effect.gen(function* () {
       const job = yield* repo.retry(id)
       if (job !== undefined) return job
       return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "retry")))
-    }).pipe(Effect.withSpan("Queue.retry"))
+    }).pipe(spanned("Queue.retry"))
 
   return { enqueue, enqueueMany, get, list, cancel, retry }
 })
