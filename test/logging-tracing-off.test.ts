@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "bun:test"
-import { Effect, Logger, References } from "effect"
+import { ConfigProvider, Effect, Layer, Logger, References } from "effect"
 import { jsonLogger } from "../src/telemetry/Logging.ts"
+import * as TraceContext from "../src/telemetry/TraceContext.ts"
 import * as Tracing from "../src/telemetry/Tracing.ts"
 
 const originalLog = console.log
@@ -40,5 +41,22 @@ describe("JSON logs", () => {
     expect(line).toMatchObject({ level: "INFO", message: "working", jobId: "job-1" })
     expect(line).not.toHaveProperty("traceId")
     expect(line).not.toHaveProperty("spanId")
+  })
+})
+
+describe("tracing from the environment", () => {
+  const withEnv = (env: Record<string, string>) =>
+    Tracing.layerFromEnv("test").pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env))))
+
+  it("is off without OTEL_EXPORTER_OTLP_ENDPOINT: no spans, no trace context stored with jobs", async () => {
+    const seen = await Effect.runPromise(
+      Effect.gen(function* () {
+        return {
+          enabled: yield* References.TracerEnabled,
+          carrier: yield* TraceContext.capture.pipe(Effect.withSpan("enqueue"))
+        }
+      }).pipe(Effect.provide(withEnv({})))
+    )
+    expect(seen).toEqual({ enabled: false, carrier: undefined })
   })
 })
