@@ -92,8 +92,7 @@ const make = Effect.gen(function* () {
 
   const spans = ExecutionSpan.make(services)
 
-  const attempt = (job: ClaimedJob, span: Tracer.Span | undefined) => {
-    const metrics = metricsFor(job)
+  const attempt = (job: ClaimedJob, metrics: Metrics.JobMetrics, span: Tracer.Span | undefined) => {
     const startedAt = performance.now()
     return runAttempt(kinds, job).pipe(
       Effect.onExit((exit) => {
@@ -108,10 +107,11 @@ const make = Effect.gen(function* () {
 
   /** Starts one job's fiber (a job stopped while buffered never gets here: `stop` settles it at once). */
   const start = (job: ClaimedJob) => {
+    const metrics = metricsFor(job)
     const queueWaitMs = Math.max(0, (job.startedAt ?? new Date()).getTime() - job.runAt.getTime())
-    metricsFor(job).queueWaitSeconds.observe(queueWaitMs / 1000)
+    metrics.queueWaitSeconds.observe(queueWaitMs / 1000)
     const span = spans.start(job, queueWaitMs)
-    const run = attempt(job, span)
+    const run = attempt(job, metrics, span)
     const fiber = span === undefined ? fork(run) : Effect.runForkWith(spans.contextFor(span))(run)
     running.set(job.id, fiber)
     // runs at once when the fiber already exited (a job that never suspended)
