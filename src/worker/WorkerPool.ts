@@ -165,6 +165,11 @@ const make = Effect.gen(function* () {
       return unstarted.delete(id) ? settlement.settleUnstarted(job, reason) : Effect.void
     })
 
+  /**
+   * One claim, landed in the buffer as a whole. Uninterruptible: interrupted in flight (at shutdown), the
+   * statement can still commit, and its jobs would stay leased to a worker that never heard of them until
+   * their leases expired. Landed, shutdown releases them with the rest of the buffer.
+   */
   const claimOnce = Effect.gen(function* () {
     refillAsked = false
     const limit = capacity - unfinished()
@@ -184,7 +189,7 @@ const make = Effect.gen(function* () {
       unstarted.add(job.id)
     }
     startReady()
-  })
+  }).pipe(Effect.uninterruptible)
 
   const fetchLoop = Effect.gen(function* () {
     for (;;) {
