@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "bun:test"
 import { ConfigProvider, Effect, Layer, Logger, References } from "effect"
+import * as Logging from "../src/telemetry/Logging.ts"
 import { jsonLogger } from "../src/telemetry/Logging.ts"
 import * as TraceContext from "../src/telemetry/TraceContext.ts"
 import * as Tracing from "../src/telemetry/Tracing.ts"
@@ -41,6 +42,40 @@ describe("JSON logs", () => {
     expect(line).toMatchObject({ level: "INFO", message: "working", jobId: "job-1" })
     expect(line).not.toHaveProperty("traceId")
     expect(line).not.toHaveProperty("spanId")
+  })
+})
+
+describe("log settings from the environment", () => {
+  const levelWith = (env: Record<string, string>) =>
+    Effect.runPromise(
+      Effect.exit(
+        Effect.gen(function* () {
+          return yield* References.MinimumLogLevel
+        }).pipe(
+          Effect.provide(
+            Logging.layerFromEnv.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env))))
+          )
+        )
+      )
+    )
+
+  it("take LOG_LEVEL in any case, info by default", async () => {
+    expect(await levelWith({})).toMatchObject({ _tag: "Success", value: "Info" })
+    expect(await levelWith({ LOG_LEVEL: "warn" })).toMatchObject({ _tag: "Success", value: "Warn" })
+    expect(await levelWith({ LOG_LEVEL: "DEBUG" })).toMatchObject({ _tag: "Success", value: "Debug" })
+    expect(await levelWith({ LOG_LEVEL: "Error", LOG_FORMAT: "Pretty" })).toMatchObject({
+      _tag: "Success",
+      value: "Error"
+    })
+  })
+
+  it("refuse an unknown LOG_LEVEL or LOG_FORMAT, naming the variable and its choices", async () => {
+    for (const env of [{ LOG_LEVEL: "loud" }, { LOG_FORMAT: "xml" }]) {
+      const exit = await levelWith(env)
+      expect(exit._tag).toBe("Failure")
+      const name = Object.keys(env)[0]!
+      expect(String(exit._tag === "Failure" ? exit.cause : "")).toContain(`${name}=`)
+    }
   })
 })
 
