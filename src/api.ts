@@ -5,13 +5,14 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Layer } from "effect"
+import { DatabaseConfig } from "./Config.ts"
 import * as Database from "./db/Database.ts"
 import * as ApiProgram from "./http/program.ts"
 import * as Logging from "./telemetry/Logging.ts"
 import * as Tracing from "./telemetry/Tracing.ts"
 
 const ApiLive = ApiProgram.layerFromEnv.pipe(
-  Layer.provide(Database.layerFromEnv("jobq-api")),
+  Layer.provide(Database.layerFromEnv("jobq-api", { multiplex: DatabaseConfig.apiMultiplex })),
   // OTLP traces when OTEL_EXPORTER_OTLP_ENDPOINT is set: enqueued jobs then carry the request's trace
   Layer.provide(Tracing.layerFromEnv("jobq-api")),
   Layer.provide(Logging.layerFromEnv)

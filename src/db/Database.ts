@@ -10,6 +10,9 @@ import type { SqlClient } from "effect/sql"
 import { DatabaseConfig } from "../Config.ts"
 import { Notifications } from "./Notifications.ts"
 
+const multiplexing = (statements: number) =>
+  statements > 1 ? { multiplex: true, multiplexConcurrency: statements } : {}
+
 const withNotifications = <E, R>(pool: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, E, R>) =>
   Notifications.layerPg.pipe(Layer.provideMerge(pool))
 
@@ -22,7 +25,8 @@ export const layer = Layer.unwrap(
         maxConnections: config.maxConnections,
         connectTimeout: config.connectTimeout,
         applicationName: config.applicationName,
-        prepare: config.prepare
+        prepare: config.prepare,
+        ...multiplexing(config.multiplex)
       })
     )
   })
@@ -31,19 +35,25 @@ export const layer = Layer.unwrap(
 /** A pool for a URL given in code (tests, tools, embedding applications). */
 export const layerUrl = (
   url: string,
-  options: { readonly maxConnections?: number; readonly applicationName?: string } = {}
+  options: {
+    readonly maxConnections?: number
+    readonly applicationName?: string
+    /** Statements that may share one connection, pipelined (`DATABASE_MULTIPLEX`); default 1, off. */
+    readonly multiplex?: number
+  } = {}
 ) =>
   withNotifications(
     PgClient.layer({
       url: Redacted.make(url),
       maxConnections: options.maxConnections ?? 10,
-      applicationName: options.applicationName ?? "jobq"
+      applicationName: options.applicationName ?? "jobq",
+      ...multiplexing(options.multiplex ?? 1)
     })
   )
 
-/** DATABASE_URL and friends from the environment. */
-export const layerFromEnv = (applicationName: string) =>
-  layer.pipe(Layer.provide(DatabaseConfig.fromEnv(applicationName)))
+/** DATABASE_URL and friends from the environment; `defaults` are the program's own (the API multiplexes). */
+export const layerFromEnv = (applicationName: string, defaults: { readonly multiplex?: number } = {}) =>
+  layer.pipe(Layer.provide(DatabaseConfig.fromEnv(applicationName, defaults)))
 
 /** What every database layer provides, whichever the driver. */
 export type Sql = SqlClient.SqlClient | Notifications

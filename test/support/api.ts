@@ -4,7 +4,7 @@
  */
 import { afterAll, expect } from "bun:test"
 import { Layer, Redacted } from "effect"
-import { ApiConfig } from "../../src/Config.ts"
+import { ApiConfig, DatabaseConfig } from "../../src/Config.ts"
 import * as Database from "../../src/db/Database.ts"
 import { demoKinds } from "../../src/domain/DemoKinds.ts"
 import type { JobKind } from "../../src/domain/JobKind.ts"
@@ -21,7 +21,13 @@ export interface ApiSettings {
 export const webHandler = (url: string, settings: ApiSettings = {}) => {
   const { handler, dispose } = makeWebHandler(
     apiLayer(settings.kinds ?? demoKinds).pipe(
-      Layer.provide(Database.layerUrl(url, { maxConnections: 20, applicationName: "jobq-api-tests" })),
+      Layer.provide(
+        Database.layerUrl(url, {
+          maxConnections: 20,
+          applicationName: "jobq-api-tests",
+          multiplex: DatabaseConfig.apiMultiplex
+        })
+      ),
       Layer.provide(
         ApiConfig.layer({
           tokens: (settings.tokens ?? []).map((token) => Redacted.make(token)),
