@@ -9,14 +9,20 @@ import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
 
-// A tiny OTLP/HTTP receiver: it keeps the span names of every export it is sent.
+// A tiny OTLP/HTTP receiver: it keeps the span names of every JSON export it is sent, and the raw body of
+// every protobuf one.
 const received: Array<{ service: string; spans: Array<string>; traceIds: Array<string> }> = []
+const protobufBodies: Array<Buffer> = []
 const receiver = Bun.serve({
   port: 0,
   hostname: "127.0.0.1",
   fetch: async (request) => {
     const url = new URL(request.url)
     if (request.method !== "POST" || url.pathname !== "/v1/traces") return new Response("no", { status: 404 })
+    if (request.headers.get("content-type") === "application/x-protobuf") {
+      protobufBodies.push(Buffer.from(await request.arrayBuffer()))
+      return new Response(new Uint8Array(0), { headers: { "content-type": "application/x-protobuf" } })
+    }
     const body = (await request.json()) as {
       resourceSpans?: Array<{
         resource?: { attributes?: Array<{ key: string; value: { stringValue?: string } }> }
@@ -53,6 +59,39 @@ describe("OTLP export", () => {
       worker.process.kill("SIGTERM")
       await exited(worker)
     }
+  })
+
+  it("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf exports OTLP protobuf instead of JSON", async () => {
+    const worker = spawnWorker(db.url, "otlp-protobuf", {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
+      OTEL_SERVICE_NAME: "jobq-protobuf-worker",
+      OTEL_BSP_SCHEDULE_DELAY: "100"
+    })
+    try {
+      await run(Queue.use((q) => q.enqueue({ kind: "noop", payload: {} })))
+      // protobuf keeps strings as UTF-8 bytes: the span's name and the service's are in the body as such
+      const body = await waitFor(
+        "a protobuf export with a jobq.job.execute span",
+        async () => protobufBodies.find((b) => b.includes("jobq.job.execute")),
+        { timeoutMs: 15_000 }
+      )
+      expect(body.includes("jobq-protobuf-worker")).toBe(true)
+      expect(received.some((r) => r.service === "jobq-protobuf-worker")).toBe(false)
+    } finally {
+      worker.process.kill("SIGTERM")
+      await exited(worker)
+    }
+  })
+
+  it("OTEL_EXPORTER_OTLP_PROTOCOL=grpc stops the worker at startup, saying what is supported", async () => {
+    const worker = spawnWorker(db.url, "otlp-grpc", {
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4317",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "grpc"
+    })
+    expect(await exited(worker)).not.toBe(0)
+    const output = (await Bun.file(worker.logFile).text()) + (await Bun.file(`${worker.logFile}.err`).text())
+    expect(output).toContain("http/json or http/protobuf")
   })
 
   it("the API exports its request spans, continuing the caller's traceparent", async () => {
