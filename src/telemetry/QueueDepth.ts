@@ -1,6 +1,7 @@
 /**
  * Samples the queue's depth from the database into gauges, from one fiber per process, every
- * `QUEUE_METRICS_INTERVAL` (default 15 seconds; 0 turns it off): unfinished jobs by queue and status, and
+ * `QUEUE_METRICS_INTERVAL` (default 15 seconds, the first time at a random moment of the first interval;
+ * 0 turns it off): unfinished jobs by queue and status, and
  * the age of each queue's oldest ready job. These are the two figures to alert on (docs/observability.md).
  */
 import { Cause, Config, Duration, Effect, Layer, Metric, Schedule } from "effect"
@@ -44,9 +45,14 @@ export const layerFromEnv = Layer.effectDiscard(
     )
     if (Duration.toMillis(interval) <= 0) return
     const once = yield* sample
-    yield* once.pipe(
+    // the first sample at a random moment of the first interval: processes started together (a deploy)
+    // then do not all count at once, which on a backlog of millions is a burst of work for the database
+    const sampling = once.pipe(
       Effect.catchCause((cause) => Effect.logWarning("sampling queue depth failed", Cause.pretty(cause))),
-      Effect.repeat(Schedule.spaced(interval)),
+      Effect.repeat(Schedule.spaced(interval))
+    )
+    yield* Effect.sleep(Duration.millis(Math.random() * Duration.toMillis(interval))).pipe(
+      Effect.andThen(sampling),
       Effect.annotateLogs({ module: "QueueDepth" }),
       Effect.forkScoped
     )
