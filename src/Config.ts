@@ -39,8 +39,8 @@ export class DatabaseConfig extends Context.Service<
 >()("jobq/Config/DatabaseConfig") {
   /**
    * The API's many small independent statements (one insert per `POST /jobs`) pipelined 32 to a
-   * connection: a quarter more requests per second at 64 concurrent clients on 2 cores, where a
-   * statement's socket write and the backend's wake-up were a fifth of the API's CPU. The worker's few
+   * connection: 15-35% more requests per second at 64 concurrent clients on 2 cores in paired runs, where
+   * a statement's socket write and the backend's wake-up had been a fifth of the API's CPU. The worker's few
    * large statements gain nothing from it, so it stays off there (docs/tradeoffs.md).
    */
   static readonly apiMultiplex = 32
