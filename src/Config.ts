@@ -8,16 +8,16 @@ import { Config, ConfigProvider, Context, Duration, Effect, Layer, Redacted } fr
 const duration = (name: string, fallback: Duration.Input) =>
   Config.Duration(name).pipe(Config.withDefault(Duration.fromInputUnsafe(fallback)))
 
+/** A setting the program cannot start with, said in `message` (which should name the variable). */
+export const invalidSetting = (message: string) =>
+  Effect.fail(new Config.ConfigError(new ConfigProvider.SourceError({ message })))
+
 /** An integer setting that must be 1 or more. */
 const atLeastOne = (name: string, fallback: number) =>
   Effect.gen(function* () {
     const n = yield* Config.Int(name).pipe(Config.withDefault(fallback))
     if (n >= 1) return n
-    return yield* Effect.fail(
-      new Config.ConfigError(
-        new ConfigProvider.SourceError({ message: `${name} must be 1 or more, got ${n}` })
-      )
-    )
+    return yield* invalidSetting(`${name} must be 1 or more, got ${n}`)
   })
 
 /** DATABASE_URL, DATABASE_POOL_MAX, DATABASE_CONNECT_TIMEOUT, DATABASE_PREPARE, DATABASE_MULTIPLEX. */
@@ -51,15 +51,10 @@ export class DatabaseConfig extends Context.Service<
       Effect.gen(function* () {
         const url = yield* Config.option(Config.Redacted("DATABASE_URL"))
         if (url._tag === "None" || Redacted.value(url.value) === "") {
-          return yield* Effect.fail(
-            new Config.ConfigError(
-              new ConfigProvider.SourceError({
-                message:
-                  "DATABASE_URL is not set. `npm run api`, `npm run worker` and `npm run migrate` need a Postgres server " +
-                  "(e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres); `npm start` without it runs " +
-                  "everything in one process on an embedded database."
-              })
-            )
+          return yield* invalidSetting(
+            "DATABASE_URL is not set. `npm run api`, `npm run worker` and `npm run migrate` need a Postgres server " +
+              "(e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres); `npm start` without it runs " +
+              "everything in one process on an embedded database."
           )
         }
         return DatabaseConfig.of({

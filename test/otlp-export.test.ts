@@ -39,15 +39,28 @@ const receiver = Bun.serve({
 })
 afterAll(() => receiver.stop(true))
 
+/**
+ * A worker exporting to the receiver (with `env` besides) while one no-op job is enqueued; `check` runs
+ * while it is up, and the worker is stopped after.
+ */
+const withExportingWorker = async (id: string, env: Record<string, string>, check: () => Promise<void>) => {
+  const worker = spawnWorker(db.url, id, {
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+    OTEL_BSP_SCHEDULE_DELAY: "100",
+    ...env
+  })
+  try {
+    await run(Queue.use((q) => q.enqueue({ kind: "noop", payload: {} })))
+    await check()
+  } finally {
+    worker.process.kill("SIGTERM")
+    await exited(worker)
+  }
+}
+
 describe("OTLP export", () => {
   it("a worker sends its spans to OTEL_EXPORTER_OTLP_ENDPOINT, named by OTEL_SERVICE_NAME", async () => {
-    const worker = spawnWorker(db.url, "otlp", {
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
-      OTEL_SERVICE_NAME: "jobq-worker-under-test",
-      OTEL_BSP_SCHEDULE_DELAY: "100"
-    })
-    try {
-      await run(Queue.use((q) => q.enqueue({ kind: "noop", payload: {} })))
+    await withExportingWorker("otlp", { OTEL_SERVICE_NAME: "jobq-worker-under-test" }, async () => {
       const execution = await waitFor(
         "an exported jobq.job.execute span",
         async () => received.find((r) => r.spans.includes("jobq.job.execute")),
@@ -55,21 +68,12 @@ describe("OTLP export", () => {
       )
       expect(execution.service).toBe("jobq-worker-under-test")
       expect(received.flatMap((r) => r.spans)).toContain("jobq.claim")
-    } finally {
-      worker.process.kill("SIGTERM")
-      await exited(worker)
-    }
+    })
   })
 
   it("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf exports OTLP protobuf instead of JSON", async () => {
-    const worker = spawnWorker(db.url, "otlp-protobuf", {
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
-      OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
-      OTEL_SERVICE_NAME: "jobq-protobuf-worker",
-      OTEL_BSP_SCHEDULE_DELAY: "100"
-    })
-    try {
-      await run(Queue.use((q) => q.enqueue({ kind: "noop", payload: {} })))
+    const env = { OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf", OTEL_SERVICE_NAME: "jobq-protobuf-worker" }
+    await withExportingWorker("otlp-protobuf", env, async () => {
       // protobuf keeps strings as UTF-8 bytes: the span's name and the service's are in the body as such
       const body = await waitFor(
         "a protobuf export with a jobq.job.execute span",
@@ -78,10 +82,7 @@ describe("OTLP export", () => {
       )
       expect(body.includes("jobq-protobuf-worker")).toBe(true)
       expect(received.some((r) => r.service === "jobq-protobuf-worker")).toBe(false)
-    } finally {
-      worker.process.kill("SIGTERM")
-      await exited(worker)
-    }
+    })
   })
 
   it("OTEL_EXPORTER_OTLP_PROTOCOL=grpc stops the worker at startup, saying what is supported", async () => {

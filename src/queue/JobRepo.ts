@@ -437,10 +437,12 @@ const make = Effect.gen(function* () {
 
   const analyze = sql`ANALYZE jobs`.pipe(Effect.asVoid)
 
-  /** Unfinished jobs by queue and status, and the age of each queue's oldest ready job (for metrics). */
-  // Two halves, each with the predicate of one partial index (ready jobs, running jobs), so that neither
-  // reads the finished jobs: one WHERE status IN (all three) matches neither index, and scanned the whole
-  // table (156 ms for a million finished jobs, against 4 ms this way).
+  /**
+   * Unfinished jobs by queue and status, and the age of each queue's oldest ready job (for metrics). Two
+   * halves, each with the predicate of one partial index (ready jobs, running jobs), so that neither reads
+   * the finished jobs: one `WHERE status IN` (all three) matches neither index, and scanned the whole table
+   * (156 ms for a million finished jobs, against 4 ms this way).
+   */
   const depth = sql<{ queue: string; status: JobStatus; count: number; oldestReadySeconds: number | null }>`
     SELECT queue, status, count(*)::integer AS count,
            extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 AS "oldestReadySeconds"

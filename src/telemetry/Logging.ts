@@ -4,17 +4,8 @@
  * `LOG_LEVEL` (trace, debug, info, warn, error, fatal, none, in any case; default info) sets the minimum
  * level; `LOG_FORMAT=pretty` switches to Effect's human-readable console logger for development.
  */
-import {
-  Config,
-  ConfigProvider,
-  Context,
-  Effect,
-  Layer,
-  Logger,
-  type LogLevel,
-  References,
-  Tracer
-} from "effect"
+import { Config, Context, Effect, Layer, Logger, type LogLevel, References, Tracer } from "effect"
+import { invalidSetting } from "../Config.ts"
 
 /** The span a log line names: none when tracing is off (Effect then makes placeholder spans, ids "noop"). */
 const currentSpan = (context: Context.Context<never>) => {
@@ -59,12 +50,8 @@ const choice = <A>(
     const given = yield* Config.String(name).pipe(Config.withDefault(fallback))
     const key = given.trim().toLowerCase()
     if (Object.hasOwn(choices, key)) return choices[key]!
-    return yield* Effect.fail(
-      new Config.ConfigError(
-        new ConfigProvider.SourceError({
-          message: `${name}=${JSON.stringify(given)} is not one of ${Object.keys(choices).join(", ")} (any case)`
-        })
-      )
+    return yield* invalidSetting(
+      `${name}=${JSON.stringify(given)} is not one of ${Object.keys(choices).join(", ")} (any case)`
     )
   })
 

@@ -1,8 +1,7 @@
 /**
  * Samples the queue's depth from the database into gauges, from one fiber per process, every
  * `QUEUE_METRICS_INTERVAL` (default 15 seconds, the first time at a random moment of the first interval;
- * 0 turns it off): unfinished jobs by queue and status, and
- * the age of each queue's oldest ready job. These are the two figures to alert on (docs/observability.md).
+ * 0 turns it off): unfinished jobs by queue and status, and the age of each queue's oldest ready job. These are the two figures to alert on (docs/observability.md).
  */
 import { Cause, Config, Duration, Effect, Layer, Metric, Schedule } from "effect"
 import { JobRepo } from "../queue/JobRepo.ts"

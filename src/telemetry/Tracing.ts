@@ -11,7 +11,8 @@ import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import { OTLPTraceExporter as JsonExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import { OTLPTraceExporter as ProtobufExporter } from "@opentelemetry/exporter-trace-otlp-proto"
 import { BatchSpanProcessor, type Sampler, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Config, ConfigProvider, Effect, Layer, Option, References, Tracer } from "effect"
+import { Config, Effect, Layer, Option, References, Tracer } from "effect"
+import { invalidSetting } from "../Config.ts"
 import { CaptureTraceContext } from "./TraceContext.ts"
 
 /**
@@ -64,12 +65,8 @@ const exporterFromEnv = Effect.gen(function* () {
   ).trim()
   if (protocol === "http/json") return new JsonExporter()
   if (protocol === "http/protobuf") return new ProtobufExporter()
-  return yield* Effect.fail(
-    new Config.ConfigError(
-      new ConfigProvider.SourceError({
-        message: `OTLP protocol ${JSON.stringify(protocol)} (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL) is not supported: use http/json or http/protobuf, with the receiver's OTLP/HTTP port (4318 by convention)`
-      })
-    )
+  return yield* invalidSetting(
+    `OTLP protocol ${JSON.stringify(protocol)} (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL) is not supported: use http/json or http/protobuf, with the receiver's OTLP/HTTP port (4318 by convention)`
   )
 })
 
