@@ -69,7 +69,7 @@ export class DatabaseConfig extends Context.Service<
     )
 }
 
-/** PORT, API_TOKENS, MAX_BODY_BYTES: the HTTP API's settings (docs/api.md). */
+/** PORT, API_TOKENS, API_PUBLIC_DOCS, MAX_BODY_BYTES: the HTTP API's settings (docs/api.md). */
 export class ApiConfig extends Context.Service<
   ApiConfig,
   {
@@ -77,11 +77,17 @@ export class ApiConfig extends Context.Service<
     readonly port: number
     /** API_TOKENS: comma-separated bearer tokens; empty (unset) leaves the API open. */
     readonly tokens: ReadonlyArray<Redacted.Redacted<string>>
+    /**
+     * API_PUBLIC_DOCS: with API_TOKENS set, whether Swagger UI (`/docs`) and the OpenAPI document stay open
+     * (default true), so a browser can load the UI and send a token through its Authorize button. The
+     * document describes the API and its kinds' payload schemas, never jobs; false puts both behind the tokens.
+     */
+    readonly publicDocs: boolean
     /** MAX_BODY_BYTES: largest request body read (default 1 MiB); larger ones are answered 413. */
     readonly maxBodyBytes: number
   }
 >()("jobq/Config/ApiConfig") {
-  static readonly defaults = { port: 8080, tokens: [], maxBodyBytes: 1024 * 1024 }
+  static readonly defaults = { port: 8080, tokens: [], publicDocs: true, maxBodyBytes: 1024 * 1024 }
   static readonly layer = (settings: Partial<ApiConfig["Service"]> = {}) =>
     Layer.succeed(ApiConfig, ApiConfig.of({ ...ApiConfig.defaults, ...settings }))
   static readonly fromEnv = Layer.effect(
@@ -95,6 +101,9 @@ export class ApiConfig extends Context.Service<
           .map((token) => token.trim())
           .filter((token) => token.length > 0)
           .map((token) => Redacted.make(token)),
+        publicDocs: yield* Config.Boolean("API_PUBLIC_DOCS").pipe(
+          Config.withDefault(ApiConfig.defaults.publicDocs)
+        ),
         maxBodyBytes: yield* Config.Int("MAX_BODY_BYTES").pipe(
           Config.withDefault(ApiConfig.defaults.maxBodyBytes)
         )

@@ -29,10 +29,15 @@ const compose = Bun.YAML.parse(read("docker-compose.yml")) as {
       environment?: Record<string, string | number>
       build?: unknown
       image?: string
+      pull_policy?: string
+      ports?: Array<string>
     }
   >
 }
-const programServices = Object.entries(compose.services).filter(([, s]) => s.build !== undefined)
+/** The services that run our image (every one but Postgres). */
+const programServices = Object.entries(compose.services).filter(([, s]) =>
+  s.image?.startsWith(`${pkg.name}:`)
+)
 
 /** `bun [run] <file.ts | script>` -> the .ts file it runs, following a package.json script once. */
 const programOf = (command: ReadonlyArray<string>): string => {
@@ -80,6 +85,21 @@ describe("the image and the compose stack", () => {
   const cmd = instructions.filter((i) => i.startsWith("CMD ")).at(-1)
   const imageCommand = JSON.parse(cmd!.slice(4)) as Array<string>
   const composeCommands = programServices.map(([name, s]) => [name, s.command ?? imageCommand] as const)
+
+  it("compose builds the image once and runs it in every program without pulling it", () => {
+    const builders = programServices.filter(([, s]) => s.build !== undefined).map(([name]) => name)
+    expect(builders).toEqual(["migrate"])
+    for (const [name, service] of programServices) {
+      if (name !== "migrate") expect({ name, pull: service.pull_policy }).toEqual({ name, pull: "never" })
+    }
+  })
+
+  it("compose publishes ports on the loopback interface unless told otherwise, and Postgres not at all", () => {
+    expect(compose.services.postgres?.ports).toBeUndefined()
+    const published = programServices.flatMap(([, s]) => s.ports ?? [])
+    expect(published.length).toBe(2)
+    for (const mapping of published) expect(mapping).toMatch(/^\$\{[A-Z_]+_HOST_BIND:-127\.0\.0\.1\}:/)
+  })
 
   it("every program the image and compose run exists, and package.json has a script for it", () => {
     const commands = [["image CMD", imageCommand] as const, ...composeCommands]

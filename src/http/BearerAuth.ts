@@ -1,6 +1,7 @@
 /**
  * Optional bearer tokens (`API_TOKENS`). When any are configured, every request but `/health` must carry
- * `Authorization: Bearer <one of them>`, or it is answered 401 before it is routed or its body is read.
+ * `Authorization: Bearer <one of them>`, or it is answered 401 before it is routed or its body is read;
+ * the routes that serve the API's description (Swagger UI, the OpenAPI document) may be left open too.
  * Tokens are compared as SHA-256 digests with `timingSafeEqual`, against every configured token, so the
  * time taken says nothing about how much of a token matched, nor which one.
  */
@@ -9,8 +10,8 @@ import { Effect, Redacted } from "effect"
 import { HttpServerRequest, HttpServerRespondable, HttpServerResponse } from "effect/http"
 import { Unauthorized } from "./Problems.ts"
 
-/** Paths answered without a token: what load balancers and orchestrators probe. */
-export const publicPaths: ReadonlySet<string> = new Set(["/health"])
+/** Paths always answered without a token: what load balancers and orchestrators probe. */
+export const probePaths: ReadonlyArray<string> = ["/health"]
 
 const digest = (value: string) => createHash("sha256").update(value).digest()
 
@@ -36,14 +37,14 @@ const challenge = HttpServerRespondable.toResponse(
   new Unauthorized({ detail: "send Authorization: Bearer <token>" })
 ).pipe(Effect.map(HttpServerResponse.setHeader("www-authenticate", 'Bearer realm="jobq"')))
 
-/** Router middleware: the identity when no tokens are configured. */
-export const middleware = (tokens: ReadonlyArray<Redacted.Redacted<string>>) => {
+/** Router middleware: the identity when no tokens are configured; `open` paths never need one. */
+export const middleware = (tokens: ReadonlyArray<Redacted.Redacted<string>>, open: ReadonlySet<string>) => {
   if (tokens.length === 0)
     return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => app
   const verify = makeVerifier(tokens)
   return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const pathname = new URL(request.url, "http://localhost").pathname
-      return publicPaths.has(pathname) || verify(request.headers.authorization) ? app : challenge
+      return open.has(pathname) || verify(request.headers.authorization) ? app : challenge
     })
 }

@@ -29,9 +29,13 @@ const AuthorizationDeclared = Layer.succeed(
 const routerMiddleware = (api: ReturnType<typeof makeApi>) =>
   HttpRouter.middleware(
     Effect.gen(function* () {
-      const { tokens } = yield* ApiConfig
+      const { tokens, publicDocs } = yield* ApiConfig
+      const open = new Set([...BearerAuth.probePaths, ...(publicDocs ? [docsPath, openApiPath] : [])])
       if (tokens.length === 0) yield* Effect.logWarning("API_TOKENS is not set: the API is open to anyone")
-      else yield* Effect.logInfo(`bearer auth on: ${tokens.length} token(s); /health stays open`)
+      else
+        yield* Effect.logInfo(
+          `bearer auth on: ${tokens.length} token(s); open without one: ${[...open].join(", ")}`
+        )
       const matchRoute = RouteTable.make([
         ...RouteTable.fromApi(api),
         { method: "GET", path: openApiPath },
@@ -39,7 +43,7 @@ const routerMiddleware = (api: ReturnType<typeof makeApi>) =>
       ])
       const metrics = RequestMetrics.middleware(matchRoute, yield* Effect.context<never>())
       const errors = ErrorResponses.middleware(matchRoute)
-      const auth = BearerAuth.middleware(tokens)
+      const auth = BearerAuth.middleware(tokens, open)
       // ErrorResponses answers every failure; only an interruption passes through
       return (app: Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled>) =>
         metrics(errors(auth(app))) as Effect.Effect<

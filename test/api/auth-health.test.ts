@@ -4,6 +4,7 @@ import { setupApiTests, webHandler } from "../support/api.ts"
 const tokens = ["alpha-token-0123456789", "beta-token-9876543210"]
 const secured = await setupApiTests(import.meta.file, { tokens })
 const open = webHandler(secured.db.url)
+const lockedDocs = webHandler(secured.db.url, { tokens, publicDocs: false })
 /** Nothing listens on port 1: every connection is refused. */
 const unreachable = webHandler("postgres://postgres@127.0.0.1:1/jobq")
 
@@ -22,14 +23,8 @@ const postJob = (handler: (r: Request) => Promise<Response>, headers: Record<str
   )
 
 describe("bearer auth (API_TOKENS set)", () => {
-  const protectedPaths = [
-    "/jobs",
-    `/jobs/${crypto.randomUUID()}`,
-    "/metrics",
-    "/docs",
-    "/api-docs/openapi.json",
-    "/nowhere"
-  ]
+  const protectedPaths = ["/jobs", `/jobs/${crypto.randomUUID()}`, "/metrics", "/nowhere"]
+  const docsPaths = ["/docs", "/api-docs/openapi.json"]
 
   it("answers 401 with a challenge without a token, with a wrong one, or with another scheme", async () => {
     for (const path of protectedPaths) {
@@ -63,6 +58,21 @@ describe("bearer auth (API_TOKENS set)", () => {
 
   it("leaves /health open", async () => {
     expect((await get(secured.handler, "/health")).status).toBe(200)
+  })
+
+  it("serves Swagger UI and the OpenAPI document without a token, so a browser can load the UI and Authorize", async () => {
+    for (const path of docsPaths) expect((await get(secured.handler, path)).status).toBe(200)
+    // the UI sends the token it is given: the document declares the bearer scheme
+    const document = await (await get(secured.handler, "/api-docs/openapi.json")).json()
+    expect(Object.keys(document.components.securitySchemes)).toContain("bearer")
+  })
+
+  it("puts the docs behind the tokens too with API_PUBLIC_DOCS=false", async () => {
+    for (const path of docsPaths) {
+      expect((await get(lockedDocs, path)).status).toBe(401)
+      expect((await get(lockedDocs, path, { authorization: `Bearer ${tokens[0]}` })).status).toBe(200)
+    }
+    expect((await get(lockedDocs, "/health")).status).toBe(200)
   })
 })
 

@@ -14,6 +14,7 @@ import { setupQueueTests } from "./runtime.ts"
 export interface ApiSettings {
   readonly tokens?: ReadonlyArray<string>
   readonly maxBodyBytes?: number
+  readonly publicDocs?: boolean
   readonly kinds?: ReadonlyArray<JobKind>
 }
 
@@ -31,7 +32,8 @@ export const webHandler = (url: string, settings: ApiSettings = {}) => {
       Layer.provide(
         ApiConfig.layer({
           tokens: (settings.tokens ?? []).map((token) => Redacted.make(token)),
-          ...(settings.maxBodyBytes === undefined ? {} : { maxBodyBytes: settings.maxBodyBytes })
+          ...(settings.maxBodyBytes === undefined ? {} : { maxBodyBytes: settings.maxBodyBytes }),
+          ...(settings.publicDocs === undefined ? {} : { publicDocs: settings.publicDocs })
         })
       )
     )
