@@ -45,26 +45,54 @@ describe("DATABASE_MULTIPLEX", () => {
   })
 })
 
+const db = await emptyDatabase(import.meta.file)
+afterAll(db.drop)
+
 describe("a multiplexed pool", () => {
-  it("lets statements share a connection, and a failing one fails alone", async () => {
-    const db = await emptyDatabase(import.meta.file)
-    afterAll(db.drop)
-    const results = await Effect.runPromise(
+  /**
+   * Runs `count` statements at once on a pool of `count` connections; each sleeps 50 ms, so all are in
+   * flight together (every one is issued before the first connection even opens), and the one at `failing`
+   * divides by zero. Answers each statement's backend and the pool's backends in pg_stat_activity after.
+   */
+  const concurrently = (multiplex: number, count: number, failing?: number) => {
+    const applicationName = `jobq-multiplex-${multiplex}-${Math.random().toString(36).slice(2, 8)}`
+    return Effect.runPromise(
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
-        return yield* Effect.forEach(
-          Array.from({ length: 40 }, (_, i) => i),
+        const results = yield* Effect.forEach(
+          Array.from({ length: count }, (_, i) => i),
           (i) =>
-            (i === 17 ? sql`SELECT 1 / 0 AS pid` : sql`SELECT pg_backend_pid() AS pid`).pipe(
+            (i === failing
+              ? sql`SELECT pg_backend_pid() AS pid, 1 / 0 AS nothing`
+              : sql`SELECT pg_backend_pid() AS pid, pg_sleep(0.05)::text AS slept`
+            ).pipe(
               Effect.map((rows) => ({ ok: true as const, pid: Number(rows[0]!.pid) })),
               Effect.catch(() => Effect.succeed({ ok: false as const, pid: 0 }))
             ),
           { concurrency: "unbounded" }
         )
-      }).pipe(Effect.provide(Database.layerUrl(db.url, { maxConnections: 1, multiplex: 32 })))
+        const sessions = yield* sql<{ backends: number }>`
+          SELECT count(*)::int AS backends FROM pg_stat_activity WHERE application_name = ${applicationName}`
+        const pids = new Set(results.filter((r) => r.ok).map((r) => r.pid))
+        return { results, pids: pids.size, backends: sessions[0]!.backends }
+      }).pipe(
+        Effect.provide(Database.layerUrl(db.url, { maxConnections: count, multiplex, applicationName }))
+      )
     )
-    expect(results.filter((r) => !r.ok).length).toBe(1)
-    expect(results[17]!.ok).toBe(false)
-    expect(new Set(results.filter((r) => r.ok).map((r) => r.pid)).size).toBe(1)
+  }
+
+  it("pipelines statements in flight together on one connection, and a failing one fails alone", async () => {
+    const { results, pids, backends } = await concurrently(32, 8, 3)
+    expect(results.map((r) => r.ok)).toEqual([true, true, true, false, true, true, true, true])
+    // 8 statements at once on a pool that may open 8 connections: pipelined, they shared one
+    expect(pids).toBe(1)
+    expect(backends).toBe(1)
+  })
+
+  it("without multiplexing the same statements take one connection each", async () => {
+    const { results, pids, backends } = await concurrently(1, 8)
+    expect(results.every((r) => r.ok)).toBe(true)
+    expect(pids).toBe(8)
+    expect(backends).toBe(8)
   })
 })

@@ -80,6 +80,9 @@ describe("/metrics", () => {
   })
 
   it("is a strictly well-formed exposition: typed families, name{labels} value samples, cumulative buckets", async () => {
+    // the families checked below get samples from this test's own requests, whatever ran before it
+    expect((await postJson("/jobs", { kind: "noop", payload: {} })).status).toBe(201)
+    expect((await request(`/jobs/${crypto.randomUUID()}`)).status).toBe(404)
     const { text } = await scrape()
     const sample =
       /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:\\.|[^"\\])*",?)*\})? (-?[0-9.]+(?:[eE][+-]?[0-9]+)?|[+-]Inf|NaN)$/
@@ -112,7 +115,12 @@ describe("/metrics", () => {
       } else if (name.endsWith("_count")) counts.set(labels, Number(match![3]))
     }
     expect(types.get("jobq_http_requests_total")).toBe("counter")
-    expect(buckets.size).toBeGreaterThan(0)
+    expect(types.get("jobq_http_request_duration_seconds")).toBe("histogram")
+    for (const series of [
+      'route="/jobs",method="POST",status="201"',
+      'route="/jobs/:id",method="GET",status="404"'
+    ])
+      expect([...buckets.keys()].some((labels) => labels.includes(series))).toBe(true)
     for (const [labels, list] of buckets) {
       const sorted = [...list].sort((a, b) => a.le - b.le)
       for (let i = 1; i < sorted.length; i++)

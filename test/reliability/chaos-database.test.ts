@@ -5,7 +5,9 @@
  */
 import { describe, expect, it } from "bun:test"
 import { SqlError } from "effect/sql"
+import { DatabaseConfig } from "../../src/Config.ts"
 import { toUnavailable } from "../../src/http/DatabaseErrors.ts"
+import { waitFor } from "../support/runtime.ts"
 import { deadTuples, terminateBackends } from "./faults.ts"
 import { expectNothingLost, jitter, setupChaos, summary, tally } from "./harness.ts"
 import { type Answer, call, enqueueReliably, isUnavailable } from "./http.ts"
@@ -104,9 +106,10 @@ describe(`chaos (${profile}): the database`, () => {
           )
         )
       const first = await burst(pick(48, 300))
-      // 2. another session holds a row lock: cancels of that job block on it with both API connections,
-      // the rest wait for a connection. Nothing may hang: every request ends within the API's database
-      // deadline, the blocked ones as a 503 that names the cause
+      // 2. another session holds a row lock: cancels of that job block on it on every API connection (more
+      // cancels than one connection pipelines, so both connections get one), and reads then queue behind
+      // them. Nothing may hang: every request ends at the API's database deadline as a 503 that names the
+      // cause (a statement pipelined on a shared connection cannot be cancelled, so nothing frees them)
       const [held] = await chaos.enqueue("pool_exhaustion_held", 1, () => ({ sleepMs: 1 }))
       const holder = await chaos.pg.reserve()
       await holder`BEGIN`
@@ -116,11 +119,20 @@ describe(`chaos (${profile}): the database`, () => {
       const heldFor = Date.now()
       try {
         const cancels = Promise.all(
-          Array.from({ length: 6 }, () =>
+          Array.from({ length: DatabaseConfig.apiMultiplex + 8 }, () =>
             call(api.url, "POST", `/jobs/${held}/cancel`, undefined, {}, 30_000)
           )
         )
-        await Bun.sleep(200)
+        await waitFor(
+          "a cancel blocked on the row lock on each of the API's 2 connections",
+          async () => {
+            const [{ waiting }] = await chaos.pg`
+              SELECT count(*)::int AS waiting FROM pg_stat_activity
+              WHERE datname = ${chaos.db.name} AND application_name = 'jobq-api' AND wait_event_type = 'Lock'`
+            return waiting === 2 ? true : undefined
+          },
+          { timeoutMs: 5_000 }
+        )
         const reads = Promise.all(
           Array.from({ length: 6 }, (_, i) =>
             call(
@@ -153,7 +165,7 @@ describe(`chaos (${profile}): the database`, () => {
       }
       report("chaos", {
         scenario: "pool_exhaustion",
-        injected: `API and worker with DATABASE_POOL_MAX=2; worker concurrency 16; bursts of ${first.length} requests; 6 cancels blocked on a row lock (and 6 reads behind them) for ${heldMs} ms`,
+        injected: `API and worker with DATABASE_POOL_MAX=2; worker concurrency 16; bursts of ${first.length} requests; ${blocked.length} cancels blocked on a row lock on both API connections (and 6 reads behind them) for ${heldMs} ms`,
         ...summary(verdict),
         burst: statuses(first),
         cancelsOnLockedRow: statuses(blocked),
@@ -170,7 +182,12 @@ describe(`chaos (${profile}): the database`, () => {
         expect(isUnavailable(answer)).toBe(true)
         expect(answer.body.detail).toContain("did not answer within")
       }
-      for (const answer of starved) expect(answer.status === 200 || isUnavailable(answer)).toBe(true)
+      // no connection was free for them while the lock was held: each must end as the deadline's 503 too
+      expect(starved.length).toBe(6)
+      for (const answer of starved) {
+        expect(isUnavailable(answer)).toBe(true)
+        expect(answer.body.detail).toContain("did not answer within")
+      }
       expect(Math.max(...[...blocked, ...starved].map((a) => a.ms))).toBeLessThan(20_000)
       expectNothingLost(verdict)
       expect(worker.process.exitCode).toBeNull()

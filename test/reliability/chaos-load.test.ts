@@ -74,12 +74,20 @@ describe(`chaos (${profile}): workload`, () => {
     "priority_starvation: strict priority; low priority completes once a bounded high-priority stream ends",
     async () => {
       const queue = "priority_starvation"
-      const low = await chaos.enqueue(queue, pick(60, 600), () => ({ sleepMs: 5 }), { priority: () => 10 })
-      const mid = await chaos.enqueue(queue, pick(60, 600), () => ({ sleepMs: 5 }), { priority: () => 5 })
+      // when each job was committed at the latest, on the database's clock: read after its enqueue returned,
+      // so any claim that began later saw it ready
+      await chaos.pg`CREATE TABLE ready_since (id uuid PRIMARY KEY, at timestamptz NOT NULL)`
+      const enqueue = async (count: number, sleepMs: number, priority: number) => {
+        const ids = await chaos.enqueue(queue, count, () => ({ sleepMs }), { priority: () => priority })
+        await chaos.pg`INSERT INTO ready_since SELECT unnest(${ids}::uuid[]), clock_timestamp()`
+        return ids
+      }
+      const low = await enqueue(pick(60, 600), 5, 10)
+      const mid = await enqueue(pick(60, 600), 5, 5)
       // a stream of high-priority work, bounded in count, faster (200 jobs/s) than the worker's capacity
       // (4 slots x 40 ms = 100 jobs/s): high-priority work is ready during the whole stream
       const high: Array<string> = []
-      const wave = () => chaos.enqueue(queue, 20, () => ({ sleepMs: 40 }), { priority: () => 0 })
+      const wave = () => enqueue(20, 40, 0)
       high.push(...(await wave()))
       const worker = chaos.worker("prio-w", { WORKER_QUEUES: queue, WORKER_CONCURRENCY: "4" })
       await chaos.progressed(queue, 0, 1, 30_000)
@@ -94,14 +102,16 @@ describe(`chaos (${profile}): workload`, () => {
       await chaos.stop(worker, "SIGTERM")
       const ids = [...low, ...mid, ...high]
       const verdict = await chaos.verdict(ids)
-      // start order: a job started while a higher-priority job was ready (created, not yet started) and
-      // not itself started yet is an inversion
+      // claim order: a job claimed (started_at is its claim's now()) by a claim that began after a
+      // higher-priority job was committed and ready, while a later claim took that job, is an inversion.
+      // No slack: a claim's snapshot sees every job committed before it began, and the worker claims in one
+      // fetch fiber, so nothing else held that job locked
       const [order] = await chaos.pg`
         SELECT count(*)::int AS inversions FROM jobs a
         WHERE a.queue = ${queue} AND EXISTS (
-          SELECT 1 FROM jobs b WHERE b.queue = ${queue} AND b.priority < a.priority
-            AND b.created_at < a.started_at - interval '50 milliseconds'
-            AND b.started_at > a.started_at + interval '50 milliseconds')`
+          SELECT 1 FROM jobs b JOIN ready_since r ON r.id = b.id
+          WHERE b.queue = ${queue} AND b.priority < a.priority
+            AND r.at < a.started_at AND b.started_at > a.started_at)`
       const [finish] = await chaos.pg`
         SELECT count(*) FILTER (WHERE priority > 0 AND started_at BETWEEN ${streamBegan} AND ${streamEnded})::int AS "lowerStartedDuringStream",
                extract(epoch FROM max(finished_at) FILTER (WHERE priority = 10) - ${streamEnded}::timestamptz) * 1000 AS "lowDoneAfterStreamMs"

@@ -1,12 +1,14 @@
 /**
  * postgres_restart: the database server stops with jobs in flight and starts again. The API must answer
  * 503 (never 500, never hang) while it is down and accept again without a restart; the workers must
- * reconnect (LISTEN included) and finish every job. postgres_crash: the server is killed (immediate
+ * reconnect and finish every job, and LISTEN again: they poll once a minute, and a job enqueued on the
+ * drained queue after the last restart must be done within seconds. postgres_crash: the server is killed (immediate
  * shutdown: no checkpoint, unflushed WAL gone) while workers claim and complete; nothing may be lost, and
  * a job may run again only if its claim was among the unflushed (docs/architecture.md, delivery guarantee,
  * case 5). The server is a private cluster (faults.ts), so stopping it disturbs nobody else on this machine.
  */
 import { describe, expect, it } from "bun:test"
+import { waitFor } from "../support/runtime.ts"
 import { privateCluster } from "./faults.ts"
 import { expectNothingLost, jitter, setupChaos, summary, tally } from "./harness.ts"
 import { type Answer, call, enqueueReliably, isUnavailable } from "./http.ts"
@@ -23,9 +25,26 @@ describe(`chaos (${profile}): the database server restarts`, () => {
       const queue = "postgres_restart"
       const env = { DATABASE_CONNECT_TIMEOUT: "2 seconds" }
       const api = await chaos.api(env)
-      const workerEnv = { ...env, WORKER_QUEUES: queue, WORKER_CONCURRENCY: "8" }
+      // polling once a minute: the quick pickup checked at the end can only come by notification
+      const workerEnv = {
+        ...env,
+        WORKER_QUEUES: queue,
+        WORKER_CONCURRENCY: "8",
+        WORKER_POLL_INTERVAL: "1 minute"
+      }
       const workers = [chaos.worker("restart-a", workerEnv), chaos.worker("restart-b", workerEnv)]
       const restarts = pick(1, 4)
+      const listeningAgain = () =>
+        waitFor(
+          "both workers to LISTEN on both channels again",
+          async () => {
+            const [{ n }] = await chaos.pg`
+              SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = ${chaos.db.name} AND application_name = 'jobq-worker' AND query LIKE 'LISTEN%'`
+            return n === 4 ? true : undefined
+          },
+          { timeoutMs: 15_000 }
+        )
       const ids = await chaos.enqueue(queue, pick(150, 2000), jitter(50, 300))
       const whileDown: Array<{ request: string; answer: Answer }> = []
       const seen = new Map<number, number>()
@@ -61,6 +80,7 @@ describe(`chaos (${profile}): the database server restarts`, () => {
         apiRecoveries.push(Date.now() - upAt)
         await chaos.progressed(queue, before, 1, 60_000)
         workerRecoveries.push(Date.now() - upAt)
+        await listeningAgain()
       }
       // after the last restart the same API process keeps accepting, the same workers keep working
       const more = pick(20, 200)
@@ -76,6 +96,10 @@ describe(`chaos (${profile}): the database server restarts`, () => {
         ids.push(id!)
       }
       const drainMs = await chaos.drained(queue, pick(60_000, 600_000))
+      // a job on the drained queue is picked up by NOTIFY
+      const drainedCount = await chaos.succeededCount(queue)
+      ids.push(...(await chaos.enqueue(queue, 1, () => ({ sleepMs: 1 }))))
+      const notifiedPickupMs = await chaos.progressed(queue, drainedCount, 1, 5_000)
       const verdict = await chaos.verdict(ids)
       const alive = [api, ...workers].filter((p) => p.process.exitCode === null).length
       report("chaos", {
@@ -87,6 +111,7 @@ describe(`chaos (${profile}): the database server restarts`, () => {
         afterRestart: tally(seen),
         recoveryMs: Math.max(...apiRecoveries),
         workerRecoveryMs: Math.max(...workerRecoveries),
+        notifiedPickupMs,
         drainMs
       })
       for (const probe of whileDown) {

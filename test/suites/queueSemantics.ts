@@ -7,6 +7,7 @@
  */
 import { afterAll, describe, expect, it } from "bun:test"
 import { Effect, Queue as EffectQueue, Layer, ManagedRuntime } from "effect"
+import { SqlClient } from "effect/sql"
 import type { Sql } from "../../src/db/Database.ts"
 import * as Migrator from "../../src/db/Migrator.ts"
 import { Notifications } from "../../src/db/Notifications.ts"
@@ -32,7 +33,12 @@ export const queueSemantics = async (driver: Driver) => {
   const runtime = ManagedRuntime.make(
     Layer.mergeAll(
       QueueLayer.layer(demoKinds),
-      Worker.layer({ kinds: demoKinds, settings: { concurrency: 4, queues: ["worker"] } })
+      // this worker's own lease rescue runs once at start and then never again in a test run: the rescue test
+      // below must see its expired lease still there for its own `rescueExpired` call
+      Worker.layer({
+        kinds: demoKinds,
+        settings: { concurrency: 4, queues: ["worker"], rescueInterval: "1 hour" }
+      })
     ).pipe(Layer.provide(Layer.effectDiscard(Effect.orDie(Migrator.migrate()))), Layer.provideMerge(layer))
   )
   afterAll(async () => {
@@ -205,7 +211,14 @@ export const queueSemantics = async (driver: Driver) => {
       expect(await run(JobRepo.use((r) => r.release("w1", [job.id])))).toEqual([job.id])
       expect(await get(job.id)).toMatchObject({ status: "queued", attempts: 0 })
       await claim("w2", queue, 1)
-      await Bun.sleep(20)
+      await waitFor("the 1 ms lease to expire", async () => {
+        const rows = await run(
+          SqlClient.SqlClient.use(
+            (sql) => sql`SELECT 1 FROM jobs WHERE id = ${job.id} AND lease_expires_at < now()`
+          )
+        )
+        return rows.length === 1 ? true : undefined
+      })
       const rescued = await run(JobRepo.use((r) => r.rescueExpired()))
       expect(rescued.map((r) => r.id)).toContain(job.id)
       expect(await get(job.id)).toMatchObject({ status: "retrying", attempts: 1, leaseOwner: null })
