@@ -10,6 +10,7 @@ export * from "./domain/errors.ts"
 export * from "./domain/Job.ts"
 export {
   defineKind,
+  EmptyPayload,
   type JobContext,
   type JobKind,
   JobKinds,

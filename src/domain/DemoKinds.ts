@@ -1,12 +1,12 @@
 /** The demo kinds the programs run when `JOBS_MODULE` is not set (the seed's four). */
 import { createHash } from "node:crypto"
 import { Effect, Schema } from "effect"
-import { defineKind } from "./JobKind.ts"
+import { defineKind, EmptyPayload } from "./JobKind.ts"
 
 export const noop = defineKind({
   name: "noop",
-  description: "Does nothing and succeeds.",
-  payload: Schema.Struct({}),
+  description: "Does nothing and succeeds. Its payload is `{}`.",
+  payload: EmptyPayload,
   handler: () => Effect.succeed(null)
 })
 

@@ -14,7 +14,7 @@ import {
   OpenApi
 } from "effect/http-api"
 import { Job } from "../domain/Job.ts"
-import type { JobKind } from "../domain/JobKind.ts"
+import { type JobKind, payloadParseOptions } from "../domain/JobKind.ts"
 import {
   CancelRequested,
   EnqueuedBatch,
@@ -181,5 +181,8 @@ export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
       })
     )
     .annotate(HttpApi.ParseOptions, { errors: "all" })
+    // a body key the schema does not declare is a 422 naming it, as `additionalProperties: false` says
+    // (headers keep the default: a request carries many headers the contract does not name)
+    .annotate(HttpApi.PayloadParseOptions, payloadParseOptions)
 
 export type JobqApi = ReturnType<typeof makeApi>

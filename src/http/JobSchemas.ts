@@ -14,7 +14,7 @@ import {
   Priority,
   QueueName
 } from "../domain/Job.ts"
-import type { JobKind } from "../domain/JobKind.ts"
+import { enqueuePayload, type JobKind } from "../domain/JobKind.ts"
 
 /** Most jobs one `POST /jobs/batch` may carry. */
 export const maxBatchSize = 1000
@@ -60,7 +60,7 @@ const componentName = (kind: string) => `NewJob_${kind.replace(/[^A-Za-z0-9._-]/
 const newJobOf = (kind: JobKind) =>
   Schema.Struct({
     kind: Schema.Literal(kind.name),
-    payload: kind.payload,
+    payload: enqueuePayload(kind.payload),
     ...jobOptions
   })
     .check(oneSchedule)

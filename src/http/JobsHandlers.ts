@@ -7,7 +7,7 @@ import { Effect, Schema } from "effect"
 import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import type * as DomainErrors from "../domain/errors.ts"
 import type { Job, NewJob } from "../domain/Job.ts"
-import { JobKinds } from "../domain/JobKind.ts"
+import { enqueuePayload, JobKinds } from "../domain/JobKind.ts"
 import { Queue } from "../queue/Queue.ts"
 import { jobsEnqueued } from "../telemetry/ApiMetrics.ts"
 import * as Series from "../telemetry/Series.ts"
@@ -56,7 +56,9 @@ export const makeJobsHandlers = (api: JobqApi) =>
           for (const { created, job } of jobs) if (created) enqueuedCounters.get(job.kind)?.add(1)
         })
 
-      const encoders = new Map(kinds.all.map((kind) => [kind.name, Schema.encodeUnknownSync(kind.payload)]))
+      const encoders = new Map(
+        kinds.all.map((kind) => [kind.name, Schema.encodeUnknownSync(enqueuePayload(kind.payload))])
+      )
 
       /**
        * The HTTP body decoded the payload to its Type; the queue takes it in its encoded form. Plain code,

@@ -13,7 +13,7 @@ import {
   UnknownJobKind
 } from "../domain/errors.ts"
 import type { Enqueued, Job, JobStatus, NewJob } from "../domain/Job.ts"
-import { issuesOf, JobKinds } from "../domain/JobKind.ts"
+import { enqueuePayload, issuesOf, JobKinds, payloadParseOptions } from "../domain/JobKind.ts"
 import * as TraceContext from "../telemetry/TraceContext.ts"
 import { uuidv7 } from "./ids.ts"
 import { type JobInsert, JobRepo } from "./JobRepo.ts"
@@ -67,6 +67,7 @@ const make = Effect.gen(function* () {
   const repo = yield* JobRepo
   const kinds = yield* JobKinds
   const sql = yield* SqlClient.SqlClient
+  const payloadSchemas = new Map(kinds.all.map((kind) => [kind.name, enqueuePayload(kind.payload)]))
 
   /**
    * Validates one request and makes its row; plain code, no Effect per item: a batch of a thousand runs
@@ -87,8 +88,9 @@ const make = Effect.gen(function* () {
         message: `unknown job kind "${input.kind}"; known kinds: ${kinds.names.join(", ")}`
       })
     }
-    const decoded = Schema.decodeUnknownExit(kind.payload)(input.payload, { errors: "all" })
-    const encoded = Exit.isSuccess(decoded) ? Schema.encodeExit(kind.payload)(decoded.value) : decoded
+    const schema = payloadSchemas.get(kind.name)!
+    const decoded = Schema.decodeUnknownExit(schema)(input.payload, payloadParseOptions)
+    const encoded = Exit.isSuccess(decoded) ? Schema.encodeExit(schema)(decoded.value) : decoded
     if (Exit.isFailure(encoded)) {
       const error = Cause.findErrorOption(encoded.cause)
       return new InvalidPayload({

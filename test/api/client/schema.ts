@@ -388,7 +388,8 @@ export interface components {
              * @enum {string}
              */
             kind: "noop";
-            payload: unknown;
+            /** @description An empty object */
+            payload: Record<string, never>;
             /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
             queue?: string;
             /** @description Lower runs first; default 0 */
