@@ -3,7 +3,7 @@
  * (JobsHandlers, SystemHandlers); the OpenAPI document and clients are derived from this. The contract is a
  * function of the job kinds because they are loaded at runtime (`JOBS_MODULE`).
  */
-import { Schema } from "effect"
+import { Context, Schema } from "effect"
 import {
   HttpApi,
   HttpApiEndpoint,
@@ -58,6 +58,20 @@ export class Authorization extends HttpApiMiddleware.Service<Authorization>()("j
 /** Turns request-decoding failures and body limits into problems (RequestErrors implements it). */
 export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("jobq/http/RequestErrors") {}
 
+/**
+ * Refuses a body that nests deeper than `MAX_PAYLOAD_DEPTH` allows, before it is parsed (PayloadDepth
+ * implements it). Runs inside RequestErrors, so the body it reads is already capped by `MAX_BODY_BYTES`.
+ */
+export class PayloadDepth extends HttpApiMiddleware.Service<PayloadDepth>()("jobq/http/PayloadDepth") {}
+
+/**
+ * Annotates an endpoint whose body carries jobs: how many containers enclose a job's payload in it (`{
+ * "payload": ... }` is 1, `{ "jobs": [{ "payload": ... }] }` is 3), so its depth limit counts from there.
+ */
+export class PayloadEnclosing extends Context.Service<PayloadEnclosing, number>()(
+  "jobq/http/PayloadEnclosing"
+) {}
+
 const always = [InternalError, DatabaseUnavailable]
 const withBody = [MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
 
@@ -76,12 +90,16 @@ export const makeJobsGroup = (kinds: ReadonlyArray<JobKind>) => {
         payload: newJob,
         success: [JobCreated, JobReplayed],
         error: [...withBody, IdempotencyConflict, ...always]
-      }).annotate(OpenApi.Summary, "Enqueue a job (201 new, 200 idempotent repeat)"),
+      })
+        .annotate(OpenApi.Summary, "Enqueue a job (201 new, 200 idempotent repeat)")
+        .annotate(PayloadEnclosing, 1),
       HttpApiEndpoint.post("createBatch", "/jobs/batch", {
         payload: makeNewJobBatch(newJob),
         success: EnqueuedBatch,
         error: [...withBody, IdempotencyConflict, ...always]
-      }).annotate(OpenApi.Summary, "Enqueue jobs atomically: all or none"),
+      })
+        .annotate(OpenApi.Summary, "Enqueue jobs atomically: all or none")
+        .annotate(PayloadEnclosing, 3),
       HttpApiEndpoint.get("get", "/jobs/:id", {
         params: JobIdParams,
         success: Job,
@@ -103,6 +121,7 @@ export const makeJobsGroup = (kinds: ReadonlyArray<JobKind>) => {
         error: [JobNotFound, JobStateConflict, ...always]
       }).annotate(OpenApi.Summary, "Queue a failed or cancelled job again with fresh attempts")
     )
+    .middleware(PayloadDepth)
     .middleware(RequestErrors)
     .middleware(Authorization)
 }

@@ -101,6 +101,22 @@ describe("unknown keys in an enqueue body", () => {
     expect(await countJobs(queue)).toBe(2)
   })
 
+  it("a body of ~90,000 unknown keys is answered with the first 100 and a count, not 6 MB", async () => {
+    const keys = Array.from({ length: 90_000 }, (_, i) => `"k${i}":0`).join(",")
+    const response = await postJson("/jobs", `{"kind":"sleep","payload":{"ms":1,${keys}}}`)
+    const text = await response.clone().text()
+    expect(text.length).toBeLessThan(20_000)
+    const problem = await expectProblem(response, 422, "validation-failed")
+    expect(problem.errors).toHaveLength(100)
+    expect(problem.errors[0]).toEqual({
+      path: ["body", "payload", "k0"],
+      message: "Expected no excess property"
+    })
+    expect(problem.detail).toBe(
+      "body.payload.k0: Expected no excess property (and 89999 more); the first 100 are listed"
+    )
+  })
+
   it("the document says so: no additional properties in any job, batch or payload schema", async () => {
     const spec = await json(await request("/api-docs/openapi.json"))
     const schemas = spec.components.schemas

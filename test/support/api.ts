@@ -4,7 +4,7 @@
  */
 import { afterAll, expect } from "bun:test"
 import { Layer, Redacted } from "effect"
-import { ApiConfig, DatabaseConfig } from "../../src/Config.ts"
+import { ApiConfig, DatabaseConfig, PayloadConfig } from "../../src/Config.ts"
 import * as Database from "../../src/db/Database.ts"
 import { demoKinds } from "../../src/domain/DemoKinds.ts"
 import type { JobKind } from "../../src/domain/JobKind.ts"
@@ -15,6 +15,8 @@ export interface ApiSettings {
   readonly tokens?: ReadonlyArray<string>
   readonly maxBodyBytes?: number
   readonly kinds?: ReadonlyArray<JobKind>
+  /** MAX_PAYLOAD_DEPTH; unset: the default, as when an application provides no `PayloadConfig`. */
+  readonly maxPayloadDepth?: number
 }
 
 /** A web handler for the API on the database at `url`; disposed after the file's tests. */
@@ -33,7 +35,10 @@ export const webHandler = (url: string, settings: ApiSettings = {}) => {
           tokens: (settings.tokens ?? []).map((token) => Redacted.make(token)),
           ...(settings.maxBodyBytes === undefined ? {} : { maxBodyBytes: settings.maxBodyBytes })
         })
-      )
+      ),
+      settings.maxPayloadDepth === undefined
+        ? (layer) => layer
+        : Layer.provide(PayloadConfig.layer({ maxDepth: settings.maxPayloadDepth }))
     )
   )
   afterAll(dispose)
