@@ -6,6 +6,7 @@
 import { Schema } from "effect"
 import {
   IdempotencyKey,
+  instant,
   Job,
   JobId,
   JobStatus,
@@ -28,7 +29,7 @@ const DelayMs = Schema.Int.pipe(
   Schema.check(Schema.isBetween({ minimum: 0, maximum: maxDelayMs })),
   Schema.annotate({ description: "Run no sooner than this many milliseconds from now" })
 )
-const RunAt = Schema.Date.annotate({ description: "Run no sooner than this instant (ISO 8601)" })
+const RunAt = instant("Run no sooner than this instant")
 
 /** The enqueue options every kind shares. */
 const jobOptions = {

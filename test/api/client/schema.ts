@@ -332,6 +332,10 @@ export interface components {
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
             runAt?: string;
             /** @description Run no sooner than this many milliseconds from now */
             delayMs?: number;
@@ -353,6 +357,10 @@ export interface components {
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
             runAt?: string;
             /** @description Run no sooner than this many milliseconds from now */
             delayMs?: number;
@@ -374,6 +382,10 @@ export interface components {
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
             runAt?: string;
             /** @description Run no sooner than this many milliseconds from now */
             delayMs?: number;
@@ -394,6 +406,10 @@ export interface components {
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
             runAt?: string;
             /** @description Run no sooner than this many milliseconds from now */
             delayMs?: number;
