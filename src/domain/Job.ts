@@ -29,13 +29,22 @@ export const KindName = Schema.String.pipe(
   Schema.check(Schema.isPattern(/^[A-Za-z0-9_.:-]{1,128}$/)),
   Schema.annotate({ description: "Job kind name" })
 )
+/**
+ * An idempotency key: 1-255 printable ASCII characters (0x20-0x7E), neither starting nor ending with a
+ * space; the same rule in the `Idempotency-Key` header and the `idempotencyKey` field. A header value is
+ * bytes that servers read as Latin-1, so a UTF-8 key would arrive garbled (and count each byte as a
+ * character); ASCII reads the same everywhere, so a key sent in the header and in the body is one key, of
+ * one length. (Postgres could not store a NUL anyway, nor tell lone surrogates apart.)
+ */
 export const IdempotencyKey = Schema.String.pipe(
   Schema.check(Schema.isBetweenLength(1, 255)),
-  // Postgres text cannot hold NUL, and stores a lone UTF-16 surrogate as U+FFFD (two keys would become one)
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching NUL is the point
-  Schema.check(Schema.isPattern(/^(?:[^\u0000\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/)),
+  Schema.check(
+    Schema.isPattern(/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/u, {
+      message: "Expected printable ASCII (0x20-0x7E), not starting or ending with a space"
+    })
+  ),
   Schema.annotate({
-    description: "Client-chosen key that makes an enqueue safe to repeat (1-255 characters)"
+    description: "Client-chosen key that makes an enqueue safe to repeat: 1-255 printable ASCII characters"
   })
 )
 export const Priority = Schema.Int.pipe(

@@ -40,7 +40,8 @@ const jobOptions = {
   maxAttempts: Schema.optionalKey(MaxAttempts),
   idempotencyKey: Schema.optionalKey(
     IdempotencyKey.annotate({
-      description: "Makes the enqueue safe to repeat; the Idempotency-Key header wins"
+      description:
+        "Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins"
     })
   )
 }
@@ -144,7 +145,10 @@ export const JobIdParams = { id: JobId }
 
 export const IdempotencyHeaders = {
   "idempotency-key": Schema.optionalKey(
-    IdempotencyKey.annotate({ description: "Makes the enqueue safe to repeat; wins over the body field" })
+    IdempotencyKey.annotate({
+      description:
+        "Makes the enqueue safe to repeat (1-255 printable ASCII characters); wins over the body field"
+    })
   )
 }
 

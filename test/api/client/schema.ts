@@ -341,7 +341,7 @@ export interface components {
             delayMs?: number;
             /** @description Attempts before the job fails permanently; default 5 */
             maxAttempts?: number;
-            /** @description Makes the enqueue safe to repeat; the Idempotency-Key header wins */
+            /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
         };
         NewJob_flaky: {
@@ -366,7 +366,7 @@ export interface components {
             delayMs?: number;
             /** @description Attempts before the job fails permanently; default 5 */
             maxAttempts?: number;
-            /** @description Makes the enqueue safe to repeat; the Idempotency-Key header wins */
+            /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
         };
         NewJob_sleep: {
@@ -391,7 +391,7 @@ export interface components {
             delayMs?: number;
             /** @description Attempts before the job fails permanently; default 5 */
             maxAttempts?: number;
-            /** @description Makes the enqueue safe to repeat; the Idempotency-Key header wins */
+            /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
         };
         NewJob_noop: {
@@ -415,7 +415,7 @@ export interface components {
             delayMs?: number;
             /** @description Attempts before the job fails permanently; default 5 */
             maxAttempts?: number;
-            /** @description Makes the enqueue safe to repeat; the Idempotency-Key header wins */
+            /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
         };
     };
