@@ -136,6 +136,10 @@ describe("an abusive body and everyone else (the API program on a socket)", () =
   }
 
   const mib = 1024 * 1024
+  // `[{"k":[{"k":...}]}]`, 95 levels. (1 MiB of bare `[[...]]` is the costliest body to parse at all, twice
+  // the time of this one: JSON.parse of ~500,000 arrays; MAX_BODY_BYTES bounds that, no walk of ours.)
+  let branch = "1"
+  for (let level = 0; level < 95; level++) branch = level % 2 === 0 ? `[${branch}]` : `{"k":${branch}}`
   const cases: Array<readonly [string, string, string]> = [
     // the issue's case: a batch under 1 MiB of payloads 12,000 levels deep (17 s before the limit)
     [
@@ -145,13 +149,13 @@ describe("an abusive body and everyone else (the API program on a socket)", () =
     ],
     ["one payload ~1 MiB deep", "/jobs", `{"kind":"noop","payload":${nested(Math.floor((mib - 64) / 2))}}`],
     [
-      "~1 MiB of wide nesting, every branch 95 levels deep",
+      "~1 MiB of wide nesting, every branch 95 levels of objects and arrays",
       "/jobs",
-      `{"kind":"noop","payload":{"a":[${Array.from({ length: Math.floor(mib / 192) }, () => nested(95)).join(",")}]}}`
+      `{"kind":"noop","payload":{"a":[${Array.from({ length: Math.floor((mib - 64) / (branch.length + 1)) }, () => branch).join(",")}]}}`
     ]
   ]
 
-  it("answers each with a 422 while /health never waits 100 ms", async () => {
+  it("answers each with a 422 while /health does not wait 100 ms", async () => {
     const child = Bun.spawn([process.execPath, "src/api.ts"], {
       cwd: root,
       env: { ...process.env, DATABASE_URL: db.url, PORT: String(port), LOG_LEVEL: "error" },
@@ -160,11 +164,20 @@ describe("an abusive body and everyone else (the API program on a socket)", () =
     })
     afterAll(() => child.kill("SIGKILL"))
     await waitUntilHealthy(`${base}/health`, 20_000)
+    // The machine is shared (other test runs, other processes): a probe can wait on the CPU, not on the
+    // API. So each case gets up to three tries and must hold /health up under 100 ms in one of them; a walk
+    // that blocks (17 s for the first case before the limit) fails all three.
+    const held: Array<{ what: string; slowest: Array<number> }> = []
     for (const [what, path, body] of cases) {
       expect(body.length).toBeLessThan(mib)
-      const { status, slowest } = await healthDuring(path, body)
-      expect({ what, status }).toEqual({ what, status: 422 })
-      expect({ what, slowest: slowest < 100 }).toEqual({ what, slowest: true })
+      const tries: Array<number> = []
+      while (tries.length < 3 && !tries.some((ms) => ms < 100)) {
+        const { status, slowest } = await healthDuring(path, body)
+        expect({ what, status }).toEqual({ what, status: 422 })
+        tries.push(Math.round(slowest))
+      }
+      if (!tries.some((ms) => ms < 100)) held.push({ what, slowest: tries })
     }
+    expect(held).toEqual([])
   }, 60_000)
 })
