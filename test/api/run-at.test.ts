@@ -3,8 +3,8 @@
  * else is a 422 at its path (never rolled over to another date, read in the server's time zone, or a 500).
  */
 import { describe, expect, it } from "bun:test"
-import fc from "fast-check"
 import { Exit, Schema } from "effect"
+import fc from "fast-check"
 import { instant } from "../../src/domain/Job.ts"
 import { expectProblem, json, setupApiTests } from "../support/api.ts"
 
