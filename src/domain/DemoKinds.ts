@@ -15,7 +15,7 @@ export const sleep = defineKind({
   description: "Sleeps for `ms` milliseconds; interruptible at any point.",
   payload: Schema.Struct({
     ms: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 3_600_000 })))
-  }),
+  }).annotate({ examples: [{ ms: 500 }] }),
   handler: ({ ms }) => Effect.sleep(ms).pipe(Effect.as({ sleptMs: ms }))
 })
 
@@ -24,7 +24,7 @@ export const flaky = defineKind({
   description: "Fails its first `failTimes` attempts, then succeeds.",
   payload: Schema.Struct({
     failTimes: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 1000 })))
-  }),
+  }).annotate({ examples: [{ failTimes: 2 }] }),
   handler: ({ failTimes }, { attempt }) =>
     attempt <= failTimes
       ? Effect.fail(new Error(`flaky: attempt ${attempt} of ${failTimes} planned failures`))
@@ -41,7 +41,7 @@ export const cpuHash = defineKind({
   payload: Schema.Struct({
     seed: Schema.String.pipe(Schema.check(Schema.isMaxLength(1024))),
     rounds: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 100_000_000 })))
-  }),
+  }).annotate({ examples: [{ seed: "hello", rounds: 1000 }] }),
   handler: ({ seed, rounds }) =>
     Effect.gen(function* () {
       const yieldEvery = 10_000

@@ -21,12 +21,13 @@ export type JobStatus = typeof JobStatus.Type
 export const terminalStatuses: ReadonlyArray<JobStatus> = ["succeeded", "failed_permanent", "cancelled"]
 export const isTerminal = (status: JobStatus) => terminalStatuses.includes(status)
 
+// the `u` flag lets the pattern into the OpenAPI document (Effect exports only unicode-mode patterns)
 export const QueueName = Schema.String.pipe(
-  Schema.check(Schema.isPattern(/^[A-Za-z0-9_.:-]{1,128}$/)),
+  Schema.check(Schema.isPattern(/^[A-Za-z0-9_.:-]{1,128}$/u)),
   Schema.annotate({ description: "Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -" })
 )
 export const KindName = Schema.String.pipe(
-  Schema.check(Schema.isPattern(/^[A-Za-z0-9_.:-]{1,128}$/)),
+  Schema.check(Schema.isPattern(/^[A-Za-z0-9_.:-]{1,128}$/u)),
   Schema.annotate({ description: "Job kind name" })
 )
 /**
@@ -144,11 +145,13 @@ export const Job = Schema.Struct({
   id: JobId,
   queue: Schema.String,
   kind: Schema.String,
-  payload: Schema.Json,
+  payload: Schema.Json.annotate({ description: "The payload, as its kind's schema encodes it" }),
   status: JobStatus,
-  priority: Schema.Int,
-  attempts: Schema.Int,
-  maxAttempts: Schema.Int,
+  priority: Priority,
+  attempts: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)).annotate({
+    description: "Attempts started so far"
+  }),
+  maxAttempts: MaxAttempts,
   runAt: Schema.Date,
   leaseOwner: Schema.NullOr(Schema.String),
   leaseExpiresAt: Schema.NullOr(Schema.Date),
@@ -156,7 +159,9 @@ export const Job = Schema.Struct({
   idempotencyKey: Schema.NullOr(Schema.String),
   lastError: Schema.NullOr(Schema.String),
   errors: Schema.Array(JobErrorEntry),
-  result: Schema.NullOr(Schema.Json),
+  result: Schema.Json.annotate({
+    description: "What the handler succeeded with (any JSON); null until the job succeeds"
+  }),
   createdAt: Schema.Date,
   startedAt: Schema.NullOr(Schema.Date),
   finishedAt: Schema.NullOr(Schema.Date),

@@ -53,7 +53,7 @@ export const defineKind = <const Name extends string, S extends Schema.Codec<any
 export const EmptyPayload = Schema.Record(
   Schema.String,
   Schema.Never.annotate({ message: "Expected no excess property" })
-).annotate({ description: "An empty object" })
+).annotate({ description: "An empty object", examples: [{}] })
 
 /**
  * The schema an enqueue checks a kind's payload against: the kind's own, except that an empty

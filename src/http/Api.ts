@@ -27,6 +27,7 @@ import {
   makeNewJob,
   makeNewJobBatch
 } from "./JobSchemas.ts"
+import * as OpenApiDocument from "./OpenApiDocument.ts"
 import {
   DatabaseUnavailable,
   IdempotencyConflict,
@@ -35,7 +36,6 @@ import {
   JobStateConflict,
   MalformedJson,
   PayloadTooLarge,
-  retryAfterSeconds,
   Unauthorized,
   UnsupportedMediaType,
   ValidationFailed
@@ -124,6 +124,7 @@ export const makeJobsGroup = (kinds: ReadonlyArray<JobKind>) => {
     .middleware(PayloadDepth)
     .middleware(RequestErrors)
     .middleware(Authorization)
+    .annotate(OpenApi.Description, "Enqueue jobs, read them, list them, cancel and retry them")
 }
 
 export const SystemGroup = HttpApiGroup.make("system", { topLevel: true })
@@ -142,48 +143,7 @@ export const SystemGroup = HttpApiGroup.make("system", { topLevel: true })
       .annotate(OpenApi.Summary, "Prometheus text exposition")
   )
   .middleware(RequestErrors)
-
-/** `NewJob` as OpenAPI's discriminated union: members are told apart by their `kind` constant. */
-const discriminateNewJob = (spec: Record<string, any>) => {
-  const schemas = spec.components?.schemas ?? {}
-  const union = schemas.NewJob
-  if (union?.anyOf === undefined) return
-  const mapping: Record<string, string> = {}
-  for (const member of union.anyOf as Array<{ $ref: string }>) {
-    const kind = schemas[member.$ref.split("/").at(-1)!]?.properties?.kind?.enum?.[0]
-    if (typeof kind === "string") mapping[kind] = member.$ref
-  }
-  const { anyOf, ...rest } = union
-  schemas.NewJob = { ...rest, oneOf: anyOf, discriminator: { propertyName: "kind", mapping } }
-}
-
-/**
- * Documents what the schemas cannot say: the headers that come with some statuses, and that `NewJob` is
- * discriminated on `kind`.
- */
-const documentExtras = (spec: Record<string, any>) => {
-  discriminateNewJob(spec)
-  for (const item of Object.values<any>(spec.paths ?? {})) {
-    for (const operation of Object.values<any>(item)) {
-      const unavailable = operation?.responses?.["503"]
-      if (unavailable !== undefined) {
-        unavailable.headers = {
-          "Retry-After": {
-            description: `Seconds to wait before retrying (${retryAfterSeconds})`,
-            schema: { type: "string" }
-          }
-        }
-      }
-      const unauthorized = operation?.responses?.["401"]
-      if (unauthorized !== undefined) {
-        unauthorized.headers = {
-          "WWW-Authenticate": { description: "Bearer", schema: { type: "string" } }
-        }
-      }
-    }
-  }
-  return spec
-}
+  .annotate(OpenApi.Description, "Health (no token needed) and Prometheus metrics")
 
 export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
   HttpApi.make("jobq")
@@ -196,7 +156,10 @@ export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
         description:
           "A Postgres job queue. Errors are RFC 9457 problem details (application/problem+json); " +
           "see docs/api.md.",
-        transform: documentExtras
+        license: { name: "Apache-2.0", identifier: "Apache-2.0" },
+        // relative: the server that serves the document (Swagger UI's "Try it out" calls it)
+        servers: [{ url: "/", description: "The server that serves this document" }],
+        transform: OpenApiDocument.completeWith(kinds)
       })
     )
     .annotate(HttpApi.ParseOptions, { errors: "all" })
