@@ -112,6 +112,30 @@ export class ApiConfig extends Context.Service<
   )
 }
 
+/**
+ * MAX_PAYLOAD_DEPTH: how deeply a job's payload may nest (a scalar is 0, `{}` is 1, `{"a": []}` is 2).
+ * Default 100, the default of Ruby's JSON parser (`max_nesting`): real payloads nest a handful of levels,
+ * while every level costs a stack frame in each walk over the payload (schema decoding, Postgres's `jsonb`
+ * parser, which gives up some tens of thousands deep). The API refuses a body nesting deeper (422) before parsing it;
+ * `Queue.enqueue` refuses such a payload (InvalidPayload) before decoding it. Optional: without this
+ * service the default applies, so an embedding application need not provide it.
+ */
+export class PayloadConfig extends Context.Service<PayloadConfig, { readonly maxDepth: number }>()(
+  "jobq/Config/PayloadConfig"
+) {
+  static readonly defaults = { maxDepth: 100 }
+  static readonly layer = (settings: { readonly maxDepth?: number } = {}) =>
+    Layer.succeed(PayloadConfig, PayloadConfig.of({ ...PayloadConfig.defaults, ...settings }))
+  static readonly fromEnv = Layer.effect(
+    PayloadConfig,
+    Effect.gen(function* () {
+      return PayloadConfig.of({
+        maxDepth: yield* atLeastOne("MAX_PAYLOAD_DEPTH", PayloadConfig.defaults.maxDepth)
+      })
+    })
+  )
+}
+
 /** RETRY_BASE and RETRY_CAP: the decorrelated jitter bounds for failed jobs. */
 export class RetryConfig extends Context.Service<
   RetryConfig,

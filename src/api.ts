@@ -1,7 +1,8 @@
 /**
  * `bun run api`: the HTTP API on PORT (default 8080), served by Bun.serve through the web handler.
  * SIGTERM/SIGINT interrupt the main fiber: the server stops accepting, in-flight requests finish, the pool
- * closes. Settings: DATABASE_URL, PORT, API_TOKENS, MAX_BODY_BYTES, JOBS_MODULE, LOG_*, OTEL_* (.env.example).
+ * closes. Settings: DATABASE_URL, PORT, API_TOKENS, MAX_BODY_BYTES, MAX_PAYLOAD_DEPTH, JOBS_MODULE, LOG_*, OTEL_*
+ * (.env.example).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Layer } from "effect"

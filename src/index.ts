@@ -2,7 +2,7 @@
  * The library's core: define job kinds, migrate, enqueue and inspect jobs. The worker pool is in
  * `effect-pg-queue/worker`, the HTTP API in `effect-pg-queue/api`; each imports on its own.
  */
-export { DatabaseConfig, RetryConfig, WorkerConfig } from "./Config.ts"
+export { DatabaseConfig, PayloadConfig, RetryConfig, WorkerConfig } from "./Config.ts"
 export * as Database from "./db/Database.ts"
 export * as Migrator from "./db/Migrator.ts"
 export * as DemoKinds from "./domain/DemoKinds.ts"
@@ -10,6 +10,7 @@ export * from "./domain/errors.ts"
 export * from "./domain/Job.ts"
 export {
   defineKind,
+  EmptyPayload,
   type JobContext,
   type JobKind,
   JobKinds,

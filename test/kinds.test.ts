@@ -4,10 +4,10 @@
  */
 import { describe, expect, it } from "bun:test"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Layer, Schema } from "effect"
 import { demoKinds, noop } from "../src/domain/DemoKinds.ts"
 import type { Issue } from "../src/domain/errors.ts"
-import { JobKinds, loadKinds } from "../src/domain/JobKind.ts"
+import { defineKind, JobKinds, loadKinds } from "../src/domain/JobKind.ts"
 import * as KindsFromEnv from "../src/domain/kindsFromEnv.ts"
 import { Queue } from "../src/queue/Queue.ts"
 import { queueRuntime, setupQueueTests } from "./support/runtime.ts"
@@ -103,11 +103,44 @@ describe("payload validation", () => {
     expect(stored.result).toBeNull()
   })
 
-  it("stores the schema's encoding of the payload: keys the kind does not declare are dropped", async () => {
-    const { job } = await run(
-      Queue.use((q) => q.enqueue({ kind: "sleep", payload: { ms: 10, note: "not part of sleep" } }))
+  it("rejects payload keys the kind does not declare, each named, and writes nothing", async () => {
+    const queue = uniqueQueue()
+    const error = await run(
+      Effect.flip(
+        Queue.use((q) => q.enqueue({ kind: "sleep", payload: { ms: 10, note: "x", extra: 1 }, queue }))
+      )
     )
-    expect((await run(Queue.use((q) => q.get(job.id)))).payload).toEqual({ ms: 10 })
+    expect(error._tag).toBe("InvalidPayload")
+    if (error._tag !== "InvalidPayload") return
+    expect(paths(error.issues)).toEqual(['["extra"]', '["note"]'])
+    expect((await jobsIn(queue)).jobs).toEqual([])
+  })
+
+  it("an empty payload schema, `noop`'s or a user's `Schema.Struct({})`, takes `{}` and nothing else", async () => {
+    const bare = defineKind({ name: "bare", payload: Schema.Struct({}), handler: () => Effect.void })
+    const custom = queueRuntime(db.url, [noop, bare])
+    try {
+      for (const kind of ["noop", "bare"]) {
+        const queue = uniqueQueue()
+        const { job } = await custom.runPromise(Queue.use((q) => q.enqueue({ kind, payload: {}, queue })))
+        expect(job.payload).toEqual({})
+        for (const [payload, issuePaths] of [
+          [{ a: 1 }, ['["a"]']],
+          [5, ["[]"]],
+          ["x", ["[]"]],
+          [[], ["[]"]]
+        ] as const) {
+          const error = await custom.runPromise(
+            Effect.flip(Queue.use((q) => q.enqueue({ kind, payload, queue })))
+          )
+          expect(error._tag).toBe("InvalidPayload")
+          if (error._tag === "InvalidPayload") expect(paths(error.issues)).toEqual([...issuePaths])
+        }
+        expect((await custom.runPromise(Queue.use((q) => q.list({ queue })))).jobs).toHaveLength(1)
+      }
+    } finally {
+      await custom.dispose()
+    }
   })
 })
 

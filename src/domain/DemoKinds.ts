@@ -1,12 +1,12 @@
 /** The demo kinds the programs run when `JOBS_MODULE` is not set (the seed's four). */
 import { createHash } from "node:crypto"
 import { Effect, Schema } from "effect"
-import { defineKind } from "./JobKind.ts"
+import { defineKind, EmptyPayload } from "./JobKind.ts"
 
 export const noop = defineKind({
   name: "noop",
-  description: "Does nothing and succeeds.",
-  payload: Schema.Struct({}),
+  description: "Does nothing and succeeds. Its payload is `{}`.",
+  payload: EmptyPayload,
   handler: () => Effect.succeed(null)
 })
 
@@ -15,7 +15,7 @@ export const sleep = defineKind({
   description: "Sleeps for `ms` milliseconds; interruptible at any point.",
   payload: Schema.Struct({
     ms: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 3_600_000 })))
-  }),
+  }).annotate({ examples: [{ ms: 500 }] }),
   handler: ({ ms }) => Effect.sleep(ms).pipe(Effect.as({ sleptMs: ms }))
 })
 
@@ -24,7 +24,7 @@ export const flaky = defineKind({
   description: "Fails its first `failTimes` attempts, then succeeds.",
   payload: Schema.Struct({
     failTimes: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 1000 })))
-  }),
+  }).annotate({ examples: [{ failTimes: 2 }] }),
   handler: ({ failTimes }, { attempt }) =>
     attempt <= failTimes
       ? Effect.fail(new Error(`flaky: attempt ${attempt} of ${failTimes} planned failures`))
@@ -41,7 +41,7 @@ export const cpuHash = defineKind({
   payload: Schema.Struct({
     seed: Schema.String.pipe(Schema.check(Schema.isMaxLength(1024))),
     rounds: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 100_000_000 })))
-  }),
+  }).annotate({ examples: [{ seed: "hello", rounds: 1000 }] }),
   handler: ({ seed, rounds }) =>
     Effect.gen(function* () {
       const yieldEvery = 10_000

@@ -4,7 +4,7 @@
  * module and point `JOBS_MODULE` at it (see `loadKinds`), or provide `JobKinds` from their own layer.
  */
 import { pathToFileURL } from "node:url"
-import { Context, type Duration, Effect, Layer, Schema, SchemaIssue } from "effect"
+import { Context, type Duration, Effect, Layer, Schema, SchemaAST, SchemaIssue } from "effect"
 import type { Issue } from "./errors.ts"
 import type { Job } from "./Job.ts"
 
@@ -45,6 +45,37 @@ export const defineKind = <const Name extends string, S extends Schema.Codec<any
   readonly timeout?: Duration.Input
   readonly maxAttempts?: number
 }): JobKind<S["Type"]> & { readonly name: Name } => kind
+
+/**
+ * The payload of a kind that takes none: an empty object, `{}`, and nothing else (any key is an excess
+ * property). `Schema.Struct({})` would not do: Effect reads an empty struct as "any value but null".
+ */
+export const EmptyPayload = Schema.Record(
+  Schema.String,
+  Schema.Never.annotate({ message: "Expected no excess property" })
+).annotate({ description: "An empty object", examples: [{}] })
+
+/**
+ * The schema an enqueue checks a kind's payload against: the kind's own, except that an empty
+ * `Schema.Struct({})` means `EmptyPayload`, so "unknown payload keys are rejected" holds for every kind. Only
+ * enqueues use it; a worker decodes stored payloads with the kind's own schema, as it always has.
+ */
+export const enqueuePayload = (schema: Schema.Codec<any, any>): Schema.Codec<any, any> => {
+  const ast = schema.ast
+  return SchemaAST.isObjects(ast) &&
+    ast.propertySignatures.length === 0 &&
+    ast.indexSignatures.length === 0 &&
+    ast.checks === undefined &&
+    ast.encoding === undefined
+    ? EmptyPayload
+    : schema
+}
+
+/**
+ * How an enqueue decodes a payload: every issue listed, and a key the schema does not declare is an issue
+ * (`onExcessProperty: "error"`), not silently dropped.
+ */
+export const payloadParseOptions = { errors: "all", onExcessProperty: "error" } as const
 
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 

@@ -3,7 +3,7 @@
  * (JobsHandlers, SystemHandlers); the OpenAPI document and clients are derived from this. The contract is a
  * function of the job kinds because they are loaded at runtime (`JOBS_MODULE`).
  */
-import { Schema } from "effect"
+import { Context, Schema } from "effect"
 import {
   HttpApi,
   HttpApiEndpoint,
@@ -14,7 +14,7 @@ import {
   OpenApi
 } from "effect/http-api"
 import { Job } from "../domain/Job.ts"
-import type { JobKind } from "../domain/JobKind.ts"
+import { type JobKind, payloadParseOptions } from "../domain/JobKind.ts"
 import {
   CancelRequested,
   EnqueuedBatch,
@@ -27,6 +27,7 @@ import {
   makeNewJob,
   makeNewJobBatch
 } from "./JobSchemas.ts"
+import * as OpenApiDocument from "./OpenApiDocument.ts"
 import {
   DatabaseUnavailable,
   IdempotencyConflict,
@@ -35,7 +36,6 @@ import {
   JobStateConflict,
   MalformedJson,
   PayloadTooLarge,
-  retryAfterSeconds,
   Unauthorized,
   UnsupportedMediaType,
   ValidationFailed
@@ -58,6 +58,20 @@ export class Authorization extends HttpApiMiddleware.Service<Authorization>()("j
 /** Turns request-decoding failures and body limits into problems (RequestErrors implements it). */
 export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("jobq/http/RequestErrors") {}
 
+/**
+ * Refuses a body that nests deeper than `MAX_PAYLOAD_DEPTH` allows, before it is parsed (PayloadDepth
+ * implements it). Runs inside RequestErrors, so the body it reads is already capped by `MAX_BODY_BYTES`.
+ */
+export class PayloadDepth extends HttpApiMiddleware.Service<PayloadDepth>()("jobq/http/PayloadDepth") {}
+
+/**
+ * Annotates an endpoint whose body carries jobs: how many containers enclose a job's payload in it (`{
+ * "payload": ... }` is 1, `{ "jobs": [{ "payload": ... }] }` is 3), so its depth limit counts from there.
+ */
+export class PayloadEnclosing extends Context.Service<PayloadEnclosing, number>()(
+  "jobq/http/PayloadEnclosing"
+) {}
+
 const always = [InternalError, DatabaseUnavailable]
 const withBody = [MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
 
@@ -76,12 +90,16 @@ export const makeJobsGroup = (kinds: ReadonlyArray<JobKind>) => {
         payload: newJob,
         success: [JobCreated, JobReplayed],
         error: [...withBody, IdempotencyConflict, ...always]
-      }).annotate(OpenApi.Summary, "Enqueue a job (201 new, 200 idempotent repeat)"),
+      })
+        .annotate(OpenApi.Summary, "Enqueue a job (201 new, 200 idempotent repeat)")
+        .annotate(PayloadEnclosing, 1),
       HttpApiEndpoint.post("createBatch", "/jobs/batch", {
         payload: makeNewJobBatch(newJob),
         success: EnqueuedBatch,
         error: [...withBody, IdempotencyConflict, ...always]
-      }).annotate(OpenApi.Summary, "Enqueue jobs atomically: all or none"),
+      })
+        .annotate(OpenApi.Summary, "Enqueue jobs atomically: all or none")
+        .annotate(PayloadEnclosing, 3),
       HttpApiEndpoint.get("get", "/jobs/:id", {
         params: JobIdParams,
         success: Job,
@@ -103,8 +121,10 @@ export const makeJobsGroup = (kinds: ReadonlyArray<JobKind>) => {
         error: [JobNotFound, JobStateConflict, ...always]
       }).annotate(OpenApi.Summary, "Queue a failed or cancelled job again with fresh attempts")
     )
+    .middleware(PayloadDepth)
     .middleware(RequestErrors)
     .middleware(Authorization)
+    .annotate(OpenApi.Description, "Enqueue jobs, read them, list them, cancel and retry them")
 }
 
 export const SystemGroup = HttpApiGroup.make("system", { topLevel: true })
@@ -123,48 +143,7 @@ export const SystemGroup = HttpApiGroup.make("system", { topLevel: true })
       .annotate(OpenApi.Summary, "Prometheus text exposition")
   )
   .middleware(RequestErrors)
-
-/** `NewJob` as OpenAPI's discriminated union: members are told apart by their `kind` constant. */
-const discriminateNewJob = (spec: Record<string, any>) => {
-  const schemas = spec.components?.schemas ?? {}
-  const union = schemas.NewJob
-  if (union?.anyOf === undefined) return
-  const mapping: Record<string, string> = {}
-  for (const member of union.anyOf as Array<{ $ref: string }>) {
-    const kind = schemas[member.$ref.split("/").at(-1)!]?.properties?.kind?.enum?.[0]
-    if (typeof kind === "string") mapping[kind] = member.$ref
-  }
-  const { anyOf, ...rest } = union
-  schemas.NewJob = { ...rest, oneOf: anyOf, discriminator: { propertyName: "kind", mapping } }
-}
-
-/**
- * Documents what the schemas cannot say: the headers that come with some statuses, and that `NewJob` is
- * discriminated on `kind`.
- */
-const documentExtras = (spec: Record<string, any>) => {
-  discriminateNewJob(spec)
-  for (const item of Object.values<any>(spec.paths ?? {})) {
-    for (const operation of Object.values<any>(item)) {
-      const unavailable = operation?.responses?.["503"]
-      if (unavailable !== undefined) {
-        unavailable.headers = {
-          "Retry-After": {
-            description: `Seconds to wait before retrying (${retryAfterSeconds})`,
-            schema: { type: "string" }
-          }
-        }
-      }
-      const unauthorized = operation?.responses?.["401"]
-      if (unauthorized !== undefined) {
-        unauthorized.headers = {
-          "WWW-Authenticate": { description: "Bearer", schema: { type: "string" } }
-        }
-      }
-    }
-  }
-  return spec
-}
+  .annotate(OpenApi.Description, "Health (no token needed) and Prometheus metrics")
 
 export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
   HttpApi.make("jobq")
@@ -177,9 +156,15 @@ export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
         description:
           "A Postgres job queue. Errors are RFC 9457 problem details (application/problem+json); " +
           "see docs/api.md.",
-        transform: documentExtras
+        license: { name: "Apache-2.0", identifier: "Apache-2.0" },
+        // relative: the server that serves the document (Swagger UI's "Try it out" calls it)
+        servers: [{ url: "/", description: "The server that serves this document" }],
+        transform: OpenApiDocument.completeWith(kinds)
       })
     )
     .annotate(HttpApi.ParseOptions, { errors: "all" })
+    // a body key the schema does not declare is a 422 naming it, as `additionalProperties: false` says
+    // (headers keep the default: a request carries many headers the contract does not name)
+    .annotate(HttpApi.PayloadParseOptions, payloadParseOptions)
 
 export type JobqApi = ReturnType<typeof makeApi>

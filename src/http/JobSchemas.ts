@@ -6,6 +6,7 @@
 import { Schema } from "effect"
 import {
   IdempotencyKey,
+  instant,
   Job,
   JobId,
   JobStatus,
@@ -14,7 +15,7 @@ import {
   Priority,
   QueueName
 } from "../domain/Job.ts"
-import type { JobKind } from "../domain/JobKind.ts"
+import { enqueuePayload, type JobKind } from "../domain/JobKind.ts"
 
 /** Most jobs one `POST /jobs/batch` may carry. */
 export const maxBatchSize = 1000
@@ -28,7 +29,7 @@ const DelayMs = Schema.Int.pipe(
   Schema.check(Schema.isBetween({ minimum: 0, maximum: maxDelayMs })),
   Schema.annotate({ description: "Run no sooner than this many milliseconds from now" })
 )
-const RunAt = Schema.Date.annotate({ description: "Run no sooner than this instant (ISO 8601)" })
+const RunAt = instant("Run no sooner than this instant")
 
 /** The enqueue options every kind shares. */
 const jobOptions = {
@@ -39,7 +40,8 @@ const jobOptions = {
   maxAttempts: Schema.optionalKey(MaxAttempts),
   idempotencyKey: Schema.optionalKey(
     IdempotencyKey.annotate({
-      description: "Makes the enqueue safe to repeat; the Idempotency-Key header wins"
+      description:
+        "Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins"
     })
   )
 }
@@ -60,7 +62,7 @@ const componentName = (kind: string) => `NewJob_${kind.replace(/[^A-Za-z0-9._-]/
 const newJobOf = (kind: JobKind) =>
   Schema.Struct({
     kind: Schema.Literal(kind.name),
-    payload: kind.payload,
+    payload: enqueuePayload(kind.payload),
     ...jobOptions
   })
     .check(oneSchedule)
@@ -143,7 +145,10 @@ export const JobIdParams = { id: JobId }
 
 export const IdempotencyHeaders = {
   "idempotency-key": Schema.optionalKey(
-    IdempotencyKey.annotate({ description: "Makes the enqueue safe to repeat; wins over the body field" })
+    IdempotencyKey.annotate({
+      description:
+        "Makes the enqueue safe to repeat (1-255 printable ASCII characters); wins over the body field"
+    })
   )
 }
 

@@ -7,14 +7,20 @@ import { Effect, Schema } from "effect"
 import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import type * as DomainErrors from "../domain/errors.ts"
 import type { Job, NewJob } from "../domain/Job.ts"
-import { JobKinds } from "../domain/JobKind.ts"
+import { enqueuePayload, JobKinds } from "../domain/JobKind.ts"
 import { Queue } from "../queue/Queue.ts"
 import { jobsEnqueued } from "../telemetry/ApiMetrics.ts"
 import * as Series from "../telemetry/Series.ts"
 import type { JobqApi } from "./Api.ts"
 import { orUnavailable } from "./DatabaseErrors.ts"
 import type { NewJobRequest } from "./JobSchemas.ts"
-import { IdempotencyConflict, JobNotFound, JobStateConflict, ValidationFailed } from "./Problems.ts"
+import {
+  IdempotencyConflict,
+  JobNotFound,
+  JobStateConflict,
+  maxListedIssues,
+  ValidationFailed
+} from "./Problems.ts"
 
 const replayedHeaders = { "idempotent-replayed": "true" } as const
 
@@ -27,18 +33,20 @@ const stateConflict = (error: DomainErrors.JobStateConflict) =>
 const idempotencyConflict = (error: DomainErrors.IdempotencyConflict) =>
   new IdempotencyConflict({ idempotencyKey: error.idempotencyKey, jobId: error.jobId, detail: error.message })
 
-/** The queue re-validates payloads; a failure here means the kind's schema disagrees with itself. */
+/**
+ * The queue's own checks (text it cannot store; a kind's schema that disagrees with itself), at the request
+ * path the item came from; as many issues listed as a decoding failure lists.
+ */
 const invalid = (
   error: DomainErrors.UnknownJobKind | DomainErrors.InvalidPayload,
   at: ReadonlyArray<string | number>
-) =>
-  new ValidationFailed({
-    detail: error.message,
-    errors:
-      error._tag === "UnknownJobKind"
-        ? [{ path: [...at, "kind"], message: error.message }]
-        : error.issues.map((issue) => ({ path: [...at, "payload", ...issue.path], message: issue.message }))
-  })
+) => {
+  const issues =
+    error._tag === "UnknownJobKind"
+      ? [{ path: [...at, "kind"], message: error.message }]
+      : error.issues.map((issue) => ({ path: [...at, "payload", ...issue.path], message: issue.message }))
+  return new ValidationFailed({ detail: error.message, errors: issues.slice(0, maxListedIssues) })
+}
 
 export const makeJobsHandlers = (api: JobqApi) =>
   HttpApiBuilder.group(
@@ -56,7 +64,9 @@ export const makeJobsHandlers = (api: JobqApi) =>
           for (const { created, job } of jobs) if (created) enqueuedCounters.get(job.kind)?.add(1)
         })
 
-      const encoders = new Map(kinds.all.map((kind) => [kind.name, Schema.encodeUnknownSync(kind.payload)]))
+      const encoders = new Map(
+        kinds.all.map((kind) => [kind.name, Schema.encodeUnknownSync(enqueuePayload(kind.payload))])
+      )
 
       /**
        * The HTTP body decoded the payload to its Type; the queue takes it in its encoded form. Plain code,

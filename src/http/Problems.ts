@@ -81,11 +81,31 @@ export class UnsupportedMediaType extends HttpApiError.Problem<UnsupportedMediaT
   { accepted: Schema.Array(Schema.String) }
 ) {}
 
+/** Most issues one 422 lists; `detail` counts the rest. */
+export const maxListedIssues = 100
+
 export class ValidationFailed extends HttpApiError.Problem<ValidationFailed>()(
   "ValidationFailed",
   { type: urn("validation-failed"), status: 422, title: "The request does not match the schema" },
   { errors: Schema.Array(ProblemIssue) }
-) {}
+) {
+  /**
+   * The 422 for these issues: the first `maxListedIssues` of them, and a `detail` that quotes the first and
+   * counts the rest. A 1 MiB body can hold ~90,000 unknown keys; listing each would answer with 6 MB.
+   */
+  static readonly of = (
+    issues: ReadonlyArray<ProblemIssue>,
+    fallback = "the request does not match the schema"
+  ) => {
+    const first = issues[0]
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : ""
+    const unlisted = issues.length > maxListedIssues ? `; the first ${maxListedIssues} are listed` : ""
+    return new ValidationFailed({
+      detail: first === undefined ? fallback : `${first.path.join(".")}: ${first.message}${more}${unlisted}`,
+      errors: issues.slice(0, maxListedIssues)
+    })
+  }
+}
 
 export class InternalError extends HttpApiError.Problem<InternalError>()("InternalError", {
   type: urn("internal-error"),

@@ -80,17 +80,7 @@ const fromSchemaError = (
       const id = route.params.id ?? ""
       return yield* render(new JobNotFound({ jobId: id, detail: `no job with id ${id}: not a UUID` }))
     }
-    const errors = issuesOf(error).map(explain)
-    const first = errors[0]
-    return yield* render(
-      new ValidationFailed({
-        detail:
-          first === undefined
-            ? "the request does not match the schema"
-            : `${first.path.join(".")}: ${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ""}`,
-        errors
-      })
-    )
+    return yield* render(ValidationFailed.of(issuesOf(error).map(explain)))
   })
 
 const isProblem = (response: HttpServerResponse.HttpServerResponse) =>

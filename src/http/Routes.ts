@@ -12,6 +12,7 @@ import { Authorization, makeApi } from "./Api.ts"
 import * as BearerAuth from "./BearerAuth.ts"
 import * as ErrorResponses from "./ErrorResponses.ts"
 import { makeJobsHandlers } from "./JobsHandlers.ts"
+import * as PayloadDepth from "./PayloadDepth.ts"
 import * as RequestErrors from "./RequestErrors.ts"
 import * as RequestMetrics from "./RequestMetrics.ts"
 import * as RouteTable from "./RouteTable.ts"
@@ -61,7 +62,7 @@ export const layer = (kinds: ReadonlyArray<JobKind>) => {
   return Layer.mergeAll(
     HttpApiBuilder.layer(api, { openapiPath: openApiPath }).pipe(
       Layer.provide([makeJobsHandlers(api), makeSystemHandlers(api)]),
-      Layer.provide([RequestErrors.layer, AuthorizationDeclared])
+      Layer.provide([RequestErrors.layer, PayloadDepth.layer, AuthorizationDeclared])
     ),
     HttpApiSwagger.layer(api, { path: docsPath }),
     routerMiddleware(api)

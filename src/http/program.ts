@@ -4,7 +4,7 @@
  */
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
-import { ApiConfig } from "../Config.ts"
+import { ApiConfig, PayloadConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import * as KindsFromEnv from "../domain/kindsFromEnv.ts"
 import * as BunServer from "./BunServer.ts"
@@ -21,4 +21,8 @@ export const layerFromEnv = Layer.unwrap(
       Layer.provide(BunServer.layer({ port }))
     )
   })
-).pipe(Layer.provide(KindsFromEnv.layer), Layer.provide(ApiConfig.fromEnv))
+).pipe(
+  Layer.provide(KindsFromEnv.layer),
+  Layer.provide(ApiConfig.fromEnv),
+  Layer.provide(PayloadConfig.fromEnv)
+)

@@ -2,9 +2,9 @@
  * The queue's rules on top of `JobRepo`: a payload must match its kind, an idempotency key names one
  * request, cancel and retry apply to some states only. The API and embedding applications enqueue here.
  */
-import { createHash } from "node:crypto"
-import { Cause, Context, Effect, Exit, Layer, Schema } from "effect"
+import { Cause, Context, Effect, Exit, Layer, Option, Schema } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
+import { PayloadConfig } from "../Config.ts"
 import {
   IdempotencyConflict,
   InvalidPayload,
@@ -13,11 +13,13 @@ import {
   UnknownJobKind
 } from "../domain/errors.ts"
 import type { Enqueued, Job, JobStatus, NewJob } from "../domain/Job.ts"
-import { issuesOf, JobKinds } from "../domain/JobKind.ts"
+import { enqueuePayload, issuesOf, JobKinds, payloadParseOptions } from "../domain/JobKind.ts"
 import * as TraceContext from "../telemetry/TraceContext.ts"
 import { uuidv7 } from "./ids.ts"
 import { type JobInsert, JobRepo } from "./JobRepo.ts"
+import { depthIssue } from "./nesting.ts"
 import { nulIssues } from "./nul.ts"
+import { requestHash } from "./requestHash.ts"
 
 export const defaultQueue = "default"
 export const defaultMaxAttempts = 5
@@ -51,22 +53,15 @@ export interface CancelOutcome {
 const spanned = (name: string, attributes?: Record<string, unknown>) =>
   Effect.withSpan(name, { attributes }, { captureStackTrace: false })
 
-/** Key order does not change a request's identity. */
-const canonicalJson = (value: unknown): string => {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`
-  }
-  return JSON.stringify(value) ?? "null"
-}
-
 const make = Effect.gen(function* () {
   const repo = yield* JobRepo
   const kinds = yield* JobKinds
   const sql = yield* SqlClient.SqlClient
+  const payloadSchemas = new Map(kinds.all.map((kind) => [kind.name, enqueuePayload(kind.payload)]))
+  const { maxDepth } = Option.getOrElse(
+    yield* Effect.serviceOption(PayloadConfig),
+    () => PayloadConfig.defaults
+  )
 
   /**
    * Validates one request and makes its row; plain code, no Effect per item: a batch of a thousand runs
@@ -87,8 +82,19 @@ const make = Effect.gen(function* () {
         message: `unknown job kind "${input.kind}"; known kinds: ${kinds.names.join(", ")}`
       })
     }
-    const decoded = Schema.decodeUnknownExit(kind.payload)(input.payload, { errors: "all" })
-    const encoded = Exit.isSuccess(decoded) ? Schema.encodeExit(kind.payload)(decoded.value) : decoded
+    // before anything walks the payload (decoding, the NUL scan, the hash): every walk is then bounded
+    const tooDeep = depthIssue(input.payload, maxDepth)
+    if (tooDeep !== undefined) {
+      return new InvalidPayload({
+        kind: input.kind,
+        issues: [tooDeep],
+        ...at,
+        message: `payload of kind "${input.kind}" nests deeper than ${maxDepth} levels`
+      })
+    }
+    const schema = payloadSchemas.get(kind.name)!
+    const decoded = Schema.decodeUnknownExit(schema)(input.payload, payloadParseOptions)
+    const encoded = Exit.isSuccess(decoded) ? Schema.encodeExit(schema)(decoded.value) : decoded
     if (Exit.isFailure(encoded)) {
       const error = Cause.findErrorOption(encoded.cause)
       return new InvalidPayload({
@@ -127,19 +133,15 @@ const make = Effect.gen(function* () {
       requestHash:
         key === null
           ? null
-          : createHash("sha256")
-              .update(
-                canonicalJson({
-                  kind: input.kind,
-                  queue,
-                  payload,
-                  priority,
-                  maxAttempts,
-                  runAt: runAt?.toISOString() ?? null,
-                  delayMs
-                })
-              )
-              .digest("hex"),
+          : requestHash({
+              kind: input.kind,
+              queue,
+              payload,
+              priority,
+              maxAttempts,
+              runAt: runAt?.toISOString() ?? null,
+              delayMs
+            }),
       traceContext: input.traceContext ?? captured ?? null
     }
   }

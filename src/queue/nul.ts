@@ -7,6 +7,7 @@
  * other job's with it).
  */
 import type { Issue } from "../domain/errors.ts"
+import { type PathNode, toPath } from "./nesting.ts"
 
 const nul = "\u0000"
 const replacement = "\uFFFD"
@@ -22,23 +23,43 @@ const unstorable = (text: string, what: string) =>
       ? `${what} a lone UTF-16 surrogate, which is not Unicode and cannot be stored`
       : undefined
 
-/** Where a JSON value holds NUL or a lone surrogate, one issue per string or key. */
-export const nulIssues = (value: unknown, path: ReadonlyArray<string | number> = []): Array<Issue> => {
-  if (typeof value === "string") {
-    const message = unstorable(value, "contains")
-    return message === undefined ? [] : [{ path, message }]
+/**
+ * Where a JSON value holds NUL or a lone surrogate, one issue per string or key. A loop over an explicit
+ * stack, not recursion, and a path is built only for a string or key it reports: the walk is linear in
+ * the value's size whatever its depth.
+ */
+export const nulIssues = (value: unknown): Array<Issue> => {
+  const issues: Array<Issue> = []
+  // an entry is a value to look into, or (with `keyMessage`) a key already found unstorable
+  const pending: Array<{
+    readonly value: unknown
+    readonly path: PathNode | undefined
+    readonly keyMessage?: string
+  }> = [{ value, path: undefined }]
+  while (pending.length > 0) {
+    const { value: current, path, keyMessage } = pending.pop()!
+    if (keyMessage !== undefined) {
+      issues.push({ path: toPath(path), message: keyMessage })
+    } else if (typeof current === "string") {
+      const message = unstorable(current, "contains")
+      if (message !== undefined) issues.push({ path: toPath(path), message })
+    } else if (Array.isArray(current)) {
+      for (let i = current.length - 1; i >= 0; i--) {
+        pending.push({ value: current[i], path: { segment: i, parent: path } })
+      }
+    } else if (current !== null && typeof current === "object") {
+      const keys = Object.keys(current)
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const key = keys[i]!
+        const at = { segment: key, parent: path }
+        pending.push({ value: (current as Record<string, unknown>)[key], path: at })
+        // popped first: a key's issue comes before its value's
+        const message = unstorable(key, "key contains")
+        if (message !== undefined) pending.push({ value: undefined, path: at, keyMessage: message })
+      }
+    }
   }
-  if (Array.isArray(value)) return value.flatMap((item, i) => nulIssues(item, [...path, i]))
-  if (value !== null && typeof value === "object") {
-    return Object.entries(value).flatMap(([key, item]) => {
-      const message = unstorable(key, "key contains")
-      return [
-        ...(message === undefined ? [] : [{ path: [...path, key], message }]),
-        ...nulIssues(item, [...path, key])
-      ]
-    })
-  }
-  return []
+  return issues
 }
 
 /** Text with each NUL and each lone surrogate replaced by U+FFFD. */
@@ -47,24 +68,21 @@ export const replaceNulText = (text: string) => {
   return loneSurrogate.test(withoutNul) ? withoutNul.replace(loneSurrogates, replacement) : withoutNul
 }
 
-/** A JSON value with each NUL in its strings and keys replaced by U+FFFD. */
-const replaceNul = (value: unknown): unknown => {
-  if (typeof value === "string") return replaceNulText(value)
-  if (Array.isArray(value)) return value.map(replaceNul)
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [replaceNulText(key), replaceNul(item)])
-    )
-  }
-  return value
-}
+/**
+ * In JSON text from `JSON.stringify`: an escaped backslash (kept as it is), or the escape of a NUL or of a
+ * lone surrogate (`JSON.stringify` writes a surrogate pair as is, so an escaped surrogate is a lone one).
+ * Matched left to right, so an escaped backslash followed by the text "u0000" is not taken for a NUL.
+ */
+const unstorableEscape = /\\(?:\\|u0000|ud[89a-f][0-9a-f]{2})/gi
 
-/** `JSON.stringify(value)`, as text `jsonb` accepts: a NUL or lone surrogate in any string or key becomes U+FFFD. */
+/**
+ * `JSON.stringify(value)`, as text `jsonb` accepts: a NUL or lone surrogate in any string or key becomes
+ * U+FFFD. Done on the text, in one pass: no walk over the value, however deep the worker's result nests.
+ */
 export const jsonbText = (value: unknown): string => {
   const text = JSON.stringify(value)
-  // JSON.stringify writes NUL as the escape \u0000 and a lone surrogate as \udXXX (a pair it writes as is);
-  // without those sequences there is nothing to replace
+  // without those escapes there is nothing to replace
   return text.includes("\\u0000") || /\\ud[89a-f]/i.test(text)
-    ? JSON.stringify(replaceNul(JSON.parse(text)))
+    ? text.replace(unstorableEscape, (found) => (found === "\\\\" ? found : replacement))
     : text
 }

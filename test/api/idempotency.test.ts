@@ -1,8 +1,10 @@
 import { describe, expect, it } from "bun:test"
+import { connect } from "node:net"
 import { JobRepo } from "../../src/queue/JobRepo.ts"
-import { json, setupApiTests } from "../support/api.ts"
+import { expectProblem, json, serve, setupApiTests } from "../support/api.ts"
 
-const { postJson, run } = await setupApiTests(import.meta.file)
+const { postJson, run, handler } = await setupApiTests(import.meta.file)
+const baseUrl = new URL(serve(handler))
 
 const uniqueKey = () => `key-${crypto.randomUUID()}`
 let n = 0
@@ -115,5 +117,87 @@ describe("Idempotency-Key", () => {
     )
     expect(response.status).toBe(422)
     expect((await json(response)).errors[0].path).toEqual(["headers", "idempotency-key"])
+  })
+})
+
+/**
+ * POST /jobs over a raw socket, the Idempotency-Key header written as the UTF-8 bytes of `key` (fetch and
+ * Headers refuse anything but Latin-1, a client in another language need not). Returns status and body.
+ */
+const postWithRawKey = (key: string, body: unknown) =>
+  new Promise<{ status: number; body: any }>((resolve, reject) => {
+    const payload = Buffer.from(JSON.stringify(body))
+    const head = Buffer.concat([
+      Buffer.from(`POST /jobs HTTP/1.1\r\nHost: ${baseUrl.host}\r\nContent-Type: application/json\r\n`),
+      Buffer.from(`Content-Length: ${payload.length}\r\nConnection: close\r\nIdempotency-Key: `),
+      Buffer.from(key, "utf8"),
+      Buffer.from("\r\n\r\n")
+    ])
+    const socket = connect(Number(baseUrl.port), baseUrl.hostname, () =>
+      socket.write(Buffer.concat([head, payload]))
+    )
+    const chunks: Array<Buffer> = []
+    // the server closes the connection after its answer (Connection: close); a half-close of ours could
+    // read as the client going away before a slower answer
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+    socket.on("error", reject)
+    socket.on("close", () => {
+      const text = Buffer.concat(chunks).toString("utf8")
+      const status = Number(text.split(" ")[1])
+      const start = text.indexOf("{")
+      resolve({
+        status,
+        body: start === -1 ? undefined : JSON.parse(text.slice(start, text.lastIndexOf("}") + 1))
+      })
+    })
+  })
+
+describe("idempotency keys are printable ASCII, in the header and the body alike", () => {
+  const notAscii = "Expected printable ASCII (0x20-0x7E), not starting or ending with a space"
+
+  it("a UTF-8 header key is a 422 naming the header, not a garbled key that makes a second job", async () => {
+    const queue = uniqueQueue()
+    for (const key of ["заказ-42", "café", "order-\u{1F600}", "ключ".repeat(60)]) {
+      const { status, body } = await postWithRawKey(key, { kind: "noop", payload: {}, queue })
+      expect({ key, status }).toEqual({ key, status: 422 })
+      expect(body.type).toBe("urn:jobq:problem:validation-failed")
+      expect(body.errors.map((issue: { path: Array<string> }) => issue.path)).toContainEqual([
+        "headers",
+        "idempotency-key"
+      ])
+    }
+    expect(await jobsIn(queue)).toHaveLength(0)
+  })
+
+  it("the same keys in the body are refused by the same rule", async () => {
+    const queue = uniqueQueue()
+    for (const key of ["заказ-42", "café", "tab\there", " leading", "trailing ", "", "x".repeat(256)]) {
+      const problem = await expectProblem(
+        await postJson("/jobs", { kind: "noop", payload: {}, queue, idempotencyKey: key }),
+        422,
+        "validation-failed"
+      )
+      expect(problem.errors.map((issue: { path: Array<string> }) => issue.path.join("."))).toContain(
+        "body.idempotencyKey"
+      )
+    }
+    const [issue] = (
+      await json(await postJson("/jobs", { kind: "noop", payload: {}, queue, idempotencyKey: "café" }))
+    ).errors
+    expect(issue.message).toBe(notAscii)
+    expect(await jobsIn(queue)).toHaveLength(0)
+  })
+
+  it("an ASCII key of 255 characters, spaces inside, is one key whether sent in the header or the body", async () => {
+    const queue = uniqueQueue()
+    const key = `a b~!${"x".repeat(250)}`
+    expect(key).toHaveLength(255)
+    const byHeader = await postWithRawKey(key, { kind: "noop", payload: {}, queue })
+    expect(byHeader.status).toBe(201)
+    expect(byHeader.body.idempotencyKey).toBe(key)
+    const byBody = await postJson("/jobs", { kind: "noop", payload: {}, queue, idempotencyKey: key })
+    expect(byBody.status).toBe(200)
+    expect((await json(byBody)).id).toBe(byHeader.body.id)
+    expect(await jobsIn(queue)).toHaveLength(1)
   })
 })

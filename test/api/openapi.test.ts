@@ -95,6 +95,71 @@ describe("the OpenAPI document", () => {
     expect(spec.paths["/health"].get.security).toEqual([])
   })
 
+  it("passes `redocly lint` (pinned @redocly/cli, its recommended rules) with no error and no warning", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jobq-redocly-"))
+    const file = join(dir, "openapi.json")
+    writeFileSync(file, JSON.stringify(await served()))
+    const lint = spawnSync(
+      join(root, "node_modules", ".bin", "redocly"),
+      // /health answers no client error, so the rule that every operation has a 4xx does not apply to it
+      ["lint", file, "--format=json", "--skip-rule", "operation-4xx-response"],
+      {
+        cwd: dir,
+        encoding: "utf8",
+        env: { ...process.env, REDOCLY_TELEMETRY: "off", REDOCLY_SUPPRESS_UPDATE_NOTICE: "true" }
+      }
+    )
+    expect(lint.error).toBeUndefined()
+    const report = JSON.parse(lint.stdout) as {
+      totals: { errors: number; warnings: number }
+      problems: Array<{ ruleId: string; message: string; location: Array<{ pointer: string }> }>
+    }
+    const problems = report.problems.map((p) => `${p.ruleId} at ${p.location[0]?.pointer}: ${p.message}`)
+    expect(problems).toEqual([])
+    expect(report.totals).toMatchObject({ errors: 0, warnings: 0 })
+    expect(lint.status).toBe(0)
+  }, 60_000)
+
+  it("gives Swagger UI a valid example body per kind, and every one of them is accepted as it is", async () => {
+    const spec = await served()
+    const single = spec.paths["/jobs"].post.requestBody.content["application/json"].examples
+    expect(Object.keys(single)).toEqual(["noop", "sleep", "flaky", "cpu_hash"])
+    for (const [kind, example] of Object.entries<any>(single)) {
+      expect(spec.components.schemas[`NewJob_${kind}`].title).toBe(kind)
+      const response = await request("/jobs", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(example.value)
+      })
+      expect({ kind, status: response.status }).toEqual({ kind, status: 201 })
+    }
+    const batch = spec.paths["/jobs/batch"].post.requestBody.content["application/json"].examples
+    const [only] = Object.values<any>(batch)
+    const response = await request("/jobs/batch", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(only.value)
+    })
+    expect(response.status).toBe(200)
+    expect((await response.json()).jobs).toHaveLength(4)
+  })
+
+  it("names components plainly and bounds integers by what they mean, not by 2^53", async () => {
+    const spec = await served()
+    expect(Object.keys(spec.components.schemas).filter((name) => name.endsWith("Encoded"))).toEqual([])
+    const text = JSON.stringify(spec)
+    expect(text).not.toContain(String(Number.MAX_SAFE_INTEGER))
+    expect(text).not.toContain('"anyOf":[]')
+    const job = spec.components.schemas.Job.properties
+    expect(job.priority).toMatchObject({ minimum: -32768, maximum: 32767 })
+    expect(job.maxAttempts).toMatchObject({ minimum: 1, maximum: 1000 })
+    expect(job.result.anyOf).toBeUndefined()
+    expect(spec.components.schemas.NewJob_sleep.properties.queue.pattern).toBe("^[A-Za-z0-9_.:-]{1,128}$")
+    expect(spec.servers).toEqual([{ url: "/", description: "The server that serves this document" }])
+    expect(spec.info.license.identifier).toBe("Apache-2.0")
+    for (const tag of spec.tags) expect(typeof tag.description).toBe("string")
+  })
+
   it("types the enqueue body as a union discriminated on kind, one member per kind", async () => {
     const spec = await served()
     const newJob = spec.components.schemas.NewJob

@@ -4,7 +4,7 @@
  */
 import { afterAll, expect } from "bun:test"
 import { Layer, Redacted } from "effect"
-import { ApiConfig, DatabaseConfig } from "../../src/Config.ts"
+import { ApiConfig, DatabaseConfig, PayloadConfig } from "../../src/Config.ts"
 import * as Database from "../../src/db/Database.ts"
 import { demoKinds } from "../../src/domain/DemoKinds.ts"
 import type { JobKind } from "../../src/domain/JobKind.ts"
@@ -16,6 +16,8 @@ export interface ApiSettings {
   readonly maxBodyBytes?: number
   readonly publicDocs?: boolean
   readonly kinds?: ReadonlyArray<JobKind>
+  /** MAX_PAYLOAD_DEPTH; unset: the default, as when an application provides no `PayloadConfig`. */
+  readonly maxPayloadDepth?: number
 }
 
 /** A web handler for the API on the database at `url`; disposed after the file's tests. */
@@ -35,7 +37,10 @@ export const webHandler = (url: string, settings: ApiSettings = {}) => {
           ...(settings.maxBodyBytes === undefined ? {} : { maxBodyBytes: settings.maxBodyBytes }),
           ...(settings.publicDocs === undefined ? {} : { publicDocs: settings.publicDocs })
         })
-      )
+      ),
+      settings.maxPayloadDepth === undefined
+        ? (layer) => layer
+        : Layer.provide(PayloadConfig.layer({ maxDepth: settings.maxPayloadDepth }))
     )
   )
   afterAll(dispose)

@@ -124,7 +124,7 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        UnauthorizedEncoded: {
+        Unauthorized: {
             detail?: string;
             instance?: string;
             /** @enum {string} */
@@ -134,7 +134,7 @@ export interface components {
             /** @enum {string} */
             title?: "A valid bearer token is required";
         };
-        InternalErrorEncoded: {
+        InternalError: {
             detail?: string;
             instance?: string;
             /** @enum {string} */
@@ -144,7 +144,7 @@ export interface components {
             /** @enum {string} */
             title?: "The server failed to answer; it was logged";
         };
-        DatabaseUnavailableEncoded: {
+        DatabaseUnavailable: {
             detail?: string;
             instance?: string;
             /** @enum {string} */
@@ -160,7 +160,7 @@ export interface components {
             /** @enum {string} */
             database: "up";
         };
-        JobStateConflictEncoded: {
+        JobStateConflict: {
             detail?: string;
             instance?: string;
             jobId: string;
@@ -173,7 +173,7 @@ export interface components {
             /** @enum {string} */
             title?: "The job is in a state this operation does not apply to";
         };
-        JobNotFoundEncoded: {
+        JobNotFound: {
             detail?: string;
             instance?: string;
             jobId: string;
@@ -192,11 +192,15 @@ export interface components {
             id: string;
             queue: string;
             kind: string;
+            /** @description The payload, as its kind's schema encodes it */
             payload: unknown;
             /** @enum {string} */
             status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
+            /** @description Lower runs first; default 0 */
             priority: number;
+            /** @description Attempts started so far */
             attempts: number;
+            /** @description Attempts before the job fails permanently; default 5 */
             maxAttempts: number;
             runAt: string;
             leaseOwner: string | null;
@@ -210,7 +214,8 @@ export interface components {
                 error: string;
                 retryDelayMs: number | null;
             }[];
-            result: unknown | null;
+            /** @description What the handler succeeded with (any JSON); null until the job succeeds */
+            result: unknown;
             createdAt: string;
             startedAt: string | null;
             finishedAt: string | null;
@@ -228,7 +233,7 @@ export interface components {
             outcome: "cancelled";
             job: components["schemas"]["Job"];
         };
-        ValidationFailedEncoded: {
+        ValidationFailed: {
             detail?: string;
             instance?: string;
             errors: components["schemas"]["ProblemIssue"][];
@@ -250,7 +255,7 @@ export interface components {
             /** @description Pass as `cursor` for the next page; null on the last page */
             nextCursor: string | null;
         };
-        IdempotencyConflictEncoded: {
+        IdempotencyConflict: {
             detail?: string;
             instance?: string;
             idempotencyKey: string;
@@ -262,7 +267,7 @@ export interface components {
             /** @enum {string} */
             title?: "The idempotency key was already used with a different request";
         };
-        UnsupportedMediaTypeEncoded: {
+        UnsupportedMediaType: {
             detail?: string;
             instance?: string;
             accepted: string[];
@@ -273,7 +278,7 @@ export interface components {
             /** @enum {string} */
             title?: "The request body must be application/json";
         };
-        PayloadTooLargeEncoded: {
+        PayloadTooLarge: {
             detail?: string;
             instance?: string;
             maxBytes: number;
@@ -284,7 +289,7 @@ export interface components {
             /** @enum {string} */
             title?: "The request body is too large";
         };
-        MalformedJsonEncoded: {
+        MalformedJson: {
             detail?: string;
             instance?: string;
             /** @enum {string} */
@@ -318,12 +323,29 @@ export interface components {
         };
         /** @description A job to enqueue, discriminated on `kind` */
         NewJob: components["schemas"]["NewJob_noop"] | components["schemas"]["NewJob_sleep"] | components["schemas"]["NewJob_flaky"] | components["schemas"]["NewJob_cpu_hash"];
+        /**
+         * cpu_hash
+         * @description Deterministic CPU work: SHA-256 chained `rounds` times over `seed`.
+         * @example {
+         *       "kind": "cpu_hash",
+         *       "payload": {
+         *         "seed": "hello",
+         *         "rounds": 1000
+         *       }
+         *     }
+         */
         NewJob_cpu_hash: {
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
              */
             kind: "cpu_hash";
+            /**
+             * @example {
+             *       "seed": "hello",
+             *       "rounds": 1000
+             *     }
+             */
             payload: {
                 seed: string;
                 rounds: number;
@@ -332,20 +354,39 @@ export interface components {
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
             runAt?: string;
             /** @description Run no sooner than this many milliseconds from now */
             delayMs?: number;
             /** @description Attempts before the job fails permanently; default 5 */
             maxAttempts?: number;
-            /** @description Makes the enqueue safe to repeat; the Idempotency-Key header wins */
+            /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
         };
+        /**
+         * flaky
+         * @description Fails its first `failTimes` attempts, then succeeds.
+         * @example {
+         *       "kind": "flaky",
+         *       "payload": {
+         *         "failTimes": 2
+         *       }
+         *     }
+         */
         NewJob_flaky: {
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
              */
             kind: "flaky";
+            /**
+             * @example {
+             *       "failTimes": 2
+             *     }
+             */
             payload: {
                 failTimes: number;
             };
@@ -353,20 +394,39 @@ export interface components {
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
             runAt?: string;
             /** @description Run no sooner than this many milliseconds from now */
             delayMs?: number;
             /** @description Attempts before the job fails permanently; default 5 */
             maxAttempts?: number;
-            /** @description Makes the enqueue safe to repeat; the Idempotency-Key header wins */
+            /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
         };
+        /**
+         * sleep
+         * @description Sleeps for `ms` milliseconds; interruptible at any point.
+         * @example {
+         *       "kind": "sleep",
+         *       "payload": {
+         *         "ms": 500
+         *       }
+         *     }
+         */
         NewJob_sleep: {
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
              */
             kind: "sleep";
+            /**
+             * @example {
+             *       "ms": 500
+             *     }
+             */
             payload: {
                 ms: number;
             };
@@ -374,31 +434,51 @@ export interface components {
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
             runAt?: string;
             /** @description Run no sooner than this many milliseconds from now */
             delayMs?: number;
             /** @description Attempts before the job fails permanently; default 5 */
             maxAttempts?: number;
-            /** @description Makes the enqueue safe to repeat; the Idempotency-Key header wins */
+            /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
         };
+        /**
+         * noop
+         * @description Does nothing and succeeds. Its payload is `{}`.
+         * @example {
+         *       "kind": "noop",
+         *       "payload": {}
+         *     }
+         */
         NewJob_noop: {
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
              */
             kind: "noop";
-            payload: unknown;
+            /**
+             * @description An empty object
+             * @example {}
+             */
+            payload: Record<string, never>;
             /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
             runAt?: string;
             /** @description Run no sooner than this many milliseconds from now */
             delayMs?: number;
             /** @description Attempts before the job fails permanently; default 5 */
             maxAttempts?: number;
-            /** @description Makes the enqueue safe to repeat; the Idempotency-Key header wins */
+            /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
         };
     };
@@ -442,7 +522,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["UnauthorizedEncoded"];
+                    "application/problem+json": components["schemas"]["Unauthorized"];
                 };
             };
             /** @description The request does not match the schema */
@@ -451,7 +531,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["ValidationFailedEncoded"];
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
                 };
             };
             /** @description The server failed to answer; it was logged */
@@ -460,7 +540,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["InternalErrorEncoded"];
+                    "application/problem+json": components["schemas"]["InternalError"];
                 };
             };
             /** @description The database is unavailable; retry later */
@@ -471,7 +551,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["DatabaseUnavailableEncoded"];
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
                 };
             };
         };
@@ -516,7 +596,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["MalformedJsonEncoded"];
+                    "application/problem+json": components["schemas"]["MalformedJson"];
                 };
             };
             /** @description A valid bearer token is required */
@@ -527,7 +607,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["UnauthorizedEncoded"];
+                    "application/problem+json": components["schemas"]["Unauthorized"];
                 };
             };
             /** @description The idempotency key was already used with a different request */
@@ -536,7 +616,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["IdempotencyConflictEncoded"];
+                    "application/problem+json": components["schemas"]["IdempotencyConflict"];
                 };
             };
             /** @description The request body is too large */
@@ -545,7 +625,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["PayloadTooLargeEncoded"];
+                    "application/problem+json": components["schemas"]["PayloadTooLarge"];
                 };
             };
             /** @description The request body must be application/json */
@@ -554,7 +634,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["UnsupportedMediaTypeEncoded"];
+                    "application/problem+json": components["schemas"]["UnsupportedMediaType"];
                 };
             };
             /** @description The request does not match the schema */
@@ -563,7 +643,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["ValidationFailedEncoded"];
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
                 };
             };
             /** @description The server failed to answer; it was logged */
@@ -572,7 +652,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["InternalErrorEncoded"];
+                    "application/problem+json": components["schemas"]["InternalError"];
                 };
             };
             /** @description The database is unavailable; retry later */
@@ -583,7 +663,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["DatabaseUnavailableEncoded"];
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
                 };
             };
         };
@@ -616,7 +696,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["MalformedJsonEncoded"];
+                    "application/problem+json": components["schemas"]["MalformedJson"];
                 };
             };
             /** @description A valid bearer token is required */
@@ -627,7 +707,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["UnauthorizedEncoded"];
+                    "application/problem+json": components["schemas"]["Unauthorized"];
                 };
             };
             /** @description The idempotency key was already used with a different request */
@@ -636,7 +716,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["IdempotencyConflictEncoded"];
+                    "application/problem+json": components["schemas"]["IdempotencyConflict"];
                 };
             };
             /** @description The request body is too large */
@@ -645,7 +725,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["PayloadTooLargeEncoded"];
+                    "application/problem+json": components["schemas"]["PayloadTooLarge"];
                 };
             };
             /** @description The request body must be application/json */
@@ -654,7 +734,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["UnsupportedMediaTypeEncoded"];
+                    "application/problem+json": components["schemas"]["UnsupportedMediaType"];
                 };
             };
             /** @description The request does not match the schema */
@@ -663,7 +743,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["ValidationFailedEncoded"];
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
                 };
             };
             /** @description The server failed to answer; it was logged */
@@ -672,7 +752,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["InternalErrorEncoded"];
+                    "application/problem+json": components["schemas"]["InternalError"];
                 };
             };
             /** @description The database is unavailable; retry later */
@@ -683,7 +763,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["DatabaseUnavailableEncoded"];
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
                 };
             };
         };
@@ -716,7 +796,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["UnauthorizedEncoded"];
+                    "application/problem+json": components["schemas"]["Unauthorized"];
                 };
             };
             /** @description No such job */
@@ -725,7 +805,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["JobNotFoundEncoded"];
+                    "application/problem+json": components["schemas"]["JobNotFound"];
                 };
             };
             /** @description The server failed to answer; it was logged */
@@ -734,7 +814,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["InternalErrorEncoded"];
+                    "application/problem+json": components["schemas"]["InternalError"];
                 };
             };
             /** @description The database is unavailable; retry later */
@@ -745,7 +825,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["DatabaseUnavailableEncoded"];
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
                 };
             };
         };
@@ -787,7 +867,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["UnauthorizedEncoded"];
+                    "application/problem+json": components["schemas"]["Unauthorized"];
                 };
             };
             /** @description No such job */
@@ -796,7 +876,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["JobNotFoundEncoded"];
+                    "application/problem+json": components["schemas"]["JobNotFound"];
                 };
             };
             /** @description The job is in a state this operation does not apply to */
@@ -805,7 +885,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["JobStateConflictEncoded"];
+                    "application/problem+json": components["schemas"]["JobStateConflict"];
                 };
             };
             /** @description The server failed to answer; it was logged */
@@ -814,7 +894,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["InternalErrorEncoded"];
+                    "application/problem+json": components["schemas"]["InternalError"];
                 };
             };
             /** @description The database is unavailable; retry later */
@@ -825,7 +905,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["DatabaseUnavailableEncoded"];
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
                 };
             };
         };
@@ -858,7 +938,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["UnauthorizedEncoded"];
+                    "application/problem+json": components["schemas"]["Unauthorized"];
                 };
             };
             /** @description No such job */
@@ -867,7 +947,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["JobNotFoundEncoded"];
+                    "application/problem+json": components["schemas"]["JobNotFound"];
                 };
             };
             /** @description The job is in a state this operation does not apply to */
@@ -876,7 +956,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["JobStateConflictEncoded"];
+                    "application/problem+json": components["schemas"]["JobStateConflict"];
                 };
             };
             /** @description The server failed to answer; it was logged */
@@ -885,7 +965,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["InternalErrorEncoded"];
+                    "application/problem+json": components["schemas"]["InternalError"];
                 };
             };
             /** @description The database is unavailable; retry later */
@@ -896,7 +976,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["DatabaseUnavailableEncoded"];
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
                 };
             };
         };
@@ -925,7 +1005,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["InternalErrorEncoded"];
+                    "application/problem+json": components["schemas"]["InternalError"];
                 };
             };
             /** @description The database is unavailable; retry later */
@@ -936,7 +1016,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["DatabaseUnavailableEncoded"];
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
                 };
             };
         };
@@ -967,7 +1047,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["UnauthorizedEncoded"];
+                    "application/problem+json": components["schemas"]["Unauthorized"];
                 };
             };
             /** @description The server failed to answer; it was logged */
@@ -976,7 +1056,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["InternalErrorEncoded"];
+                    "application/problem+json": components["schemas"]["InternalError"];
                 };
             };
         };
