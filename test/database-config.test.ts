@@ -1,9 +1,11 @@
 import { afterAll, describe, expect, it } from "bun:test"
+import { SQL } from "bun"
 import { ConfigProvider, Effect, Exit, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { DatabaseConfig } from "../src/Config.ts"
 import * as Database from "../src/db/Database.ts"
 import { emptyDatabase } from "./support/database.ts"
+import { waitFor } from "./support/runtime.ts"
 
 const url = "postgres://postgres@127.0.0.1:5432/postgres"
 
@@ -50,47 +52,65 @@ afterAll(db.drop)
 
 describe("a multiplexed pool", () => {
   /**
-   * Runs `count` statements at once on a pool of `count` connections; each sleeps 50 ms, so all are in
-   * flight together (every one is issued before the first connection even opens), and the one at `failing`
-   * divides by zero. Answers each statement's backend and the pool's backends in pg_stat_activity after.
+   * Issues `count` statements at once on a pool that may open `count` connections. Each waits for an
+   * advisory lock this test holds (the one at `failing` divides by zero instead), and the test releases it
+   * only once `waiting` backends of the pool wait for it, so the statements are in flight together. Answers
+   * each statement's backend and the pool's backends in pg_stat_activity after.
    */
-  const concurrently = (multiplex: number, count: number, failing?: number) => {
+  const concurrently = async (multiplex: number, count: number, waiting: number, failing?: number) => {
     const applicationName = `jobq-multiplex-${multiplex}-${Math.random().toString(36).slice(2, 8)}`
-    return Effect.runPromise(
-      Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
-        const results = yield* Effect.forEach(
-          Array.from({ length: count }, (_, i) => i),
-          (i) =>
-            (i === failing
-              ? sql`SELECT pg_backend_pid() AS pid, 1 / 0 AS nothing`
-              : sql`SELECT pg_backend_pid() AS pid, pg_sleep(0.05)::text AS slept`
-            ).pipe(
-              Effect.map((rows) => ({ ok: true as const, pid: Number(rows[0]!.pid) })),
-              Effect.catch(() => Effect.succeed({ ok: false as const, pid: 0 }))
-            ),
-          { concurrency: "unbounded" }
+    const holder = new SQL({ url: db.url, max: 1 })
+    await holder`SELECT pg_advisory_lock(4242)`
+    try {
+      const done = Effect.runPromise(
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const results = yield* Effect.forEach(
+            Array.from({ length: count }, (_, i) => i),
+            (i) =>
+              (i === failing
+                ? sql`SELECT pg_backend_pid() AS pid, 1 / 0 AS nothing`
+                : sql`SELECT pg_backend_pid() AS pid, pg_advisory_xact_lock_shared(4242)::text AS locked`
+              ).pipe(
+                Effect.map((rows) => ({ ok: true as const, pid: Number(rows[0]!.pid) })),
+                Effect.catch(() => Effect.succeed({ ok: false as const, pid: 0 }))
+              ),
+            { concurrency: "unbounded" }
+          )
+          const sessions = yield* sql<{ backends: number }>`
+            SELECT count(*)::int AS backends FROM pg_stat_activity WHERE application_name = ${applicationName}`
+          const pids = new Set(results.filter((r) => r.ok).map((r) => r.pid))
+          return { results, pids: pids.size, backends: sessions[0]!.backends }
+        }).pipe(
+          Effect.provide(Database.layerUrl(db.url, { maxConnections: count, multiplex, applicationName }))
         )
-        const sessions = yield* sql<{ backends: number }>`
-          SELECT count(*)::int AS backends FROM pg_stat_activity WHERE application_name = ${applicationName}`
-        const pids = new Set(results.filter((r) => r.ok).map((r) => r.pid))
-        return { results, pids: pids.size, backends: sessions[0]!.backends }
-      }).pipe(
-        Effect.provide(Database.layerUrl(db.url, { maxConnections: count, multiplex, applicationName }))
       )
-    )
+      await waitFor(`${waiting} of the pool's backends to wait for the lock`, async () => {
+        const [{ n }] = await holder`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE application_name = ${applicationName} AND wait_event_type = 'Lock'`
+        if (n > waiting) throw new Error(`${n} of the pool's backends wait for the lock, not ${waiting}`)
+        return n === waiting ? true : undefined
+      })
+      await holder`SELECT pg_advisory_unlock(4242)`
+      return await done
+    } finally {
+      await holder.close()
+    }
   }
 
   it("pipelines statements in flight together on one connection, and a failing one fails alone", async () => {
-    const { results, pids, backends } = await concurrently(32, 8, 3)
+    // 8 statements at once on a pool that may open 8 connections: pipelined behind the first, which waits
+    // for the lock, they share its connection
+    const { results, pids, backends } = await concurrently(32, 8, 1, 3)
     expect(results.map((r) => r.ok)).toEqual([true, true, true, false, true, true, true, true])
-    // 8 statements at once on a pool that may open 8 connections: pipelined, they shared one
     expect(pids).toBe(1)
     expect(backends).toBe(1)
   })
 
   it("without multiplexing the same statements take one connection each", async () => {
-    const { results, pids, backends } = await concurrently(1, 8)
+    // all 8 wait for the lock at once, each on its own connection
+    const { results, pids, backends } = await concurrently(1, 8, 8)
     expect(results.every((r) => r.ok)).toBe(true)
     expect(pids).toBe(8)
     expect(backends).toBe(8)
