@@ -5,10 +5,24 @@
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { ApiConfig } from "../Config.ts"
-import { JobKinds } from "../domain/JobKind.ts"
+import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import * as KindsFromEnv from "../domain/kindsFromEnv.ts"
 import * as BunServer from "./BunServer.ts"
 import { apiLayer } from "./handler.ts"
+
+/**
+ * A connection waiting for its answer stays open for a minute, not Bun's 10 s: a request waits at most
+ * `API_DATABASE_ACQUIRE_TIMEOUT` for the database, and Postgres bounds its statements, but statements
+ * pipelined behind one that waits on a lock wait in turn; closing the connection would leave the client
+ * without the 503 that tells it nothing happened.
+ */
+const serverLimits = { idleTimeout: 60 }
+
+/** The API for `kinds` on Bun.serve; needs the database and `ApiConfig`. */
+export const serve = (kinds: ReadonlyArray<JobKind>, options: { readonly port: number }) =>
+  HttpRouter.serve(apiLayer(kinds), { disableLogger: true }).pipe(
+    Layer.provide(BunServer.layer({ port: options.port, ...serverLimits }))
+  )
 
 export const layerFromEnv = Layer.unwrap(
   Effect.gen(function* () {
@@ -17,8 +31,6 @@ export const layerFromEnv = Layer.unwrap(
     yield* Effect.logInfo(
       `jobq API on http://localhost:${port} (Swagger UI http://localhost:${port}/docs), kinds: ${kinds.names.join(", ")}`
     )
-    return HttpRouter.serve(apiLayer(kinds.all), { disableLogger: true }).pipe(
-      Layer.provide(BunServer.layer({ port }))
-    )
+    return serve(kinds.all, { port })
   })
 ).pipe(Layer.provide(KindsFromEnv.layer), Layer.provide(ApiConfig.fromEnv))
