@@ -11,12 +11,18 @@ import * as BunServer from "./BunServer.ts"
 import { apiLayer } from "./handler.ts"
 
 /**
- * A connection waiting for its answer stays open for a minute, not Bun's 10 s: a request waits at most
- * `API_DATABASE_ACQUIRE_TIMEOUT` for the database, and Postgres bounds its statements, but statements
- * pipelined behind one that waits on a lock wait in turn; closing the connection would leave the client
- * without the 503 that tells it nothing happened.
+ * Bun's own limits, set so that every answer comes from the API:
+ *
+ * - no body limit of Bun's: it answers a `Content-Length` over its limit (128 MiB by default) with a bare
+ *   413 before the API sees the request. `MAX_BODY_BYTES` is enforced by the API on every body it reads
+ *   (a declared length over it is refused before a byte is read), and a body it does not read is not
+ *   buffered.
+ * - a connection waiting for its answer stays open for a minute, not Bun's 10 s: a request waits at most
+ *   `API_DATABASE_ACQUIRE_TIMEOUT` for the database, and Postgres bounds its statements, but statements
+ *   pipelined behind one that waits on a lock wait in turn; closing the connection would leave the client
+ *   without the 503 that tells it nothing happened.
  */
-const serverLimits = { idleTimeout: 60 }
+const serverLimits = { maxRequestBodySize: Number.MAX_SAFE_INTEGER, idleTimeout: 60 }
 
 /** The API for `kinds` on Bun.serve; needs the database and `ApiConfig`. */
 export const serve = (kinds: ReadonlyArray<JobKind>, options: { readonly port: number }) =>
