@@ -254,12 +254,12 @@ describe(`chaos (${profile}): the database`, () => {
   )
 
   it("what backend_kill found, pinned: a server out of connection slots or shutting down is a 503, not a 500", () => {
-    const failure = (code: string, message: string) =>
+    const failure = (code: string, message: string, operation: "connect" | "query" = "connect") =>
       new SqlError.SqlError({
         reason: new SqlError.UnknownError({
           cause: Object.assign(new Error(message), { code }),
-          message: "PgConnection: Failed to connect",
-          operation: "connect"
+          message: operation === "connect" ? "PgConnection: Failed to connect" : "PgConnection: Query failed",
+          operation
         })
       })
     for (const [code, message] of [
@@ -269,7 +269,9 @@ describe(`chaos (${profile}): the database`, () => {
     ] as const) {
       expect(toUnavailable(failure(code, message))?.detail).toContain(code)
     }
-    // a genuine defect stays a 500
-    expect(toUnavailable(failure("22P02", "invalid input syntax"))).toBeUndefined()
+    // a session the server terminates under a running statement is a 503 too
+    expect(toUnavailable(failure("57P01", "terminating connection", "query"))?.detail).toContain("57P01")
+    // a statement's genuine defect stays a 500
+    expect(toUnavailable(failure("22P02", "invalid input syntax", "query"))).toBeUndefined()
   })
 })
