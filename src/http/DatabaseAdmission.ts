@@ -31,6 +31,38 @@ export type Guard = <A, E, R>(
 ) => Effect.Effect<A, Exclude<E, SqlError.SqlError> | DatabaseUnavailable, R>
 
 /**
+ * Admission to `capacity` places: a request runs at once while a place is free (no timer, no fiber);
+ * otherwise it waits for one, racing `timeout`, which gives up only while the request still waits: once
+ * admitted, the work runs to its end. A permit is taken and its release registered in one step
+ * (`withPermits`), so giving up never leaks one.
+ */
+export const admission = (capacity: number, timeout: Duration.Duration) => {
+  const places = Semaphore.makeUnsafe(capacity)
+  const full = Effect.fail(
+    new DatabaseUnavailable({
+      detail: `no connection to the database came free within ${Duration.format(timeout)} (every place in the pool is taken); nothing was sent; retry later`
+    })
+  )
+  const waitForPlace = <A, E, R>(work: Effect.Effect<A, E, R>) =>
+    Effect.suspend(() => {
+      let admitted = false
+      return Effect.raceFirst(
+        places.withPermits(1)(
+          Effect.suspend(() => {
+            admitted = true
+            return work
+          })
+        ),
+        Effect.sleep(timeout).pipe(Effect.andThen(Effect.suspend(() => (admitted ? Effect.never : full))))
+      )
+    })
+  return <A, E, R>(work: Effect.Effect<A, E, R>): Effect.Effect<A, E | DatabaseUnavailable, R> =>
+    Effect.flatMap(places.withPermitsIfAvailable(1)(work), (ran) =>
+      Option.isSome(ran) ? Effect.succeed(ran.value) : waitForPlace(work)
+    )
+}
+
+/**
  * The guard every database-backed handler runs its work through: admission, then the work unbounded by the
  * API (the database bounds it), its `SqlError`s mapped by `orUnavailable`. Without a Postgres pool (the
  * embedded driver, one in-process connection) there is no lock to wait on and no admission.
@@ -39,20 +71,7 @@ export const make: Effect.Effect<Guard, never, ApiConfig> = Effect.gen(function*
   const { databaseAcquireTimeout } = yield* ApiConfig
   const pg = yield* Effect.serviceOption(PgClient.PgClient)
   if (Option.isNone(pg)) return orUnavailable
-  const places = Semaphore.makeUnsafe(capacityOf(pg.value.config))
-  const full = Effect.fail(
-    new DatabaseUnavailable({
-      detail: `no connection to the database came free within ${Duration.format(databaseAcquireTimeout)} (every place in the pool is taken); nothing was sent; retry later`
-    })
-  )
-  const admitted = places
-    .take(1)
-    .pipe(Effect.timeoutOrElse({ duration: databaseAcquireTimeout, orElse: () => full }))
-  const guard: Guard = (work) =>
-    orUnavailable(
-      Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(restore(admitted), () => Effect.ensuring(restore(work), places.release(1)))
-      )
-    )
+  const admit = admission(capacityOf(pg.value.config), databaseAcquireTimeout)
+  const guard: Guard = (work) => orUnavailable(admit(work))
   return guard
 })

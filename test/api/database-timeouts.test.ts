@@ -135,7 +135,35 @@ describe("a statement blocked longer than the API waits: 503, and nothing change
   })
 })
 
+/** Until one of the API's statements waits for a lock on the server. */
+const apiWaitsForLock = () =>
+  waitFor("an API statement to wait for its lock", async () => {
+    const [{ waiting }] = await admin`
+      SELECT count(*)::int AS waiting FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = ${apiApplicationName}
+        AND wait_event_type = 'Lock'`
+    return waiting > 0 ? true : undefined
+  })
+
 describe("no room at the database", () => {
+  it("a request behind one that holds the only place runs once the lock goes, within the timeout", async () => {
+    const narrow = webHandler(api.db.url, {
+      database: { maxConnections: 1, multiplex: 1, lockTimeout: "5 seconds" },
+      databaseAcquireTimeout: "5 seconds"
+    })
+    const [first, second] = [crypto.randomUUID(), crypto.randomUUID()]
+    const answers = await whileHeld(jobsTable, async () => {
+      const firstAnswer = postJob(narrow, first)
+      await apiWaitsForLock()
+      // the second waits for the one place; the lock goes with this function
+      return { firstAnswer, secondAnswer: postJob(narrow, second) }
+    })
+    expect((await answers.firstAnswer).status).toBe(201)
+    expect((await answers.secondAnswer).status).toBe(201)
+    expect(await countMarked(first)).toBe(1)
+    expect(await countMarked(second)).toBe(1)
+  })
+
   it("a request that finds every place in the pool taken is answered 503 within API_DATABASE_ACQUIRE_TIMEOUT, having sent nothing", async () => {
     // one connection carrying one statement; the one request holding it waits up to 5 s on a lock
     const narrow = webHandler(api.db.url, {
@@ -146,13 +174,7 @@ describe("no room at the database", () => {
     const { firstAnswer } = await whileHeld(jobsTable, async () => {
       const firstAnswer = postJob(narrow, first)
       // the first request's insert is on the server, waiting for the lock
-      await waitFor("the first insert to wait for its lock", async () => {
-        const [{ waiting }] = await admin`
-          SELECT count(*)::int AS waiting FROM pg_stat_activity
-          WHERE datname = current_database() AND application_name = ${apiApplicationName}
-            AND wait_event_type = 'Lock'`
-        return waiting > 0 ? true : undefined
-      })
+      await apiWaitsForLock()
       const started = Date.now()
       const problem = await expectUnavailable(await postJob(narrow, second))
       expect(Date.now() - started).toBeLessThan(3000)
