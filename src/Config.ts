@@ -20,7 +20,41 @@ const atLeastOne = (name: string, fallback: number) =>
     return yield* invalidSetting(`${name} must be 1 or more, got ${n}`)
   })
 
-/** DATABASE_URL, DATABASE_POOL_MAX, DATABASE_CONNECT_TIMEOUT, DATABASE_PREPARE, DATABASE_MULTIPLEX. */
+/**
+ * A duration setting that may be turned off: unset takes `fallback`, `0` (or any zero duration) means none.
+ */
+const optionalDuration = (name: string, fallback: Duration.Input | undefined) =>
+  Effect.map(
+    Config.option(
+      Config.Duration(name).pipe(
+        Config.orElse(() => Config.Literal("0", name).pipe(Config.map(() => Duration.zero)))
+      )
+    ),
+    (value) => {
+      const chosen =
+        value._tag === "Some"
+          ? value.value
+          : fallback === undefined
+            ? undefined
+            : Duration.fromInputUnsafe(fallback)
+      return chosen === undefined || Duration.isZero(chosen) ? undefined : chosen
+    }
+  )
+
+/** What a program's pool uses unless the environment says otherwise. */
+export interface DatabaseDefaults {
+  /** Statements that may share one connection, pipelined (`DATABASE_MULTIPLEX`); default 1, off. */
+  readonly multiplex?: number | undefined
+  /** Postgres's `statement_timeout` for the pool's sessions (`DATABASE_STATEMENT_TIMEOUT`); default none. */
+  readonly statementTimeout?: Duration.Input | undefined
+  /** Postgres's `lock_timeout` for the pool's sessions (`DATABASE_LOCK_TIMEOUT`); default none. */
+  readonly lockTimeout?: Duration.Input | undefined
+}
+
+/**
+ * DATABASE_URL, DATABASE_POOL_MAX, DATABASE_CONNECT_TIMEOUT, DATABASE_PREPARE, DATABASE_MULTIPLEX,
+ * DATABASE_STATEMENT_TIMEOUT, DATABASE_LOCK_TIMEOUT.
+ */
 export class DatabaseConfig extends Context.Service<
   DatabaseConfig,
   {
@@ -35,6 +69,14 @@ export class DatabaseConfig extends Context.Service<
      * (1: each statement has a connection to itself). Transactions and LISTEN always get their own.
      */
     readonly multiplex: number
+    /**
+     * DATABASE_STATEMENT_TIMEOUT: Postgres's `statement_timeout` on every connection of the pool, sent in
+     * the startup packet (no round trip per statement); the server cancels and rolls back a statement that
+     * runs longer. Undefined: none.
+     */
+    readonly statementTimeout: Duration.Duration | undefined
+    /** DATABASE_LOCK_TIMEOUT: Postgres's `lock_timeout`, the same way: how long one statement may wait for a lock. */
+    readonly lockTimeout: Duration.Duration | undefined
   }
 >()("jobq/Config/DatabaseConfig") {
   /**
@@ -45,7 +87,19 @@ export class DatabaseConfig extends Context.Service<
    */
   static readonly apiMultiplex = 32
 
-  static readonly fromEnv = (applicationName: string, defaults: { readonly multiplex?: number } = {}) =>
+  /**
+   * The API program's pool. Postgres bounds every statement the API sends, so the API never has to give up
+   * on one it sent: a request answered 503 changed nothing (docs/api.md, "503 vs 500"). Lock waits get the
+   * shorter bound because statements pipelined on one connection run one after another: a statement that
+   * waits on a lock holds up those behind it.
+   */
+  static readonly apiDefaults: DatabaseDefaults = {
+    multiplex: DatabaseConfig.apiMultiplex,
+    statementTimeout: "5 seconds",
+    lockTimeout: "1 second"
+  }
+
+  static readonly fromEnv = (applicationName: string, defaults: DatabaseDefaults = {}) =>
     Layer.effect(
       DatabaseConfig,
       Effect.gen(function* () {
@@ -63,13 +117,15 @@ export class DatabaseConfig extends Context.Service<
           connectTimeout: yield* duration("DATABASE_CONNECT_TIMEOUT", "5 seconds"),
           prepare: yield* Config.Boolean("DATABASE_PREPARE").pipe(Config.withDefault(true)),
           multiplex: yield* atLeastOne("DATABASE_MULTIPLEX", defaults.multiplex ?? 1),
+          statementTimeout: yield* optionalDuration("DATABASE_STATEMENT_TIMEOUT", defaults.statementTimeout),
+          lockTimeout: yield* optionalDuration("DATABASE_LOCK_TIMEOUT", defaults.lockTimeout),
           applicationName
         })
       })
     )
 }
 
-/** PORT, API_TOKENS, API_PUBLIC_DOCS, MAX_BODY_BYTES: the HTTP API's settings (docs/api.md). */
+/** PORT, API_TOKENS, API_PUBLIC_DOCS, MAX_BODY_BYTES, API_DATABASE_ACQUIRE_TIMEOUT: the HTTP API's settings (docs/api.md). */
 export class ApiConfig extends Context.Service<
   ApiConfig,
   {
@@ -85,9 +141,21 @@ export class ApiConfig extends Context.Service<
     readonly publicDocs: boolean
     /** MAX_BODY_BYTES: largest request body read (default 1 MiB); larger ones are answered 413. */
     readonly maxBodyBytes: number
+    /**
+     * API_DATABASE_ACQUIRE_TIMEOUT: how long a request may wait for room at the database (a free place in
+     * the pool) before it is answered 503, with nothing sent (default 3 seconds). Once a request's
+     * statements are sent, the database bounds them (DATABASE_STATEMENT_TIMEOUT, DATABASE_LOCK_TIMEOUT).
+     */
+    readonly databaseAcquireTimeout: Duration.Duration
   }
 >()("jobq/Config/ApiConfig") {
-  static readonly defaults = { port: 8080, tokens: [], publicDocs: true, maxBodyBytes: 1024 * 1024 }
+  static readonly defaults = {
+    port: 8080,
+    tokens: [],
+    publicDocs: true,
+    maxBodyBytes: 1024 * 1024,
+    databaseAcquireTimeout: Duration.seconds(3)
+  }
   static readonly layer = (settings: Partial<ApiConfig["Service"]> = {}) =>
     Layer.succeed(ApiConfig, ApiConfig.of({ ...ApiConfig.defaults, ...settings }))
   static readonly fromEnv = Layer.effect(
@@ -106,6 +174,10 @@ export class ApiConfig extends Context.Service<
         ),
         maxBodyBytes: yield* Config.Int("MAX_BODY_BYTES").pipe(
           Config.withDefault(ApiConfig.defaults.maxBodyBytes)
+        ),
+        databaseAcquireTimeout: yield* duration(
+          "API_DATABASE_ACQUIRE_TIMEOUT",
+          ApiConfig.defaults.databaseAcquireTimeout
         )
       })
     })

@@ -13,7 +13,7 @@ import * as Logging from "./telemetry/Logging.ts"
 import * as Tracing from "./telemetry/Tracing.ts"
 
 const ApiLive = ApiProgram.layerFromEnv.pipe(
-  Layer.provide(Database.layerFromEnv("jobq-api", { multiplex: DatabaseConfig.apiMultiplex })),
+  Layer.provide(Database.layerFromEnv("jobq-api", DatabaseConfig.apiDefaults)),
   // OTLP traces when OTEL_EXPORTER_OTLP_ENDPOINT is set: enqueued jobs then carry the request's trace
   Layer.provide(Tracing.layerFromEnv("jobq-api")),
   Layer.provide(Logging.layerFromEnv)

@@ -1,15 +1,15 @@
 import { afterAll, describe, expect, it } from "bun:test"
 import { SQL } from "bun"
-import { ConfigProvider, Effect, Exit, Layer } from "effect"
+import { ConfigProvider, Duration, Effect, Exit, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { DatabaseConfig } from "../src/Config.ts"
+import { DatabaseConfig, type DatabaseDefaults } from "../src/Config.ts"
 import * as Database from "../src/db/Database.ts"
 import { emptyDatabase } from "./support/database.ts"
 import { waitFor } from "./support/runtime.ts"
 
 const url = "postgres://postgres@127.0.0.1:5432/postgres"
 
-const configWith = (env: Record<string, string>, defaults?: { readonly multiplex?: number }) =>
+const configWith = (env: Record<string, string>, defaults?: DatabaseDefaults) =>
   Effect.runPromise(
     Effect.exit(
       Effect.gen(function* () {
@@ -49,6 +49,50 @@ describe("DATABASE_MULTIPLEX", () => {
 
 const db = await emptyDatabase(import.meta.file)
 afterAll(db.drop)
+describe("DATABASE_STATEMENT_TIMEOUT and DATABASE_LOCK_TIMEOUT", () => {
+  const timeouts = async (env: Record<string, string>, defaults?: DatabaseDefaults) => {
+    const exit = await configWith({ DATABASE_URL: url, ...env }, defaults)
+    if (Exit.isFailure(exit)) throw new Error(String(exit.cause))
+    const ms = (d: Duration.Duration | undefined) => (d === undefined ? undefined : Duration.toMillis(d))
+    return { statement: ms(exit.value.statementTimeout), lock: ms(exit.value.lockTimeout) }
+  }
+
+  it("are none unless the program (the API: 5 s and 1 s) or the environment sets them; 0 turns one off", async () => {
+    expect(await timeouts({})).toEqual({ statement: undefined, lock: undefined })
+    expect(await timeouts({}, DatabaseConfig.apiDefaults)).toEqual({ statement: 5000, lock: 1000 })
+    expect(
+      await timeouts(
+        { DATABASE_STATEMENT_TIMEOUT: "0", DATABASE_LOCK_TIMEOUT: "250 millis" },
+        DatabaseConfig.apiDefaults
+      )
+    ).toEqual({ statement: undefined, lock: 250 })
+  })
+
+  it("reach every session of the pool as the server's own settings", async () => {
+    const settings = await Effect.runPromise(
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        return yield* sql<{ statement: string; lock: string }>`
+          SELECT current_setting('statement_timeout') AS statement, current_setting('lock_timeout') AS lock`
+      }).pipe(
+        Effect.provide(
+          Database.layer.pipe(
+            Layer.provide(
+              DatabaseConfig.fromEnv("test", DatabaseConfig.apiDefaults).pipe(
+                Layer.provide(
+                  ConfigProvider.layer(
+                    ConfigProvider.fromUnknown({ DATABASE_URL: url, DATABASE_LOCK_TIMEOUT: "2 seconds" })
+                  )
+                )
+              )
+            )
+          )
+        )
+      )
+    )
+    expect(settings).toEqual([{ statement: "5s", lock: "2s" }])
+  })
+})
 
 describe("a multiplexed pool", () => {
   /**

@@ -218,7 +218,7 @@ const variablesIn = (text: string) => {
   const patterns = [
     /Config\.\w+\(\s*"([A-Z][A-Z0-9_]*)"/g, // Config.String("NAME")
     /Config\.\w+\(\s*\[[^\]]*\]\s*,\s*"([A-Z][A-Z0-9_]*)"/g, // Config.Literals([...], "NAME")
-    /\bduration\(\s*"([A-Z][A-Z0-9_]*)"/g, // the Config.ts helper
+    /\b(?:duration|optionalDuration|atLeastOne)\(\s*"([A-Z][A-Z0-9_]*)"/g, // the Config.ts helpers
     /(?:process|Bun)\.env\.([A-Z][A-Z0-9_]*)/g,
     /(?:process|Bun)\.env\[\s*"([A-Z][A-Z0-9_]*)"\s*\]/g
   ]

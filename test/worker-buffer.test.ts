@@ -75,6 +75,6 @@ describe("the worker's buffer (prefetch)", () => {
     const stillRunning = await queue.runPromise(
       Effect.flatMap(JobRepo, (r) => r.list({ status: "running", limit: 10 }))
     )
-    expect(stillRunning).toEqual([])
+    expect(stillRunning.jobs).toEqual([])
   })
 })

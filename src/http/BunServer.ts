@@ -18,6 +18,11 @@ export interface BunServerOptions {
   readonly hostname?: string | undefined
   /** Largest request body Bun accepts before our own limits apply (bytes). */
   readonly maxRequestBodySize?: number | undefined
+  /**
+   * Seconds a connection may stay silent before Bun closes it (Bun's default: 10), a request still waiting
+   * for its answer included: the client is then left without one.
+   */
+  readonly idleTimeout?: number | undefined
 }
 
 export const make = (options: BunServerOptions) =>
@@ -31,6 +36,7 @@ export const make = (options: BunServerOptions) =>
           ...(options.maxRequestBodySize === undefined
             ? {}
             : { maxRequestBodySize: options.maxRequestBodySize }),
+          ...(options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }),
           fetch: (request) => current(request)
         })
       ),

@@ -2,8 +2,8 @@
  * Router middleware, outside every route: what the router and the handlers leave unanswered still leaves in
  * the API's problem shape.
  *
- * - no route for the path -> 404 `RouteNotFound`; the path exists with other methods -> 405
- *   `MethodNotAllowed` with `Allow`
+ * - no route for the path -> 404 `RouteNotFound` (`routeNotFound`, answered before the router is asked);
+ *   the path exists with other methods -> 405 `MethodNotAllowed` with `Allow`
  * - a path the route table matches but the router refused: the router takes no parameter over 100
  *   characters, so `/jobs/<101+ characters>` arrives here; such an id names no job -> 404 `JobNotFound`, the
  *   answer the operation documents for any other id that is not a UUID
@@ -12,9 +12,9 @@
  * - every 503 carries `Retry-After`
  */
 import { Cause, Effect } from "effect"
-import { HttpServerError, HttpServerRequest, HttpServerRespondable, HttpServerResponse } from "effect/http"
+import { HttpServerError, HttpServerRespondable, HttpServerResponse } from "effect/http"
 import { InternalError, JobNotFound, MethodNotAllowed, RouteNotFound, retryAfterSeconds } from "./Problems.ts"
-import type { Match } from "./RouteTable.ts"
+import type { Resolved } from "./RouteTable.ts"
 
 const render = (problem: HttpServerRespondable.Respondable) => HttpServerRespondable.toResponse(problem)
 
@@ -33,44 +33,39 @@ const shorten = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}...
 const isRouteNotFound = (error: unknown) =>
   HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
 
+/** The 404 for a path no route has. */
+export const routeNotFound = (request: Resolved) =>
+  render(new RouteNotFound({ detail: `no route for ${request.method} ${shorten(request.pathname)}` }))
+
 export const middleware =
-  (matchRoute: (method: string, pathname: string) => Match) =>
+  (request: Resolved) =>
   <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-      app.pipe(
-        Effect.catchCause((cause) => {
-          const failure = Cause.findErrorOption(cause)
-          if (failure._tag === "Some" && isRouteNotFound(failure.value)) {
-            const pathname = new URL(request.url, "http://localhost").pathname
-            const match = matchRoute(request.method, pathname)
-            if (match._tag === "Matched" && match.route.includes(":id")) {
-              const id = idIn(match.route, pathname)
-              return render(
-                new JobNotFound({ jobId: id, detail: `no job with id ${shorten(id)}: not a UUID` })
-              )
-            }
-            return match._tag === "WrongMethod"
-              ? render(
-                  new MethodNotAllowed({
-                    allowed: match.allowed,
-                    detail: `${request.method} is not allowed on ${match.route}; use ${match.allowed.join(", ")}`
-                  })
-                ).pipe(Effect.map(HttpServerResponse.setHeader("allow", match.allowed.join(", "))))
-              : render(
-                  new RouteNotFound({
-                    detail: `no route for ${request.method} ${shorten(pathname)}`
-                  })
-                )
+    app.pipe(
+      Effect.catchCause((cause) => {
+        const failure = Cause.findErrorOption(cause)
+        if (failure._tag === "Some" && isRouteNotFound(failure.value)) {
+          const { match, method, pathname } = request
+          if (match._tag === "Matched" && match.route.includes(":id")) {
+            const id = idIn(match.route, pathname)
+            return render(new JobNotFound({ jobId: id, detail: `no job with id ${shorten(id)}: not a UUID` }))
           }
-          if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
-          return Effect.logError("request failed", cause).pipe(
-            Effect.andThen(render(new InternalError({ detail: "the failure was logged" })))
-          )
-        }),
-        Effect.map((response) =>
-          response.status === 503 && response.headers["retry-after"] === undefined
-            ? HttpServerResponse.setHeader(response, "retry-after", String(retryAfterSeconds))
-            : response
+          return match._tag === "WrongMethod"
+            ? render(
+                new MethodNotAllowed({
+                  allowed: match.allowed,
+                  detail: `${method} is not allowed on ${match.route}; use ${match.allowed.join(", ")}`
+                })
+              ).pipe(Effect.map(HttpServerResponse.setHeader("allow", match.allowed.join(", "))))
+            : routeNotFound(request)
+        }
+        if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+        return Effect.logError("request failed", cause).pipe(
+          Effect.andThen(render(new InternalError({ detail: "the failure was logged" })))
         )
+      }),
+      Effect.map((response) =>
+        response.status === 503 && response.headers["retry-after"] === undefined
+          ? HttpServerResponse.setHeader(response, "retry-after", String(retryAfterSeconds))
+          : response
       )
     )

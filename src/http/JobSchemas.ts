@@ -16,6 +16,7 @@ import {
   QueueName
 } from "../domain/Job.ts"
 import { enqueuePayload, type JobKind } from "../domain/JobKind.ts"
+import { maxPageBytes } from "../queue/Queue.ts"
 
 /** Most jobs one `POST /jobs/batch` may carry. */
 export const maxBatchSize = 1000
@@ -124,7 +125,7 @@ export const ListJobsQuery = {
 export const JobPage = Schema.Struct({
   jobs: Schema.Array(Job),
   nextCursor: Schema.NullOr(Schema.String).annotate({
-    description: "Pass as `cursor` for the next page; null on the last page"
+    description: `Pass as \`cursor\` for the next page; null on the last page. A page may hold fewer than \`limit\` jobs: it also ends once its jobs' payloads, results and errors pass ${maxPageBytes / 1024 / 1024} MiB (it always holds one)`
   })
 }).annotate({ identifier: "JobPage", description: "Jobs in id (creation) order" })
 

@@ -12,7 +12,7 @@ import { Queue } from "../queue/Queue.ts"
 import { jobsEnqueued } from "../telemetry/ApiMetrics.ts"
 import * as Series from "../telemetry/Series.ts"
 import type { JobqApi } from "./Api.ts"
-import { orUnavailable } from "./DatabaseErrors.ts"
+import * as DatabaseAdmission from "./DatabaseAdmission.ts"
 import type { NewJobRequest } from "./JobSchemas.ts"
 import {
   IdempotencyConflict,
@@ -55,6 +55,7 @@ export const makeJobsHandlers = (api: JobqApi) =>
     Effect.fn(function* (handlers) {
       const queue = yield* Queue
       const kinds = yield* JobKinds
+      const database = yield* DatabaseAdmission.make
       const context = yield* Effect.context<never>()
       const enqueuedCounters = new Map(
         kinds.all.map((kind) => [kind.name, Series.counter(context, jobsEnqueued, { kind: kind.name })])
@@ -93,7 +94,7 @@ export const makeJobsHandlers = (api: JobqApi) =>
             yield* countCreated([{ job, created }])
             return created ? job : HttpApiSchema.withHeaders({ body: job, headers: replayedHeaders })
           }).pipe(
-            orUnavailable,
+            database,
             Effect.catchTags({
               IdempotencyConflict: (e) => Effect.fail(idempotencyConflict(e)),
               UnknownJobKind: (e) => Effect.fail(invalid(e, ["body"])),
@@ -110,7 +111,7 @@ export const makeJobsHandlers = (api: JobqApi) =>
             yield* countCreated(enqueued)
             return { jobs: enqueued.map(({ job, created }) => ({ id: job.id, status: job.status, created })) }
           }).pipe(
-            orUnavailable,
+            database,
             Effect.catchTags({
               IdempotencyConflict: (e) => Effect.fail(idempotencyConflict(e)),
               UnknownJobKind: (e) => Effect.fail(invalid(e, ["body", "jobs", e.index ?? 0])),
@@ -120,15 +121,15 @@ export const makeJobsHandlers = (api: JobqApi) =>
 
         get: ({ params }) =>
           queue.get(params.id).pipe(
-            orUnavailable,
+            database,
             Effect.catchTag("JobNotFound", (e) => Effect.fail(notFound(e)))
           ),
 
-        list: ({ query }) => queue.list(query).pipe(orUnavailable),
+        list: ({ query }) => queue.list(query).pipe(database),
 
         cancel: ({ params }) =>
           queue.cancel(params.id).pipe(
-            orUnavailable,
+            database,
             Effect.map(({ outcome, job }) =>
               outcome === "cancelled" ? { outcome, job } : { outcome: "cancel_requested" as const, job }
             ),
@@ -140,7 +141,7 @@ export const makeJobsHandlers = (api: JobqApi) =>
 
         retry: ({ params }) =>
           queue.retry(params.id).pipe(
-            orUnavailable,
+            database,
             Effect.catchTags({
               JobNotFound: (e) => Effect.fail(notFound(e)),
               JobStateConflict: (e) => Effect.fail(stateConflict(e))

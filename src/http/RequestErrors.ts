@@ -6,7 +6,8 @@
  * - body is not JSON -> 400 `MalformedJson`
  * - body, query or headers break the schema -> 422 `ValidationFailed`, every issue with its path
  * - the path's job id is not a UUID -> 404 `JobNotFound` (a malformed id names no job)
- * - `Content-Type` is not `application/json` -> 415 `UnsupportedMediaType`
+ * - `Content-Type` is not `application/json`, or a `Content-Encoding` (ContentEncoding.ts) -> 415
+ *   `UnsupportedMediaType`
  * - body over `MAX_BODY_BYTES` -> 413 `PayloadTooLarge`; a `Content-Length` over it is refused before any
  *   byte is read, a chunked body as soon as the count passes it
  */
@@ -23,6 +24,7 @@ import { HttpApiError } from "effect/http-api"
 import { ApiConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import { RequestErrors } from "./Api.ts"
+import * as ContentEncoding from "./ContentEncoding.ts"
 import { newJobIdentifier, noKindMatches } from "./JobSchemas.ts"
 import {
   JobNotFound,
@@ -110,6 +112,8 @@ export const layer = Layer.effect(
         const header = request.headers["content-length"]
         const declared = header === undefined ? undefined : Number(header)
         if (declared !== undefined && declared > maxBodyBytes) return tooLarge
+        const encoded = ContentEncoding.refusal(request)
+        if (encoded !== undefined) return encoded
         return httpEffect.pipe(
           // A declared length within the limit is read in one piece (the server's HTTP parser frames the
           // body by it); only a body without one (chunked) is read as a stream and counted as it comes.

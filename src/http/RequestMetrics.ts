@@ -1,9 +1,9 @@
 /** Router middleware: counts each request and times it, labelled by route template, method and status. */
 import { type Context, Effect } from "effect"
-import { HttpServerRequest, type HttpServerResponse } from "effect/http"
+import type { HttpServerResponse } from "effect/http"
 import { requestSeconds, requestSecondsBoundaries, requests } from "../telemetry/ApiMetrics.ts"
 import * as Series from "../telemetry/Series.ts"
-import type { Match } from "./RouteTable.ts"
+import type { Match, Resolved } from "./RouteTable.ts"
 
 const methods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 const routeLabel = (match: Match) => (match._tag === "Unknown" ? "unmatched" : match.route)
@@ -25,28 +25,25 @@ const seriesFor = (context: Context.Context<never>) => {
   }
 }
 
-export const middleware = (
-  matchRoute: (method: string, pathname: string) => Match,
-  context: Context.Context<never>
-) => {
+export const middleware = (context: Context.Context<never>) => {
   const series = seriesFor(context)
-  return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-      const started = performance.now()
-      const record = (status: number) =>
-        Effect.sync(() => {
-          const pathname = new URL(request.url, "http://localhost").pathname
-          const { count, seconds } = series({
-            route: routeLabel(matchRoute(request.method, pathname)),
-            method: methods.has(request.method) ? request.method : "other",
-            status: String(status)
+  return (request: Resolved) =>
+    <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+      Effect.suspend(() => {
+        const started = performance.now()
+        const record = (status: number) =>
+          Effect.sync(() => {
+            const { count, seconds } = series({
+              route: routeLabel(request.match),
+              method: methods.has(request.method) ? request.method : "other",
+              status: String(status)
+            })
+            count.add(1)
+            seconds.observe((performance.now() - started) / 1000)
           })
-          count.add(1)
-          seconds.observe((performance.now() - started) / 1000)
-        })
-      return app.pipe(
-        Effect.tap((response) => record(response.status)),
-        Effect.onError(() => record(500))
-      )
-    })
+        return app.pipe(
+          Effect.tap((response) => record(response.status)),
+          Effect.onError(() => record(500))
+        )
+      })
 }

@@ -2,6 +2,12 @@
  * The routes the server answers, as method + template. Used where the router has not (or could not)
  * match: the route label of a request's metrics (the template, never the raw path, so labels stay
  * bounded) and the `Allow` list of a 405.
+ *
+ * It also decides which paths exist: a request whose path matches no template is answered 404 before it
+ * reaches the router (`Routes`), so routing and the metrics' route label cannot disagree. Effect's router
+ * on its own matched paths case-insensitively and took `/jobs//` for `/jobs/:id` with an empty id, while
+ * the label said `unmatched`. The rule: paths are case-sensitive, one trailing slash is ignored, no
+ * segment is empty.
  */
 export interface Route {
   readonly method: string
@@ -13,6 +19,13 @@ export type Match =
   | { readonly _tag: "Matched"; readonly route: string }
   | { readonly _tag: "WrongMethod"; readonly route: string; readonly allowed: ReadonlyArray<string> }
   | { readonly _tag: "Unknown" }
+
+/** One request's path and what the table makes of it, worked out once per request. */
+export interface Resolved {
+  readonly method: string
+  readonly pathname: string
+  readonly match: Match
+}
 
 const toPattern = (template: string) =>
   new RegExp(
@@ -30,7 +43,7 @@ export const fromApi = (api: {
     Object.values(group.endpoints).map((endpoint) => ({ method: endpoint.method, path: endpoint.path }))
   )
 
-export const make = (routes: ReadonlyArray<Route>) => {
+export const make = (routes: ReadonlyArray<Route>): ((method: string, pathname: string) => Match) => {
   const templates = new Map<string, { readonly pattern: RegExp; readonly methods: Set<string> }>()
   for (const route of routes) {
     const entry = templates.get(route.path) ?? { pattern: toPattern(route.path), methods: new Set<string>() }

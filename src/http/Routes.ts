@@ -4,7 +4,7 @@
  * problem shape for unrouted requests and defects, bearer auth).
  */
 import { Effect, Layer, type Types } from "effect"
-import { HttpRouter, type HttpServerRequest, type HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiSwagger } from "effect/http-api"
 import { ApiConfig } from "../Config.ts"
 import type { JobKind } from "../domain/JobKind.ts"
@@ -42,12 +42,17 @@ const routerMiddleware = (api: ReturnType<typeof makeApi>) =>
         { method: "GET", path: openApiPath },
         { method: "GET", path: docsPath }
       ])
-      const metrics = RequestMetrics.middleware(matchRoute, yield* Effect.context<never>())
-      const errors = ErrorResponses.middleware(matchRoute)
+      const metrics = RequestMetrics.middleware(yield* Effect.context<never>())
       const auth = BearerAuth.middleware(tokens, open)
-      // ErrorResponses answers every failure; only an interruption passes through
+      // ErrorResponses answers every failure; only an interruption passes through. A path the route table
+      // does not know is answered 404 without asking the router, which would match more (RouteTable).
       return (app: Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled>) =>
-        metrics(errors(auth(app))) as Effect.Effect<
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+          const pathname = new URL(request.url, "http://localhost").pathname
+          const resolved = { method: request.method, pathname, match: matchRoute(request.method, pathname) }
+          const routed = resolved.match._tag === "Unknown" ? ErrorResponses.routeNotFound(resolved) : app
+          return metrics(resolved)(ErrorResponses.middleware(resolved)(auth(routed)))
+        }) as Effect.Effect<
           HttpServerResponse.HttpServerResponse,
           Types.unhandled,
           HttpServerRequest.HttpServerRequest

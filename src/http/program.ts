@@ -5,10 +5,30 @@
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { ApiConfig, PayloadConfig } from "../Config.ts"
-import { JobKinds } from "../domain/JobKind.ts"
+import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import * as KindsFromEnv from "../domain/kindsFromEnv.ts"
 import * as BunServer from "./BunServer.ts"
 import { apiLayer } from "./handler.ts"
+
+/**
+ * Bun's own limits, set so that every answer comes from the API:
+ *
+ * - no body limit of Bun's: it answers a `Content-Length` over its limit (128 MiB by default) with a bare
+ *   413 before the API sees the request. `MAX_BODY_BYTES` is enforced by the API on every body it reads
+ *   (a declared length over it is refused before a byte is read), and a body it does not read is not
+ *   buffered.
+ * - a connection waiting for its answer stays open for a minute, not Bun's 10 s: a request waits at most
+ *   `API_DATABASE_ACQUIRE_TIMEOUT` for the database, and Postgres bounds its statements, but statements
+ *   pipelined behind one that waits on a lock wait in turn; closing the connection would leave the client
+ *   without the 503 that tells it nothing happened.
+ */
+const serverLimits = { maxRequestBodySize: Number.MAX_SAFE_INTEGER, idleTimeout: 60 }
+
+/** The API for `kinds` on Bun.serve; needs the database and `ApiConfig`. */
+export const serve = (kinds: ReadonlyArray<JobKind>, options: { readonly port: number }) =>
+  HttpRouter.serve(apiLayer(kinds), { disableLogger: true }).pipe(
+    Layer.provide(BunServer.layer({ port: options.port, ...serverLimits }))
+  )
 
 export const layerFromEnv = Layer.unwrap(
   Effect.gen(function* () {
@@ -17,9 +37,7 @@ export const layerFromEnv = Layer.unwrap(
     yield* Effect.logInfo(
       `jobq API on http://localhost:${port} (Swagger UI http://localhost:${port}/docs), kinds: ${kinds.names.join(", ")}`
     )
-    return HttpRouter.serve(apiLayer(kinds.all), { disableLogger: true }).pipe(
-      Layer.provide(BunServer.layer({ port }))
-    )
+    return serve(kinds.all, { port })
   })
 ).pipe(
   Layer.provide(KindsFromEnv.layer),

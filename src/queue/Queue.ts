@@ -25,6 +25,12 @@ export const defaultQueue = "default"
 export const defaultMaxAttempts = 5
 export const maxPageSize = 500
 export const defaultPageSize = 50
+/**
+ * A page also ends once its jobs hold this many bytes of payload, result and errors (JSON text): it always
+ * has at least one job, and the job that passes the budget is its last. A response then stays about this
+ * size whatever `limit` asks for.
+ */
+export const maxPageBytes = 4 * 1024 * 1024
 
 export interface ListQuery {
   readonly status?: JobStatus | undefined
@@ -228,17 +234,17 @@ const make = Effect.gen(function* () {
       // whole numbers in [1, maxPageSize]; NaN means "not given" (a fraction or NaN would reach SQL's LIMIT)
       const asked = query.limit === undefined || Number.isNaN(query.limit) ? defaultPageSize : query.limit
       const limit = Math.min(maxPageSize, Math.max(1, Math.floor(asked)))
-      const jobs = yield* repo.list({
+      const { jobs, more } = yield* repo.list({
         status: query.status,
         kind: query.kind,
         queue: query.queue,
         after: query.cursor,
-        limit: limit + 1
+        limit,
+        maxBytes: maxPageBytes
       })
-      const page = jobs.slice(0, limit)
       return {
-        jobs: page,
-        nextCursor: jobs.length > limit ? (page[page.length - 1]!.id as string) : null
+        jobs,
+        nextCursor: more ? (jobs[jobs.length - 1]!.id as string) : null
       } satisfies JobPage
     })
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "bun:test"
-import { setupApiTests, webHandler } from "../support/api.ts"
+import { jobEndpointRequests, setupApiTests, webHandler } from "../support/api.ts"
 
 const tokens = ["alpha-token-0123456789", "beta-token-9876543210"]
 const secured = await setupApiTests(import.meta.file, { tokens })
@@ -101,24 +101,7 @@ describe("/health", () => {
   })
 
   it("every endpoint that needs the database answers 503 with Retry-After, not 500", async () => {
-    const id = crypto.randomUUID()
-    const requests = [
-      new Request("http://api.test/jobs", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ kind: "noop", payload: {} })
-      }),
-      new Request("http://api.test/jobs/batch", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ jobs: [{ kind: "noop", payload: {} }] })
-      }),
-      new Request(`http://api.test/jobs/${id}`),
-      new Request("http://api.test/jobs"),
-      new Request(`http://api.test/jobs/${id}/cancel`, { method: "POST" }),
-      new Request(`http://api.test/jobs/${id}/retry`, { method: "POST" })
-    ]
-    for (const request of requests) {
+    for (const request of jobEndpointRequests()) {
       const response = await unreachable(request)
       expect(response.status).toBe(503)
       expect(response.headers.get("retry-after")).not.toBeNull()

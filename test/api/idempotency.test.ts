@@ -10,7 +10,8 @@ const uniqueKey = () => `key-${crypto.randomUUID()}`
 let n = 0
 const uniqueQueue = () => `api-idem-${++n}`
 
-const jobsIn = (queue: string) => run(JobRepo.use((repo) => repo.list({ queue, limit: 1000 })))
+const jobsIn = (queue: string) =>
+  run(JobRepo.use((repo) => repo.list({ queue, limit: 1000 }))).then((page) => page.jobs)
 
 const concurrentSameKey = async (count: number) => {
   const queue = uniqueQueue()

@@ -8,7 +8,7 @@ let n = 0
 const uniqueQueue = () => `api-jobs-${++n}`
 
 const countJobs = (queue: string) =>
-  run(JobRepo.use((repo) => repo.list({ queue, limit: 10_000 }))).then((jobs) => jobs.length)
+  run(JobRepo.use((repo) => repo.list({ queue, limit: 10_000 }))).then((page) => page.jobs.length)
 
 describe("POST /jobs and GET /jobs/{id}", () => {
   it("creates a job (201) with its defaults and reads it back", async () => {

@@ -25,7 +25,7 @@ const postUser = (path: string, body: unknown) =>
 let n = 0
 const uniqueQueue = () => `unknown-keys-${++n}`
 const countJobs = (queue: string) =>
-  run(JobRepo.use((repo) => repo.list({ queue, limit: 100 }))).then((jobs) => jobs.length)
+  run(JobRepo.use((repo) => repo.list({ queue, limit: 100 }))).then((page) => page.jobs.length)
 
 /** The 422's issue paths, sorted, each joined with dots. */
 const rejected = async (response: Response) => {

@@ -106,10 +106,9 @@ describe(`chaos (${profile}): the database`, () => {
           )
         )
       const first = await burst(pick(48, 300))
-      // 2. another session holds a row lock: cancels of that job block on it on every API connection (more
-      // cancels than one connection pipelines, so both connections get one), and reads then queue behind
-      // them. Nothing may hang: every request ends at the API's database deadline as a 503 that names the
-      // cause (a statement pipelined on a shared connection cannot be cancelled, so nothing frees them)
+      // 2. another session holds a row lock: cancels of that job block on it on both API connections, the
+      // reads pipelined behind them wait. Nothing may hang: Postgres ends each blocked cancel at the API's
+      // lock timeout (DATABASE_LOCK_TIMEOUT), a 503 that names the cause, and the reads then run
       const [held] = await chaos.enqueue("pool_exhaustion_held", 1, () => ({ sleepMs: 1 }))
       const holder = await chaos.pg.reserve()
       await holder`BEGIN`
@@ -177,10 +176,10 @@ describe(`chaos (${profile}): the database`, () => {
         drainMs
       })
       expect([...first, ...after].filter((a) => a.status !== 200 && a.status !== 201)).toEqual([])
-      // a cancel cannot finish while the row stays locked: each must end as the deadline's 503
+      // a cancel cannot finish while the row stays locked: each must end as the lock timeout's 503
       for (const answer of blocked) {
         expect(isUnavailable(answer)).toBe(true)
-        expect(answer.body.detail).toContain("did not answer within")
+        expect(answer.body.detail).toContain("lock")
       }
       // no connection was free for them while the lock was held: each must end as the deadline's 503 too
       expect(starved.length).toBe(6)
@@ -271,12 +270,12 @@ describe(`chaos (${profile}): the database`, () => {
   )
 
   it("what backend_kill found, pinned: a server out of connection slots or shutting down is a 503, not a 500", () => {
-    const failure = (code: string, message: string) =>
+    const failure = (code: string, message: string, operation: "connect" | "query" = "connect") =>
       new SqlError.SqlError({
         reason: new SqlError.UnknownError({
           cause: Object.assign(new Error(message), { code }),
-          message: "PgConnection: Failed to connect",
-          operation: "connect"
+          message: operation === "connect" ? "PgConnection: Failed to connect" : "PgConnection: Query failed",
+          operation
         })
       })
     for (const [code, message] of [
@@ -286,7 +285,9 @@ describe(`chaos (${profile}): the database`, () => {
     ] as const) {
       expect(toUnavailable(failure(code, message))?.detail).toContain(code)
     }
-    // a genuine defect stays a 500
-    expect(toUnavailable(failure("22P02", "invalid input syntax"))).toBeUndefined()
+    // a session the server terminates under a running statement is a 503 too
+    expect(toUnavailable(failure("57P01", "terminating connection", "query"))?.detail).toContain("57P01")
+    // a statement's genuine defect stays a 500
+    expect(toUnavailable(failure("22P02", "invalid input syntax", "query"))).toBeUndefined()
   })
 })

@@ -3,8 +3,8 @@
  * clients that need a socket, on a real port (`serve`). Everything is torn down after the file's tests.
  */
 import { afterAll, expect } from "bun:test"
-import { Layer, Redacted } from "effect"
-import { ApiConfig, DatabaseConfig, PayloadConfig } from "../../src/Config.ts"
+import { Duration, Layer, Redacted } from "effect"
+import { ApiConfig, DatabaseConfig, type DatabaseDefaults, PayloadConfig } from "../../src/Config.ts"
 import * as Database from "../../src/db/Database.ts"
 import { demoKinds } from "../../src/domain/DemoKinds.ts"
 import type { JobKind } from "../../src/domain/JobKind.ts"
@@ -18,7 +18,14 @@ export interface ApiSettings {
   readonly kinds?: ReadonlyArray<JobKind>
   /** MAX_PAYLOAD_DEPTH; unset: the default, as when an application provides no `PayloadConfig`. */
   readonly maxPayloadDepth?: number
+  /** The pool's settings over the API program's (`DatabaseConfig.apiDefaults`, 20 connections). */
+  readonly database?: DatabaseDefaults & { readonly maxConnections?: number }
+  /** API_DATABASE_ACQUIRE_TIMEOUT */
+  readonly databaseAcquireTimeout?: Duration.Input
 }
+
+/** The application_name of the test API's sessions (to find them in pg_stat_activity). */
+export const apiApplicationName = "jobq-api-tests"
 
 /** A web handler for the API on the database at `url`; disposed after the file's tests. */
 export const webHandler = (url: string, settings: ApiSettings = {}) => {
@@ -27,15 +34,19 @@ export const webHandler = (url: string, settings: ApiSettings = {}) => {
       Layer.provide(
         Database.layerUrl(url, {
           maxConnections: 20,
-          applicationName: "jobq-api-tests",
-          multiplex: DatabaseConfig.apiMultiplex
+          applicationName: apiApplicationName,
+          ...DatabaseConfig.apiDefaults,
+          ...settings.database
         })
       ),
       Layer.provide(
         ApiConfig.layer({
           tokens: (settings.tokens ?? []).map((token) => Redacted.make(token)),
           ...(settings.maxBodyBytes === undefined ? {} : { maxBodyBytes: settings.maxBodyBytes }),
-          ...(settings.publicDocs === undefined ? {} : { publicDocs: settings.publicDocs })
+          ...(settings.publicDocs === undefined ? {} : { publicDocs: settings.publicDocs }),
+          ...(settings.databaseAcquireTimeout === undefined
+            ? {}
+            : { databaseAcquireTimeout: Duration.fromInputUnsafe(settings.databaseAcquireTimeout) })
         })
       ),
       settings.maxPayloadDepth === undefined
@@ -67,6 +78,24 @@ export const serve = (handler: (request: Request) => Promise<Response>) => {
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: handler })
   afterAll(() => server.stop(true))
   return `http://127.0.0.1:${server.port}`
+}
+
+/** One request to each job endpoint, all of which need the database; `id` names the job for those that take one. */
+export const jobEndpointRequests = (id: string = crypto.randomUUID()) => {
+  const postJson = (path: string, body: unknown) =>
+    new Request(`http://api.test${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body)
+    })
+  return [
+    postJson("/jobs", { kind: "noop", payload: {} }),
+    postJson("/jobs/batch", { jobs: [{ kind: "noop", payload: {} }] }),
+    new Request(`http://api.test/jobs/${id}`),
+    new Request("http://api.test/jobs"),
+    new Request(`http://api.test/jobs/${id}/cancel`, { method: "POST" }),
+    new Request(`http://api.test/jobs/${id}/retry`, { method: "POST" })
+  ]
 }
 
 /** The response body as JSON, untyped (tests assert its shape). */

@@ -252,7 +252,7 @@ export interface components {
         /** @description Jobs in id (creation) order */
         JobPage: {
             jobs: components["schemas"]["Job"][];
-            /** @description Pass as `cursor` for the next page; null on the last page */
+            /** @description Pass as `cursor` for the next page; null on the last page. A page may hold fewer than `limit` jobs: it also ends once its jobs' payloads, results and errors pass 4 MiB (it always holds one) */
             nextCursor: string | null;
         };
         IdempotencyConflict: {
