@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from "bun:test"
 import { SqlError } from "effect/sql"
-import { DatabaseConfig } from "../../src/Config.ts"
 import { toUnavailable } from "../../src/http/DatabaseErrors.ts"
 import { waitFor } from "../support/runtime.ts"
 import { deadTuples, terminateBackends } from "./faults.ts"
@@ -91,7 +90,10 @@ describe(`chaos (${profile}): the database`, () => {
     async () => {
       const queue = "pool_exhaustion"
       const env = { DATABASE_POOL_MAX: "2" }
-      const api = await chaos.api(env)
+      // 4 statements pipelined per connection (the API's default is 32), so that a few blocked cancels fill
+      // every place of the pool: 2 connections x 4
+      const multiplex = 4
+      const api = await chaos.api({ ...env, DATABASE_MULTIPLEX: String(multiplex) })
       const worker = chaos.worker("pool-w", { ...env, WORKER_QUEUES: queue, WORKER_CONCURRENCY: "16" })
       const ids = await chaos.enqueue(queue, pick(200, 3000), jitter(5, 50))
       // 1. 48 concurrent requests on 2 connections: they queue for the pool and all finish
@@ -106,9 +108,10 @@ describe(`chaos (${profile}): the database`, () => {
           )
         )
       const first = await burst(pick(48, 300))
-      // 2. another session holds a row lock: cancels of that job block on it on both API connections, the
-      // reads pipelined behind them wait. Nothing may hang: Postgres ends each blocked cancel at the API's
-      // lock timeout (DATABASE_LOCK_TIMEOUT), a 503 that names the cause, and the reads then run
+      // 2. another session holds a row lock: cancels of that job take every place of the pool and block on it
+      // on both API connections; reads come after them. Nothing may hang: Postgres ends each blocked cancel at
+      // the API's lock timeout (DATABASE_LOCK_TIMEOUT, 1 s), a 503 that names the lock, and each read either
+      // runs once a place frees (200) or gives up waiting for one (503, nothing sent)
       const [held] = await chaos.enqueue("pool_exhaustion_held", 1, () => ({ sleepMs: 1 }))
       const holder = await chaos.pg.reserve()
       await holder`BEGIN`
@@ -118,7 +121,7 @@ describe(`chaos (${profile}): the database`, () => {
       const heldFor = Date.now()
       try {
         const cancels = Promise.all(
-          Array.from({ length: DatabaseConfig.apiMultiplex + 8 }, () =>
+          Array.from({ length: 2 * multiplex }, () =>
             call(api.url, "POST", `/jobs/${held}/cancel`, undefined, {}, 30_000)
           )
         )
@@ -181,12 +184,8 @@ describe(`chaos (${profile}): the database`, () => {
         expect(isUnavailable(answer)).toBe(true)
         expect(answer.body.detail).toContain("lock")
       }
-      // no connection was free for them while the lock was held: each must end as the deadline's 503 too
       expect(starved.length).toBe(6)
-      for (const answer of starved) {
-        expect(isUnavailable(answer)).toBe(true)
-        expect(answer.body.detail).toContain("did not answer within")
-      }
+      for (const answer of starved) expect(answer.status === 200 || isUnavailable(answer)).toBe(true)
       expect(Math.max(...[...blocked, ...starved].map((a) => a.ms))).toBeLessThan(20_000)
       expectNothingLost(verdict)
       expect(worker.process.exitCode).toBeNull()
