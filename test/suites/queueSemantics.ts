@@ -115,12 +115,12 @@ export const queueSemantics = async (driver: Driver) => {
       const queue = uniqueQueue()
       const job = await enqueue({ queue, priority: 2, idempotencyKey: `${queue}-key` })
       const [first] = await claim("w1", queue)
-      expect(first).toEqual({ ...(await get(job.id)), traceContext: null })
+      expect(first).toEqual({ ...(await get(job.id)), traceContext: null, recordStartFirst: false })
       await run(
         JobRepo.use((r) => r.fail("w1", { id: job.id, error: "boom", retryDelayMs: 0, permanent: false }))
       )
       const [second] = await claim("w2", queue)
-      expect(second).toEqual({ ...(await get(job.id)), traceContext: null })
+      expect(second).toEqual({ ...(await get(job.id)), traceContext: null, recordStartFirst: false })
       expect(second).toMatchObject({ attempts: 2, lastError: "boom", leaseOwner: "w2" })
     })
 
@@ -205,10 +205,31 @@ export const queueSemantics = async (driver: Driver) => {
       expect(await run(JobRepo.use((r) => r.release("w1", [job.id])))).toEqual([job.id])
       expect(await get(job.id)).toMatchObject({ status: "queued", attempts: 0 })
       await claim("w2", queue, 1)
+      // its handler started (the worker's lease renewal says so), so the crashed attempt counts
+      await run(JobRepo.use((r) => r.renewLeases("w2", [{ id: job.id, started: true }], 1)))
       await Bun.sleep(20)
       const rescued = await run(JobRepo.use((r) => r.rescueExpired()))
       expect(rescued.map((r) => r.id)).toContain(job.id)
       expect(await get(job.id)).toMatchObject({ status: "retrying", attempts: 1, leaseOwner: null })
+    })
+
+    it("rescue refunds the attempt of a job whose start was never recorded, and says to record it first", async () => {
+      const queue = uniqueQueue()
+      const job = await enqueue({ queue, maxAttempts: 1 })
+      const [claimed] = await claim("w1", queue, 1)
+      expect(claimed).toMatchObject({ attempts: 1, recordStartFirst: false })
+      await Bun.sleep(20)
+      const rescued = await run(JobRepo.use((r) => r.rescueExpired()))
+      expect(rescued.find((r) => r.id === job.id)).toMatchObject({ status: "queued", refunded: true })
+      const refunded = await get(job.id)
+      expect(refunded).toMatchObject({ status: "queued", attempts: 0 })
+      expect(refunded.errors.map((e) => e.error)).toEqual([
+        "lease expired: worker w1 stopped renewing it before recording that the job started; attempt not counted"
+      ])
+      const [again] = await claim("w2", queue)
+      expect(again).toMatchObject({ id: job.id, attempts: 1, recordStartFirst: true })
+      expect(await run(JobRepo.use((r) => r.markStarted("w1", [job.id])))).toEqual([])
+      expect(await run(JobRepo.use((r) => r.markStarted("w2", [job.id])))).toEqual([job.id])
     })
 
     it("an idempotency key returns the first job for a repeat and conflicts for another request", async () => {
