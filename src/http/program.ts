@@ -7,7 +7,7 @@ import { HttpRouter } from "effect/http"
 import { ApiConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import * as KindsFromEnv from "../domain/kindsFromEnv.ts"
-import * as BunServer from "./BunServer.ts"
+import * as Listen from "../platform/Listen.ts"
 import { apiLayer } from "./handler.ts"
 
 export const layerFromEnv = Layer.unwrap(
@@ -18,7 +18,7 @@ export const layerFromEnv = Layer.unwrap(
       `jobq API on http://localhost:${port} (Swagger UI http://localhost:${port}/docs), kinds: ${kinds.names.join(", ")}`
     )
     return HttpRouter.serve(apiLayer(kinds.all), { disableLogger: true }).pipe(
-      Layer.provide(BunServer.layer({ port }))
+      Layer.provide(Listen.layer("PORT", port))
     )
   })
 ).pipe(Layer.provide(KindsFromEnv.layer), Layer.provide(ApiConfig.fromEnv))

@@ -2,7 +2,7 @@
 import { Config, Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { SqlClient } from "effect/sql"
-import * as BunServer from "../http/BunServer.ts"
+import * as Listen from "../platform/Listen.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
 import { WorkerPool } from "./WorkerPool.ts"
 
@@ -51,6 +51,8 @@ export const layer = Layer.unwrap(
   Effect.gen(function* () {
     const port = yield* Config.Int("WORKER_METRICS_PORT").pipe(Config.withDefault(9091))
     if (port === 0) return Layer.empty
-    return HttpRouter.serve(routes, { disableLogger: true }).pipe(Layer.provide(BunServer.layer({ port })))
+    return HttpRouter.serve(routes, { disableLogger: true }).pipe(
+      Layer.provide(Listen.layer("WORKER_METRICS_PORT", port))
+    )
   })
 )

@@ -28,6 +28,7 @@ import {
 } from "effect"
 import { RetryConfig, WorkerConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
+import { StopNow } from "../platform/Main.ts"
 import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
@@ -44,6 +45,7 @@ const make = Effect.gen(function* () {
   const repo = yield* JobRepo
   const kinds = yield* JobKinds
   const { workerId, concurrency, prefetch } = config
+  const stopNow = yield* StopNow
   const leaseMs = Duration.toMillis(config.lease)
   const capacity = concurrency + prefetch
   // refill once the buffer is half empty (with no prefetch: as soon as a slot frees)
@@ -286,7 +288,8 @@ const make = Effect.gen(function* () {
   yield* Effect.forkScoped(Notifier.subscribe(Notifier.channels.cancel, (id) => stop(id, "cancel")))
 
   // Shutdown: stop claiming and starting; give buffered jobs straight back; let running jobs finish within
-  // the grace period; then interrupt the rest, which `Settlement` releases.
+  // the grace period, or until a stop now is asked for (a second signal); then interrupt the rest, which
+  // `Settlement` releases.
   yield* Effect.addFinalizer(() =>
     Effect.gen(function* () {
       accepting = false
@@ -316,14 +319,23 @@ const make = Effect.gen(function* () {
         yield* Effect.logInfo(`shutting down: released ${released.length} buffered jobs`)
       }
       if (running.size === 0) return
+      const ids = [...running.keys()]
+      const named =
+        ids.length > 10 ? `${ids.slice(0, 10).join(", ")} and ${ids.length - 10} more` : ids.join(", ")
       yield* Effect.logInfo(
-        `shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${running.size} jobs`
+        `shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${ids.length} running ` +
+          `jobs (${named}); a second SIGINT or SIGTERM (Ctrl-C again) stops them now and releases them to the queue`
       )
-      const drained = yield* Fiber.awaitAll([...running.values()]).pipe(
-        Effect.timeoutOption(config.shutdownGrace)
+      const outcome = yield* Fiber.awaitAll([...running.values()]).pipe(
+        Effect.as("drained" as const),
+        Effect.timeoutOrElse({
+          duration: config.shutdownGrace,
+          orElse: () => Effect.succeed("grace over" as const)
+        }),
+        Effect.raceFirst(Effect.as(stopNow, "stop now" as const))
       )
-      if (drained._tag === "None") {
-        yield* Effect.logWarning(`grace period over: releasing ${running.size} jobs`)
+      if (outcome !== "drained") {
+        yield* Effect.logWarning(`${outcome}: interrupting and releasing ${running.size} running jobs`)
         yield* Fiber.interruptAll([...running.values()])
       }
     }).pipe(Effect.annotateLogs({ module: "WorkerPool" }))
