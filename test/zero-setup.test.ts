@@ -1,24 +1,40 @@
 import { afterAll, describe, expect, it } from "bun:test"
-import { mkdtemp, rm } from "node:fs/promises"
-import { tmpdir } from "node:os"
+import { existsSync } from "node:fs"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { hostname, tmpdir } from "node:os"
 import { fileURLToPath } from "node:url"
 import { freePort, waitUntilHealthy } from "./support/ports.ts"
 import { waitFor } from "./support/runtime.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const dataDir = await mkdtemp(`${tmpdir()}/jobq-zero-setup-`)
-afterAll(() => rm(dataDir, { recursive: true, force: true }))
+afterAll(async () => {
+  for (const path of [
+    dataDir,
+    `${dataDir}-shared`,
+    `${dataDir}-shared.lock`,
+    `${dataDir}-stale`,
+    `${dataDir}-stale.lock`
+  ])
+    await rm(path, { recursive: true, force: true })
+})
 
 /** `npm start` is `bun run src/dev.ts`; run that with no DATABASE_URL at all. */
-const start = (port: number) => {
+const start = (port: number, directory = dataDir) => {
   const { DATABASE_URL: _, TEST_DATABASE_URL: __, ...env } = process.env
-  return Bun.spawn([process.execPath, "run", "src/dev.ts"], {
+  const child = Bun.spawn([process.execPath, "run", "src/dev.ts"], {
     cwd: root,
-    env: { ...env, PGLITE_DATA_DIR: dataDir, PORT: String(port), WORKER_METRICS_PORT: "0" },
+    env: { ...env, PGLITE_DATA_DIR: directory, PORT: String(port) },
     stdout: "pipe",
     stderr: "pipe"
   })
+  children.push(child)
+  return child
 }
+const children: Array<Bun.Subprocess> = []
+afterAll(() => {
+  for (const child of children) child.kill("SIGKILL")
+})
 
 const stop = async (child: Bun.Subprocess) => {
   child.kill("SIGTERM")
@@ -72,5 +88,49 @@ describe("zero-setup mode (npm start without DATABASE_URL)", () => {
     } finally {
       await stop(second)
     }
+  }, 120_000)
+
+  it("a second npm start on the same data directory refuses to start, naming the directory and the owner", async () => {
+    const directory = `${dataDir}-shared`
+    const port = freePort()
+    const first = start(port, directory)
+    await waitUntilHealthy(`http://127.0.0.1:${port}/health`)
+    const secondPort = freePort()
+    const second = start(secondPort, directory)
+    // it exits, or (as before the lock) it serves on its own port as if all were well
+    const code = await Promise.race([
+      second.exited,
+      waitUntilHealthy(`http://127.0.0.1:${secondPort}/health`).then(() => "healthy")
+    ])
+    if (code !== 1) second.kill("SIGKILL")
+    const stderr = await new Response(second.stderr).text()
+    expect(code).toBe(1)
+    expect(stderr.trim()).toStartWith(
+      `the data directory ${directory} is in use by another process (pid ${first.pid} on this host`
+    )
+    expect(stderr).toContain(`delete ${directory}.lock`)
+    // the first is unharmed, and gives its lock back when it stops
+    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200)
+    expect(existsSync(`${directory}.lock`)).toBe(true)
+    expect(await stop(first)).toBe(130)
+    expect(existsSync(`${directory}.lock`)).toBe(false)
+  }, 120_000)
+
+  it("a lock left by a killed npm start (its pid is gone) is taken over, with a log line", async () => {
+    const directory = `${dataDir}-stale`
+    const gone = Bun.spawn(["true"])
+    await gone.exited
+    await writeFile(
+      `${directory}.lock`,
+      JSON.stringify({ pid: gone.pid, host: hostname(), since: "2026-01-01T00:00:00.000Z" })
+    )
+    const port = freePort()
+    const child = start(port, directory)
+    const output = new Response(child.stdout).text()
+    await waitUntilHealthy(`http://127.0.0.1:${port}/health`)
+    expect(await stop(child)).toBe(130)
+    expect(await output).toContain(
+      `its owner, pid ${gone.pid} (since 2026-01-01T00:00:00.000Z), is no longer running`
+    )
   }, 120_000)
 })
