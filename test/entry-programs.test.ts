@@ -38,12 +38,14 @@ const job = async (base: string, id: string) =>
   }
 
 describe("npm start (src/dev.ts) on Ctrl-C", () => {
-  it("keeps the API answering while the worker drains, says what it waits for, and stops now on a second signal", async () => {
+  it("serves one /metrics, keeps the API answering while the worker drains, says what it waits for, and stops now on a second signal", async () => {
     const port = freePort()
+    const workerPort = freePort()
     const base = `http://127.0.0.1:${port}`
     const dev = spawn("src/dev.ts", {
       DATABASE_URL: db.url,
       PORT: String(port),
+      WORKER_METRICS_PORT: String(workerPort),
       WORKER_SHUTDOWN_GRACE: "60 seconds"
     })
     await waitUntilHealthy(`${base}/health`, 30_000)
@@ -56,6 +58,11 @@ describe("npm start (src/dev.ts) on Ctrl-C", () => {
     await waitFor("the job to run", async () =>
       (await job(base, id)).status === "running" ? true : undefined
     )
+    // one process, one /metrics: the API's on PORT carries the worker's families; nothing on the worker's port
+    const metrics = await (await fetch(`${base}/metrics`)).text()
+    expect(metrics).toContain('jobq_jobs_claimed_total{kind="sleep",queue="default"')
+    expect(metrics).toContain("jobq_http_requests_total{")
+    await expect(fetch(`http://127.0.0.1:${workerPort}/metrics`)).rejects.toThrow()
 
     dev.process.kill("SIGINT")
     await waitFor("the worker to say what it waits for", async () =>

@@ -33,6 +33,7 @@ import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
 import * as ExecutionSpan from "../telemetry/ExecutionSpan.ts"
+import { QueueLabels } from "../telemetry/QueueLabels.ts"
 import * as Metrics from "../telemetry/WorkerMetrics.ts"
 import * as Completer from "./Completer.ts"
 import { run as runAttempt } from "./Executor.ts"
@@ -54,7 +55,7 @@ const make = Effect.gen(function* () {
   // services; each is a root fiber, tracked in `running` below and stopped by the pool's finalizer
   const services = yield* Effect.context<never>()
   const fork = Effect.runForkWith(services)
-  const metricsFor = Metrics.jobMetrics(services)
+  const metricsFor = Metrics.jobMetrics(services, kinds.names, yield* QueueLabels)
 
   // made first, so that closing the pool's scope flushes its pending completions last
   const completer = yield* Completer.make({
