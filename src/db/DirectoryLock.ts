@@ -4,7 +4,9 @@
  * overwrites the other's writes: after a restart, one process's jobs are gone. A lock file beside the
  * directory (`<dir>.lock`, created exclusively) names the owner's pid and host; a second process refuses to
  * start and says who holds it. A lock whose pid is dead on this host (its owner was killed) is taken over,
- * with a log line; a lock from another host (a shared folder) cannot be checked and is refused.
+ * with a log line; a lock from another host (a shared folder) cannot be checked and is refused. (Two
+ * processes that find the same stale lock in the same instant could both take it over: the file system has
+ * no compare-and-delete. A live lock is never taken.)
  */
 import { open, readFile, unlink } from "node:fs/promises"
 import { hostname } from "node:os"
