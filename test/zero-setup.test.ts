@@ -9,14 +9,7 @@ import { waitFor } from "./support/runtime.ts"
 const root = fileURLToPath(new URL("..", import.meta.url))
 const dataDir = await mkdtemp(`${tmpdir()}/jobq-zero-setup-`)
 afterAll(async () => {
-  for (const path of [
-    dataDir,
-    `${dataDir}-shared`,
-    `${dataDir}-shared.lock`,
-    `${dataDir}-stale`,
-    `${dataDir}-stale.lock`
-  ])
-    await rm(path, { recursive: true, force: true })
+  for (const path of [dataDir, `${dataDir}.lock`]) await rm(path, { recursive: true, force: true })
 })
 
 /** `npm start` is `bun run src/dev.ts`; run that with no DATABASE_URL at all. */
@@ -53,9 +46,10 @@ describe("zero-setup mode (npm start without DATABASE_URL)", () => {
     expect(pkg.scripts.start).toBe("bun run src/dev.ts")
   })
 
-  it("runs the API and a worker on an embedded Postgres that keeps its jobs across restarts", async () => {
+  it("runs the API and a worker on an embedded Postgres that keeps its jobs across restarts, one process per directory", async () => {
     const port = freePort()
     const base = `http://127.0.0.1:${port}`
+    const lock = `${dataDir}.lock`
     const first = start(port)
     const output = new Response(first.stdout).text()
     let id: string
@@ -72,14 +66,43 @@ describe("zero-setup mode (npm start without DATABASE_URL)", () => {
         const job = (await (await fetch(`${base}/jobs/${id}`)).json()) as { status: string }
         return job.status === "succeeded" ? job : undefined
       })
+
+      // a second npm start in the same folder: it exits, or (as before the lock) it serves on its own port
+      // as if all were well, while the two overwrite each other's data
+      const intruderPort = freePort()
+      const intruder = start(intruderPort)
+      const code = await Promise.race([
+        intruder.exited,
+        waitUntilHealthy(`http://127.0.0.1:${intruderPort}/health`).then(() => "healthy")
+      ])
+      if (code !== 1) intruder.kill("SIGKILL")
+      const stderr = await new Response(intruder.stderr).text()
+      expect(code).toBe(1)
+      expect(stderr.trim()).toStartWith(
+        `the data directory ${dataDir} is in use by another process (pid ${first.pid} on this host`
+      )
+      expect(stderr).toContain(`delete ${lock}.`)
+      // the first is unharmed
+      expect((await fetch(`${base}/health`)).status).toBe(200)
+      expect(existsSync(lock)).toBe(true)
     } finally {
-      await stop(first)
+      expect(await stop(first)).toBe(130)
     }
+    // it gave its lock back
+    expect(existsSync(lock)).toBe(false)
     const log = await output
     expect(log).toContain("embedded Postgres (PGlite)")
     expect(log).toContain(`Swagger UI http://localhost:${port}/docs`)
 
+    // a lock left by a killed npm start (its pid is gone from this host) is taken over, with a log line
+    const gone = Bun.spawn(["true"])
+    await gone.exited
+    await writeFile(
+      lock,
+      JSON.stringify({ pid: gone.pid, host: hostname(), since: "2026-01-01T00:00:00.000Z" })
+    )
     const second = start(port)
+    const secondOutput = new Response(second.stdout).text()
     try {
       await waitUntilHealthy(`${base}/health`)
       const job = (await (await fetch(`${base}/jobs/${id!}`)).json()) as { status: string; result: unknown }
@@ -88,48 +111,7 @@ describe("zero-setup mode (npm start without DATABASE_URL)", () => {
     } finally {
       await stop(second)
     }
-  }, 120_000)
-
-  it("a second npm start on the same data directory refuses to start, naming the directory and the owner", async () => {
-    const directory = `${dataDir}-shared`
-    const port = freePort()
-    const first = start(port, directory)
-    await waitUntilHealthy(`http://127.0.0.1:${port}/health`)
-    const secondPort = freePort()
-    const second = start(secondPort, directory)
-    // it exits, or (as before the lock) it serves on its own port as if all were well
-    const code = await Promise.race([
-      second.exited,
-      waitUntilHealthy(`http://127.0.0.1:${secondPort}/health`).then(() => "healthy")
-    ])
-    if (code !== 1) second.kill("SIGKILL")
-    const stderr = await new Response(second.stderr).text()
-    expect(code).toBe(1)
-    expect(stderr.trim()).toStartWith(
-      `the data directory ${directory} is in use by another process (pid ${first.pid} on this host`
-    )
-    expect(stderr).toContain(`delete ${directory}.lock`)
-    // the first is unharmed, and gives its lock back when it stops
-    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200)
-    expect(existsSync(`${directory}.lock`)).toBe(true)
-    expect(await stop(first)).toBe(130)
-    expect(existsSync(`${directory}.lock`)).toBe(false)
-  }, 120_000)
-
-  it("a lock left by a killed npm start (its pid is gone) is taken over, with a log line", async () => {
-    const directory = `${dataDir}-stale`
-    const gone = Bun.spawn(["true"])
-    await gone.exited
-    await writeFile(
-      `${directory}.lock`,
-      JSON.stringify({ pid: gone.pid, host: hostname(), since: "2026-01-01T00:00:00.000Z" })
-    )
-    const port = freePort()
-    const child = start(port, directory)
-    const output = new Response(child.stdout).text()
-    await waitUntilHealthy(`http://127.0.0.1:${port}/health`)
-    expect(await stop(child)).toBe(130)
-    expect(await output).toContain(
+    expect(await secondOutput).toContain(
       `its owner, pid ${gone.pid} (since 2026-01-01T00:00:00.000Z), is no longer running`
     )
   }, 120_000)
