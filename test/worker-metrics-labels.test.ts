@@ -9,14 +9,17 @@ import { Queue } from "../src/queue/Queue.ts"
 import { jobSecondsBoundaries } from "../src/telemetry/WorkerMetrics.ts"
 import { kinds } from "./fixtures/recordingKinds.ts"
 import { freePort } from "./support/ports.ts"
-import { recordingKinds, spawnProgram } from "./support/processes.ts"
+import { type Program, recordingKinds, spawnProgram } from "./support/processes.ts"
 import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
+// first: hooks run in order, and one that throws (the database drop, on a saturated server) skips the rest
+let worker: Program | undefined
+afterAll(() => worker?.process.kill("SIGKILL"))
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
 const port = freePort()
 // no WORKER_ID: the default is under test
 const { WORKER_ID: _, ...env } = process.env
-const worker = spawnProgram("src/worker.ts", {
+const program = spawnProgram("src/worker.ts", {
   ...env,
   DATABASE_URL: db.url,
   JOBS_MODULE: recordingKinds,
@@ -24,7 +27,7 @@ const worker = spawnProgram("src/worker.ts", {
   QUEUE_METRICS_INTERVAL: "100 millis",
   METRICS_MAX_QUEUES: "3"
 })
-afterAll(() => worker.process.kill("SIGKILL"))
+worker = program
 const base = `http://127.0.0.1:${port}`
 
 const scrape = () =>
@@ -62,7 +65,7 @@ describe("worker metrics", () => {
         .every((l) => l.endsWith(" 0"))
     ).toBe(true)
     const health = (await (await fetch(`${base}/health`)).json()) as { workerId: string }
-    expect(health.workerId).toStartWith(`${hostname()}-${worker.process.pid}-`)
+    expect(health.workerId).toStartWith(`${hostname()}-${program.process.pid}-`)
   })
 
   it("keeps the series count bounded whatever queue names clients choose: past METRICS_MAX_QUEUES they count as other", async () => {
@@ -104,7 +107,7 @@ describe("worker metrics", () => {
       Queue.use((q) => q.enqueueMany([{ kind: "flaky", payload: { failTimes: 5 }, maxAttempts: 1 }]))
     )
     const line = await waitFor("the failure's log line", async () =>
-      worker
+      program
         .stdout()
         .split("\n")
         .find((l) => l.includes(enqueued!.job.id) && l.includes("job is failed_permanent"))

@@ -6,6 +6,11 @@ import { kinds } from "./fixtures/recordingKinds.ts"
 import { exited, spawnWorker, started, type WorkerProcess } from "./support/processes.ts"
 import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
+// first: hooks run in order, and one that throws (the database drop, on a saturated server) skips the rest
+const workers: Array<WorkerProcess> = []
+afterAll(() => {
+  for (const w of workers) w.process.kill("SIGKILL")
+})
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
 await run(
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -15,10 +20,6 @@ await run(
     )
   )
 )
-const workers: Array<WorkerProcess> = []
-afterAll(() => {
-  for (const w of workers) w.process.kill("SIGKILL")
-})
 const spawn = (id: string, env: Record<string, string> = {}) => {
   const worker = spawnWorker(db.url, id, env)
   workers.push(worker)
