@@ -3,6 +3,7 @@
  * layer is built, never at import time, so tests and embedding applications can provide their own.
  * `.env.example` documents the same names.
  */
+import { hostname } from "node:os"
 import { Config, ConfigProvider, Context, Duration, Effect, Layer, Redacted } from "effect"
 
 const duration = (name: string, fallback: Duration.Input) =>
@@ -234,7 +235,7 @@ export class RetryConfig extends Context.Service<
 }
 
 export interface WorkerSettings {
-  /** WORKER_ID: names this worker in leases; default host-pid-random. */
+  /** WORKER_ID: names this worker in leases; default `<hostname>-<pid>-<random>`. */
   readonly workerId: string
   /** WORKER_CONCURRENCY: jobs run at once (default 10). */
   readonly concurrency: number
@@ -278,8 +279,8 @@ export type WorkerSettingsInput = {
     : WorkerSettings[K]
 }
 
-export const defaultWorkerId = () =>
-  `${process.env.HOSTNAME ?? "worker"}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+/** `<hostname>-<pid>-<random>`: the machine's name (the container id in Docker), unique per process. */
+export const defaultWorkerId = () => `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
 
 export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>()(
   "jobq/Config/WorkerConfig"
@@ -341,4 +342,52 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       })
     })
   )
+}
+
+/** WORKER_METRICS_PORT, METRICS_MAX_QUEUES, QUEUE_METRICS_INTERVAL: what the programs export (docs/observability.md). */
+export class MetricsConfig extends Context.Service<
+  MetricsConfig,
+  {
+    /** WORKER_METRICS_PORT: the worker's `/metrics` and `/health` (default 9091); 0 turns the listener off. */
+    readonly workerPort: number
+    /**
+     * METRICS_MAX_QUEUES: how many queue names (besides the worker's WORKER_QUEUES and `default`) get a
+     * `queue` label value of their own (default 50); jobs of later ones are counted under `queue="other"`.
+     * Queue names are chosen by clients, and each one costs about 50 series on every scrape.
+     */
+    readonly maxQueues: number
+    /** QUEUE_METRICS_INTERVAL: how often queue depth is sampled (default 15 seconds); undefined (0): off. */
+    readonly queueDepthInterval: Duration.Duration | undefined
+  }
+>()("jobq/Config/MetricsConfig") {
+  static readonly defaults = { workerPort: 9091, maxQueues: 50, queueDepthInterval: Duration.seconds(15) }
+
+  static readonly fromEnv = Layer.effect(
+    MetricsConfig,
+    Effect.gen(function* () {
+      const workerPort = yield* Config.Int("WORKER_METRICS_PORT").pipe(
+        Config.withDefault(MetricsConfig.defaults.workerPort)
+      )
+      if (workerPort < 0 || workerPort > 65535) {
+        return yield* invalidSetting(
+          `WORKER_METRICS_PORT must be a port (1-65535) or 0 for none, got ${workerPort}`
+        )
+      }
+      // "0" alone (no unit) turns sampling off, as does any zero duration
+      const interval = yield* Config.Duration("QUEUE_METRICS_INTERVAL").pipe(
+        Config.orElse(() =>
+          Config.Literal("0", "QUEUE_METRICS_INTERVAL").pipe(Config.map(() => Duration.zero))
+        ),
+        Config.withDefault(MetricsConfig.defaults.queueDepthInterval)
+      )
+      return MetricsConfig.of({
+        workerPort,
+        maxQueues: yield* atLeastOne("METRICS_MAX_QUEUES", MetricsConfig.defaults.maxQueues),
+        queueDepthInterval: Duration.toMillis(interval) > 0 ? interval : undefined
+      })
+    })
+  )
+
+  static readonly layer = (settings: Partial<MetricsConfig["Service"]> = {}) =>
+    Layer.succeed(MetricsConfig, MetricsConfig.of({ ...MetricsConfig.defaults, ...settings }))
 }

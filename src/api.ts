@@ -4,11 +4,11 @@
  * closes. Settings: DATABASE_URL, PORT, API_TOKENS, MAX_BODY_BYTES, MAX_PAYLOAD_DEPTH, JOBS_MODULE, LOG_*, OTEL_*
  * (.env.example).
  */
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Layer } from "effect"
 import { DatabaseConfig } from "./Config.ts"
 import * as Database from "./db/Database.ts"
 import * as ApiProgram from "./http/program.ts"
+import * as Main from "./platform/Main.ts"
 import * as Logging from "./telemetry/Logging.ts"
 import * as Tracing from "./telemetry/Tracing.ts"
 
@@ -19,4 +19,4 @@ const ApiLive = ApiProgram.layerFromEnv.pipe(
   Layer.provide(Logging.layerFromEnv)
 )
 
-NodeRuntime.runMain(Layer.launch(ApiLive))
+Main.runMain(Layer.launch(ApiLive))

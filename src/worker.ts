@@ -1,7 +1,7 @@
 /** `bun run worker`: the worker pool on DATABASE_URL, until SIGTERM/SIGINT drains it. */
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Layer } from "effect"
 import * as Database from "./db/Database.ts"
+import * as Main from "./platform/Main.ts"
 import * as Logging from "./telemetry/Logging.ts"
 import * as Tracing from "./telemetry/Tracing.ts"
 import * as WorkerProgram from "./worker/program.ts"
@@ -12,4 +12,4 @@ const WorkerLive = WorkerProgram.layerFromEnv.pipe(
   Layer.provide(Logging.layerFromEnv)
 )
 
-NodeRuntime.runMain(Layer.launch(WorkerLive))
+Main.runMain(Layer.launch(WorkerLive))

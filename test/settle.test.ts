@@ -21,14 +21,26 @@ const enqueue = (queue: string, extra: Partial<NewJob> = {}) =>
 const claim = (worker: string, queue: string, leaseMs = 30_000, limit = 10) =>
   run(JobRepo.use((r) => r.claim(worker, limit, leaseMs, [queue])))
 
-/** Enqueues one job and claims it as `worker`. */
+/** Enqueues one job, claims it as `worker` and records that its handler started. */
 const running = async (worker: string, extra: Partial<NewJob> = {}, leaseMs = 30_000) => {
   const queue = uniqueQueue()
   const job = await enqueue(queue, extra)
   const [claimed] = await claim(worker, queue, leaseMs)
   expect(claimed?.id).toBe(job.id)
+  expect(await run(JobRepo.use((r) => r.markStarted(worker, [job.id])))).toEqual([job.id])
   return { queue, job: claimed! }
 }
+
+const renew = (worker: string, ids: ReadonlyArray<string>, leaseMs: number) =>
+  run(
+    JobRepo.use((r) =>
+      r.renewLeases(
+        worker,
+        ids.map((id) => ({ id, started: true })),
+        leaseMs
+      )
+    )
+  )
 
 const get = (id: string) => run(Queue.use((q) => q.get(id)))
 const fail = (worker: string, input: Partial<FailInput> & { id: string }) =>
@@ -194,7 +206,7 @@ describe("leases", () => {
       const rows = await run(JobRepo.use((r) => r.rescueExpired()))
       return rows.find((r) => r.id === job.id)
     })
-    expect(rescued).toEqual({ id: job.id, status: "retrying", leaseOwner: "w1" })
+    expect(rescued).toEqual({ id: job.id, status: "retrying", leaseOwner: "w1", refunded: false })
     const afterRescue = await get(job.id)
     expect(afterRescue.status).toBe("retrying")
     expect(afterRescue.lastError).toContain("lease expired")
@@ -210,7 +222,7 @@ describe("leases", () => {
     expect(await fail("w1", { id: job.id, error: "late failure" })).toBeUndefined()
     expect(await run(JobRepo.use((r) => r.release("w1", [job.id])))).toEqual([])
     expect(await run(JobRepo.use((r) => r.settleCancelled("w1", job.id)))).toBe(false)
-    expect(await run(JobRepo.use((r) => r.renewLeases("w1", [job.id], 30_000)))).toEqual([])
+    expect(await renew("w1", [job.id], 30_000)).toEqual([])
     const held = await get(job.id)
     expect(held).toMatchObject({ status: "running", leaseOwner: "w2", attempts: 2, result: null })
     expect(held.errors.length).toBe(1)
@@ -259,9 +271,7 @@ describe("leases", () => {
     await complete("w1", done.job.id)
     await run(Queue.use((q) => q.cancel(b!.id)))
 
-    const renewed = await run(
-      JobRepo.use((r) => r.renewLeases("w1", [a!.id, b!.id, c!.id, done.job.id], 120_000))
-    )
+    const renewed = await renew("w1", [a!.id, b!.id, c!.id, done.job.id], 120_000)
     expect([...renewed].sort((x, y) => (x.id < y.id ? -1 : 1))).toEqual(
       [
         { id: a!.id, cancelRequested: false },
@@ -272,7 +282,7 @@ describe("leases", () => {
     expect((await get(a!.id)).leaseExpiresAt!.getTime() - now).toBeGreaterThan(100_000)
     expect((await get(b!.id)).leaseExpiresAt!.getTime() - now).toBeGreaterThan(100_000)
     expect((await get(c!.id)).leaseExpiresAt!.getTime() - now).toBeLessThan(2_000)
-    expect(await run(JobRepo.use((r) => r.renewLeases("w1", [], 120_000)))).toEqual([])
+    expect(await renew("w1", [], 120_000)).toEqual([])
   })
 })
 

@@ -6,6 +6,11 @@ import { kinds } from "./fixtures/recordingKinds.ts"
 import { exited, spawnWorker, started, type WorkerProcess } from "./support/processes.ts"
 import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
+// first: hooks run in order, and one that throws (the database drop, on a saturated server) skips the rest
+const workers: Array<WorkerProcess> = []
+afterAll(() => {
+  for (const w of workers) w.process.kill("SIGKILL")
+})
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
 await run(
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -15,21 +20,28 @@ await run(
     )
   )
 )
-const workers: Array<WorkerProcess> = []
-afterAll(() => {
-  for (const w of workers) w.process.kill("SIGKILL")
-})
 const spawn = (id: string, env: Record<string, string> = {}) => {
   const worker = spawnWorker(db.url, id, env)
   workers.push(worker)
   return worker
 }
 
-const enqueueRecords = (queue: string, count: number, sleepMs: number, announce = false) =>
+const enqueueRecords = (
+  queue: string,
+  count: number,
+  sleepMs: number,
+  announce = false,
+  maxAttempts?: number
+) =>
   run(
     Queue.use((q) =>
       q.enqueueMany(
-        Array.from({ length: count }, () => ({ kind: "record", payload: { sleepMs, announce }, queue }))
+        Array.from({ length: count }, () => ({
+          kind: "record",
+          payload: { sleepMs, announce },
+          queue,
+          ...(maxAttempts === undefined ? {} : { maxAttempts })
+        }))
       )
     )
   ).then((jobs) => jobs.map((j) => j.job.id as string))
@@ -45,6 +57,16 @@ const statusCounts = async (queue: string) =>
       )
     ).map((r) => [r.status, r.n])
   )
+
+/** Waits until the job's handler has started and its worker has recorded that (its attempt now counts). */
+const startRecorded = (id: string) =>
+  waitFor(`job ${id} to have started, as recorded by its worker`, async () => {
+    const rows = await sql<{ n: number }>(
+      (s) => s`SELECT count(*)::int AS n FROM started_log l JOIN jobs j ON j.id = l.job_id
+               WHERE l.job_id = ${id} AND j.status = 'running' AND j.attempt_started`
+    )
+    return rows[0]!.n === 1 ? true : undefined
+  })
 
 const executions = (ids: ReadonlyArray<string>) =>
   sql<{ jobId: string; n: number }>(
@@ -88,11 +110,8 @@ describe("worker processes", () => {
       WORKER_LEASE: "1 second",
       WORKER_LEASE_RENEW: "200 millis"
     })
-    const [id] = await enqueueRecords(queue, 1, 2000)
-    await waitFor("the doomed worker to hold the job", async () => {
-      const job = await run(Queue.use((q) => q.get(id!)))
-      return job.status === "running" && job.leaseOwner === "doomed" ? job : undefined
-    })
+    const [id] = await enqueueRecords(queue, 1, 2000, true)
+    await startRecorded(id!)
     doomed.process.kill("SIGKILL")
     await exited(doomed)
     spawn("rescuer", { WORKER_QUEUES: queue, WORKER_RESCUE_INTERVAL: "200 millis" })
@@ -107,6 +126,56 @@ describe("worker processes", () => {
     expect(done.attempts).toBe(2)
     expect(done.errors[0]!.error).toContain("lease expired: worker doomed")
     expect(await executions([id!])).toEqual([{ jobId: id!, n: 1 }])
+  })
+
+  it("SIGKILL of a worker holding buffered jobs refunds their attempts; the one it was running spends its own", async () => {
+    const queue = "killed-buffer"
+    const doomed = spawn("buffer-doomed", {
+      WORKER_QUEUES: queue,
+      WORKER_CONCURRENCY: "1",
+      WORKER_PREFETCH: "3",
+      WORKER_LEASE: "1 second",
+      WORKER_LEASE_RENEW: "200 millis"
+    })
+    await started(doomed)
+    // one attempt each: a spent attempt ends the job failed_permanent
+    const [long] = await enqueueRecords(queue, 1, 60_000, true, 1)
+    await startRecorded(long!)
+    const buffered = await enqueueRecords(queue, 3, 10, true, 1)
+    // claimed into the buffer, and a lease renewal came since (it must not record them as started)
+    await waitFor("the buffered jobs to be held and renewed", async () => {
+      const rows = await sql<{ n: number }>(
+        (
+          s
+        ) => s`SELECT count(*)::int AS n FROM jobs WHERE id = ANY(${buffered}::uuid[]) AND status = 'running'
+                 AND lease_owner = 'buffer-doomed' AND lease_expires_at > started_at + interval '1100 milliseconds'`
+      )
+      return rows[0]!.n === 3 ? true : undefined
+    })
+    doomed.process.kill("SIGKILL")
+    await exited(doomed)
+    spawn("buffer-rescuer", { WORKER_QUEUES: queue, WORKER_RESCUE_INTERVAL: "200 millis" })
+    const jobs = await waitFor(
+      "the buffered jobs to succeed and the killed one to end",
+      async () => {
+        const all = await Promise.all([long!, ...buffered].map((id) => run(Queue.use((q) => q.get(id)))))
+        return all.every((j) => j.status === "succeeded" || j.status === "failed_permanent") ? all : undefined
+      },
+      { timeoutMs: 20_000 }
+    )
+    const [killed, ...rest] = jobs
+    expect([killed!.status, killed!.attempts]).toEqual(["failed_permanent", 1])
+    expect(killed!.lastError).toContain("lease expired: worker buffer-doomed")
+    expect(rest.map((j) => [j.status, j.attempts, j.errors.map((e) => e.error)])).toEqual(
+      Array(3).fill([
+        "succeeded",
+        1,
+        [
+          "lease expired: worker buffer-doomed stopped renewing it before recording that the job started; attempt not counted"
+        ]
+      ])
+    )
+    expect((await executions(buffered)).map((e) => e.n)).toEqual([1, 1, 1])
   })
 
   it("SIGTERM lets short jobs finish, releases the rest without spending an attempt, leaves nothing running", async () => {

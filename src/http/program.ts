@@ -7,7 +7,7 @@ import { HttpRouter } from "effect/http"
 import { ApiConfig, PayloadConfig } from "../Config.ts"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import * as KindsFromEnv from "../domain/kindsFromEnv.ts"
-import * as BunServer from "./BunServer.ts"
+import * as Listen from "../platform/Listen.ts"
 import { apiLayer } from "./handler.ts"
 
 /**
@@ -27,7 +27,7 @@ const serverLimits = { maxRequestBodySize: Number.MAX_SAFE_INTEGER, idleTimeout:
 /** The API for `kinds` on Bun.serve; needs the database and `ApiConfig`. */
 export const serve = (kinds: ReadonlyArray<JobKind>, options: { readonly port: number }) =>
   HttpRouter.serve(apiLayer(kinds), { disableLogger: true }).pipe(
-    Layer.provide(BunServer.layer({ port: options.port, ...serverLimits }))
+    Layer.provide(Listen.layer("PORT", options.port, serverLimits))
   )
 
 export const layerFromEnv = Layer.unwrap(

@@ -27,6 +27,11 @@ export interface JobInsert {
 /** A claimed job, with the trace context its enqueue stored. */
 export interface ClaimedJob extends Job {
   readonly traceContext: Readonly<Record<string, string>> | null
+  /**
+   * The rescuer once gave this job its attempt back because no start was recorded (see `rescueExpired`):
+   * record its start (`markStarted`) before its handler runs, so that a crash now counts.
+   */
+  readonly recordStartFirst: boolean
 }
 
 export interface ListFilter {
@@ -62,6 +67,12 @@ export interface FailInput {
 export interface LeaseState {
   readonly id: JobId
   readonly cancelRequested: boolean
+}
+
+/** A lease to renew, and whether the job's handler has started (the rescuer refunds an unstarted job). */
+export interface HeldLease {
+  readonly id: string
+  readonly started: boolean
 }
 
 type ClaimedRow = Omit<
@@ -250,7 +261,7 @@ const make = Effect.gen(function* () {
   const claimColumns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.priority, j.attempts,
     j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.idempotency_key AS "idempotencyKey",
     j.last_error AS "lastError", j.errors, j.created_at AS "createdAt", j.started_at AS "startedAt",
-    j.trace_context AS "traceContext"`)
+    j.trace_context AS "traceContext", j.unstarted_rescues > 0 AS "recordStartFirst"`)
 
   /**
    * Locks up to `limit` ready jobs in priority order, skipping rows other claimers hold, and leases them.
@@ -263,6 +274,10 @@ const make = Effect.gen(function* () {
    * another runs it, as after any crash. Completions still wait for their flush, and each one flushes every
    * claim before it. Call it in autocommit: inside a caller's transaction the setting would cover that
    * transaction's commit too.
+   *
+   * The claim counts the attempt, but the rescuer refunds it unless the worker recorded that the handler
+   * started (`attempt_started`, set by `renewLeases` or `markStarted`): a job that waited in a dead
+   * worker's buffer loses nothing.
    */
   const claim = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) => {
     const ready =
@@ -282,7 +297,7 @@ const make = Effect.gen(function* () {
     return sql<ClaimedRow>`
       WITH ready AS (${ready})
       UPDATE jobs AS j
-      SET status = 'running', attempts = j.attempts + 1, lease_owner = ${workerId},
+      SET status = 'running', attempts = j.attempts + 1, attempt_started = false, lease_owner = ${workerId},
           lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
           started_at = now(), finished_at = NULL, updated_at = now()
       FROM ready WHERE j.id = ready.id AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'
@@ -383,23 +398,45 @@ const make = Effect.gen(function* () {
       Effect.map((rows) => rows.map((r) => r.id))
     )
 
-  /** Extends the leases this worker holds; answers which it still holds and whether each was asked to cancel. */
-  const renewLeases = (workerId: string, ids: ReadonlyArray<string>, leaseMs: number) =>
+  /**
+   * Extends the leases this worker holds and records which of those jobs' handlers have started; answers
+   * which it still holds and whether each was asked to cancel.
+   */
+  const renewLeases = (workerId: string, leases: ReadonlyArray<HeldLease>, leaseMs: number) =>
     sql<LeaseState>`
       UPDATE jobs AS j
-      SET lease_expires_at = now() + ${leaseMs} * interval '1 millisecond'
-      FROM unnest(${ids}::uuid[]) AS x (id)
+      SET lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+          attempt_started = j.attempt_started OR x.started
+      FROM unnest(${leases.map((l) => l.id)}::uuid[], ${leases.map((l) => l.started)}::boolean[]) AS x (id, started)
       WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
       RETURNING j.id, j.cancel_requested_at IS NOT NULL AS "cancelRequested"`
 
+  /** Records that these jobs' handlers start now (before they run); answers the ids this worker still holds. */
+  const markStarted = (workerId: string, ids: ReadonlyArray<string>) =>
+    sql<{ id: JobId }>`
+      UPDATE jobs AS j
+      SET attempt_started = true
+      FROM unnest(${ids}::uuid[]) AS x (id)
+      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
+      RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
+
   /**
-   * Running jobs whose lease expired (their worker died or stalled) go back to `retrying`, or end
-   * `failed_permanent` when that was their last attempt, or `cancelled` when a cancel was pending.
+   * Running jobs whose lease expired (their worker died or stalled). One whose handler had started goes back
+   * to `retrying`, or ends `failed_permanent` when that was its last attempt: the crashed attempt counts,
+   * so a job that kills its worker cannot loop forever. One whose start was never recorded (it waited in the
+   * worker's buffer, or its worker died within a renewal interval of starting it) goes back to the queue
+   * with its attempt refunded; `unstarted_rescues` counts it, so that its next worker records the start
+   * first. Either way `errors` says what happened. A job whose cancel was pending ends `cancelled`.
    */
   const rescueExpired = (limit = 1000) =>
-    sql<{ id: JobId; status: JobStatus; leaseOwner: string; notified: unknown }>`
+    sql<{ id: JobId; status: JobStatus; leaseOwner: string; refunded: boolean; notified: unknown }>`
       WITH expired AS (
-        SELECT id, lease_owner FROM jobs
+        SELECT id, lease_owner, cancel_requested_at IS NULL AND NOT attempt_started AS refund,
+               'lease expired: worker ' || lease_owner || ' stopped renewing it' ||
+                 CASE WHEN cancel_requested_at IS NULL AND NOT attempt_started
+                      THEN ' before recording that the job started; attempt not counted' ELSE '' END
+                 AS error
+        FROM jobs
         WHERE status = 'running' AND lease_expires_at < now()
         ORDER BY lease_expires_at
         LIMIT ${limit}
@@ -407,20 +444,22 @@ const make = Effect.gen(function* () {
       ), rescued AS (
         UPDATE jobs AS j
         SET status = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                          WHEN e.refund THEN CASE WHEN j.attempts <= 1 THEN 'queued' ELSE 'retrying' END
                           WHEN j.attempts >= j.max_attempts THEN 'failed_permanent'
                           ELSE 'retrying' END,
-            finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempts >= j.max_attempts
-                               THEN now() END,
-            last_error = 'lease expired: worker ' || e.lease_owner || ' stopped renewing it',
+            attempts = CASE WHEN e.refund THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
+            unstarted_rescues = j.unstarted_rescues + e.refund::integer,
+            finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL
+                                 OR (NOT e.refund AND j.attempts >= j.max_attempts) THEN now() END,
+            last_error = e.error,
             errors = j.errors || jsonb_build_array(jsonb_build_object(
               'attempt', j.attempts, 'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-              'error', 'lease expired: worker ' || e.lease_owner || ' stopped renewing it',
-              'retryDelayMs', NULL)),
+              'error', e.error, 'retryDelayMs', NULL)),
             run_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         FROM expired e WHERE j.id = e.id
-        RETURNING j.id, j.queue, j.status, e.lease_owner
+        RETURNING j.id, j.queue, j.status, e.lease_owner, e.refund
       )
-      SELECT id, status, lease_owner AS "leaseOwner", pg_notify('jobq_ready', queue) AS notified
+      SELECT id, status, lease_owner AS "leaseOwner", refund AS refunded, pg_notify('jobq_ready', queue) AS notified
       FROM rescued`.pipe(Effect.map((rows) => rows.map(({ notified: _, ...row }) => row)))
 
   /**
@@ -511,6 +550,7 @@ const make = Effect.gen(function* () {
     settleCancelled,
     release,
     renewLeases,
+    markStarted,
     rescueExpired,
     cancel,
     retry,

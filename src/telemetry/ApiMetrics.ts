@@ -9,6 +9,7 @@ export const requests = Metric.counter("jobq_http_requests_total", {
   incremental: true
 })
 
+/** 0.5 ms to 8.192 s, doubling (15 boundaries, then +Inf): the API's database work has an 8 s deadline. */
 export const requestSecondsBoundaries = Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 16 })
 
 export const requestSeconds = Metric.histogram("jobq_http_request_duration_seconds", {

@@ -5,7 +5,24 @@
 import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
 import * as OtelResource from "@effect/opentelemetry/Resource"
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
+import type { ResourceMetrics } from "@opentelemetry/sdk-metrics"
 import { Context, Effect, Layer } from "effect"
+
+/**
+ * Each family's unit from its name: `seconds` for `_seconds` families (histograms and the queue age gauge),
+ * none for the rest (counts: their `# UNIT` line is left out). The bridge declares every metric with unit
+ * "1", so a `_seconds` histogram said it counted ones.
+ */
+const withUnits = (metrics: ResourceMetrics): ResourceMetrics => ({
+  ...metrics,
+  scopeMetrics: metrics.scopeMetrics.map((scope) => ({
+    ...scope,
+    metrics: scope.metrics.map((metric) => ({
+      ...metric,
+      descriptor: { ...metric.descriptor, unit: metric.descriptor.name.endsWith("_seconds") ? "seconds" : "" }
+    }))
+  }))
+})
 
 export class Prometheus extends Context.Service<
   Prometheus,
@@ -27,7 +44,7 @@ export class Prometheus extends Context.Service<
             Prometheus,
             Prometheus.of({
               scrape: Effect.promise(() => exporter.collect()).pipe(
-                Effect.map(({ resourceMetrics }) => serializer.serialize(resourceMetrics))
+                Effect.map(({ resourceMetrics }) => serializer.serialize(withUnits(resourceMetrics)))
               )
             })
           )

@@ -1,10 +1,18 @@
 /**
- * Samples the queue's depth from the database into gauges, from one fiber per process, every
- * `QUEUE_METRICS_INTERVAL` (default 15 seconds, the first time at a random moment of the first interval;
- * 0 turns it off): unfinished jobs by queue and status, and the age of each queue's oldest ready job. These are the two figures to alert on (docs/observability.md).
+ * Samples the queue's depth from the database into gauges, from one fiber per worker process (and in
+ * `npm start`), every `QUEUE_METRICS_INTERVAL` (default 15 seconds, the first time at a random moment of the
+ * first interval; 0 turns it off): unfinished jobs by queue and status, and the age of each queue's oldest
+ * ready job. These are the two figures to alert on (docs/observability.md).
+ *
+ * Every queue label the process knows (`QueueLabels`: its WORKER_QUEUES, `default`, and the queues it met)
+ * reads at every sample, 0 when the queue has nothing unfinished, so a queue's series exist before its first
+ * backlog and drop to 0 rather than freezing at their last value. Queues past the label budget are summed
+ * into `queue="other"` (the oldest age: the largest of theirs).
  */
-import { Cause, Config, Duration, Effect, Layer, Metric, Schedule } from "effect"
+import { Cause, Duration, Effect, Layer, Metric, Schedule } from "effect"
+import { MetricsConfig } from "../Config.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
+import { QueueLabels } from "./QueueLabels.ts"
 
 export const jobs = Metric.gauge("jobq_queue_jobs", {
   description: "Unfinished jobs by queue and status (queued, retrying, running), sampled from the database"
@@ -17,32 +25,32 @@ const statuses = ["queued", "retrying", "running"] as const
 
 export const sample = Effect.gen(function* () {
   const repo = yield* JobRepo
-  const seenQueues = new Set<string>()
+  const labels = yield* QueueLabels
   return Effect.gen(function* () {
     const rows = yield* repo.depth
-    for (const row of rows) seenQueues.add(row.queue)
-    // a queue that emptied must read 0, not its last value
-    for (const queue of seenQueues) {
+    const counts = new Map<string, number>()
+    const ages = new Map<string, number>()
+    for (const row of rows) {
+      const queue = labels.label(row.queue)
+      const key = `${queue}\u0000${row.status}`
+      counts.set(key, (counts.get(key) ?? 0) + row.count)
+      if (row.oldestReadySeconds !== null)
+        ages.set(queue, Math.max(ages.get(queue) ?? 0, row.oldestReadySeconds))
+    }
+    for (const queue of labels.known()) {
       for (const status of statuses) {
-        const count = rows.find((r) => r.queue === queue && r.status === status)?.count ?? 0
+        const count = counts.get(`${queue}\u0000${status}`) ?? 0
         yield* Metric.update(Metric.withAttributes(jobs, { queue, status }), count)
       }
-      const ages = rows.filter((r) => r.queue === queue && r.oldestReadySeconds !== null)
-      const age = ages.length === 0 ? 0 : Math.max(...ages.map((r) => r.oldestReadySeconds!))
-      yield* Metric.update(Metric.withAttributes(oldestReadyAge, { queue }), age)
+      yield* Metric.update(Metric.withAttributes(oldestReadyAge, { queue }), ages.get(queue) ?? 0)
     }
   })
 })
 
-export const layerFromEnv = Layer.effectDiscard(
+export const layer = Layer.effectDiscard(
   Effect.gen(function* () {
-    // "0" (no unit) turns sampling off, as well as any zero duration
-    const setting = yield* Config.String("QUEUE_METRICS_INTERVAL").pipe(Config.withDefault("15 seconds"))
-    if (setting.trim() === "0") return
-    const interval = yield* Config.Duration("QUEUE_METRICS_INTERVAL").pipe(
-      Config.withDefault(Duration.seconds(15))
-    )
-    if (Duration.toMillis(interval) <= 0) return
+    const { queueDepthInterval: interval } = yield* MetricsConfig
+    if (interval === undefined) return
     const once = yield* sample
     // the first sample at a random moment of the first interval: processes started together (a deploy)
     // then do not all count at once, which on a backlog of millions is a burst of work for the database

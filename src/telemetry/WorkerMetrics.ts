@@ -1,8 +1,23 @@
-/** The worker's metrics. Labels stay low-cardinality: kind and queue, never a job id. */
+/**
+ * The worker's metrics. Labels stay bounded: kind (declared in code) and queue (bounded by `QueueLabels`),
+ * never a job id.
+ */
 import { type Context, Metric } from "effect"
+import { other, type QueueLabels } from "./QueueLabels.ts"
 import * as Series from "./Series.ts"
 
+/** A claim's round trip: 0.5 ms to 32.8 s, doubling (17 boundaries, then +Inf). */
 const seconds = Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 18 })
+
+/**
+ * How long a job ran or waited: from 0.5 ms (no-op jobs) to 4 hours (a backlog, a long export), in 1-2.5-5
+ * steps up to 10 s and wider ones after (20 boundaries, then +Inf). Doubling from 0.5 ms, as before, ended at
+ * 32.8 s: every longer job fell in +Inf.
+ */
+export const jobSecondsBoundaries: ReadonlyArray<number> = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
+  14400
+]
 
 const counter = (name: string, description: string) =>
   Metric.counter(name, { description, incremental: true })
@@ -21,11 +36,11 @@ export const leaseLost = counter("jobq_jobs_lease_lost_total", "Running jobs thi
 
 export const executionSeconds = Metric.histogram("jobq_job_execution_seconds", {
   description: "Handler run time of one attempt",
-  boundaries: seconds
+  boundaries: jobSecondsBoundaries
 })
 export const queueWaitSeconds = Metric.histogram("jobq_job_queue_wait_seconds", {
   description: "Time from a job becoming ready (run_at) to its claim",
-  boundaries: seconds
+  boundaries: jobSecondsBoundaries
 })
 export const claimSeconds = Metric.histogram("jobq_claim_duration_seconds", {
   description: "Round trip of one claim statement",
@@ -51,18 +66,28 @@ export type JobCounter = {
   [K in keyof JobMetrics]: JobMetrics[K] extends Series.CounterSeries ? K : never
 }[keyof JobMetrics]
 
-/** The per-job series for a job's kind and queue, registered the first time that pair is seen. */
-export const jobMetrics = (context: Context.Context<never>) => {
+/**
+ * The per-job series for a job's kind and queue, registered the first time that pair of labels is seen. The
+ * labels are bounded: a kind not in `kinds` is `other`, and so is a queue past the `queues` budget.
+ */
+export const jobMetrics = (
+  context: Context.Context<never>,
+  kinds: ReadonlyArray<string>,
+  queues: QueueLabels
+) => {
+  const declared = new Set(kinds)
   const byKind = new Map<string, Map<string, JobMetrics>>()
   return (job: { readonly kind: string; readonly queue: string }): JobMetrics => {
-    let byQueue = byKind.get(job.kind)
+    const kind = declared.has(job.kind) ? job.kind : other
+    const queue = queues.label(job.queue)
+    let byQueue = byKind.get(kind)
     if (byQueue === undefined) {
       byQueue = new Map()
-      byKind.set(job.kind, byQueue)
+      byKind.set(kind, byQueue)
     }
-    let found = byQueue.get(job.queue)
+    let found = byQueue.get(queue)
     if (found === undefined) {
-      const attributes = { kind: job.kind, queue: job.queue }
+      const attributes = { kind, queue }
       const count = (metric: Metric.Metric<number, Metric.CounterState<number>>) =>
         Series.counter(context, metric, attributes)
       found = {
@@ -73,10 +98,10 @@ export const jobMetrics = (context: Context.Context<never>) => {
         cancelled: count(cancelled),
         released: count(released),
         leaseLost: count(leaseLost),
-        executionSeconds: Series.histogram(context, executionSeconds, seconds, attributes),
-        queueWaitSeconds: Series.histogram(context, queueWaitSeconds, seconds, attributes)
+        executionSeconds: Series.histogram(context, executionSeconds, jobSecondsBoundaries, attributes),
+        queueWaitSeconds: Series.histogram(context, queueWaitSeconds, jobSecondsBoundaries, attributes)
       }
-      byQueue.set(job.queue, found)
+      byQueue.set(queue, found)
     }
     return found
   }

@@ -32,7 +32,12 @@ export const layer = Layer.effectDiscard(
       yield* Metric.update(rescued, jobs.length)
       yield* Effect.logWarning(
         `rescued ${jobs.length} jobs with expired leases`,
-        jobs.map((j) => `${j.id} (${j.leaseOwner}) -> ${j.status}`).join(", ")
+        jobs
+          .map(
+            (j) =>
+              `${j.id} (${j.leaseOwner}) -> ${j.status}${j.refunded ? ", never started: attempt refunded" : ""}`
+          )
+          .join(", ")
       )
     })
     yield* Effect.forkScoped(everyInterval(config.rescueInterval, "lease-rescue")(rescue))

@@ -49,7 +49,9 @@ export const make = (deps: SettlementDeps) => {
         job
       )
       if (after.status === "retrying") deps.onRetryScheduled(after.runAt)
-      yield* Effect.logInfo(`attempt ${job.attempts} failed; job is ${after.status}`, error.message)
+      // a retry is routine; a job that ends failed needs someone to look at it
+      const log = after.status === "failed_permanent" ? Effect.logWarning : Effect.logInfo
+      yield* log(`attempt ${job.attempts} failed; job is ${after.status}`, error.message)
     })
 
   /** A job stopped before or while it ran. */

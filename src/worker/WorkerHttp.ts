@@ -1,8 +1,9 @@
 /** The worker's own small HTTP listener: `/metrics` (Prometheus text) and `/health`. */
-import { Config, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { SqlClient } from "effect/sql"
-import * as BunServer from "../http/BunServer.ts"
+import { MetricsConfig } from "../Config.ts"
+import * as Listen from "../platform/Listen.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
 import { WorkerPool } from "./WorkerPool.ts"
 
@@ -46,11 +47,13 @@ const routes = Layer.unwrap(
   })
 )
 
-/** WORKER_METRICS_PORT (default 9091); 0 turns the listener off so several workers can share a host. */
+/** On WORKER_METRICS_PORT (default 9091); 0 turns the listener off so several workers can share a host. */
 export const layer = Layer.unwrap(
   Effect.gen(function* () {
-    const port = yield* Config.Int("WORKER_METRICS_PORT").pipe(Config.withDefault(9091))
+    const { workerPort: port } = yield* MetricsConfig
     if (port === 0) return Layer.empty
-    return HttpRouter.serve(routes, { disableLogger: true }).pipe(Layer.provide(BunServer.layer({ port })))
+    return HttpRouter.serve(routes, { disableLogger: true }).pipe(
+      Layer.provide(Listen.layer("WORKER_METRICS_PORT", port))
+    )
   })
 )

@@ -7,6 +7,11 @@
  *
  * Cancelling a running job is interrupting its fiber: the request reaches us by NOTIFY on `jobq_cancel`
  * or, as a fallback, with the lease renewal every `renewInterval`, which covers buffered jobs too.
+ *
+ * The lease renewal also records which held jobs have started: the rescuer refunds the attempt of a job
+ * whose start was never recorded (it waited in a dead worker's buffer). A job the rescuer refunded before
+ * (`recordStartFirst`) has its start recorded before its handler runs, so that a job that kills its worker
+ * at once still spends its attempts. Recording every start that way would cost a round trip per job.
  */
 import {
   Cause,
@@ -23,10 +28,12 @@ import {
 } from "effect"
 import { RetryConfig, WorkerConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
+import { StopNow } from "../platform/Main.ts"
 import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
 import * as ExecutionSpan from "../telemetry/ExecutionSpan.ts"
+import { QueueLabels } from "../telemetry/QueueLabels.ts"
 import * as Metrics from "../telemetry/WorkerMetrics.ts"
 import * as Completer from "./Completer.ts"
 import { run as runAttempt } from "./Executor.ts"
@@ -39,6 +46,7 @@ const make = Effect.gen(function* () {
   const repo = yield* JobRepo
   const kinds = yield* JobKinds
   const { workerId, concurrency, prefetch } = config
+  const stopNow = yield* StopNow
   const leaseMs = Duration.toMillis(config.lease)
   const capacity = concurrency + prefetch
   // refill once the buffer is half empty (with no prefetch: as soon as a slot frees)
@@ -47,7 +55,7 @@ const make = Effect.gen(function* () {
   // services; each is a root fiber, tracked in `running` below and stopped by the pool's finalizer
   const services = yield* Effect.context<never>()
   const fork = Effect.runForkWith(services)
-  const metricsFor = Metrics.jobMetrics(services)
+  const metricsFor = Metrics.jobMetrics(services, kinds.names, yield* QueueLabels)
 
   // made first, so that closing the pool's scope flushes its pending completions last
   const completer = yield* Completer.make({
@@ -64,6 +72,9 @@ const make = Effect.gen(function* () {
   const unstarted = new Set<string>()
   /** The fiber of every job that started and whose fiber has not exited. */
   const running = new Map<string, Fiber.Fiber<unknown, unknown>>()
+  /** Taken from the buffer (a slot is theirs), waiting for their start to be recorded (`recordStartFirst`). */
+  const recording = new Map<string, ClaimedJob>()
+  let recorder: Fiber.Fiber<void> | undefined
   const stopReasons = new Map<string, Settlement.StopReason>()
   const wake = yield* Queue.sliding<void>(1)
   const signal = Queue.offer(wake, undefined).pipe(Effect.asVoid)
@@ -124,7 +135,7 @@ const make = Effect.gen(function* () {
 
   /** Buffered or running. Jobs whose completion is being committed do not count: their handlers are done,
    *  and claiming the next batch while they commit keeps both of the pool's statements in flight. */
-  const unfinished = () => unstarted.size + running.size
+  const unfinished = () => unstarted.size + recording.size + running.size
 
   let starting = false
   /** Fills the free slots from the buffer. A job that finishes while this loop starts it frees its slot
@@ -133,11 +144,14 @@ const make = Effect.gen(function* () {
     if (starting) return
     starting = true
     try {
-      while (accepting && running.size < concurrency && next < buffer.length) {
+      while (accepting && running.size + recording.size < concurrency && next < buffer.length) {
         const job = buffer[next] as ClaimedJob
         buffer[next++] = undefined as never
-        if (unstarted.delete(job.id)) start(job)
+        if (!unstarted.delete(job.id)) continue
+        if (job.recordStartFirst) recording.set(job.id, job)
+        else start(job)
       }
+      if (recording.size > 0 && recorder === undefined && accepting) recorder = fork(recordStarts)
       if (next === buffer.length) {
         buffer = []
         next = 0
@@ -150,6 +164,43 @@ const make = Effect.gen(function* () {
       starting = false
     }
   }
+
+  /**
+   * Records the start of the jobs in `recording`, then starts them; one statement at a time, retried while
+   * the database does not answer. A job stopped meanwhile is settled without starting, one whose lease is
+   * gone is dropped. Interrupted at shutdown, which releases whatever is still waiting here.
+   */
+  const recordStarts: Effect.Effect<void> = Effect.gen(function* () {
+    const batch = [...recording.values()]
+    const stillHeld = new Set<string>(
+      yield* repo
+        .markStarted(
+          workerId,
+          batch.map((job) => job.id)
+        )
+        .pipe(
+          Effect.tapError((error) =>
+            Effect.logWarning("recording job starts failed; retrying", error.message)
+          ),
+          Effect.retry(decorrelatedJitter({ base: "50 millis", cap: "5 seconds" })),
+          Effect.orDie
+        )
+    )
+    yield* Effect.uninterruptible(
+      Effect.gen(function* () {
+        for (const job of batch) {
+          // shutting down: the finalizer releases what is still waiting
+          if (!accepting) continue
+          recording.delete(job.id)
+          const reason = stillHeld.has(job.id) ? stopReasons.get(job.id) : "lease_lost"
+          if (reason === undefined) start(job)
+          else yield* settlement.settleUnstarted(job, reason)
+        }
+        recorder = undefined
+        startReady()
+      })
+    )
+  }).pipe(Effect.annotateLogs({ module: "WorkerPool", fiber: "record-starts" }))
 
   /**
    * Stops a held job, remembering why so that it is settled right: a running one by interrupting its fiber,
@@ -206,7 +257,11 @@ const make = Effect.gen(function* () {
     yield* Metric.update(Metrics.running, running.size)
     const ids = [...held.keys()]
     if (ids.length === 0) return
-    const states = yield* repo.renewLeases(workerId, ids, leaseMs)
+    const states = yield* repo.renewLeases(
+      workerId,
+      ids.map((id) => ({ id, started: !unstarted.has(id) && !recording.has(id) })),
+      leaseMs
+    )
     const stillHeld = new Set<string>(states.map((s) => s.id))
     for (const state of states) if (state.cancelRequested) yield* stop(state.id, "cancel")
     // missing from the answer: rescued by another worker, so our copy must not run or settle
@@ -234,16 +289,19 @@ const make = Effect.gen(function* () {
   yield* Effect.forkScoped(Notifier.subscribe(Notifier.channels.cancel, (id) => stop(id, "cancel")))
 
   // Shutdown: stop claiming and starting; give buffered jobs straight back; let running jobs finish within
-  // the grace period; then interrupt the rest, which `Settlement` releases.
+  // the grace period, or until a stop now is asked for (a second signal); then interrupt the rest, which
+  // `Settlement` releases.
   yield* Effect.addFinalizer(() =>
     Effect.gen(function* () {
       accepting = false
       yield* FiberHandle.clear(fetcher)
+      if (recorder !== undefined) yield* Fiber.interrupt(recorder)
       // a buffered job that was stopped left `unstarted` when it was settled
-      const toRelease = buffer.slice(next).filter((job) => unstarted.has(job.id))
+      const toRelease = [...recording.values(), ...buffer.slice(next).filter((job) => unstarted.has(job.id))]
       buffer = []
       next = 0
       unstarted.clear()
+      recording.clear()
       if (toRelease.length > 0) {
         const released = yield* repo
           .release(
@@ -262,14 +320,23 @@ const make = Effect.gen(function* () {
         yield* Effect.logInfo(`shutting down: released ${released.length} buffered jobs`)
       }
       if (running.size === 0) return
+      const ids = [...running.keys()]
+      const named =
+        ids.length > 10 ? `${ids.slice(0, 10).join(", ")} and ${ids.length - 10} more` : ids.join(", ")
       yield* Effect.logInfo(
-        `shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${running.size} jobs`
+        `shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${ids.length} running ` +
+          `jobs (${named}); a second SIGINT or SIGTERM (Ctrl-C again) stops them now and releases them to the queue`
       )
-      const drained = yield* Fiber.awaitAll([...running.values()]).pipe(
-        Effect.timeoutOption(config.shutdownGrace)
+      const outcome = yield* Fiber.awaitAll([...running.values()]).pipe(
+        Effect.as("drained" as const),
+        Effect.timeoutOrElse({
+          duration: config.shutdownGrace,
+          orElse: () => Effect.succeed("grace over" as const)
+        }),
+        Effect.raceFirst(Effect.as(stopNow, "stop now" as const))
       )
-      if (drained._tag === "None") {
-        yield* Effect.logWarning(`grace period over: releasing ${running.size} jobs`)
+      if (outcome !== "drained") {
+        yield* Effect.logWarning(`${outcome}: interrupting and releasing ${running.size} running jobs`)
         yield* Fiber.interruptAll([...running.values()])
       }
     }).pipe(Effect.annotateLogs({ module: "WorkerPool" }))

@@ -1,22 +1,33 @@
 /**
- * The worker program's layers, configured from the environment: the pool, its maintenance fibers, the
- * queue depth sampler and the /metrics + /health listener. Needs the database and telemetry layers.
+ * The worker program's layers, configured from the environment: the pool, its maintenance fibers and the
+ * queue depth sampler, and the /metrics + /health listener. Needs the database and telemetry layers.
  */
 import { Layer } from "effect"
-import { RetryConfig, WorkerConfig } from "../Config.ts"
+import { MetricsConfig, RetryConfig, WorkerConfig } from "../Config.ts"
 import * as KindsFromEnv from "../domain/kindsFromEnv.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
 import * as QueueDepth from "../telemetry/QueueDepth.ts"
+import * as QueueLabels from "../telemetry/QueueLabels.ts"
 import * as Maintenance from "./Maintenance.ts"
 import * as WorkerHttp from "./WorkerHttp.ts"
 import { WorkerPool } from "./WorkerPool.ts"
 
-export const layerFromEnv = WorkerHttp.layer.pipe(
-  Layer.provideMerge(Layer.mergeAll(WorkerPool.layer, Maintenance.layer, QueueDepth.layerFromEnv)),
+/**
+ * The pool, maintenance and the queue depth sampler, without a listener of their own: `npm start` runs
+ * them beside the API, whose `/metrics` and `/health` on PORT cover the whole process.
+ */
+export const poolFromEnv = Layer.mergeAll(WorkerPool.layer, Maintenance.layer, QueueDepth.layer).pipe(
+  Layer.provide(QueueLabels.layer),
   Layer.provide(JobRepo.layer),
   Layer.provide(KindsFromEnv.layer),
-  Layer.provide(WorkerConfig.fromEnv),
-  Layer.provide(RetryConfig.fromEnv),
+  Layer.provideMerge(WorkerConfig.fromEnv),
+  Layer.provideMerge(MetricsConfig.fromEnv),
+  Layer.provide(RetryConfig.fromEnv)
+)
+
+/** `bun run worker`: the pool with its `/metrics` and `/health` on WORKER_METRICS_PORT. */
+export const layerFromEnv = WorkerHttp.layer.pipe(
+  Layer.provideMerge(poolFromEnv),
   Layer.provide(Prometheus.layer("jobq-worker"))
 )

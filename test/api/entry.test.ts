@@ -41,7 +41,7 @@ describe("bun run api (src/api.ts)", () => {
     })
     expect(created.status).toBe(201)
     child.kill("SIGTERM")
-    // NodeRuntime.runMain interrupts the main fiber, runs every finalizer (server, pool), then exits 130
+    // src/platform/Main.ts interrupts the main fiber, runs every finalizer (server, pool), then exits 130
     expect(await deadline(child.exited, 15_000, "the API did not exit after SIGTERM")).toBe(130)
     await expect(fetch(`${base}/health`)).rejects.toThrow()
   }, 30_000)

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "bun:test"
+import { requestSecondsBoundaries } from "../../src/telemetry/ApiMetrics.ts"
 import { setupApiTests } from "../support/api.ts"
 import { parseFamilies } from "../support/prometheus.ts"
 
@@ -128,5 +129,16 @@ describe("/metrics", () => {
       expect(sorted.at(-1)!.le).toBe(Infinity)
       expect(sorted.at(-1)!.value).toBe(counts.get(labels)!)
     }
+  })
+
+  it("declares seconds for the latency histogram and no unit for counts; docs/api.md states its real range", async () => {
+    const { text } = await scrape()
+    const units = text.split("\n").filter((l) => l.startsWith("# UNIT "))
+    expect(units).toContain("# UNIT jobq_http_request_duration_seconds seconds")
+    for (const line of units) expect(line).toMatch(/^# UNIT [a-z_]+_seconds seconds$/)
+    const top = requestSecondsBoundaries.filter(Number.isFinite).at(-1)!
+    expect(text).toContain(`le="${top}"`)
+    const apiMd = await Bun.file(new URL("../../docs/api.md", import.meta.url)).text()
+    expect(apiMd).toContain(`| histogram, 0.5 ms to ${top} s`)
   })
 })

@@ -39,7 +39,11 @@ describe(`chaos (${profile}): workload`, () => {
       const verdict = await chaos.verdict(ids)
       const [attempts] = await chaos.pg`
         SELECT sum(attempts)::int AS total,
-               count(*) FILTER (WHERE status = 'succeeded' AND attempts <> jsonb_array_length(errors) + 1)::int AS "succeededMismatch",
+               count(*) FILTER (
+                 WHERE status = 'succeeded' AND attempts <> 1 + (
+                   -- a rescue that refunded the attempt (its start was never recorded) stores an error too
+                   SELECT count(*) FROM jsonb_array_elements(errors) e
+                   WHERE e->>'error' NOT LIKE '%attempt not counted'))::int AS "succeededMismatch",
                count(*) FILTER (WHERE status = 'failed_permanent' AND attempts <> ${maxAttempts})::int AS "failedMismatch"
         FROM jobs WHERE queue = ${queue}`
       const expectedFailed = ids.filter((_, i) => failTimes(i) >= maxAttempts).length
@@ -62,7 +66,7 @@ describe(`chaos (${profile}): workload`, () => {
       // exactly one completion per succeeded job, none for the failed ones
       expect(verdict.duplicates).toEqual([])
       expect(verdict.executions).toBe(count - expectedFailed)
-      // every attempt is accounted for: one stored error per failed attempt
+      // every attempt is accounted for: one stored error per failed attempt that counted
       expect(attempts.succeededMismatch).toBe(0)
       expect(attempts.failedMismatch).toBe(0)
       expect(await chaos.running(queue)).toBe(0)

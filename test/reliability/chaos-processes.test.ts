@@ -95,7 +95,7 @@ describe(`chaos (${profile}): worker processes`, () => {
       }
       let generation = [chaos.worker("deploy-0a", env), chaos.worker("deploy-0b", env)]
       const logs = generation.map((w) => w.logFile)
-      // how each old worker ended: by its own exit (NodeRuntime.runMain answers an interrupted main fiber
+      // how each old worker ended: by its own exit (src/platform/Main.ts answers an interrupted main fiber
       // with 130), never by the signal's default action
       const exits: Array<string> = []
       const ended = async (w: (typeof generation)[number]) => {

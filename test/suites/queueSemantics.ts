@@ -55,6 +55,16 @@ export const queueSemantics = async (driver: Driver) => {
   const claim = (worker: string, queue: string, leaseMs = 30_000) =>
     run(JobRepo.use((r) => r.claim(worker, 10, leaseMs, [queue])))
   const get = (id: string) => run(Queue.use((q) => q.get(id)))
+  /** Waits until the job's lease has expired by the database's clock. */
+  const leaseExpired = (id: string) =>
+    waitFor("the lease to expire", async () => {
+      const rows = await run(
+        SqlClient.SqlClient.use(
+          (sql) => sql`SELECT 1 FROM jobs WHERE id = ${id} AND lease_expires_at < now()`
+        )
+      )
+      return rows.length === 1 ? true : undefined
+    })
 
   describe(`queue semantics on ${driver.name}`, () => {
     it("enqueue stores the job with its defaults and get reads it back", async () => {
@@ -121,12 +131,12 @@ export const queueSemantics = async (driver: Driver) => {
       const queue = uniqueQueue()
       const job = await enqueue({ queue, priority: 2, idempotencyKey: `${queue}-key` })
       const [first] = await claim("w1", queue)
-      expect(first).toEqual({ ...(await get(job.id)), traceContext: null })
+      expect(first).toEqual({ ...(await get(job.id)), traceContext: null, recordStartFirst: false })
       await run(
         JobRepo.use((r) => r.fail("w1", { id: job.id, error: "boom", retryDelayMs: 0, permanent: false }))
       )
       const [second] = await claim("w2", queue)
-      expect(second).toEqual({ ...(await get(job.id)), traceContext: null })
+      expect(second).toEqual({ ...(await get(job.id)), traceContext: null, recordStartFirst: false })
       expect(second).toMatchObject({ attempts: 2, lastError: "boom", leaseOwner: "w2" })
     })
 
@@ -211,17 +221,31 @@ export const queueSemantics = async (driver: Driver) => {
       expect(await run(JobRepo.use((r) => r.release("w1", [job.id])))).toEqual([job.id])
       expect(await get(job.id)).toMatchObject({ status: "queued", attempts: 0 })
       await claim("w2", queue, 1)
-      await waitFor("the 1 ms lease to expire", async () => {
-        const rows = await run(
-          SqlClient.SqlClient.use(
-            (sql) => sql`SELECT 1 FROM jobs WHERE id = ${job.id} AND lease_expires_at < now()`
-          )
-        )
-        return rows.length === 1 ? true : undefined
-      })
+      // its handler started (the worker's lease renewal says so), so the crashed attempt counts
+      await run(JobRepo.use((r) => r.renewLeases("w2", [{ id: job.id, started: true }], 1)))
+      await leaseExpired(job.id)
       const rescued = await run(JobRepo.use((r) => r.rescueExpired()))
       expect(rescued.map((r) => r.id)).toContain(job.id)
       expect(await get(job.id)).toMatchObject({ status: "retrying", attempts: 1, leaseOwner: null })
+    })
+
+    it("rescue refunds the attempt of a job whose start was never recorded, and says to record it first", async () => {
+      const queue = uniqueQueue()
+      const job = await enqueue({ queue, maxAttempts: 1 })
+      const [claimed] = await claim("w1", queue, 1)
+      expect(claimed).toMatchObject({ attempts: 1, recordStartFirst: false })
+      await leaseExpired(job.id)
+      const rescued = await run(JobRepo.use((r) => r.rescueExpired()))
+      expect(rescued.find((r) => r.id === job.id)).toMatchObject({ status: "queued", refunded: true })
+      const refunded = await get(job.id)
+      expect(refunded).toMatchObject({ status: "queued", attempts: 0 })
+      expect(refunded.errors.map((e) => e.error)).toEqual([
+        "lease expired: worker w1 stopped renewing it before recording that the job started; attempt not counted"
+      ])
+      const [again] = await claim("w2", queue)
+      expect(again).toMatchObject({ id: job.id, attempts: 1, recordStartFirst: true })
+      expect(await run(JobRepo.use((r) => r.markStarted("w1", [job.id])))).toEqual([])
+      expect(await run(JobRepo.use((r) => r.markStarted("w2", [job.id])))).toEqual([job.id])
     })
 
     it("an idempotency key returns the first job for a repeat and conflicts for another request", async () => {

@@ -54,3 +54,46 @@ export const started = async (worker: WorkerProcess, timeoutMs = 15_000) => {
     await Bun.sleep(20)
   }
 }
+
+export interface Program {
+  readonly process: Bun.Subprocess<"ignore", "pipe", "pipe">
+  /** Everything it wrote to stdout so far. */
+  readonly stdout: () => string
+  /** Everything it wrote to stderr so far. */
+  readonly stderr: () => string
+}
+
+const collect = (stream: ReadableStream<Uint8Array>) => {
+  let text = ""
+  const decoder = new TextDecoder()
+  const reader = stream.getReader()
+  void (async () => {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return
+      text += decoder.decode(value, { stream: true })
+    }
+  })()
+  return () => text
+}
+
+/** An entry program (`src/dev.ts`, `src/api.ts`, ...) run by Bun from the repository root, its output collected. */
+export const spawnProgram = (file: string, env: Record<string, string | undefined>): Program => {
+  const child = Bun.spawn([process.execPath, "run", file], {
+    cwd: root,
+    env,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe"
+  })
+  return { process: child, stdout: collect(child.stdout), stderr: collect(child.stderr) }
+}
+
+/** Waits for the program to exit, failing after `timeoutMs`; answers its exit code. */
+export const exitCode = (program: Program, timeoutMs: number) =>
+  Promise.race([
+    program.process.exited,
+    Bun.sleep(timeoutMs).then(() => {
+      throw new Error(`the program did not exit within ${timeoutMs} ms`)
+    })
+  ])
