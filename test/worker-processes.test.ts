@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from "bun:test"
+import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { Queue } from "../src/queue/Queue.ts"
@@ -205,5 +206,20 @@ describe("worker processes", () => {
                FROM jobs WHERE id = ANY(${late}::uuid[])`
     )
     expect(releasedAfter!.late).toBe(true)
+  })
+  it("refuses to start without DATABASE_URL: a non-zero exit and a message that names it", async () => {
+    const { DATABASE_URL: _, ...withoutUrl } = process.env
+    const child = Bun.spawn([process.execPath, "src/worker.ts"], {
+      cwd: fileURLToPath(new URL("..", import.meta.url)),
+      env: { ...withoutUrl, WORKER_METRICS_PORT: "0" },
+      stdout: "pipe",
+      stderr: "pipe"
+    })
+    const worker = { id: "no-url", process: child, logFile: "" }
+    workers.push(worker)
+    const code = await exited(worker)
+    const output = `${await new Response(child.stdout).text()}${await new Response(child.stderr).text()}`
+    expect(code).not.toBe(0)
+    expect(output).toContain("DATABASE_URL")
   })
 })
