@@ -100,7 +100,7 @@ describe("worker processes", () => {
     // both ready before the job exists: whichever claims it is killed, the other rescues and finishes it
     const pair = [spawn("crash-a", settings), spawn("crash-b", settings)]
     await Promise.all(pair.map((w) => started(w)))
-    const [id] = await enqueueRecords(queue, 1, 2000, true)
+    const [id] = await enqueueRecords(queue, 1, 1000, true)
     const held = await waitFor("a worker to run the job", async () => {
       const job = await run(Queue.use((q) => q.get(id!)))
       const [began] = await sql<{ n: number }>(
@@ -171,7 +171,7 @@ describe("worker processes", () => {
       WORKER_CONCURRENCY: "4",
       WORKER_PREFETCH: "0",
       WORKER_POLL_INTERVAL: "100 millis",
-      WORKER_SHUTDOWN_GRACE: "1500 millis"
+      WORKER_SHUTDOWN_GRACE: "1 second"
     })
     await started(worker)
     const [long] = await enqueueRecords(queue, 1, 60_000, true)

@@ -72,9 +72,14 @@ describe(`chaos (${profile}): worker processes`, () => {
     async () => {
       const queue = "repeated_kills"
       const killCount = pick(4, 40)
-      // enough work that every kill finds its victim busy
-      const ids = await chaos.enqueue(queue, pick(400, 6000), jitter(50, 250))
-      const env = { WORKER_QUEUES: queue, WORKER_CONCURRENCY: "6" }
+      // enough work that every kill finds its victim busy; a short lease, so the last kill's jobs come back soon
+      const ids = await chaos.enqueue(queue, pick(300, 6000), jitter(50, 250))
+      const env = {
+        WORKER_QUEUES: queue,
+        WORKER_CONCURRENCY: "6",
+        WORKER_LEASE: "1500 millis",
+        WORKER_LEASE_RENEW: "250 millis"
+      }
       let spawned = 0
       const live = [0, 1, 2].map(() => chaos.worker(`kills-${spawned++}`, env))
       const began = Date.now()
@@ -89,7 +94,7 @@ describe(`chaos (${profile}): worker processes`, () => {
         kills.push(await kill(victim, busy.get(victim.id)!))
         live.push(chaos.worker(`kills-${spawned++}`, env))
         // the others carry on before the next kill
-        await chaos.progressed(queue, await chaos.succeededCount(queue), pick(20, 80), 60_000)
+        await chaos.progressed(queue, await chaos.succeededCount(queue), pick(15, 80), 60_000)
       }
       const faultsEndedAt = Date.now()
       const drainMs = await chaos.drained(queue, pick(60_000, 600_000))
@@ -97,7 +102,7 @@ describe(`chaos (${profile}): worker processes`, () => {
       const verdict = await chaos.verdict(ids)
       report("chaos", {
         scenario: "repeated_kills",
-        injected: `${killCount} x SIGKILL of a random busy worker of 3 (concurrency 6 each), replaced at once, over ${Math.round((faultsEndedAt - began) / 1000)} s`,
+        injected: `${killCount} x SIGKILL of a random busy worker of 3 (concurrency 6 each, lease 1.5 s), replaced at once, over ${Math.round((faultsEndedAt - began) / 1000)} s`,
         ...summary(verdict),
         recoveryMs: drainMs,
         drainMs
