@@ -209,7 +209,8 @@ describe("worker processes", () => {
   })
   it("refuses to start without DATABASE_URL: a non-zero exit and a message that names it", async () => {
     const { DATABASE_URL: _, ...withoutUrl } = process.env
-    const child = Bun.spawn([process.execPath, "src/worker.ts"], {
+    // --no-env-file: a developer's .env (from .env.example) must not hand it one
+    const child = Bun.spawn([process.execPath, "--no-env-file", "src/worker.ts"], {
       cwd: fileURLToPath(new URL("..", import.meta.url)),
       env: { ...withoutUrl, WORKER_METRICS_PORT: "0" },
       stdout: "pipe",

@@ -47,7 +47,8 @@ describe("bun run api (src/api.ts)", () => {
   }, 30_000)
   it("refuses to start without DATABASE_URL: a non-zero exit and a message that names it", async () => {
     const { DATABASE_URL: _, ...withoutUrl } = process.env
-    const child = Bun.spawn([process.execPath, "src/api.ts"], {
+    // --no-env-file: a developer's .env (from .env.example) must not hand it one
+    const child = Bun.spawn([process.execPath, "--no-env-file", "src/api.ts"], {
       cwd: root,
       env: { ...withoutUrl, PORT: String(freePort()) },
       stdout: "pipe",

@@ -106,7 +106,7 @@ const parseResponse = (bytes: Buffer): RawAnswer | undefined => {
  * for the whole response without sending anything more or closing its side: an answer that arrives proves
  * the server did not wait for the rest of the body.
  */
-const exchange = (port: number, head: string, sent = "", timeoutMs = 5_000) =>
+const exchange = (port: number, head: string, sent = "", timeoutMs = 10_000) =>
   new Promise<RawAnswer>((resolve, reject) => {
     const socket = connect(port, "127.0.0.1")
     let received = Buffer.alloc(0)
