@@ -1,8 +1,10 @@
 import { afterAll, describe, expect, it } from "bun:test"
+import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { Queue } from "../src/queue/Queue.ts"
 import { kinds } from "./fixtures/recordingKinds.ts"
+import { jobEventsDdl } from "./support/jobEvents.ts"
 import { exited, spawnWorker, started, type WorkerProcess } from "./support/processes.ts"
 import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
@@ -14,9 +16,13 @@ afterAll(() => {
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
 await run(
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.andThen(
-      sql`CREATE TABLE processed_log (job_id uuid NOT NULL, worker text NOT NULL)`,
-      sql`CREATE TABLE started_log (job_id uuid NOT NULL)`
+    Effect.forEach(
+      [
+        "CREATE TABLE processed_log (job_id uuid NOT NULL, worker text NOT NULL)",
+        "CREATE TABLE started_log (job_id uuid NOT NULL)",
+        ...jobEventsDdl(["claimed"])
+      ],
+      (statement) => sql.unsafe(statement).raw
     )
   )
 )
@@ -103,29 +109,54 @@ describe("worker processes", () => {
     await Promise.all([exited(a), exited(b)])
   })
 
-  it("a job whose worker was killed with SIGKILL mid-run is finished by another worker after the lease expires", async () => {
+  it("a job whose worker was killed with SIGKILL mid-run is rescued within a lease and a rescue interval, and finished by the other worker", async () => {
     const queue = "crash"
-    const doomed = spawn("doomed", {
+    const leaseMs = 1000
+    const rescueIntervalMs = 200
+    const settings = {
       WORKER_QUEUES: queue,
-      WORKER_LEASE: "1 second",
-      WORKER_LEASE_RENEW: "200 millis"
-    })
-    const [id] = await enqueueRecords(queue, 1, 2000, true)
+      WORKER_LEASE: `${leaseMs} millis`,
+      WORKER_LEASE_RENEW: "200 millis",
+      WORKER_RESCUE_INTERVAL: `${rescueIntervalMs} millis`
+    }
+    // both ready before the job exists: whichever claims it is killed, the other rescues and finishes it
+    const pair = [spawn("crash-a", settings), spawn("crash-b", settings)]
+    await Promise.all(pair.map((w) => started(w)))
+    const [id] = await enqueueRecords(queue, 1, 1000, true)
+    // its worker ran it and recorded the start (so the crashed attempt counts)
     await startRecorded(id!)
+    const held = await run(Queue.use((q) => q.get(id!)))
+    const doomed = pair.find((w) => w.id === held.leaseOwner)!
+    const survivor = pair.find((w) => w !== doomed)!
+    const killedAt = Date.now()
     doomed.process.kill("SIGKILL")
     await exited(doomed)
-    spawn("rescuer", { WORKER_QUEUES: queue, WORKER_RESCUE_INTERVAL: "200 millis" })
+    const rescued = await waitFor("the job to be rescued", async () => {
+      const job = await run(Queue.use((q) => q.get(id!)))
+      return job.errors.length > 0 ? job : undefined
+    })
+    expect(rescued.errors[0]!.error).toContain(`lease expired: worker ${doomed.id}`)
+    // the last renewal came at most one renewal interval before the kill; the lease then ran out, and the
+    // next rescue pass took it. Allowance for a loaded machine: 800 ms.
+    const rescueMs = Date.parse(rescued.errors[0]!.at) - killedAt
+    expect(rescueMs).toBeGreaterThan(leaseMs - 200 - 100)
+    expect(rescueMs).toBeLessThan(leaseMs + rescueIntervalMs + 800)
     const done = await waitFor(
       "the rescued job to succeed",
       async () => {
         const job = await run(Queue.use((q) => q.get(id!)))
         return job.status === "succeeded" ? job : undefined
       },
-      { timeoutMs: 20_000 }
+      { timeoutMs: 15_000 }
     )
     expect(done.attempts).toBe(2)
-    expect(done.errors[0]!.error).toContain("lease expired: worker doomed")
     expect(await executions([id!])).toEqual([{ jobId: id!, n: 1 }])
+    const byWorker = await sql<{ worker: string }>(
+      (s) => s`SELECT worker FROM processed_log WHERE job_id = ${id!}`
+    )
+    expect(byWorker).toEqual([{ worker: survivor.id }])
+    survivor.process.kill("SIGTERM")
+    await exited(survivor)
   })
 
   it("SIGKILL of a worker holding buffered jobs refunds their attempts; the one it was running spends its own", async () => {
@@ -200,5 +231,64 @@ describe("worker processes", () => {
       ["queued", 0, null]
     ])
     expect((await statusCounts(queue)).running).toBeUndefined()
+  })
+  it("after SIGTERM the worker claims nothing more, while it still runs its jobs through the grace period", async () => {
+    const queue = "stop-claiming"
+    const worker = spawn("stopping", {
+      WORKER_QUEUES: queue,
+      WORKER_CONCURRENCY: "4",
+      WORKER_PREFETCH: "0",
+      WORKER_POLL_INTERVAL: "100 millis",
+      WORKER_SHUTDOWN_GRACE: "1 second"
+    })
+    await started(worker)
+    const [long] = await enqueueRecords(queue, 1, 60_000, true)
+    await waitFor("the long job's handler to start", async () => {
+      const rows = await sql<{ n: number }>(
+        (s) => s`SELECT count(*)::int AS n FROM started_log WHERE job_id = ${long!}`
+      )
+      return rows[0]!.n === 1 ? true : undefined
+    })
+    worker.process.kill("SIGTERM")
+    await waitFor("the worker to begin its shutdown", async () =>
+      (await Bun.file(worker.logFile).text()).includes("shutting down: waiting up to") ? true : undefined
+    )
+    // three free slots, a poll every 100 ms and a notification for each: a worker still claiming takes them
+    const late = await enqueueRecords(queue, 3, 1)
+    expect(await exited(worker)).toBe(130)
+    const claims = await sql<{ jobId: string; worker: string }>(
+      (s) =>
+        s`SELECT job_id::text AS "jobId", worker FROM job_events WHERE event = 'claimed' AND job_id = ANY(${[long!, ...late]}::uuid[])`
+    )
+    expect(claims).toEqual([{ jobId: long!, worker: "stopping" }])
+    // the worker was alive after the late jobs arrived: it released the long job when the grace ran out
+    const jobs = await Promise.all([long!, ...late].map((id) => run(Queue.use((q) => q.get(id)))))
+    expect(jobs.map((j) => [j.status, j.attempts])).toEqual([
+      ["queued", 0],
+      ["queued", 0],
+      ["queued", 0],
+      ["queued", 0]
+    ])
+    const [releasedAfter] = await sql<{ late: boolean }>(
+      (s) => s`SELECT (SELECT updated_at FROM jobs WHERE id = ${long!}) > max(created_at) AS late
+               FROM jobs WHERE id = ANY(${late}::uuid[])`
+    )
+    expect(releasedAfter!.late).toBe(true)
+  })
+  it("refuses to start without DATABASE_URL: a non-zero exit and a message that names it", async () => {
+    const { DATABASE_URL: _, ...withoutUrl } = process.env
+    // --no-env-file: a developer's .env (from .env.example) must not hand it one
+    const child = Bun.spawn([process.execPath, "--no-env-file", "src/worker.ts"], {
+      cwd: fileURLToPath(new URL("..", import.meta.url)),
+      env: { ...withoutUrl, WORKER_METRICS_PORT: "0" },
+      stdout: "pipe",
+      stderr: "pipe"
+    })
+    const worker = { id: "no-url", process: child, logFile: "" }
+    workers.push(worker)
+    const code = await exited(worker)
+    const output = `${await new Response(child.stdout).text()}${await new Response(child.stderr).text()}`
+    expect(code).not.toBe(0)
+    expect(output).toContain("DATABASE_URL")
   })
 })

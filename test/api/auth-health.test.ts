@@ -1,4 +1,7 @@
 import { describe, expect, it } from "bun:test"
+import { timingSafeEqual } from "node:crypto"
+import { Redacted } from "effect"
+import { makeVerifier } from "../../src/http/BearerAuth.ts"
 import { jobEndpointRequests, setupApiTests, webHandler } from "../support/api.ts"
 
 const tokens = ["alpha-token-0123456789", "beta-token-9876543210"]
@@ -53,6 +56,35 @@ describe("bearer auth (API_TOKENS set)", () => {
   it("rejects a token that is a prefix or an extension of a real one", async () => {
     for (const token of [tokens[0]!.slice(0, -1), `${tokens[0]}x`]) {
       expect((await get(secured.handler, "/jobs", { authorization: `Bearer ${token}` })).status).toBe(401)
+    }
+  })
+
+  it("compares fixed-size digests against every token, whatever is presented: nothing short-circuits", () => {
+    const compared: Array<[number, number]> = []
+    const recording = (a: Uint8Array, b: Uint8Array) => {
+      compared.push([a.length, b.length])
+      return timingSafeEqual(a, b)
+    }
+    const verify = makeVerifier(
+      tokens.map((token) => Redacted.make(token)),
+      recording
+    )
+    const first = tokens[0]!
+    const presented = [
+      "x",
+      `${first.slice(0, 1) === "a" ? "b" : "a"}${first.slice(1)}`, // differs in the first byte only
+      `${first.slice(0, -1)}#`, // differs in the last byte only
+      first.slice(0, -1),
+      "y".repeat(4096),
+      first, // matches the first token: the second is still compared
+      tokens[1]!
+    ]
+    for (const token of presented) {
+      compared.length = 0
+      expect(verify(`Bearer ${token}`)).toBe(tokens.includes(token))
+      // one comparison per configured token, each of two 32-byte SHA-256 digests: the time taken depends
+      // on neither the presented token's length, nor how much of it matched, nor which token it is
+      expect(compared).toEqual(tokens.map(() => [32, 32]))
     }
   })
 

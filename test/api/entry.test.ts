@@ -45,4 +45,19 @@ describe("bun run api (src/api.ts)", () => {
     expect(await deadline(child.exited, 15_000, "the API did not exit after SIGTERM")).toBe(130)
     await expect(fetch(`${base}/health`)).rejects.toThrow()
   }, 30_000)
+  it("refuses to start without DATABASE_URL: a non-zero exit and a message that names it", async () => {
+    const { DATABASE_URL: _, ...withoutUrl } = process.env
+    // --no-env-file: a developer's .env (from .env.example) must not hand it one
+    const child = Bun.spawn([process.execPath, "--no-env-file", "src/api.ts"], {
+      cwd: root,
+      env: { ...withoutUrl, PORT: String(freePort()) },
+      stdout: "pipe",
+      stderr: "pipe"
+    })
+    afterAll(() => child.kill("SIGKILL"))
+    const code = await deadline(child.exited, 15_000, "the API did not exit without DATABASE_URL")
+    const output = `${await new Response(child.stdout).text()}${await new Response(child.stderr).text()}`
+    expect(code).not.toBe(0)
+    expect(output).toContain("DATABASE_URL")
+  }, 30_000)
 })

@@ -65,7 +65,7 @@ describe(`chaos (${profile}): workload`, () => {
       })
       // exactly one completion per succeeded job, none for the failed ones
       expect(verdict.duplicates).toEqual([])
-      expect(verdict.executions).toBe(count - expectedFailed)
+      expect(verdict.completions).toBe(count - expectedFailed)
       // every attempt is accounted for: one stored error per failed attempt that counted
       expect(attempts.succeededMismatch).toBe(0)
       expect(attempts.failedMismatch).toBe(0)

@@ -1,20 +1,27 @@
 /**
- * What every chaos scenario shares: a fresh database with `processed_log`, real worker and API processes
+ * What every chaos scenario shares: a fresh database with the execution logs, real worker and API processes
  * (tracked and killed after the file), enqueueing a known set of jobs, waiting for the drain on database
- * state with a deadline, and the verdict: every job terminal, none lost, executions counted per job.
+ * state with a deadline, and the verdict: every job terminal, none lost, every execution accounted for.
  *
- * Executions: a `record` job writes one `processed_log` row per finished run. More than one row is allowed
- * only for a job whose lease was lost mid-run (its worker died, stalled or lost its session): the rescuer
- * writes "lease expired: worker X ..." into the job's `errors` for each such loss, so a job may have at most
- * 1 + that many rows. Anything beyond is a duplicate execution, and fails the scenario.
+ * Executions (chaosKinds.ts): each run of a job commits a `started_log` row when it begins and a
+ * `processed_log` row when it finishes, on a connection of its own, so a run that was cut short is seen as
+ * well as one that completed. Releases (a running job given back at shutdown without spending its attempt)
+ * are recorded by a trigger on `jobs` (test/support/jobEvents.ts), in the releasing transaction, not taken
+ * from any worker's logs. The verdict reconciles these against each job's final row:
+ *
+ * - every claim runs at most once: runs <= attempts + releases (a release gives its attempt back);
+ * - every attempt is accounted for: a succeeded job has one error per earlier attempt (a failure, or a
+ *   lease lost: "lease expired: worker X ..." written by the rescuer), a failed one one per attempt;
+ * - completions beyond the first need a lease loss or a release each (at-least-once, never more);
+ * - a succeeded job finished a run.
  */
 import { afterAll, expect } from "bun:test"
-import { existsSync, readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { SQL } from "bun"
 import { Effect } from "effect"
 import { Queue } from "../../src/queue/Queue.ts"
 import { freshDatabase, type TestDatabase } from "../support/database.ts"
+import { jobEventsDdl } from "../support/jobEvents.ts"
 import { freePort } from "../support/ports.ts"
 import { spawnWorker, type WorkerProcess } from "../support/processes.ts"
 import { queueRuntime, waitFor } from "../support/runtime.ts"
@@ -41,18 +48,53 @@ export interface ApiProcess {
   readonly logFile: string
 }
 
+/** One job's executions and its final row, as the verdict reconciles them. */
+export interface JobAccount {
+  readonly id: string
+  readonly status: string
+  readonly attempts: number
+  /** Runs that began (`started_log`) and that finished (`processed_log`). */
+  readonly runs: number
+  readonly completions: number
+  /** Entries of `errors`: all of them, and those the rescuer wrote for a lost lease. */
+  readonly errors: number
+  readonly leaseLosses: number
+  /** Times a worker gave the running job back at shutdown (from the trigger), and of those, the times that
+   *  worker had begun a run of it (a release of a claim still buffered interrupted nothing). */
+  readonly releases: number
+  readonly releasedRuns: number
+}
+
 export interface Verdict {
   readonly jobs: number
   readonly byStatus: Record<string, number>
   /** Enqueued ids missing from the table, or not terminal at the deadline. */
   readonly lost: ReadonlyArray<string>
   readonly notTerminal: ReadonlyArray<string>
-  /** Jobs that ran more than once, with their executions and lease losses. */
-  readonly duplicates: ReadonlyArray<{ id: string; executions: number; leaseLosses: number }>
-  /** Duplicates not explained by lease losses, and succeeded jobs with no recorded execution. */
-  readonly violations: ReadonlyArray<{ id: string; status: string; executions: number; leaseLosses: number }>
-  readonly executions: number
+  /** Jobs whose run completed more than once. */
+  readonly duplicates: ReadonlyArray<JobAccount>
+  /** Jobs that began more than one run (a failed attempt's retry included). */
+  readonly reruns: ReadonlyArray<JobAccount>
+  /** Jobs whose account does not reconcile (see the file comment), each with why. */
+  readonly violations: ReadonlyArray<JobAccount & { readonly why: ReadonlyArray<string> }>
+  readonly runs: number
+  readonly completions: number
   readonly leaseLosses: number
+  readonly releases: number
+}
+
+/** What is wrong with one job's account; empty when it reconciles. */
+const unexplained = (job: JobAccount): Array<string> => {
+  const why: Array<string> = []
+  if (job.runs > job.attempts + job.releases) why.push("more runs than claims")
+  if (job.completions > 1 + job.leaseLosses + job.releases)
+    why.push("completed more often than lease losses and releases allow")
+  if (job.status === "succeeded" && job.completions === 0) why.push("succeeded without a finished run")
+  if (job.status === "succeeded" && job.attempts !== job.errors + 1)
+    why.push("succeeded with attempts not matching its errors")
+  if (job.status === "failed_permanent" && job.attempts !== job.errors)
+    why.push("failed with attempts not matching its errors")
+  return why
 }
 
 /**
@@ -64,9 +106,12 @@ export const setupChaos = async (file: string, database?: TestDatabase) => {
   const runtime = queueRuntime(db.url, kinds)
   // test-side reads and writes; application_name "" so backend_kill never targets them
   const pg = new SQL({ url: db.url, max: 4 })
-  await pg`CREATE TABLE processed_log (
-    job_id uuid NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`
-  await pg`CREATE INDEX ON processed_log (job_id)`
+  for (const log of ["started_log", "processed_log"]) {
+    await pg.unsafe(`CREATE TABLE ${log} (
+      job_id uuid NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`)
+    await pg.unsafe(`CREATE INDEX ON ${log} (job_id)`)
+  }
+  for (const statement of jobEventsDdl(["released"])) await pg.unsafe(statement)
 
   const workers = new Set<WorkerProcess>()
   const apis = new Set<ApiProcess>()
@@ -195,23 +240,25 @@ export const setupChaos = async (file: string, database?: TestDatabase) => {
     return Date.now() - began
   }
 
-  /**
-   * The verdict on the jobs `ids` (see the file comment). `releases` counts, per job, the runs a worker
-   * interrupted at shutdown and released (`releasedAtShutdown`): each allows one more execution too.
-   */
-  const verdict = async (
-    ids: ReadonlyArray<string>,
-    releases: ReadonlyMap<string, number> = new Map()
-  ): Promise<Verdict> => {
-    const rows: Array<{ id: string; status: string; executions: number; leaseLosses: number }> = await pg`
-      SELECT j.id::text AS id, j.status,
-             (SELECT count(*)::int FROM processed_log p WHERE p.job_id = j.id) AS executions,
+  /** The verdict on the jobs `ids` (see the file comment). */
+  const verdict = async (ids: ReadonlyArray<string>): Promise<Verdict> => {
+    const rows: Array<JobAccount> = await pg`
+      SELECT j.id::text AS id, j.status, j.attempts,
+             (SELECT count(*)::int FROM started_log s WHERE s.job_id = j.id) AS runs,
+             (SELECT count(*)::int FROM processed_log p WHERE p.job_id = j.id) AS completions,
+             jsonb_array_length(j.errors) AS errors,
              (SELECT count(*)::int FROM jsonb_array_elements(j.errors) e
-               WHERE e->>'error' LIKE 'lease expired:%') AS "leaseLosses"
+               WHERE e->>'error' LIKE 'lease expired:%') AS "leaseLosses",
+             (SELECT count(*)::int FROM job_events r WHERE r.job_id = j.id AND r.event = 'released') AS releases,
+             (SELECT count(*)::int FROM job_events r WHERE r.job_id = j.id AND r.event = 'released'
+               AND EXISTS (SELECT 1 FROM started_log s WHERE s.job_id = j.id AND s.worker = r.worker)
+             ) AS "releasedRuns"
       FROM jobs j WHERE j.id = ANY(${ids}::uuid[])`
     const found = new Set(rows.map((r) => r.id))
     const byStatus: Record<string, number> = {}
     for (const r of rows) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1
+    const total = (field: "runs" | "completions" | "leaseLosses" | "releases") =>
+      rows.reduce((n, r) => n + r[field], 0)
     return {
       jobs: ids.length,
       byStatus,
@@ -219,17 +266,45 @@ export const setupChaos = async (file: string, database?: TestDatabase) => {
       notTerminal: rows
         .filter((r) => !(terminal as ReadonlyArray<string>).includes(r.status))
         .map((r) => r.id),
-      duplicates: rows
-        .filter((r) => r.executions > 1)
-        .map((r) => ({ id: r.id, executions: r.executions, leaseLosses: r.leaseLosses })),
-      violations: rows.filter(
-        (r) =>
-          r.executions > 1 + r.leaseLosses + (releases.get(r.id) ?? 0) ||
-          (r.status === "succeeded" && r.executions === 0)
-      ),
-      executions: rows.reduce((n, r) => n + r.executions, 0),
-      leaseLosses: rows.reduce((n, r) => n + r.leaseLosses, 0)
+      duplicates: rows.filter((r) => r.completions > 1),
+      reruns: rows.filter((r) => r.runs > 1),
+      violations: rows.flatMap((r) => {
+        const why = unexplained(r)
+        return why.length === 0 ? [] : [{ ...r, why }]
+      }),
+      runs: total("runs"),
+      completions: total("completions"),
+      leaseLosses: total("leaseLosses"),
+      releases: total("releases")
     }
+  }
+
+  /**
+   * Waits until at least one of `workerIds` is running jobs: `running` and leased to it, with a run it began
+   * (`started_log`). Answers the ids of those jobs by worker, for the workers that have any.
+   */
+  const runningOn = (workerIds: ReadonlyArray<string>, timeoutMs = 30_000) =>
+    waitFor(
+      `one of ${workerIds.join(", ")} to be running jobs`,
+      async () => {
+        const rows: Array<{ worker: string; ids: Array<string> }> = await pg`
+          SELECT j.lease_owner AS worker, array_agg(j.id::text) AS ids FROM jobs j
+          WHERE j.status = 'running' AND j.lease_owner = ANY(${workerIds}::text[])
+            AND EXISTS (SELECT 1 FROM started_log s WHERE s.job_id = j.id AND s.worker = j.lease_owner)
+          GROUP BY j.lease_owner`
+        return rows.length > 0 ? new Map(rows.map((r) => [r.worker, r.ids])) : undefined
+      },
+      { timeoutMs, intervalMs: 20 }
+    )
+
+  /** Of the jobs `ids`, those the rescuer took back from `workerId` after its lease expired. */
+  const rescuedFrom = async (workerId: string, ids: ReadonlyArray<string>) => {
+    const rows: Array<{ id: string }> = await pg`
+      SELECT j.id::text AS id FROM jobs j
+      WHERE j.id = ANY(${ids}::uuid[]) AND EXISTS (
+        SELECT 1 FROM jsonb_array_elements(j.errors) e
+        WHERE e->>'error' = ${`lease expired: worker ${workerId} stopped renewing it`})`
+    return rows.map((r) => r.id)
   }
 
   /** `running` jobs left on `queue` (after every worker stopped, there must be none). */
@@ -250,38 +325,20 @@ export const setupChaos = async (file: string, database?: TestDatabase) => {
     drained,
     progressed,
     verdict,
+    runningOn,
+    rescuedFrom,
     running
   }
 }
 
 export type Chaos = Awaited<ReturnType<typeof setupChaos>>
 
-/**
- * Jobs the workers interrupted at shutdown and released to the queue, with how often, from their JSON logs
- * (the workers need LOG_LEVEL=Info). A released run may already have done its work (`record` wrote its row)
- * when the grace period ended, so it may run again: at-least-once, like a lease loss.
- */
-export const releasedAtShutdown = (logFiles: ReadonlyArray<string>) => {
-  const released = new Map<string, number>()
-  for (const file of logFiles) {
-    if (!existsSync(file)) continue
-    for (const line of readFileSync(file, "utf8").split("\n")) {
-      if (!line.includes("released to the queue at shutdown")) continue
-      try {
-        const id = JSON.parse(line).jobId as string
-        released.set(id, (released.get(id) ?? 0) + 1)
-      } catch {}
-    }
-  }
-  return released
-}
-
 /** Sleep times spread between `min` and `max` ms, for `record` payloads. */
 export const jitter = (min: number, max: number) => () => ({
   sleepMs: min + Math.floor(Math.random() * (max - min))
 })
 
-/** Every job terminal and succeeded, none missing, no execution beyond what lease losses explain. */
+/** Every job terminal and succeeded, none missing, every execution accounted for. */
 export const expectNothingLost = (verdict: Verdict) => {
   expect(verdict.lost).toEqual([])
   expect(verdict.notTerminal).toEqual([])
@@ -295,8 +352,11 @@ export const summary = (verdict: Verdict) => ({
   lost: verdict.lost.length + verdict.notTerminal.length,
   duplicates: verdict.duplicates.length,
   duplicateIds: verdict.duplicates.map((d) => d.id),
+  reruns: verdict.reruns.length,
   leaseLosses: verdict.leaseLosses,
-  executions: verdict.executions
+  releases: verdict.releases,
+  runs: verdict.runs,
+  completions: verdict.completions
 })
 
 /** Counts by HTTP status, in status order. */
