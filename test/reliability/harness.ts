@@ -11,7 +11,9 @@
  *
  * - every claim runs at most once: runs <= attempts + releases (a release gives its attempt back);
  * - every attempt is accounted for: a succeeded job has one error per earlier attempt (a failure, or a
- *   lease lost: "lease expired: worker X ..." written by the rescuer), a failed one one per attempt;
+ *   lease lost: "lease expired: worker X ..." written by the rescuer), a failed one one per attempt; a
+ *   rescue that gave the attempt back (no start recorded: "... attempt not counted") writes an error too,
+ *   counts as a release (the trigger sees `attempts` go down) and spends no attempt;
  * - completions beyond the first need a lease loss or a release each (at-least-once, never more);
  * - a succeeded job finished a run.
  */
@@ -59,6 +61,8 @@ export interface JobAccount {
   /** Entries of `errors`: all of them, and those the rescuer wrote for a lost lease. */
   readonly errors: number
   readonly leaseLosses: number
+  /** Of the errors, the rescues that gave the attempt back (the handler's start was never recorded). */
+  readonly refunds: number
   /** Times a worker gave the running job back at shutdown (from the trigger), and of those, the times that
    *  worker had begun a run of it (a release of a claim still buffered interrupted nothing). */
   readonly releases: number
@@ -90,9 +94,10 @@ const unexplained = (job: JobAccount): Array<string> => {
   if (job.completions > 1 + job.leaseLosses + job.releases)
     why.push("completed more often than lease losses and releases allow")
   if (job.status === "succeeded" && job.completions === 0) why.push("succeeded without a finished run")
-  if (job.status === "succeeded" && job.attempts !== job.errors + 1)
+  const counted = job.errors - job.refunds
+  if (job.status === "succeeded" && job.attempts !== counted + 1)
     why.push("succeeded with attempts not matching its errors")
-  if (job.status === "failed_permanent" && job.attempts !== job.errors)
+  if (job.status === "failed_permanent" && job.attempts !== counted)
     why.push("failed with attempts not matching its errors")
   return why
 }
@@ -249,6 +254,8 @@ export const setupChaos = async (file: string, database?: TestDatabase) => {
              jsonb_array_length(j.errors) AS errors,
              (SELECT count(*)::int FROM jsonb_array_elements(j.errors) e
                WHERE e->>'error' LIKE 'lease expired:%') AS "leaseLosses",
+             (SELECT count(*)::int FROM jsonb_array_elements(j.errors) e
+               WHERE e->>'error' LIKE '%attempt not counted') AS refunds,
              (SELECT count(*)::int FROM job_events r WHERE r.job_id = j.id AND r.event = 'released') AS releases,
              (SELECT count(*)::int FROM job_events r WHERE r.job_id = j.id AND r.event = 'released'
                AND EXISTS (SELECT 1 FROM started_log s WHERE s.job_id = j.id AND s.worker = r.worker)
@@ -297,13 +304,16 @@ export const setupChaos = async (file: string, database?: TestDatabase) => {
       { timeoutMs, intervalMs: 20 }
     )
 
-  /** Of the jobs `ids`, those the rescuer took back from `workerId` after its lease expired. */
+  /**
+   * Of the jobs `ids`, those the rescuer took back from `workerId` after its lease expired (with the attempt
+   * counted, or given back when the worker died before its renewal recorded the start).
+   */
   const rescuedFrom = async (workerId: string, ids: ReadonlyArray<string>) => {
     const rows: Array<{ id: string }> = await pg`
       SELECT j.id::text AS id FROM jobs j
       WHERE j.id = ANY(${ids}::uuid[]) AND EXISTS (
         SELECT 1 FROM jsonb_array_elements(j.errors) e
-        WHERE e->>'error' = ${`lease expired: worker ${workerId} stopped renewing it`})`
+        WHERE starts_with(e->>'error', ${`lease expired: worker ${workerId} stopped renewing it`}))`
     return rows.map((r) => r.id)
   }
 
