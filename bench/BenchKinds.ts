@@ -5,8 +5,8 @@
  */
 import { writeFileSync } from "node:fs"
 import { Effect, Schema } from "effect"
-import { demoKinds } from "../src/domain/DemoKinds.ts"
 import { defineKind } from "../src/domain/JobKind.ts"
+import { demoKinds } from "../src/kinds/DemoKinds.ts"
 
 export const now = () => performance.timeOrigin + performance.now()
 

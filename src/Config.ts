@@ -4,7 +4,7 @@
  * `.env.example` documents the same names.
  */
 import { hostname } from "node:os"
-import { Config, ConfigProvider, Context, Duration, Effect, Layer, Redacted } from "effect"
+import { Config, ConfigProvider, Context, Duration, Effect, Layer, type LogLevel, Redacted } from "effect"
 
 const duration = (name: string, fallback: Duration.Input) =>
   Config.Duration(name).pipe(Config.withDefault(Duration.fromInputUnsafe(fallback)))
@@ -391,3 +391,83 @@ export class MetricsConfig extends Context.Service<
   static readonly layer = (settings: Partial<MetricsConfig["Service"]> = {}) =>
     Layer.succeed(MetricsConfig, MetricsConfig.of({ ...MetricsConfig.defaults, ...settings }))
 }
+
+/**
+ * Which programs read what, below: settings that pick a layer rather than configure one, read by the layer
+ * that picks (still only when it is built).
+ */
+
+/** JOBS_MODULE: the module whose `kinds` export (or default export) the programs run; unset: the demo kinds. */
+export const jobsModule = Config.option(Config.String("JOBS_MODULE"))
+
+/** DATABASE_URL, only whether it is set: `npm start` runs on the embedded database when it is not. */
+export const databaseUrlGiven = Config.option(Config.String("DATABASE_URL")).pipe(
+  Config.map((url) => url._tag === "Some" && url.value !== "")
+)
+
+/** PGLITE_DATA_DIR: where `npm start` keeps the embedded database (default ./.data/pglite). */
+export const pgliteDataDir = Config.String("PGLITE_DATA_DIR").pipe(Config.withDefault("./.data/pglite"))
+
+/**
+ * The value of `name` among `choices`, in any case (`warn`, `WARN`, `Warn`: every tool spells levels its
+ * own way); anything else fails naming the variable and its choices.
+ */
+const choice = <A>(
+  name: string,
+  choices: Readonly<Record<string, A>>,
+  fallback: keyof typeof choices & string
+) =>
+  Effect.gen(function* () {
+    const given = yield* Config.String(name).pipe(Config.withDefault(fallback))
+    const key = given.trim().toLowerCase()
+    if (Object.hasOwn(choices, key)) return choices[key]!
+    return yield* invalidSetting(
+      `${name}=${JSON.stringify(given)} is not one of ${Object.keys(choices).join(", ")} (any case)`
+    )
+  })
+
+const logLevels = {
+  all: "All",
+  trace: "Trace",
+  debug: "Debug",
+  info: "Info",
+  warn: "Warn",
+  warning: "Warn",
+  error: "Error",
+  fatal: "Fatal",
+  none: "None"
+} as const satisfies Record<string, LogLevel.LogLevel>
+
+/** LOG_LEVEL (default info) and LOG_FORMAT (json, default, or pretty), in any case. */
+export const loggingSettings = Effect.gen(function* () {
+  return {
+    level: yield* choice("LOG_LEVEL", logLevels, "info"),
+    format: yield* choice("LOG_FORMAT", { json: "json", pretty: "pretty" } as const, "json")
+  }
+})
+
+/**
+ * OTEL_EXPORTER_OTLP_ENDPOINT / _TRACES_ENDPOINT (tracing is on when either is set; the exporter reads the
+ * URL itself), OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL (http/json, our default,
+ * or http/protobuf), OTEL_SERVICE_NAME. The SDK reads the other OTEL_* variables (headers, sampler) itself.
+ */
+export const tracingSettings = (defaultServiceName: string) =>
+  Effect.gen(function* () {
+    const endpoint = yield* Config.option(Config.String("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    const tracesEndpoint = yield* Config.option(Config.String("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    if (endpoint._tag === "None" && tracesEndpoint._tag === "None") return undefined
+    const general = yield* Config.option(Config.String("OTEL_EXPORTER_OTLP_PROTOCOL"))
+    const traces = yield* Config.option(Config.String("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"))
+    const protocol = (
+      traces._tag === "Some" ? traces.value : general._tag === "Some" ? general.value : "http/json"
+    ).trim()
+    if (protocol !== "http/json" && protocol !== "http/protobuf") {
+      return yield* invalidSetting(
+        `OTLP protocol ${JSON.stringify(protocol)} (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL) is not supported: use http/json or http/protobuf, with the receiver's OTLP/HTTP port (4318 by convention)`
+      )
+    }
+    return {
+      protocol: protocol as "http/json" | "http/protobuf",
+      serviceName: yield* Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault(defaultServiceName))
+    }
+  })

@@ -3,7 +3,8 @@
  * server; without, an embedded Postgres (PGlite) under ./.data/ (PGLITE_DATA_DIR), so a machine with only
  * Node and npm runs the whole service. `npm run api` and `npm run worker` always need a real server.
  */
-import { Config, Effect, Layer, Option } from "effect"
+import { Effect, Layer } from "effect"
+import { databaseUrlGiven } from "./Config.ts"
 import * as Database from "./db/Database.ts"
 import * as Embedded from "./db/embedded.ts"
 import * as Migrator from "./db/Migrator.ts"
@@ -15,8 +16,7 @@ import * as WorkerProgram from "./worker/program.ts"
 
 const DatabaseLive = Layer.unwrap(
   Effect.gen(function* () {
-    const url = yield* Config.option(Config.String("DATABASE_URL"))
-    return Option.isSome(url) && url.value !== "" ? Database.layerFromEnv("jobq-dev") : Embedded.layerFromEnv
+    return (yield* databaseUrlGiven) ? Database.layerFromEnv("jobq-dev") : Embedded.layerFromEnv
   })
 )
 

@@ -5,7 +5,6 @@
 export { DatabaseConfig, PayloadConfig, RetryConfig, WorkerConfig } from "./Config.ts"
 export * as Database from "./db/Database.ts"
 export * as Migrator from "./db/Migrator.ts"
-export * as DemoKinds from "./domain/DemoKinds.ts"
 export * from "./domain/errors.ts"
 export * from "./domain/Job.ts"
 export {
@@ -17,6 +16,7 @@ export {
   loadKinds,
   PermanentError
 } from "./domain/JobKind.ts"
+export * as DemoKinds from "./kinds/DemoKinds.ts"
 export { JobRepo } from "./queue/JobRepo.ts"
 export * as QueueLayer from "./queue/layer.ts"
 export { Queue } from "./queue/Queue.ts"

@@ -5,10 +5,10 @@
 import { describe, expect, it } from "bun:test"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { ConfigProvider, Effect, Layer, Schema } from "effect"
-import { demoKinds, noop } from "../src/domain/DemoKinds.ts"
 import type { Issue } from "../src/domain/errors.ts"
 import { defineKind, JobKinds, loadKinds } from "../src/domain/JobKind.ts"
-import * as KindsFromEnv from "../src/domain/kindsFromEnv.ts"
+import { demoKinds, noop } from "../src/kinds/DemoKinds.ts"
+import * as KindsFromEnv from "../src/kinds/fromEnv.ts"
 import { Queue } from "../src/queue/Queue.ts"
 import { queueRuntime, setupQueueTests } from "./support/runtime.ts"
 

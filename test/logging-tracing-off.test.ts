@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "bun:test"
 import { ConfigProvider, Effect, Layer, Logger, References } from "effect"
+import * as TraceContext from "../src/queue/TraceContext.ts"
 import * as Logging from "../src/telemetry/Logging.ts"
 import { jsonLogger } from "../src/telemetry/Logging.ts"
-import * as TraceContext from "../src/telemetry/TraceContext.ts"
 import * as Tracing from "../src/telemetry/Tracing.ts"
 
 const originalLog = console.log

@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from "bun:test"
 import { hostname } from "node:os"
 import { Queue } from "../src/queue/Queue.ts"
-import { jobSecondsBoundaries } from "../src/telemetry/WorkerMetrics.ts"
+import { jobSecondsBoundaries } from "../src/worker/WorkerMetrics.ts"
 import { kinds } from "./fixtures/recordingKinds.ts"
 import { freePort } from "./support/ports.ts"
 import { type Program, recordingKinds, spawnProgram } from "./support/processes.ts"

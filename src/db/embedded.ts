@@ -4,11 +4,10 @@
  * second process on the same directory refuses to start (`DirectoryLock`).
  */
 import { mkdir } from "node:fs/promises"
-import { Config, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
+import { pgliteDataDir } from "../Config.ts"
 import * as DirectoryLock from "./DirectoryLock.ts"
 import * as PgliteClient from "./PgliteClient.ts"
-
-export const defaultDirectory = "./.data/pglite"
 
 /**
  * The database in `directory`, held under its lock (`DirectoryLock`) from before it opens until after it
@@ -32,7 +31,7 @@ export const layer = (directory: string, setting = "PGLITE_DATA_DIR") =>
 /** PGLITE_DATA_DIR (default ./.data/pglite). */
 export const layerFromEnv = Layer.unwrap(
   Effect.gen(function* () {
-    const directory = yield* Config.String("PGLITE_DATA_DIR").pipe(Config.withDefault(defaultDirectory))
+    const directory = yield* pgliteDataDir
     yield* Effect.logInfo(`no DATABASE_URL: using the embedded Postgres (PGlite) in ${directory}`)
     return layer(directory)
   })

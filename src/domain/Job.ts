@@ -7,6 +7,8 @@ export const JobId = Schema.String.pipe(
   Schema.annotate({ description: "Job id (UUIDv7, time-ordered)" })
 )
 export type JobId = typeof JobId.Type
+/** Whether a string can name a job at all (a malformed id is simply not found). */
+export const isJobId: (id: string) => id is JobId = Schema.is(JobId)
 
 export const JobStatus = Schema.Literals([
   "queued",

@@ -79,15 +79,18 @@ export const payloadParseOptions = { errors: "all", onExcessProperty: "error" } 
 
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
-/** Flattens a schema failure into `{ path, message }` issues, every one of them. */
-export const issuesOf = (error: Schema.SchemaError): Array<Issue> =>
-  formatter(error.issue).issues.map((issue) => ({
+/** Flattens a schema issue into `{ path, message }` issues, every one of them. */
+export const issuesFrom = (issue: SchemaIssue.Issue): Array<Issue> =>
+  formatter(issue).issues.map((issue) => ({
     path: (issue.path ?? []).map((p) => {
       const key = typeof p === "object" && p !== null && "key" in p ? p.key : p
       return typeof key === "number" ? key : String(key)
     }),
     message: issue.message
   }))
+
+/** Flattens a schema failure into `{ path, message }` issues, every one of them. */
+export const issuesOf = (error: Schema.SchemaError): Array<Issue> => issuesFrom(error.issue)
 
 export class JobKinds extends Context.Service<
   JobKinds,

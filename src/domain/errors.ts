@@ -1,4 +1,4 @@
-/** The queue's expected failures. Each carries the HTTP status the API answers it with. */
+/** The queue's expected failures (the API maps each to its problem and status in src/http/Problems.ts). */
 import { Schema } from "effect"
 import { JobStatus } from "./Job.ts"
 
@@ -8,49 +8,40 @@ export const Issue = Schema.Struct({
 })
 export type Issue = typeof Issue.Type
 
-export class JobNotFound extends Schema.TaggedError<JobNotFound>()(
-  "JobNotFound",
-  { id: Schema.String, message: Schema.String },
-  { httpApiStatus: 404 }
-) {
+export class JobNotFound extends Schema.TaggedError<JobNotFound>()("JobNotFound", {
+  id: Schema.String,
+  message: Schema.String
+}) {
   static readonly of = (id: string) => new JobNotFound({ id, message: `no job with id ${id}` })
 }
 
 /** The job exists but is in a state the operation does not apply to (cancel a finished job, retry a queued one). */
-export class JobStateConflict extends Schema.TaggedError<JobStateConflict>()(
-  "JobStateConflict",
-  { id: Schema.String, status: JobStatus, message: Schema.String },
-  { httpApiStatus: 409 }
-) {}
+export class JobStateConflict extends Schema.TaggedError<JobStateConflict>()("JobStateConflict", {
+  id: Schema.String,
+  status: JobStatus,
+  message: Schema.String
+}) {}
 
 /** The idempotency key was first used with a different request. */
-export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>()(
-  "IdempotencyConflict",
-  { idempotencyKey: Schema.String, jobId: Schema.String, message: Schema.String },
-  { httpApiStatus: 409 }
-) {}
+export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>()("IdempotencyConflict", {
+  idempotencyKey: Schema.String,
+  jobId: Schema.String,
+  message: Schema.String
+}) {}
 
-export class UnknownJobKind extends Schema.TaggedError<UnknownJobKind>()(
-  "UnknownJobKind",
-  {
-    kind: Schema.String,
-    known: Schema.Array(Schema.String),
-    index: Schema.optional(Schema.Int),
-    message: Schema.String
-  },
-  { httpApiStatus: 422 }
-) {}
+export class UnknownJobKind extends Schema.TaggedError<UnknownJobKind>()("UnknownJobKind", {
+  kind: Schema.String,
+  known: Schema.Array(Schema.String),
+  index: Schema.optional(Schema.Int),
+  message: Schema.String
+}) {}
 
 /** The payload does not match its kind's schema; every issue is listed with its path. */
-export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()(
-  "InvalidPayload",
-  {
-    kind: Schema.String,
-    issues: Schema.Array(Issue),
-    index: Schema.optional(Schema.Int),
-    message: Schema.String
-  },
-  { httpApiStatus: 422 }
-) {}
+export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("InvalidPayload", {
+  kind: Schema.String,
+  issues: Schema.Array(Issue),
+  index: Schema.optional(Schema.Int),
+  message: Schema.String
+}) {}
 
 export type EnqueueError = UnknownJobKind | InvalidPayload | IdempotencyConflict

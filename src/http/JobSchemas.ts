@@ -16,13 +16,10 @@ import {
   QueueName
 } from "../domain/Job.ts"
 import { enqueuePayload, type JobKind } from "../domain/JobKind.ts"
-import { maxPageBytes } from "../queue/Queue.ts"
+import { defaultPageSize, maxPageBytes, maxPageSize } from "../queue/Queue.ts"
 
 /** Most jobs one `POST /jobs/batch` may carry. */
 export const maxBatchSize = 1000
-/** Largest page `GET /jobs` returns (`limit`), and its default. */
-export const maxPageSize = 500
-export const defaultPageSize = 50
 /** Longest delay a job may be scheduled with: one year. */
 export const maxDelayMs = 365 * 24 * 3600 * 1000
 

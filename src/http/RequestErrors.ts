@@ -11,7 +11,7 @@
  * - body over `MAX_BODY_BYTES` -> 413 `PayloadTooLarge`; a `Content-Length` over it is refused before any
  *   byte is read, a chunked body as soon as the count passes it
  */
-import { ByteSize, Cause, Effect, identity, Layer, SchemaIssue } from "effect"
+import { ByteSize, Cause, Effect, identity, Layer } from "effect"
 import {
   HttpIncomingMessage,
   HttpRouter,
@@ -22,7 +22,7 @@ import {
 } from "effect/http"
 import { HttpApiError } from "effect/http-api"
 import { ApiConfig } from "../Config.ts"
-import { JobKinds } from "../domain/JobKind.ts"
+import { issuesFrom, JobKinds } from "../domain/JobKind.ts"
 import { RequestErrors } from "./Api.ts"
 import * as ContentEncoding from "./ContentEncoding.ts"
 import { newJobIdentifier, noKindMatches } from "./JobSchemas.ts"
@@ -34,8 +34,6 @@ import {
   UnsupportedMediaType,
   ValidationFailed
 } from "./Problems.ts"
-
-const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
 const slots = { Params: "path", Query: "query", Headers: "headers", Payload: "body" } as const
 
@@ -51,15 +49,8 @@ const explainKinds = (names: ReadonlyArray<string>) => {
 
 const issuesOf = (error: HttpApiError.HttpApiSchemaError): Array<ProblemIssue> => {
   const slot = slots[error.kind as keyof typeof slots] ?? error.kind.toLowerCase()
-  return formatter(error.cause.issue).issues.map((issue) => ({
-    path: [
-      slot,
-      ...(issue.path ?? []).map((segment) => {
-        const key =
-          typeof segment === "object" && segment !== null && "key" in segment ? segment.key : segment
-        return typeof key === "number" ? key : String(key)
-      })
-    ],
+  return issuesFrom(error.cause.issue).map((issue) => ({
+    path: [slot, ...issue.path],
     message: issue.message
   }))
 }

@@ -6,12 +6,11 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Metric, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
+import * as Health from "../db/Health.ts"
 import { dbConnections, dbPoolMax } from "../telemetry/ApiMetrics.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
 import type { JobqApi } from "./Api.ts"
 import { DatabaseUnavailable } from "./Problems.ts"
-
-const healthTimeout = "2 seconds"
 
 export const makeSystemHandlers = (api: JobqApi) =>
   HttpApiBuilder.group(
@@ -27,23 +26,8 @@ export const makeSystemHandlers = (api: JobqApi) =>
         onSome: (client) => (client.config as { readonly maxConnections?: number }).maxConnections ?? 10
       })
 
-      const health = sql`SELECT 1`.pipe(
-        Effect.timeoutOrElse({
-          duration: healthTimeout,
-          orElse: () =>
-            Effect.fail(
-              new DatabaseUnavailable({ detail: `the database did not answer within ${healthTimeout}` })
-            )
-        }),
-        Effect.catchTag("SqlError", (error) =>
-          Effect.logWarning(`health: the database did not answer: ${error.message}`).pipe(
-            Effect.andThen(
-              Effect.fail(
-                new DatabaseUnavailable({ detail: `the database did not answer (${error.reason._tag})` })
-              )
-            )
-          )
-        ),
+      const health = Health.probe(sql).pipe(
+        Effect.mapError((down) => new DatabaseUnavailable({ detail: down.reason })),
         Effect.as({ status: "ok", database: "up" } as const)
       )
 

@@ -8,8 +8,8 @@
  *   )
  */
 export { ApiConfig } from "../Config.ts"
+export * as BunServer from "../platform/BunServer.ts"
 export { Authorization, type JobqApi, makeApi, RequestErrors } from "./Api.ts"
-export * as BunServer from "./BunServer.ts"
 export { apiLayer, makeWebHandler } from "./handler.ts"
 export * as JobSchemas from "./JobSchemas.ts"
 export * as Problems from "./Problems.ts"

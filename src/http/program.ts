@@ -6,7 +6,7 @@ import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { ApiConfig, PayloadConfig } from "../Config.ts"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
-import * as KindsFromEnv from "../domain/kindsFromEnv.ts"
+import * as KindsFromEnv from "../kinds/fromEnv.ts"
 import * as Listen from "../platform/Listen.ts"
 import { apiLayer } from "./handler.ts"
 

@@ -3,7 +3,7 @@
  * change ("PORT 8080 is in use") instead of Bun's own "Failed to start server" defect and its stack.
  */
 import { Cause, Effect, Layer, Schema } from "effect"
-import * as BunServer from "../http/BunServer.ts"
+import * as BunServer from "./BunServer.ts"
 
 /** The port a setting names is taken by another program. */
 export class PortInUse extends Schema.TaggedError<PortInUse>()("PortInUse", {

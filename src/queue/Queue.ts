@@ -12,14 +12,14 @@ import {
   JobStateConflict,
   UnknownJobKind
 } from "../domain/errors.ts"
-import type { Enqueued, Job, JobStatus, NewJob } from "../domain/Job.ts"
+import { type Enqueued, isJobId, type Job, type JobStatus, type NewJob } from "../domain/Job.ts"
 import { enqueuePayload, issuesOf, JobKinds, payloadParseOptions } from "../domain/JobKind.ts"
-import * as TraceContext from "../telemetry/TraceContext.ts"
 import { uuidv7 } from "./ids.ts"
 import { type JobInsert, JobRepo } from "./JobRepo.ts"
 import { depthIssue } from "./nesting.ts"
 import { nulIssues } from "./nul.ts"
 import { requestHash } from "./requestHash.ts"
+import * as TraceContext from "./TraceContext.ts"
 
 export const defaultQueue = "default"
 export const defaultMaxAttempts = 5
@@ -221,8 +221,7 @@ const make = Effect.gen(function* () {
     }).pipe(spanned("Queue.enqueueMany", { "jobs.count": inputs.length }))
 
   // An id that cannot name a job is simply not found (and never reaches SQL as an invalid uuid).
-  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-  const known = (id: string) => (uuid.test(id) ? Effect.void : Effect.fail(JobNotFound.of(id)))
+  const known = (id: string) => (isJobId(id) ? Effect.void : Effect.fail(JobNotFound.of(id)))
 
   const get = (id: string) =>
     Effect.andThen(known(id), repo.get(id)).pipe(

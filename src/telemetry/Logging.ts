@@ -4,8 +4,8 @@
  * `LOG_LEVEL` (trace, debug, info, warn, error, fatal, none, in any case; default info) sets the minimum
  * level; `LOG_FORMAT=pretty` switches to Effect's human-readable console logger for development.
  */
-import { Config, Context, Effect, Layer, Logger, type LogLevel, References, Tracer } from "effect"
-import { invalidSetting } from "../Config.ts"
+import { Context, Effect, Layer, Logger, References, Tracer } from "effect"
+import { loggingSettings } from "../Config.ts"
 
 /** The span a log line names: none when tracing is off (Effect then makes placeholder spans, ids "noop"). */
 const currentSpan = (context: Context.Context<never>) => {
@@ -25,40 +25,9 @@ export const jsonLogger = Logger.make<unknown, void>((options) => {
   globalThis.console.log(JSON.stringify(line))
 })
 
-const levels = {
-  all: "All",
-  trace: "Trace",
-  debug: "Debug",
-  info: "Info",
-  warn: "Warn",
-  warning: "Warn",
-  error: "Error",
-  fatal: "Fatal",
-  none: "None"
-} as const satisfies Record<string, LogLevel.LogLevel>
-
-/**
- * The value of `name` among `choices`, in any case (`warn`, `WARN`, `Warn`: every tool spells levels its
- * own way); anything else fails naming the variable and its choices.
- */
-const choice = <A>(
-  name: string,
-  choices: Readonly<Record<string, A>>,
-  fallback: keyof typeof choices & string
-) =>
-  Effect.gen(function* () {
-    const given = yield* Config.String(name).pipe(Config.withDefault(fallback))
-    const key = given.trim().toLowerCase()
-    if (Object.hasOwn(choices, key)) return choices[key]!
-    return yield* invalidSetting(
-      `${name}=${JSON.stringify(given)} is not one of ${Object.keys(choices).join(", ")} (any case)`
-    )
-  })
-
 export const layerFromEnv = Layer.unwrap(
   Effect.gen(function* () {
-    const level = yield* choice("LOG_LEVEL", levels, "info")
-    const format = yield* choice("LOG_FORMAT", { json: "json", pretty: "pretty" } as const, "json")
+    const { level, format } = yield* loggingSettings
     return Layer.merge(
       Logger.layer([format === "json" ? jsonLogger : Logger.consolePretty()]),
       Layer.succeed(References.MinimumLogLevel, level)

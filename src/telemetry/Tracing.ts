@@ -11,9 +11,9 @@ import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import { OTLPTraceExporter as JsonExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import { OTLPTraceExporter as ProtobufExporter } from "@opentelemetry/exporter-trace-otlp-proto"
 import { BatchSpanProcessor, type Sampler, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Config, Effect, Layer, Option, References, Tracer } from "effect"
-import { invalidSetting } from "../Config.ts"
-import { CaptureTraceContext } from "./TraceContext.ts"
+import { Effect, Layer, References, Tracer } from "effect"
+import { tracingSettings } from "../Config.ts"
+import { CaptureTraceContext } from "../queue/TraceContext.ts"
 
 /**
  * The OpenTelemetry tracer without its per-operation context hook. The hook makes the current span the
@@ -51,34 +51,17 @@ export const layer = (serviceName: string, spanProcessor: SpanProcessor, sampler
 export const off = Layer.succeed(References.TracerEnabled, false)
 
 /**
- * The exporter `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` (or `OTEL_EXPORTER_OTLP_PROTOCOL`) names. The
- * specification's default is `http/protobuf`; ours is `http/json`, which every OTLP/HTTP receiver also
- * takes and which cost our worker no more CPU per span. `grpc` (port 4317) would need another exporter and
- * its native dependencies: refused at startup rather than sent to a port that does not speak HTTP.
+ * The exporter the settings name (`tracingSettings`). The specification's default is `http/protobuf`; ours
+ * is `http/json`, which every OTLP/HTTP receiver also takes and which cost our worker no more CPU per span.
+ * `grpc` (port 4317) would need another exporter and its native dependencies: refused at startup rather than
+ * sent to a port that does not speak HTTP.
  */
-const exporterFromEnv = Effect.gen(function* () {
-  const general = yield* Config.option(Config.String("OTEL_EXPORTER_OTLP_PROTOCOL"))
-  const traces = yield* Config.option(Config.String("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"))
-  const protocol = Option.getOrElse(
-    Option.orElse(traces, () => general),
-    () => "http/json"
-  ).trim()
-  if (protocol === "http/json") return new JsonExporter()
-  if (protocol === "http/protobuf") return new ProtobufExporter()
-  return yield* invalidSetting(
-    `OTLP protocol ${JSON.stringify(protocol)} (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL) is not supported: use http/json or http/protobuf, with the receiver's OTLP/HTTP port (4318 by convention)`
-  )
-})
-
 export const layerFromEnv = (defaultServiceName: string) =>
   Layer.unwrap(
     Effect.gen(function* () {
-      const endpoint = yield* Config.option(Config.String("OTEL_EXPORTER_OTLP_ENDPOINT"))
-      const tracesEndpoint = yield* Config.option(Config.String("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-      if (Option.isNone(endpoint) && Option.isNone(tracesEndpoint)) return off
-      const serviceName = yield* Config.String("OTEL_SERVICE_NAME").pipe(
-        Config.withDefault(defaultServiceName)
-      )
-      return layer(serviceName, new BatchSpanProcessor(yield* exporterFromEnv))
+      const settings = yield* tracingSettings(defaultServiceName)
+      if (settings === undefined) return off
+      const exporter = settings.protocol === "http/json" ? new JsonExporter() : new ProtobufExporter()
+      return layer(settings.serviceName, new BatchSpanProcessor(exporter))
     })
   )

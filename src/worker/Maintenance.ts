@@ -7,7 +7,7 @@
 import { Cause, Duration, Effect, Layer, Metric, Schedule } from "effect"
 import { WorkerConfig } from "../Config.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
-import { rescued } from "../telemetry/WorkerMetrics.ts"
+import { rescued } from "./WorkerMetrics.ts"
 
 const everyInterval = (interval: Duration.Duration, name: string) => (task: Effect.Effect<void, unknown>) =>
   task.pipe(

@@ -8,9 +8,9 @@ import { Cause, Effect, Exit } from "effect"
 import type { RetryConfig } from "../Config.ts"
 import type { ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import { nextDelayMs } from "../queue/Retry.ts"
-import type { JobCounter, JobMetrics } from "../telemetry/WorkerMetrics.ts"
 import type * as Completer from "./Completer.ts"
 import type { AttemptFailed } from "./Executor.ts"
+import type { JobCounter, JobMetrics } from "./WorkerMetrics.ts"
 
 /** Why a job was stopped before it finished; none means shutdown. */
 export type StopReason = "cancel" | "lease_lost"

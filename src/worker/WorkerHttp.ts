@@ -3,6 +3,7 @@ import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { MetricsConfig } from "../Config.ts"
+import * as Health from "../db/Health.ts"
 import * as Listen from "../platform/Listen.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
 import { WorkerPool } from "./WorkerPool.ts"
@@ -24,18 +25,12 @@ const routes = Layer.unwrap(
       "/health",
       Effect.gen(function* () {
         const running = (yield* pool.running).length
-        return yield* sql`SELECT 1`.pipe(
-          Effect.timeout("2 seconds"),
+        return yield* Health.probe(sql).pipe(
           Effect.as(HttpServerResponse.jsonUnsafe({ status: "ok", workerId: pool.workerId, running })),
-          Effect.catchCause(() =>
+          Effect.catch((down) =>
             Effect.succeed(
               HttpServerResponse.jsonUnsafe(
-                {
-                  status: "unavailable",
-                  workerId: pool.workerId,
-                  running,
-                  reason: "database did not answer"
-                },
+                { status: "unavailable", workerId: pool.workerId, running, reason: down.reason },
                 { status: 503, headers: { "retry-after": "5" } }
               )
             )

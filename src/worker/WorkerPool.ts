@@ -32,13 +32,13 @@ import { StopNow } from "../platform/Main.ts"
 import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
-import * as ExecutionSpan from "../telemetry/ExecutionSpan.ts"
-import { QueueLabels } from "../telemetry/QueueLabels.ts"
-import * as Metrics from "../telemetry/WorkerMetrics.ts"
 import * as Completer from "./Completer.ts"
+import * as ExecutionSpan from "./ExecutionSpan.ts"
 import { run as runAttempt } from "./Executor.ts"
+import { QueueLabels } from "./QueueLabels.ts"
 import * as Settlement from "./Settlement.ts"
 import * as WakeTimes from "./WakeTimes.ts"
+import * as Metrics from "./WorkerMetrics.ts"
 
 const make = Effect.gen(function* () {
   const config = yield* WorkerConfig

@@ -4,12 +4,12 @@
  */
 import { Layer } from "effect"
 import { MetricsConfig, RetryConfig, WorkerConfig } from "../Config.ts"
-import * as KindsFromEnv from "../domain/kindsFromEnv.ts"
+import * as KindsFromEnv from "../kinds/fromEnv.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
-import * as QueueDepth from "../telemetry/QueueDepth.ts"
-import * as QueueLabels from "../telemetry/QueueLabels.ts"
 import * as Maintenance from "./Maintenance.ts"
+import * as QueueDepth from "./QueueDepth.ts"
+import * as QueueLabels from "./QueueLabels.ts"
 import * as WorkerHttp from "./WorkerHttp.ts"
 import { WorkerPool } from "./WorkerPool.ts"
 

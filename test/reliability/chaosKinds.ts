@@ -10,8 +10,8 @@
  */
 import { SQL } from "bun"
 import { Effect, Schema } from "effect"
-import { demoKinds } from "../../src/domain/DemoKinds.ts"
 import { defineKind } from "../../src/domain/JobKind.ts"
+import { demoKinds } from "../../src/kinds/DemoKinds.ts"
 
 let db: SQL | undefined
 const connection = () => {

@@ -6,9 +6,9 @@ import { afterAll, expect } from "bun:test"
 import { Duration, Layer, Redacted } from "effect"
 import { ApiConfig, DatabaseConfig, type DatabaseDefaults, PayloadConfig } from "../../src/Config.ts"
 import * as Database from "../../src/db/Database.ts"
-import { demoKinds } from "../../src/domain/DemoKinds.ts"
 import type { JobKind } from "../../src/domain/JobKind.ts"
 import { apiLayer, makeWebHandler } from "../../src/http/handler.ts"
+import { demoKinds } from "../../src/kinds/DemoKinds.ts"
 import { setupQueueTests } from "./runtime.ts"
 
 export interface ApiSettings {

@@ -2,8 +2,8 @@
 import { afterAll } from "bun:test"
 import { type Effect, Layer, ManagedRuntime } from "effect"
 import * as Database from "../../src/db/Database.ts"
-import { demoKinds } from "../../src/domain/DemoKinds.ts"
 import type { JobKind } from "../../src/domain/JobKind.ts"
+import { demoKinds } from "../../src/kinds/DemoKinds.ts"
 import * as QueueLayer from "../../src/queue/layer.ts"
 import { freshDatabase, type TestDatabase } from "./database.ts"
 

@@ -17,7 +17,7 @@
 import { randomUUID } from "node:crypto"
 import { Clock, Context, type Exit, Option, Tracer } from "effect"
 import type { ClaimedJob } from "../queue/JobRepo.ts"
-import { CaptureTraceContext, parentSpan } from "./TraceContext.ts"
+import { CaptureTraceContext, parentSpan } from "../queue/TraceContext.ts"
 
 export interface ExecutionSpans {
   /** A started span for the job, or `undefined` when tracing is off. */

@@ -1,7 +1,7 @@
 /** The demo kinds the programs run when `JOBS_MODULE` is not set (the seed's four). */
 import { createHash } from "node:crypto"
 import { Effect, Schema } from "effect"
-import { defineKind, EmptyPayload } from "./JobKind.ts"
+import { defineKind, EmptyPayload } from "../domain/JobKind.ts"
 
 export const noop = defineKind({
   name: "noop",

@@ -3,8 +3,8 @@
  * never a job id.
  */
 import { type Context, Metric } from "effect"
+import * as Series from "../telemetry/Series.ts"
 import { other, type QueueLabels } from "./QueueLabels.ts"
-import * as Series from "./Series.ts"
 
 /** A claim's round trip: 0.5 ms to 32.8 s, doubling (17 boundaries, then +Inf). */
 const seconds = Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 18 })
