@@ -156,6 +156,13 @@ export interface WorkerSettings {
   readonly lease: Duration.Duration
   /** WORKER_LEASE_RENEW: how often held leases are renewed and cancel requests checked (default 1 second). */
   readonly renewInterval: Duration.Duration
+  /**
+   * WORKER_QUEUE_REFRESH: how often the worker reads the queues' pauses and limits when no notification
+   * told it of a change (default 1 second). Claims honour a pause at once whatever this is; it bounds how
+   * long jobs this worker already claimed (buffered, not started) of a paused queue may still start when the
+   * notification was lost.
+   */
+  readonly queueRefresh: Duration.Duration
   /** WORKER_RESCUE_INTERVAL: how often expired leases are rescued (default 5 seconds). */
   readonly rescueInterval: Duration.Duration
   /** WORKER_SHUTDOWN_GRACE: on SIGTERM, how long running jobs may finish before they are interrupted and released (default 30 seconds). */
@@ -169,6 +176,7 @@ export interface WorkerSettings {
 
 const durationKeys = new Set([
   "pollInterval",
+  "queueRefresh",
   "lease",
   "renewInterval",
   "rescueInterval",
@@ -196,6 +204,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
     pollInterval: Duration.seconds(1),
     lease: Duration.seconds(30),
     renewInterval: Duration.seconds(1),
+    queueRefresh: Duration.seconds(1),
     rescueInterval: Duration.seconds(5),
     shutdownGrace: Duration.seconds(30),
     retention: undefined
@@ -239,6 +248,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
         pollInterval: yield* duration("WORKER_POLL_INTERVAL", d.pollInterval),
         lease: yield* duration("WORKER_LEASE", d.lease),
         renewInterval: yield* duration("WORKER_LEASE_RENEW", d.renewInterval),
+        queueRefresh: yield* duration("WORKER_QUEUE_REFRESH", d.queueRefresh),
         rescueInterval: yield* duration("WORKER_RESCUE_INTERVAL", d.rescueInterval),
         shutdownGrace: yield* duration("WORKER_SHUTDOWN_GRACE", d.shutdownGrace),
         retention: retention._tag === "None" ? undefined : retention.value

@@ -9,6 +9,7 @@ import { JobKinds } from "../domain/JobKind.ts"
 import * as KindsFromEnv from "../domain/kindsFromEnv.ts"
 import * as BunServer from "./BunServer.ts"
 import { apiLayer } from "./handler.ts"
+import { routerConfig } from "./Routes.ts"
 
 export const layerFromEnv = Layer.unwrap(
   Effect.gen(function* () {
@@ -17,7 +18,7 @@ export const layerFromEnv = Layer.unwrap(
     yield* Effect.logInfo(
       `jobq API on http://localhost:${port} (Swagger UI http://localhost:${port}/docs), kinds: ${kinds.names.join(", ")}`
     )
-    return HttpRouter.serve(apiLayer(kinds.all), { disableLogger: true }).pipe(
+    return HttpRouter.serve(apiLayer(kinds.all), { disableLogger: true, routerConfig }).pipe(
       Layer.provide(BunServer.layer({ port }))
     )
   })

@@ -5,7 +5,7 @@
  * live in `Queue`.
  */
 import { Context, Effect, Layer } from "effect"
-import { SqlClient, type SqlError } from "effect/sql"
+import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
 import { jsonbText, replaceNulText } from "./nul.ts"
 
@@ -211,33 +211,17 @@ const make = Effect.gen(function* () {
     j.trace_context AS "traceContext"`)
 
   /**
-   * Locks up to `limit` ready jobs in priority order, skipping rows other claimers hold, and leases them.
-   *
-   * The claim commits without waiting for its WAL flush (`synchronous_commit` off for its own transaction
-   * only, set inside the statement): that wait was a whole disk flush on the path from enqueue to handler
-   * and in every claim-run-complete cycle. Losing a claim costs nothing the queue promises: only a database
-   * crash loses it (the last few hundred ms of such commits), and then the job is simply queued again, its
-   * attempt uncounted; the worker that ran it cannot complete it (the guards see no lease of its own), so
-   * another runs it, as after any crash. Completions still wait for their flush, and each one flushes every
-   * claim before it. Call it in autocommit: inside a caller's transaction the setting would cover that
-   * transaction's commit too.
+   * Queues no plain claim may take from: paused ones, and limited ones (claimed one queue at a time under
+   * a lock, `QueueRepo.claimLimited`). Evaluated once per statement, through `queues_steered_idx`, so a
+   * pause binds every claim that starts after it committed, whatever the workers were told.
    */
-  const claim = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) => {
-    const ready =
-      queues === undefined
-        ? sql`
-          SELECT id FROM jobs
-          WHERE status IN ('queued', 'retrying') AND run_at <= now()
-          ORDER BY priority, run_at, id
-          LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED`
-        : sql`
-          SELECT id FROM jobs
-          WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue = ANY(${queues}::text[])
-          ORDER BY priority, run_at, id
-          LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED`
-    return sql<ClaimedRow>`
+  const steered = sql.literal(
+    "ARRAY(SELECT name FROM queues WHERE paused_at IS NOT NULL OR concurrency_limit IS NOT NULL OR rate_max IS NOT NULL)"
+  )
+
+  /** Leases the jobs `ready` selected (and locked) to `workerId`. */
+  const claimReady = (workerId: string, leaseMs: number, ready: Statement.Fragment) =>
+    sql<ClaimedRow>`
       WITH ready AS (${ready})
       UPDATE jobs AS j
       SET status = 'running', attempts = j.attempts + 1, lease_owner = ${workerId},
@@ -247,7 +231,64 @@ const make = Effect.gen(function* () {
       RETURNING ${claimColumns}`.pipe(
       Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
     )
-  }
+
+  /**
+   * Locks up to `limit` ready jobs in priority order, skipping rows other claimers hold, and leases them.
+   *
+   * The claim commits without waiting for its WAL flush (`synchronous_commit` off for its own transaction
+   * only, set inside the statement): that wait was a whole disk flush on the path from enqueue to handler
+   * and in every claim-run-complete cycle. Losing a claim costs nothing the queue promises: only a database
+   * crash loses it (the last few hundred ms of such commits), and then the job is simply queued again, its
+   * attempt uncounted; the worker that ran it cannot complete it (the guards see no lease of its own), so
+   * another runs it, as after any crash. Completions still wait for their flush, and each one flushes every
+   * claim before it. Call it in autocommit: inside a caller's transaction the setting would cover that
+   * transaction's commit too. Jobs of paused and limited queues are never among them (`steered`).
+   */
+  const claim = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) =>
+    claimReady(
+      workerId,
+      leaseMs,
+      queues === undefined
+        ? sql`
+          SELECT id FROM jobs
+          WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue <> ALL(${steered})
+          ORDER BY priority, run_at, id
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED`
+        : sql`
+          SELECT id FROM jobs
+          WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue = ANY(${queues}::text[])
+            AND queue <> ALL(${steered})
+          ORDER BY priority, run_at, id
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED`
+    )
+
+  /**
+   * `claim` queue by queue, for a worker that knows some queues are paused or limited: the plain claim
+   * reads the ready jobs of every queue in one order and would step over a steered queue's whole backlog
+   * on every call. Here each of `queues` is read through its own index (`jobs_queue_ready_idx`), at most
+   * `limit` rows each, locked as they are read; the best `limit` of them are claimed and the other locks
+   * end with the statement. Steered queues are left out by the statement itself, whatever the caller
+   * believes; a queue missing from `queues` is simply not claimed from.
+   */
+  const claimFromQueues = (workerId: string, limit: number, leaseMs: number, queues: ReadonlyArray<string>) =>
+    claimReady(
+      workerId,
+      leaseMs,
+      sql`
+        SELECT c.id FROM unnest(${queues}::text[]) AS q (name)
+        CROSS JOIN LATERAL (
+          SELECT id, priority, run_at FROM jobs
+          WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue = q.name
+          ORDER BY priority, run_at, id
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED
+        ) c
+        WHERE q.name <> ALL(${steered})
+        ORDER BY c.priority, c.run_at, c.id
+        LIMIT ${limit}`
+    )
 
   /** Marks jobs succeeded with their results; returns the ids this worker still held. */
   const complete = (
@@ -463,6 +504,7 @@ const make = Effect.gen(function* () {
     get,
     list,
     claim,
+    claimFromQueues,
     complete,
     completeAndDelete,
     fail,

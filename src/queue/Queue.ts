@@ -18,6 +18,7 @@ import * as TraceContext from "../telemetry/TraceContext.ts"
 import { uuidv7 } from "./ids.ts"
 import { type JobInsert, JobRepo } from "./JobRepo.ts"
 import { nulIssues } from "./nul.ts"
+import { QueueControl } from "./QueueControl.ts"
 
 export const defaultQueue = "default"
 export const defaultMaxAttempts = 5
@@ -67,6 +68,8 @@ const make = Effect.gen(function* () {
   const repo = yield* JobRepo
   const kinds = yield* JobKinds
   const sql = yield* SqlClient.SqlClient
+  // pause, resume, setLimits, getQueue, listQueues, listWorkers: see QueueControl
+  const control = yield* QueueControl
 
   /**
    * Validates one request and makes its row; plain code, no Effect per item: a batch of a thousand runs
@@ -268,7 +271,7 @@ const make = Effect.gen(function* () {
       return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "retry")))
     }).pipe(spanned("Queue.retry"))
 
-  return { enqueue, enqueueMany, get, list, cancel, retry }
+  return { enqueue, enqueueMany, get, list, cancel, retry, ...control }
 })
 
 export class Queue extends Context.Service<Queue, Effect.Success<typeof make>>()("jobq/Queue") {

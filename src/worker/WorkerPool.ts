@@ -25,18 +25,21 @@ import { RetryConfig, WorkerConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
+import { QueueRepo } from "../queue/QueueRepo.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
 import * as ExecutionSpan from "../telemetry/ExecutionSpan.ts"
 import * as Metrics from "../telemetry/WorkerMetrics.ts"
 import * as Completer from "./Completer.ts"
 import { run as runAttempt } from "./Executor.ts"
 import * as Settlement from "./Settlement.ts"
+import * as Steering from "./Steering.ts"
 import * as WakeTimes from "./WakeTimes.ts"
 
 const make = Effect.gen(function* () {
   const config = yield* WorkerConfig
   const retry = yield* RetryConfig
   const repo = yield* JobRepo
+  const queueRepo = yield* QueueRepo
   const kinds = yield* JobKinds
   const { workerId, concurrency, prefetch } = config
   const leaseMs = Duration.toMillis(config.lease)
@@ -175,7 +178,7 @@ const make = Effect.gen(function* () {
     const limit = capacity - unfinished()
     if (limit <= 0 || !accepting) return
     const began = performance.now()
-    const claimed = yield* repo.claim(workerId, limit, leaseMs, config.queues).pipe(
+    const claimed = yield* steering.claim(limit).pipe(
       Effect.tap((jobs) => Effect.annotateCurrentSpan("jobq.claim.count", jobs.length)),
       Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": limit } })
     )
@@ -190,6 +193,51 @@ const make = Effect.gen(function* () {
     }
     startReady()
   }).pipe(Effect.uninterruptible)
+
+  /**
+   * Gives the buffered (claimed, not started) jobs that `which` picks back to the queue, their attempt
+   * refunded; answers how many the database took back. A job stopped while buffered already left `unstarted`.
+   */
+  const giveBack = (which: (job: ClaimedJob) => boolean) =>
+    Effect.gen(function* () {
+      const jobs = buffer.slice(next).filter((job) => unstarted.has(job.id) && which(job))
+      if (jobs.length === 0) return 0
+      for (const job of jobs) unstarted.delete(job.id)
+      const released = yield* repo
+        .release(
+          workerId,
+          jobs.map((job) => job.id)
+        )
+        .pipe(
+          Effect.catchCause((cause) =>
+            Effect.as(Effect.logWarning("releasing buffered jobs failed", Cause.pretty(cause)), [])
+          )
+        )
+      for (const job of jobs) {
+        held.delete(job.id)
+        metricsFor(job).released.add(1)
+      }
+      return released.length
+    })
+
+  const steering = yield* Steering.make({
+    workerId,
+    leaseMs,
+    queues: config.queues,
+    refreshInterval: config.queueRefresh,
+    repo,
+    queueRepo,
+    onPaused: (queues) =>
+      giveBack((job) => queues.has(job.queue)).pipe(
+        Effect.tap((n) =>
+          n === 0
+            ? Effect.void
+            : Effect.logInfo(`released ${n} buffered jobs of paused ${[...queues].join(", ")}`)
+        ),
+        Effect.asVoid
+      ),
+    onChanged: signal
+  })
 
   const fetchLoop = Effect.gen(function* () {
     for (;;) {
@@ -220,17 +268,20 @@ const make = Effect.gen(function* () {
   const servesQueue = (queue: string) => config.queues === undefined || config.queues.includes(queue)
   /** `queue` (jobs ready now) or `queue@<epoch ms>` (the earliest job that becomes ready later). */
   const onReady = (payload: string) => {
+    if (payload === Notifier.queuesChanged) return Effect.andThen(steering.refresh, signal)
     const at = payload.lastIndexOf("@")
     const queue = at === -1 ? payload : payload.slice(0, at)
     if (!servesQueue(queue)) return Effect.void
     if (at !== -1) wakeTimes.add(Number(payload.slice(at + 1)))
-    return signal
+    return Effect.andThen(steering.onReady(queue), signal)
   }
 
   const fetcher = yield* FiberHandle.make()
   yield* FiberHandle.run(fetcher, fetchLoop)
   yield* Effect.forkScoped(renewLoop)
-  yield* Effect.forkScoped(Notifier.subscribe(Notifier.channels.ready, onReady, signal))
+  yield* Effect.forkScoped(
+    Notifier.subscribe(Notifier.channels.ready, onReady, Effect.andThen(steering.refresh, signal))
+  )
   yield* Effect.forkScoped(Notifier.subscribe(Notifier.channels.cancel, (id) => stop(id, "cancel")))
 
   // Shutdown: stop claiming and starting; give buffered jobs straight back; let running jobs finish within
@@ -239,28 +290,10 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       accepting = false
       yield* FiberHandle.clear(fetcher)
-      // a buffered job that was stopped left `unstarted` when it was settled
-      const toRelease = buffer.slice(next).filter((job) => unstarted.has(job.id))
+      const released = yield* giveBack(() => true)
       buffer = []
       next = 0
-      unstarted.clear()
-      if (toRelease.length > 0) {
-        const released = yield* repo
-          .release(
-            workerId,
-            toRelease.map((job) => job.id)
-          )
-          .pipe(
-            Effect.catchCause((cause) =>
-              Effect.as(Effect.logWarning("releasing buffered jobs failed", Cause.pretty(cause)), [])
-            )
-          )
-        for (const job of toRelease) {
-          held.delete(job.id)
-          metricsFor(job).released.add(1)
-        }
-        yield* Effect.logInfo(`shutting down: released ${released.length} buffered jobs`)
-      }
+      if (released > 0) yield* Effect.logInfo(`shutting down: released ${released} buffered jobs`)
       if (running.size === 0) return
       yield* Effect.logInfo(
         `shutting down: waiting up to ${Duration.format(config.shutdownGrace)} for ${running.size} jobs`

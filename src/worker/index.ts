@@ -8,6 +8,7 @@ import { Layer } from "effect"
 import { RetryConfig, WorkerConfig, type WorkerSettingsInput } from "../Config.ts"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
+import { QueueRepo } from "../queue/QueueRepo.ts"
 import type { JitterBounds } from "../queue/Retry.ts"
 import * as Maintenance from "./Maintenance.ts"
 import { WorkerPool } from "./WorkerPool.ts"
@@ -27,6 +28,7 @@ export interface WorkerOptions {
 export const layer = (options: WorkerOptions) =>
   Layer.merge(WorkerPool.layer, Maintenance.layer).pipe(
     Layer.provideMerge(JobRepo.layer),
+    Layer.provideMerge(QueueRepo.layer),
     Layer.provide(JobKinds.layer(options.kinds)),
     Layer.provideMerge(WorkerConfig.layer(options.settings)),
     Layer.provide(RetryConfig.layer(options.retry ?? RetryConfig.defaults))

@@ -6,6 +6,7 @@ import { Layer } from "effect"
 import { RetryConfig, WorkerConfig } from "../Config.ts"
 import * as KindsFromEnv from "../domain/kindsFromEnv.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
+import { QueueRepo } from "../queue/QueueRepo.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
 import * as QueueDepth from "../telemetry/QueueDepth.ts"
 import * as Maintenance from "./Maintenance.ts"
@@ -14,7 +15,7 @@ import { WorkerPool } from "./WorkerPool.ts"
 
 export const layerFromEnv = WorkerHttp.layer.pipe(
   Layer.provideMerge(Layer.mergeAll(WorkerPool.layer, Maintenance.layer, QueueDepth.layerFromEnv)),
-  Layer.provide(JobRepo.layer),
+  Layer.provide([JobRepo.layer, QueueRepo.layer]),
   Layer.provide(KindsFromEnv.layer),
   Layer.provide(WorkerConfig.fromEnv),
   Layer.provide(RetryConfig.fromEnv),

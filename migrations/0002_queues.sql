@@ -1,0 +1,79 @@
+-- Queues you can steer: one row per queue with its pause and its limits, the registry of live workers, and
+-- the lease that elects one maintainer. Applied once by the migrator; never edited after it lands.
+-- docs/architecture.md ("Steering queues") explains how the claim honours these rows.
+
+-- A queue exists once a job was enqueued to it (the insert trigger below registers it) or once an
+-- operator touched it (pause, resume and limits upsert it: a queue may be paused before its first job).
+-- Nothing but an operator's call writes `paused_*` and the limits: no deploy, migration or start-up does.
+CREATE TABLE queues (
+  name                   text          PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 128),
+  paused_at              timestamptz,
+  paused_by              text          CHECK (length(paused_by) BETWEEN 1 AND 200),
+  pause_reason           text          CHECK (length(pause_reason) BETWEEN 1 AND 1000),
+  -- at most this many of the queue's jobs hold a live lease at once, over every worker
+  concurrency_limit      integer       CHECK (concurrency_limit >= 1),
+  -- at most rate_max of the queue's jobs start in any window of rate_per_ms
+  rate_max               integer       CHECK (rate_max >= 1),
+  rate_per_ms            integer       CHECK (rate_per_ms >= 1),
+  -- the starts still inside the window, oldest first, run-length encoded: rate_log_n[i] jobs at rate_log_at[i]
+  rate_log_at            timestamptz[] NOT NULL DEFAULT '{}',
+  rate_log_n             integer[]     NOT NULL DEFAULT '{}',
+  -- finished jobs by status, recounted by the elected maintainer (counting them per request would read
+  -- every finished row); null until first counted
+  count_succeeded        bigint,
+  count_failed_permanent bigint,
+  count_cancelled        bigint,
+  counted_at             timestamptz,
+  created_at             timestamptz   NOT NULL DEFAULT now(),
+  updated_at             timestamptz   NOT NULL DEFAULT now(),
+  CONSTRAINT queues_rate_whole CHECK ((rate_max IS NULL) = (rate_per_ms IS NULL)),
+  CONSTRAINT queues_pause_whole CHECK (paused_at IS NOT NULL OR (paused_by IS NULL AND pause_reason IS NULL))
+);
+
+-- Queues whose jobs the plain claim must leave alone: paused, or limited (claimed one queue at a time under a
+-- lock). Usually empty or a handful of rows, so the claim's look-up of them costs one tiny index scan.
+CREATE INDEX queues_steered_idx ON queues (name)
+  WHERE paused_at IS NOT NULL OR concurrency_limit IS NOT NULL OR rate_max IS NOT NULL;
+
+-- Ready jobs of one queue in claim order. With a paused or limited queue holding a backlog, the plain claim
+-- would read past all of that backlog in jobs_ready_idx (which is ordered across queues) on every call;
+-- this index lets a worker claim queue by queue instead, and the limited claim read one queue only.
+-- Its cost: one more index entry per enqueue (a claim or a completion moves the row out of its predicate).
+CREATE INDEX jobs_queue_ready_idx ON jobs (queue, priority, run_at, id) WHERE status IN ('queued', 'retrying');
+
+-- The insert trigger of 0001, now also registering the queues it sees. A registration is an
+-- `INSERT ... ON CONFLICT DO NOTHING` per queue; each session remembers the queues it registered (a session
+-- setting, rolled back with the transaction that set it), so the usual enqueue into a known queue costs a
+-- string search instead (~1 us against ~6 us per statement, measured: docs/tradeoffs.md). Queue rows are
+-- never deleted, so a remembered queue always has its row.
+CREATE OR REPLACE FUNCTION jobq_notify_inserted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  q record;
+  seen text := coalesce(current_setting('jobq.queues_seen', true), '');
+BEGIN
+  FOR q IN
+    SELECT queue,
+           bool_or(run_at <= now()) AS ready_now,
+           min(run_at) FILTER (WHERE run_at > now()) AS ready_later
+    FROM new_jobs GROUP BY queue
+  LOOP
+    IF strpos(seen, '|' || q.queue || '|') = 0 THEN
+      INSERT INTO queues (name) VALUES (q.queue) ON CONFLICT DO NOTHING;
+      -- bounded: a session that used very many queues starts its memory over
+      seen := CASE WHEN length(seen) > 8000 THEN '' ELSE seen END || '|' || q.queue || '|';
+      PERFORM set_config('jobq.queues_seen', seen, false);
+    END IF;
+    IF q.ready_now THEN
+      PERFORM pg_notify('jobq_ready', q.queue);
+    END IF;
+    IF q.ready_later IS NOT NULL THEN
+      PERFORM pg_notify('jobq_ready', q.queue || '@' || (extract(epoch FROM q.ready_later) * 1000)::bigint);
+    END IF;
+  END LOOP;
+  RETURN NULL;
+END
+$$;
+
+-- Queues that existed before this migration.
+INSERT INTO queues (name) SELECT DISTINCT queue FROM jobs ON CONFLICT DO NOTHING;
