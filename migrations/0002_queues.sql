@@ -77,3 +77,18 @@ $$;
 
 -- Queues that existed before this migration.
 INSERT INTO queues (name) SELECT DISTINCT queue FROM jobs ON CONFLICT DO NOTHING;
+
+-- Live worker processes. Each worker writes its row when it starts, again every WORKER_HEARTBEAT, and deletes
+-- it when it has stopped; it sets its own `expires_at` (three heartbeats ahead), after which a worker that
+-- stopped heartbeating (killed, partitioned) leaves every listing. The elected maintainer deletes expired rows.
+CREATE TABLE workers (
+  id           text        PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 200),
+  host         text        NOT NULL,
+  pid          integer     NOT NULL,
+  -- null: every queue
+  queues       text[],
+  concurrency  integer     NOT NULL,
+  started_at   timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at timestamptz NOT NULL DEFAULT now(),
+  expires_at   timestamptz NOT NULL
+);

@@ -163,6 +163,11 @@ export interface WorkerSettings {
    * notification was lost.
    */
   readonly queueRefresh: Duration.Duration
+  /**
+   * WORKER_HEARTBEAT: how often the worker writes its row in `workers` (default 5 seconds). A worker that
+   * misses three heartbeats in a row leaves `GET /workers` (15 s by default).
+   */
+  readonly heartbeat: Duration.Duration
   /** WORKER_RESCUE_INTERVAL: how often expired leases are rescued (default 5 seconds). */
   readonly rescueInterval: Duration.Duration
   /** WORKER_SHUTDOWN_GRACE: on SIGTERM, how long running jobs may finish before they are interrupted and released (default 30 seconds). */
@@ -177,6 +182,7 @@ export interface WorkerSettings {
 const durationKeys = new Set([
   "pollInterval",
   "queueRefresh",
+  "heartbeat",
   "lease",
   "renewInterval",
   "rescueInterval",
@@ -205,6 +211,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
     lease: Duration.seconds(30),
     renewInterval: Duration.seconds(1),
     queueRefresh: Duration.seconds(1),
+    heartbeat: Duration.seconds(5),
     rescueInterval: Duration.seconds(5),
     shutdownGrace: Duration.seconds(30),
     retention: undefined
@@ -249,6 +256,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
         lease: yield* duration("WORKER_LEASE", d.lease),
         renewInterval: yield* duration("WORKER_LEASE_RENEW", d.renewInterval),
         queueRefresh: yield* duration("WORKER_QUEUE_REFRESH", d.queueRefresh),
+        heartbeat: yield* duration("WORKER_HEARTBEAT", d.heartbeat),
         rescueInterval: yield* duration("WORKER_RESCUE_INTERVAL", d.rescueInterval),
         shutdownGrace: yield* duration("WORKER_SHUTDOWN_GRACE", d.shutdownGrace),
         retention: retention._tag === "None" ? undefined : retention.value

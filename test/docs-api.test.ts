@@ -13,6 +13,7 @@ import { demoKinds } from "../src/domain/DemoKinds.ts"
 import { makeApi } from "../src/http/Api.ts"
 import * as RouteTable from "../src/http/RouteTable.ts"
 import { JobRepo } from "../src/queue/JobRepo.ts"
+import { WorkerRepo } from "../src/queue/WorkerRepo.ts"
 import { setupApiTests, webHandler } from "./support/api.ts"
 
 const docPath = fileURLToPath(new URL("../docs/api.md", import.meta.url))
@@ -158,6 +159,21 @@ const setups: Record<string, () => Promise<string | undefined>> = {
   "queue-resume": async () => undefined,
   "queue-limits": async () => undefined,
   "queue-limits-invalid": async () => undefined,
+  workers: async () => {
+    await api.run(
+      WorkerRepo.use((repo) =>
+        repo.beat({
+          id: "worker-1",
+          host: "host-a",
+          pid: 4242,
+          queues: ["emails"],
+          concurrency: 10,
+          ttlMs: 15_000
+        })
+      )
+    )
+    return undefined
+  },
   health: async () => undefined,
   "health-unavailable": async () => undefined,
   metrics: async () => undefined,

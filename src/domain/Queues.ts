@@ -97,9 +97,8 @@ export const WorkerInfo = Schema.Struct({
   expiresAt: Schema.Date.annotate({
     description: "When it leaves this list unless it heartbeats again"
   }),
-  running: Schema.Int.annotate({ description: "Jobs its handlers were running at its last heartbeat" }),
-  leased: Schema.Int.annotate({
-    description: "Jobs it holds a lease on now (running, buffered or completing)"
+  running: Schema.Int.annotate({
+    description: "Jobs it holds a lease on now (running, or claimed and about to start), counted when asked"
   })
 }).annotate({ identifier: "Worker" })
 export type WorkerInfo = typeof WorkerInfo.Type

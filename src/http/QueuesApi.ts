@@ -6,7 +6,14 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { QueueName } from "../domain/Job.ts"
-import { ConcurrencyLimit, PausedBy, PauseReason, QueueInfo, RateLimit } from "../domain/Queues.ts"
+import {
+  ConcurrencyLimit,
+  PausedBy,
+  PauseReason,
+  QueueInfo,
+  RateLimit,
+  WorkerInfo
+} from "../domain/Queues.ts"
 import { maxQueuesPage } from "../queue/QueueControl.ts"
 import {
   DatabaseUnavailable,
@@ -80,6 +87,14 @@ export const LimitsRequest = Schema.Struct({
     description: "The limits to change: a field left out keeps its value, null removes that limit"
   })
 
+export const WorkerList = Schema.Struct({
+  workers: Schema.Array(WorkerInfo)
+}).annotate({
+  identifier: "WorkerList",
+  description:
+    "Worker processes that heartbeated lately, by id (at most 1,000); one that misses three heartbeats leaves the list"
+})
+
 export const QueuesGroup = HttpApiGroup.make("queues").add(
   HttpApiEndpoint.get("listQueues", "/queues", {
     query: ListQueuesQuery,
@@ -112,5 +127,9 @@ export const QueuesGroup = HttpApiGroup.make("queues").add(
     error: [...withBody, ...always]
   })
     .annotate(HttpApi.PayloadParseOptions, strict)
-    .annotate(OpenApi.Summary, "Set or remove a queue's concurrency and rate limits")
+    .annotate(OpenApi.Summary, "Set or remove a queue's concurrency and rate limits"),
+  HttpApiEndpoint.get("listWorkers", "/workers", {
+    success: WorkerList,
+    error: always
+  }).annotate(OpenApi.Summary, "Live worker processes: host, pid, queues, jobs held, last heartbeat")
 )

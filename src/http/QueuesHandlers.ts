@@ -56,6 +56,8 @@ export const makeQueuesHandlers = (api: JobqApi) =>
             })
           ),
 
+        listWorkers: () => Effect.map(control.listWorkers, (workers) => ({ workers })).pipe(orUnavailable),
+
         setLimits: ({ params, payload }) =>
           control.setLimits(params.name, payload).pipe(
             orUnavailable,

@@ -1,5 +1,5 @@
 /**
- * Steering queues: pause, resume, limits, and looking at queues. The rules on top of `QueueRepo`: a name
+ * Steering queues: pause, resume, limits, and looking at queues and workers. The rules on top of `QueueRepo`: a name
  * follows the enqueue rule, limits and pause texts have bounds, pause and resume are idempotent and say
  * what they did. Each operation is plain SQL on the current connection, so it joins the caller's
  * transaction (`sql.withTransaction`), notification included (delivered at commit).
@@ -19,6 +19,7 @@ import {
   RateLimit
 } from "../domain/Queues.ts"
 import { QueueRepo } from "./QueueRepo.ts"
+import { WorkerRepo } from "./WorkerRepo.ts"
 
 export const maxQueuesPage = 500
 
@@ -70,6 +71,7 @@ const checkName = (name: string) => check(QueueName as Schema.Codec<unknown, unk
 
 const make = Effect.gen(function* () {
   const repo = yield* QueueRepo
+  const workers = yield* WorkerRepo
 
   const found = (name: string) =>
     Effect.flatMap(repo.get(name), (queue) =>
@@ -156,11 +158,19 @@ const make = Effect.gen(function* () {
       Effect.withSpan("Queue.setLimits", { attributes: { "queue.name": name } }, { captureStackTrace: false })
     )
 
-  return { getQueue, listQueues, pause, resume, setLimits }
+  /**
+   * Worker processes that heartbeated lately (up to 1,000, by id), with the jobs each holds a lease on now.
+   * One that misses three heartbeats (`WORKER_HEARTBEAT`, 5 s by default) is no longer listed.
+   */
+  const listWorkers = workers.list
+
+  return { getQueue, listQueues, pause, resume, setLimits, listWorkers }
 })
 
 export class QueueControl extends Context.Service<QueueControl, Effect.Success<typeof make>>()(
   "jobq/QueueControl"
 ) {
-  static readonly layer = Layer.effect(QueueControl, make).pipe(Layer.provideMerge(QueueRepo.layer))
+  static readonly layer = Layer.effect(QueueControl, make).pipe(
+    Layer.provideMerge(Layer.merge(QueueRepo.layer, WorkerRepo.layer))
+  )
 }

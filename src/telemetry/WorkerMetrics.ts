@@ -32,6 +32,11 @@ export const claimSeconds = Metric.histogram("jobq_claim_duration_seconds", {
   boundaries: seconds
 })
 export const running = Metric.gauge("jobq_jobs_running", { description: "Jobs this worker is running now" })
+export const heartbeats = Metric.counter("jobq_worker_heartbeats_total", {
+  description:
+    "Heartbeats this worker wrote to the workers table (GET /workers); failed ones are not counted",
+  incremental: true
+})
 
 /** Every per-job series of one (kind, queue), found once per claimed job. */
 export interface JobMetrics {

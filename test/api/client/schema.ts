@@ -155,6 +155,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live worker processes: host, pid, queues, jobs held, last heartbeat */
+        get: operations["queues.listWorkers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -228,6 +245,23 @@ export interface components {
             status: "ok";
             /** @enum {string} */
             database: "up";
+        };
+        /** @description Worker processes that heartbeated lately, by id (at most 1,000); one that misses three heartbeats leaves the list */
+        WorkerList: {
+            workers: components["schemas"]["Worker"][];
+        };
+        Worker: {
+            id: string;
+            host: string;
+            pid: number;
+            /** @description The queues it serves; null: every queue */
+            queues: string[] | null;
+            concurrency: number;
+            startedAt: string;
+            lastHeartbeatAt: string;
+            expiresAt: string;
+            /** @description Jobs it holds a lease on now (running, or claimed and about to start), counted when asked */
+            running: number;
         };
         ValidationFailedEncoded: {
             detail?: string;
@@ -1403,6 +1437,57 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ValidationFailedEncoded"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalErrorEncoded"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailableEncoded"];
+                };
+            };
+        };
+    };
+    "queues.listWorkers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Worker processes that heartbeated lately, by id (at most 1,000); one that misses three heartbeats leaves the list */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkerList"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedEncoded"];
                 };
             };
             /** @description The server failed to answer; it was logged */
