@@ -92,3 +92,16 @@ CREATE TABLE workers (
   heartbeat_at timestamptz NOT NULL DEFAULT now(),
   expires_at   timestamptz NOT NULL
 );
+
+-- One maintainer at a time (lease rescue, pruning, counting, and every future periodic task): a lease row
+-- per role. Every worker tries to take or renew it every third of WORKER_LEADER_LEASE; the statement
+-- succeeds only for its holder, or for anyone once it expired, so when the holder dies another worker takes
+-- over within WORKER_LEADER_LEASE and a third of it.
+CREATE TABLE leaders (
+  role        text        PRIMARY KEY,
+  holder      text        NOT NULL,
+  elected_at  timestamptz NOT NULL DEFAULT now(),
+  renewed_at  timestamptz NOT NULL DEFAULT now(),
+  expires_at  timestamptz NOT NULL
+);
+

@@ -168,6 +168,12 @@ export interface WorkerSettings {
    * misses three heartbeats in a row leaves `GET /workers` (15 s by default).
    */
   readonly heartbeat: Duration.Duration
+  /**
+   * WORKER_LEADER_LEASE: how long the elected maintainer's lease lasts (default 10 seconds); every worker
+   * tries to take or renew it every third of that. When the maintainer dies another worker takes over within
+   * this lease and a third of it; one that stops gives it up at once.
+   */
+  readonly leaderLease: Duration.Duration
   /** WORKER_RESCUE_INTERVAL: how often expired leases are rescued (default 5 seconds). */
   readonly rescueInterval: Duration.Duration
   /** WORKER_SHUTDOWN_GRACE: on SIGTERM, how long running jobs may finish before they are interrupted and released (default 30 seconds). */
@@ -183,6 +189,7 @@ const durationKeys = new Set([
   "pollInterval",
   "queueRefresh",
   "heartbeat",
+  "leaderLease",
   "lease",
   "renewInterval",
   "rescueInterval",
@@ -212,6 +219,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
     renewInterval: Duration.seconds(1),
     queueRefresh: Duration.seconds(1),
     heartbeat: Duration.seconds(5),
+    leaderLease: Duration.seconds(10),
     rescueInterval: Duration.seconds(5),
     shutdownGrace: Duration.seconds(30),
     retention: undefined
@@ -257,6 +265,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
         renewInterval: yield* duration("WORKER_LEASE_RENEW", d.renewInterval),
         queueRefresh: yield* duration("WORKER_QUEUE_REFRESH", d.queueRefresh),
         heartbeat: yield* duration("WORKER_HEARTBEAT", d.heartbeat),
+        leaderLease: yield* duration("WORKER_LEADER_LEASE", d.leaderLease),
         rescueInterval: yield* duration("WORKER_RESCUE_INTERVAL", d.rescueInterval),
         shutdownGrace: yield* duration("WORKER_SHUTDOWN_GRACE", d.shutdownGrace),
         retention: retention._tag === "None" ? undefined : retention.value

@@ -3,31 +3,17 @@
  * once, jobs already claimed into buffers given back), running jobs finish, enqueueing goes on, other
  * queues keep flowing; a resume wakes idle workers by notification, not at their next poll.
  */
-import { afterAll, describe, expect, it } from "bun:test"
+import { describe, expect, it } from "bun:test"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { Queue } from "../src/queue/Queue.ts"
 import { jobSpansTable, kinds } from "./fixtures/recordingKinds.ts"
-import { spawnWorker, started, type WorkerProcess } from "./support/processes.ts"
+import { fleet, started } from "./support/processes.ts"
 import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
 await run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(jobSpansTable)))
-const workers: Array<WorkerProcess> = []
-afterAll(() => {
-  for (const w of workers) w.process.kill("SIGKILL")
-})
-const spawn = (id: string, env: Record<string, string>) => {
-  const worker = spawnWorker(db.url, id, env)
-  workers.push(worker)
-  return worker
-}
-const stopAll = async () => {
-  for (const w of workers.splice(0)) {
-    w.process.kill("SIGTERM")
-    await w.process.exited
-  }
-}
+const { spawn, stopAll } = fleet(db.url)
 
 const sql = <A extends object>(f: (sql: SqlClient.SqlClient) => Effect.Effect<ReadonlyArray<A>, unknown>) =>
   run(Effect.flatMap(SqlClient.SqlClient, f) as Effect.Effect<ReadonlyArray<A>, never>)

@@ -3,13 +3,13 @@
  * with its host, pid, queues, concurrency and the jobs it holds; one killed with SIGKILL leaves the list
  * after three missed heartbeats, one stopped with SIGTERM at once after it drained.
  */
-import { afterAll, describe, expect, it } from "bun:test"
+import { describe, expect, it } from "bun:test"
 import { hostname } from "node:os"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { Queue } from "../src/queue/Queue.ts"
 import { kinds } from "./fixtures/recordingKinds.ts"
-import { exited, spawnWorker, started, type WorkerProcess } from "./support/processes.ts"
+import { exited, fleet, started } from "./support/processes.ts"
 import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
@@ -21,15 +21,7 @@ await run(
     )
   )
 )
-const workers: Array<WorkerProcess> = []
-afterAll(() => {
-  for (const w of workers) w.process.kill("SIGKILL")
-})
-const spawn = (id: string, env: Record<string, string>) => {
-  const worker = spawnWorker(db.url, id, env)
-  workers.push(worker)
-  return worker
-}
+const { spawn } = fleet(db.url)
 const listed = () => run(Queue.use((q) => q.listWorkers))
 
 describe("GET /workers: live worker processes", () => {

@@ -167,7 +167,31 @@ const make = Effect.gen(function* () {
            (concurrency_limit IS NOT NULL OR rate_max IS NOT NULL) AS limited
     FROM queues ORDER BY name LIMIT ${steeringRowsCap + 1}`
 
-  return { list, get, pause, resume, setLimits, steering }
+  /**
+   * Counts finished jobs per queue and status into `queues` (the counts GET /queues shows for them), and
+   * registers any queue only finished jobs still name. A scan of every finished job: the maintainer runs
+   * it now and then, never a request. A queue row another statement holds (the limited claim writing its
+   * rate log) is skipped until the next round: waiting on it could close a cycle of row locks.
+   */
+  const recountFinished = sql`
+    WITH counted AS (
+      SELECT queue,
+             count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+             count(*) FILTER (WHERE status = 'failed_permanent') AS failed_permanent,
+             count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+      FROM jobs WHERE status IN ('succeeded', 'failed_permanent', 'cancelled')
+      GROUP BY queue
+    ), registered AS (
+      INSERT INTO queues (name) SELECT queue FROM counted ON CONFLICT DO NOTHING
+    )
+    UPDATE queues q
+    SET count_succeeded = coalesce(c.succeeded, 0), count_failed_permanent = coalesce(c.failed_permanent, 0),
+        count_cancelled = coalesce(c.cancelled, 0), counted_at = now()
+    FROM (SELECT name FROM queues ORDER BY name FOR UPDATE SKIP LOCKED) every
+    LEFT JOIN counted c ON c.queue = every.name
+    WHERE q.name = every.name`.pipe(Effect.asVoid)
+
+  return { list, get, pause, resume, setLimits, steering, recountFinished }
 })
 
 export class QueueRepo extends Context.Service<QueueRepo, Effect.Success<typeof make>>()("jobq/QueueRepo") {

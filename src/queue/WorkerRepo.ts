@@ -1,7 +1,8 @@
 /**
- * Every SQL statement on the `workers` table (migrations/0002_queues.sql): a worker's heartbeat (an upsert
- * that also sets when its row expires), its farewell, the listing of live workers, and the clean-up of
- * expired rows. Methods fail with `SqlError` only.
+ * Every SQL statement on the `workers` and `leaders` tables (migrations/0002_queues.sql): a worker's
+ * heartbeat (an upsert that also sets when its row expires), its farewell, the listing of live workers, the
+ * clean-up of expired rows; and the election of the one maintainer (a lease row). Methods fail with
+ * `SqlError` only.
  */
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -61,7 +62,27 @@ const make = Effect.gen(function* () {
     Effect.map((rows) => rows.map((r) => r.id))
   )
 
-  return { beat, farewell, list, deleteExpired }
+  /**
+   * Takes or renews `role` for `holder` until `ttlMs` from now: succeeds when `holder` holds it already or
+   * its lease expired (or nobody ever held it). Answers whether `holder` holds it now.
+   */
+  const elect = (role: string, holder: string, ttlMs: number) =>
+    sql<{ holder: string }>`
+      INSERT INTO leaders AS l (role, holder, expires_at)
+      VALUES (${role}, ${holder}, now() + ${ttlMs} * interval '1 millisecond')
+      ON CONFLICT (role) DO UPDATE SET
+        holder = EXCLUDED.holder,
+        elected_at = CASE WHEN l.holder = EXCLUDED.holder THEN l.elected_at ELSE now() END,
+        renewed_at = now(),
+        expires_at = EXCLUDED.expires_at
+      WHERE l.holder = EXCLUDED.holder OR l.expires_at < now()
+      RETURNING l.holder`.pipe(Effect.map((rows) => rows.length > 0))
+
+  /** Gives `role` up at once, if `holder` holds it (a worker that stops), so another may take it. */
+  const resign = (role: string, holder: string) =>
+    sql`DELETE FROM leaders WHERE role = ${role} AND holder = ${holder}`.pipe(Effect.asVoid)
+
+  return { beat, farewell, list, deleteExpired, elect, resign }
 })
 
 export class WorkerRepo extends Context.Service<WorkerRepo, Effect.Success<typeof make>>()(

@@ -1,61 +1,82 @@
 /**
- * Housekeeping every worker does, so no separate process is needed: rescue running jobs whose lease
- * expired (their worker crashed or stalled) back to the queue; analyze the jobs table if Postgres never
- * has; and, when `JOB_RETENTION` is set, delete finished jobs older than it. Rescue and prune take
- * `SKIP LOCKED` batches, so many workers may run them.
+ * Housekeeping, done by the one elected maintainer (`Leader`) among the workers, so no separate process is
+ * needed and no two workers repeat it: rescue running jobs whose lease expired (their worker crashed or
+ * stalled) back to the queue; analyze the jobs table if Postgres never has; recount finished jobs per queue
+ * for GET /queues; forget workers that stopped heartbeating; and, when `JOB_RETENTION` is set, delete
+ * finished jobs older than it. Every statement locks what it changes (`SKIP LOCKED`), so a second
+ * maintainer for a moment around a takeover is harmless.
  */
-import { Cause, Duration, Effect, Layer, Metric, Schedule } from "effect"
+import { Duration, Effect, Layer, Metric } from "effect"
 import { WorkerConfig } from "../Config.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
+import { QueueRepo } from "../queue/QueueRepo.ts"
+import { WorkerRepo } from "../queue/WorkerRepo.ts"
 import { rescued } from "../telemetry/WorkerMetrics.ts"
-
-const everyInterval = (interval: Duration.Duration, name: string) => (task: Effect.Effect<void, unknown>) =>
-  task.pipe(
-    Effect.catchCause((cause) =>
-      Effect.logWarning(`${name} failed; trying again next interval`, Cause.pretty(cause))
-    ),
-    Effect.repeat(Schedule.spaced(interval)),
-    Effect.annotateLogs({ module: "Maintenance", fiber: name })
-  )
+import { Leader } from "./Leader.ts"
 
 /** Rows a never-analyzed jobs table may hold before maintenance analyzes it. */
 const analyzeAfterRows = 1000
 
-export const layer = Layer.effectDiscard(
-  Effect.gen(function* () {
-    const config = yield* WorkerConfig
-    const repo = yield* JobRepo
+/** How often finished jobs are recounted per queue for GET /queues, at least; longer when counting is slow. */
+export const recountInterval = Duration.seconds(30)
 
-    const rescue = Effect.gen(function* () {
-      const jobs = yield* repo.rescueExpired()
-      if (jobs.length === 0) return
-      yield* Metric.update(rescued, jobs.length)
-      yield* Effect.logWarning(
-        `rescued ${jobs.length} jobs with expired leases`,
-        jobs.map((j) => `${j.id} (${j.leaseOwner}) -> ${j.status}`).join(", ")
-      )
-    })
-    yield* Effect.forkScoped(everyInterval(config.rescueInterval, "lease-rescue")(rescue))
+const maintenance = Effect.gen(function* () {
+  const config = yield* WorkerConfig
+  const repo = yield* JobRepo
+  const queues = yield* QueueRepo
+  const workers = yield* WorkerRepo
+  const leader = yield* Leader
 
-    // Without statistics the planner guesses that few jobs are ready and sorts every ready job for each
-    // claim instead of reading the ready index in order: claims slow down with the backlog. Autovacuum
-    // analyzes a new table within a minute or so; PGlite and servers without autovacuum never do.
-    const analyzeOnce = Effect.gen(function* () {
-      const stats = yield* repo.statistics
-      if (stats === undefined || !stats.unknown || stats.liveRows < analyzeAfterRows) return
-      yield* repo.analyze
-      yield* Effect.logInfo(`analyzed jobs: Postgres had no statistics for its ${stats.liveRows} rows`)
-    })
-    // every second: a fresh table fills in moments, and its first drain should not run without statistics
-    yield* Effect.forkScoped(everyInterval(Duration.seconds(1), "analyze")(analyzeOnce))
-
-    const retention = config.retention
-    if (retention !== undefined) {
-      const prune = Effect.gen(function* () {
-        const deleted = yield* repo.pruneFinished(Duration.toMillis(retention))
-        if (deleted > 0) yield* Effect.logInfo(`pruned ${deleted} finished jobs`)
-      })
-      yield* Effect.forkScoped(everyInterval(Duration.minutes(1), "prune")(prune))
-    }
+  const rescue = Effect.gen(function* () {
+    const jobs = yield* repo.rescueExpired()
+    if (jobs.length === 0) return
+    yield* Metric.update(rescued, jobs.length)
+    yield* Effect.logWarning(
+      `rescued ${jobs.length} jobs with expired leases`,
+      jobs.map((j) => `${j.id} (${j.leaseOwner}) -> ${j.status}`).join(", ")
+    )
   })
-)
+  yield* leader.periodic("lease-rescue", config.rescueInterval, rescue)
+
+  // Without statistics the planner guesses that few jobs are ready and sorts every ready job for each
+  // claim instead of reading the ready index in order: claims slow down with the backlog. Autovacuum
+  // analyzes a new table within a minute or so; PGlite and servers without autovacuum never do.
+  const analyzeOnce = Effect.gen(function* () {
+    const stats = yield* repo.statistics
+    if (stats === undefined || !stats.unknown || stats.liveRows < analyzeAfterRows) return
+    yield* repo.analyze
+    yield* Effect.logInfo(`analyzed jobs: Postgres had no statistics for its ${stats.liveRows} rows`)
+  })
+  // every second: a fresh table fills in moments, and its first drain should not run without statistics
+  yield* leader.periodic("analyze", Duration.seconds(1), analyzeOnce)
+
+  // counting every finished job is a scan of the table: at most every 30 s, and never more than a
+  // twentieth of the maintainer's time however large the table grows
+  let nextRecount = 0
+  const recount = Effect.gen(function* () {
+    if (performance.now() < nextRecount) return
+    const began = performance.now()
+    yield* queues.recountFinished
+    const took = performance.now() - began
+    nextRecount = performance.now() + Math.max(Duration.toMillis(recountInterval), 20 * took)
+  })
+  yield* leader.periodic("recount", Duration.seconds(1), recount)
+
+  const forgetWorkers = Effect.gen(function* () {
+    const gone = yield* workers.deleteExpired
+    if (gone.length > 0) yield* Effect.logInfo(`forgot workers that stopped heartbeating: ${gone.join(", ")}`)
+  })
+  yield* leader.periodic("forget-workers", config.heartbeat, forgetWorkers)
+
+  const retention = config.retention
+  if (retention !== undefined) {
+    const prune = Effect.gen(function* () {
+      const deleted = yield* repo.pruneFinished(Duration.toMillis(retention))
+      if (deleted > 0) yield* Effect.logInfo(`pruned ${deleted} finished jobs`)
+    })
+    yield* leader.periodic("prune", Duration.minutes(1), prune)
+  }
+})
+
+/** The maintenance fibers and the election they hang off. */
+export const layer = Layer.effectDiscard(maintenance).pipe(Layer.provide(Leader.layer))
