@@ -105,3 +105,120 @@ CREATE TABLE leaders (
   expires_at  timestamptz NOT NULL
 );
 
+-- The claim for limited queues (a concurrency limit, a rate limit or both), one queue at a time in name
+-- order, each under a transaction-scoped advisory lock on the queue: claims of one limited queue are
+-- serialized over every worker, so each counts what the ones before it claimed. The lock is taken in one
+-- statement and the counting done in the next: a VOLATILE function takes a fresh snapshot for each of its
+-- statements, so the count sees every claim that committed before the lock was granted (within one plain
+-- statement the snapshot would predate the wait). Unlimited queues never come here and take no lock.
+--
+-- Concurrency: jobs of the queue that hold a live lease (`running` and `lease_expires_at` in the future;
+-- a job whose worker stopped renewing counts no more once its lease expired).
+-- Rate: the queue's log of recent starts (`rate_log_*`, at the statement clock read under the lock, so it
+-- only grows); at most `rate_max` start in any window of `rate_per_ms`. The log keeps at most 100 entries,
+-- merging the two oldest into the later time when it must (which only ever delays a start).
+--
+-- Returns the claimed jobs, then one row per queue a limit held back (`id` null, `held_back` 'concurrency'
+-- or 'rate', and for a rate limit `reopens_at`, when the window has room again).
+-- Sets what JobRepo.claim sets; keep the two in step.
+CREATE FUNCTION jobq_claim_limited(p_worker text, p_wanted integer, p_lease_ms bigint, p_served text[])
+RETURNS TABLE (
+  id uuid, queue text, kind text, payload jsonb, priority smallint, attempts integer, max_attempts integer,
+  run_at timestamptz, idempotency_key text, last_error text, errors jsonb, created_at timestamptz,
+  started_at timestamptz, trace_context jsonb, held_back text, reopens_at timestamptz)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+  q record;
+  s record;
+  t timestamptz;
+  room integer;
+  remaining integer := p_wanted;
+  live integer;
+  used integer;
+  oldest timestamptz;
+  got integer;
+  binding text;
+  ats timestamptz[];
+  ns integer[];
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  FOR q IN
+    SELECT name FROM queues
+    WHERE (concurrency_limit IS NOT NULL OR rate_max IS NOT NULL) AND paused_at IS NULL
+      AND (p_served IS NULL OR name = ANY(p_served))
+    ORDER BY name
+  LOOP
+    EXIT WHEN remaining <= 0;
+    -- nothing ready: no need to wait behind other claimers for the lock
+    CONTINUE WHEN NOT EXISTS (
+      SELECT 1 FROM jobs j WHERE j.queue = q.name AND j.status IN ('queued', 'retrying') AND j.run_at <= now());
+    PERFORM pg_advisory_xact_lock(1785684593, hashtext(q.name));
+    SELECT * INTO s FROM queues WHERE name = q.name;
+    CONTINUE WHEN s.paused_at IS NOT NULL OR (s.concurrency_limit IS NULL AND s.rate_max IS NULL);
+    t := clock_timestamp();
+    room := remaining;
+    binding := NULL;
+    oldest := NULL;
+    IF s.concurrency_limit IS NOT NULL THEN
+      SELECT count(*) INTO live FROM jobs j
+      WHERE j.status = 'running' AND j.queue = q.name AND j.lease_expires_at > t;
+      IF s.concurrency_limit - live < room THEN
+        room := greatest(s.concurrency_limit - live, 0);
+        binding := 'concurrency';
+      END IF;
+    END IF;
+    IF s.rate_max IS NOT NULL THEN
+      SELECT coalesce(sum(l.n), 0), min(l.at) INTO used, oldest
+      FROM unnest(s.rate_log_at, s.rate_log_n) AS l (at, n)
+      WHERE l.at > t - s.rate_per_ms * interval '1 millisecond';
+      IF s.rate_max - used < room THEN
+        room := greatest(s.rate_max - used, 0);
+        binding := 'rate';
+      END IF;
+    END IF;
+    got := 0;
+    IF room > 0 THEN
+      RETURN QUERY
+        WITH ready AS (
+          SELECT j.id FROM jobs j
+          WHERE j.queue = q.name AND j.status IN ('queued', 'retrying') AND j.run_at <= now()
+          ORDER BY j.priority, j.run_at, j.id
+          LIMIT room
+          FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+          UPDATE jobs AS j
+          SET status = 'running', attempts = j.attempts + 1, lease_owner = p_worker,
+              lease_expires_at = t + p_lease_ms * interval '1 millisecond',
+              started_at = t, finished_at = NULL, updated_at = t
+          FROM ready WHERE j.id = ready.id
+          RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.attempts, j.max_attempts, j.run_at,
+                    j.idempotency_key, j.last_error, j.errors, j.created_at, j.started_at, j.trace_context
+        )
+        SELECT c.*, NULL::text, NULL::timestamptz FROM claimed c;
+      GET DIAGNOSTICS got = ROW_COUNT;
+    END IF;
+    IF got > 0 AND s.rate_max IS NOT NULL THEN
+      SELECT coalesce(array_agg(l.at ORDER BY l.ord), '{}'), coalesce(array_agg(l.n ORDER BY l.ord), '{}')
+      INTO ats, ns
+      FROM unnest(s.rate_log_at, s.rate_log_n) WITH ORDINALITY AS l (at, n, ord)
+      WHERE l.at > t - s.rate_per_ms * interval '1 millisecond';
+      ats := ats || t;
+      ns := ns || got;
+      WHILE cardinality(ats) > 100 LOOP
+        ns := ARRAY[ns[1] + ns[2]] || ns[3:];
+        ats := ats[2:];
+      END LOOP;
+      UPDATE queues SET rate_log_at = ats, rate_log_n = ns WHERE name = q.name;
+      oldest := coalesce(oldest, t);
+    END IF;
+    IF binding IS NOT NULL AND got = room THEN
+      RETURN QUERY SELECT NULL::uuid, q.name, NULL::text, NULL::jsonb, NULL::smallint, NULL::integer,
+        NULL::integer, NULL::timestamptz, NULL::text, NULL::text, NULL::jsonb, NULL::timestamptz,
+        NULL::timestamptz, NULL::jsonb, binding,
+        CASE WHEN binding = 'rate' THEN oldest + s.rate_per_ms * interval '1 millisecond' END;
+    END IF;
+    remaining := remaining - got;
+  END LOOP;
+END
+$$;

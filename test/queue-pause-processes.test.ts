@@ -4,35 +4,12 @@
  * queues keep flowing; a resume wakes idle workers by notification, not at their next poll.
  */
 import { describe, expect, it } from "bun:test"
-import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
 import { Queue } from "../src/queue/Queue.ts"
-import { jobSpansTable, kinds } from "./fixtures/recordingKinds.ts"
-import { fleet, started } from "./support/processes.ts"
-import { setupQueueTests, waitFor } from "./support/runtime.ts"
+import { started } from "./support/processes.ts"
+import { waitFor } from "./support/runtime.ts"
+import { setupTimedJobs } from "./support/timedJobs.ts"
 
-const { db, run } = await setupQueueTests(import.meta.file, kinds)
-await run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(jobSpansTable)))
-const { spawn, stopAll } = fleet(db.url)
-
-const sql = <A extends object>(f: (sql: SqlClient.SqlClient) => Effect.Effect<ReadonlyArray<A>, unknown>) =>
-  run(Effect.flatMap(SqlClient.SqlClient, f) as Effect.Effect<ReadonlyArray<A>, never>)
-
-const enqueueTimed = (queue: string, count: number, sleepMs: number) =>
-  run(
-    Queue.use((q) =>
-      q.enqueueMany(Array.from({ length: count }, () => ({ kind: "timed", payload: { sleepMs }, queue })))
-    )
-  )
-
-const statusCounts = async (queue: string) =>
-  Object.fromEntries(
-    (
-      await sql<{ status: string; n: number }>(
-        (s) => s`SELECT status, count(*)::int AS n FROM jobs WHERE queue = ${queue} GROUP BY status`
-      )
-    ).map((r) => [r.status, r.n])
-  )
+const { run, sql, enqueueTimed, statusCounts, spawn, stopAll } = await setupTimedJobs(import.meta.file)
 
 const dbNow = async () => (await sql<{ at: Date }>((s) => s`SELECT clock_timestamp() AS at`))[0]!.at
 
@@ -46,9 +23,10 @@ describe("pause across worker processes", () => {
     await Promise.all(three.map((w) => started(w)))
     // jobs of 300 ms, 2 running and up to 8 buffered per worker: working through a buffer takes over a second
     await enqueueTimed(queue, 60, 300)
-    await waitFor("the three workers to be running jobs", async () => {
+    await waitFor("the three workers to hold jobs", async () => {
       const rows = await sql<{ n: number }>(
-        (s) => s`SELECT count(DISTINCT worker)::int AS n FROM job_spans WHERE queue = ${queue}`
+        (s) =>
+          s`SELECT count(DISTINCT lease_owner)::int AS n FROM jobs WHERE queue = ${queue} AND status = 'running'`
       )
       return rows[0]!.n === 3 ? true : undefined
     })

@@ -52,7 +52,7 @@ export interface LeaseState {
   readonly cancelRequested: boolean
 }
 
-type ClaimedRow = Omit<
+export type ClaimedRow = Omit<
   ClaimedJob,
   "status" | "leaseOwner" | "leaseExpiresAt" | "cancelRequestedAt" | "result" | "finishedAt" | "updatedAt"
 > & { readonly startedAt: Date }
@@ -63,7 +63,7 @@ type ClaimedRow = Omit<
  * and no pending cancel (a cancel ends such a job at once); `started_at`, `updated_at` and the lease all
  * come from the same `now()`.
  */
-const claimedJob = (row: ClaimedRow, workerId: string, leaseMs: number): ClaimedJob => ({
+export const claimedJob = (row: ClaimedRow, workerId: string, leaseMs: number): ClaimedJob => ({
   ...row,
   status: "running",
   leaseOwner: workerId,

@@ -7,6 +7,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type Statement } from "effect/sql"
 import type { LimitsChange, QueueInfo } from "../domain/Queues.ts"
+import { type ClaimedJob, type ClaimedRow, claimedJob } from "./JobRepo.ts"
 import { channels, queuesChanged } from "./Notifier.ts"
 
 interface QueueRow {
@@ -50,6 +51,28 @@ const toInfo = (row: QueueRow): QueueInfo => ({
   createdAt: row.createdAt,
   updatedAt: row.updatedAt
 })
+
+/** A limited queue whose claim its limit cut short. */
+export interface HeldBack {
+  readonly queue: string
+  readonly limit: "concurrency" | "rate"
+  /** For a rate limit: when its window has room again. */
+  readonly reopensAt: Date | null
+}
+
+export interface LimitedClaim {
+  readonly jobs: ReadonlyArray<ClaimedJob>
+  readonly heldBack: ReadonlyArray<HeldBack>
+}
+
+type LimitedRow =
+  | (ClaimedRow & { readonly heldBack: null; readonly reopensAt: null })
+  | {
+      readonly id: null
+      readonly queue: string
+      readonly heldBack: "concurrency" | "rate"
+      readonly reopensAt: Date | null
+    }
 
 /** What a worker needs to know of one queue to steer its claims. */
 export interface SteeringRow {
@@ -191,7 +214,35 @@ const make = Effect.gen(function* () {
     LEFT JOIN counted c ON c.queue = every.name
     WHERE q.name = every.name`.pipe(Effect.asVoid)
 
-  return { list, get, pause, resume, setLimits, steering, recountFinished }
+  /**
+   * Claims up to `limit` jobs of the limited, unpaused queues among `queues` (all when undefined), one queue
+   * at a time under its lock (`jobq_claim_limited`, migrations/0002_queues.sql), and says which queues a
+   * limit held back. Commits without waiting for its WAL flush, as `JobRepo.claim` does: call it in
+   * autocommit.
+   */
+  const claimLimited = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) =>
+    sql<LimitedRow>`
+      SELECT id, queue, kind, payload, priority, attempts, max_attempts AS "maxAttempts", run_at AS "runAt",
+             idempotency_key AS "idempotencyKey", last_error AS "lastError", errors, created_at AS "createdAt",
+             started_at AS "startedAt", trace_context AS "traceContext", held_back AS "heldBack",
+             reopens_at AS "reopensAt"
+      FROM jobq_claim_limited(${workerId}, ${limit}, ${leaseMs}, ${queues === undefined ? null : [...queues]}::text[])`.pipe(
+      Effect.map((rows): LimitedClaim => {
+        const jobs: Array<ClaimedJob> = []
+        const heldBack: Array<HeldBack> = []
+        for (const row of rows) {
+          if (row.id === null) {
+            heldBack.push({ queue: row.queue, limit: row.heldBack, reopensAt: row.reopensAt })
+            continue
+          }
+          const { heldBack: _, reopensAt: __, ...job } = row
+          jobs.push(claimedJob(job, workerId, leaseMs))
+        }
+        return { jobs, heldBack }
+      })
+    )
+
+  return { list, get, pause, resume, setLimits, steering, recountFinished, claimLimited }
 })
 
 export class QueueRepo extends Context.Service<QueueRepo, Effect.Success<typeof make>>()("jobq/QueueRepo") {

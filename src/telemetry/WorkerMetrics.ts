@@ -32,6 +32,10 @@ export const claimSeconds = Metric.histogram("jobq_claim_duration_seconds", {
   boundaries: seconds
 })
 export const running = Metric.gauge("jobq_jobs_running", { description: "Jobs this worker is running now" })
+export const claimsHeldBack = counter(
+  "jobq_claims_held_back_total",
+  "Claims of a limited queue that its limit cut short, by queue and limit (concurrency or rate)"
+)
 export const maintainer = Metric.gauge("jobq_worker_maintainer", {
   description: "1 while this worker is the elected maintainer (lease rescue, pruning, counting), else 0"
 })

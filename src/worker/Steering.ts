@@ -5,6 +5,7 @@
  *
  * - claims queue by queue (`JobRepo.claimFromQueues`) while some queue it serves is steered, instead of
  *   reading past that queue's backlog on every claim;
+ * - claims from limited queues (`QueueRepo.claimLimited`) only while some queue it serves is limited;
  * - gives back the claimed-but-unstarted jobs of a queue that was just paused (`onPaused`);
  * - claims again at once when a queue is resumed or its limits change (`onChanged`).
  *
@@ -98,6 +99,10 @@ export const make = (options: SteeringOptions) =>
       /** Reads the queues' settings again now (a notification said they changed, or LISTEN reconnected). */
       refresh: refreshQuietly,
       isPaused: (queue: string) => current.paused.has(queue),
+      isLimited: (queue: string) => current.limited.has(queue),
+      hasLimited: () => current.limited.size > 0,
+      /** Claims up to `room` jobs of the limited, unpaused queues this worker serves. */
+      claimLimited: (room: number) => options.queueRepo.claimLimited(workerId, room, leaseMs, options.queues),
       /**
        * A job became ready in `queue`: when this worker claims queue by queue and has not seen that queue,
        * it reads the queues again first (a new queue is claimed from only once it is in the picture).

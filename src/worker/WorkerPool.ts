@@ -65,6 +65,10 @@ const make = Effect.gen(function* () {
   let next = 0
   /** Ids of the buffered jobs still to start (a job stopped while buffered leaves at once, not in order). */
   const unstarted = new Set<string>()
+  /** Held jobs of limited queues (claimed by `claimLimited`): at most `concurrency` at once. */
+  const limitedIds = new Set<string>()
+  /** Whether a claim from the limited queues may find something: cleared by one that found nothing. */
+  let limitedWanted = true
   /** The fiber of every job that started and whose fiber has not exited. */
   const running = new Map<string, Fiber.Fiber<unknown, unknown>>()
   const stopReasons = new Map<string, Settlement.StopReason>()
@@ -86,6 +90,11 @@ const make = Effect.gen(function* () {
     onSettled: (job) => {
       held.delete(job.id)
       stopReasons.delete(job.id)
+      // a limited queue's job settled: its slot under the limit is free, claim again (after the commit)
+      if (limitedIds.delete(job.id)) {
+        limitedWanted = true
+        Queue.offerUnsafe(wake, undefined)
+      }
     },
     onRetryScheduled: (runAt) => {
       wakeTimes.add(runAt.getTime())
@@ -173,10 +182,44 @@ const make = Effect.gen(function* () {
    * statement can still commit, and its jobs would stay leased to a worker that never heard of them until
    * their leases expired. Landed, shutdown releases them with the rest of the buffer.
    */
+  /** Claimed jobs join the buffer: at its end, or, for limited queues' jobs, at its front. */
+  const land = (jobs: ReadonlyArray<ClaimedJob>, front: boolean) => {
+    for (const job of jobs) {
+      held.set(job.id, job)
+      metricsFor(job).claimed.add(1)
+      unstarted.add(job.id)
+    }
+    if (front) buffer.splice(next, 0, ...jobs)
+    else for (const job of jobs) buffer.push(job)
+  }
+
+  /**
+   * Claims from the limited queues this worker serves, when a claim may find something, up to
+   * `concurrency` of their jobs held at once. They start ahead of buffered jobs: each holds a slot under
+   * its queue's limit, over every worker, for as long as it waits.
+   */
+  const claimLimited = Effect.gen(function* () {
+    const room = concurrency - limitedIds.size
+    if (!limitedWanted || room <= 0 || !steering.hasLimited()) return
+    const { jobs, heldBack } = yield* steering.claimLimited(room)
+    if (jobs.length === 0) limitedWanted = false
+    for (const cut of heldBack) {
+      yield* Metric.update(
+        Metric.withAttributes(Metrics.claimsHeldBack, { queue: cut.queue, limit: cut.limit }),
+        1
+      )
+      if (cut.reopensAt !== null) wakeTimes.add(cut.reopensAt.getTime())
+    }
+    for (const job of jobs) limitedIds.add(job.id)
+    land(jobs, true)
+  })
+
   const claimOnce = Effect.gen(function* () {
     refillAsked = false
+    if (!accepting) return
+    yield* claimLimited
     const limit = capacity - unfinished()
-    if (limit <= 0 || !accepting) return
+    if (limit <= 0) return startReady()
     const began = performance.now()
     const claimed = yield* steering.claim(limit).pipe(
       Effect.tap((jobs) => Effect.annotateCurrentSpan("jobq.claim.count", jobs.length)),
@@ -185,12 +228,7 @@ const make = Effect.gen(function* () {
     yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
     yield* Metric.update(Metrics.running, running.size)
     backlog = claimed.length === limit
-    for (const job of claimed) {
-      held.set(job.id, job)
-      metricsFor(job).claimed.add(1)
-      buffer.push(job)
-      unstarted.add(job.id)
-    }
+    land(claimed, false)
     startReady()
   }).pipe(Effect.uninterruptible)
 
@@ -202,7 +240,10 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const jobs = buffer.slice(next).filter((job) => unstarted.has(job.id) && which(job))
       if (jobs.length === 0) return 0
-      for (const job of jobs) unstarted.delete(job.id)
+      for (const job of jobs) {
+        unstarted.delete(job.id)
+        limitedIds.delete(job.id)
+      }
       const released = yield* repo
         .release(
           workerId,
@@ -236,13 +277,20 @@ const make = Effect.gen(function* () {
         ),
         Effect.asVoid
       ),
-    onChanged: signal
+    onChanged: Effect.andThen(
+      Effect.sync(() => {
+        limitedWanted = true
+      }),
+      signal
+    )
   })
 
   const fetchLoop = Effect.gen(function* () {
     for (;;) {
       yield* claimOnce
-      yield* Queue.take(wake).pipe(Effect.timeoutOption(wakeTimes.nextWaitMs()))
+      const woken = yield* Queue.take(wake).pipe(Effect.timeoutOption(wakeTimes.nextWaitMs()))
+      // a poll or a timed wake-up (a rate limit's window reopening among them): look at limited queues too
+      if (woken._tag === "None") limitedWanted = true
     }
   }).pipe(
     Effect.tapError((error) => Effect.logWarning("claiming failed; backing off", error.message)),
@@ -273,6 +321,7 @@ const make = Effect.gen(function* () {
     const queue = at === -1 ? payload : payload.slice(0, at)
     if (!servesQueue(queue)) return Effect.void
     if (at !== -1) wakeTimes.add(Number(payload.slice(at + 1)))
+    if (steering.isLimited(queue)) limitedWanted = true
     return Effect.andThen(steering.onReady(queue), signal)
   }
 
