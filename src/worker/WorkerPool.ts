@@ -31,6 +31,7 @@ import * as ExecutionSpan from "../telemetry/ExecutionSpan.ts"
 import * as Metrics from "../telemetry/WorkerMetrics.ts"
 import * as Completer from "./Completer.ts"
 import { run as runAttempt } from "./Executor.ts"
+import * as LeaseClock from "./LeaseClock.ts"
 import * as Settlement from "./Settlement.ts"
 import * as Steering from "./Steering.ts"
 import * as WakeTimes from "./WakeTimes.ts"
@@ -75,6 +76,7 @@ const make = Effect.gen(function* () {
   const wake = yield* Queue.sliding<void>(1)
   const signal = Queue.offer(wake, undefined).pipe(Effect.asVoid)
   const wakeTimes = WakeTimes.make(Duration.toMillis(config.pollInterval))
+  const leases = LeaseClock.make(leaseMs)
   let accepting = true
   // the last claim filled the buffer: more jobs are probably waiting, so refill when it runs low
   let backlog = false
@@ -182,8 +184,15 @@ const make = Effect.gen(function* () {
    * statement can still commit, and its jobs would stay leased to a worker that never heard of them until
    * their leases expired. Landed, shutdown releases them with the rest of the buffer.
    */
-  /** Claimed jobs join the buffer: at its end, or, for limited queues' jobs, at its front. */
-  const land = (jobs: ReadonlyArray<ClaimedJob>, front: boolean) => {
+  /**
+   * Claimed jobs (by a statement sent at `askedAt`) join the buffer: at its end, or, for limited queues'
+   * jobs, at its front.
+   */
+  const land = (jobs: ReadonlyArray<ClaimedJob>, askedAt: number, front: boolean) => {
+    leases.leased(
+      jobs.map((job) => job.id),
+      askedAt
+    )
     for (const job of jobs) {
       held.set(job.id, job)
       metricsFor(job).claimed.add(1)
@@ -201,6 +210,7 @@ const make = Effect.gen(function* () {
   const claimLimited = Effect.gen(function* () {
     const room = concurrency - limitedIds.size
     if (!limitedWanted || room <= 0 || !steering.hasLimited()) return
+    const askedAt = performance.now()
     const { jobs, heldBack } = yield* steering.claimLimited(room)
     if (jobs.length === 0) limitedWanted = false
     for (const cut of heldBack) {
@@ -211,7 +221,7 @@ const make = Effect.gen(function* () {
       if (cut.reopensAt !== null) wakeTimes.add(cut.reopensAt.getTime())
     }
     for (const job of jobs) limitedIds.add(job.id)
-    land(jobs, true)
+    land(jobs, askedAt, true)
   })
 
   const claimOnce = Effect.gen(function* () {
@@ -228,7 +238,7 @@ const make = Effect.gen(function* () {
     yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
     yield* Metric.update(Metrics.running, running.size)
     backlog = claimed.length === limit
-    land(claimed, false)
+    land(claimed, began, false)
     startReady()
   }).pipe(Effect.uninterruptible)
 
@@ -302,8 +312,10 @@ const make = Effect.gen(function* () {
     yield* Metric.update(Metrics.running, running.size)
     const ids = [...held.keys()]
     if (ids.length === 0) return
+    const askedAt = performance.now()
     const states = yield* repo.renewLeases(workerId, ids, leaseMs)
     const stillHeld = new Set<string>(states.map((s) => s.id))
+    leases.leased(stillHeld, askedAt)
     for (const state of states) if (state.cancelRequested) yield* stop(state.id, "cancel")
     // missing from the answer: rescued by another worker, so our copy must not run or settle
     for (const id of ids) if (!stillHeld.has(id) && held.has(id)) yield* stop(id, "lease_lost")
@@ -311,6 +323,24 @@ const make = Effect.gen(function* () {
     Effect.catchCause((cause) => Effect.logWarning("renewing leases failed", Cause.pretty(cause))),
     Effect.repeat(Schedule.spaced(config.renewInterval)),
     Effect.annotateLogs({ module: "WorkerPool", fiber: "lease-renewal" })
+  )
+
+  /**
+   * Stops the jobs whose lease would run out before the next look, while renewals fail (the database is
+   * unreachable; a hung renewal cannot hold this up, it runs apart): past its lease another worker may run
+   * the job, and it counts no more against its queue's concurrency limit. Their settlement writes nothing.
+   */
+  const watchMarginMs = Math.min(Duration.toMillis(config.renewInterval), leaseMs / 4)
+  const leaseWatch = Effect.gen(function* () {
+    const expiring = leases.expiring(performance.now() + watchMarginMs, (id) => held.has(id))
+    if (expiring.length === 0) return
+    yield* Effect.logWarning(
+      `could not renew the leases of ${expiring.length} jobs before they ran out; stopping them`
+    )
+    for (const id of expiring) yield* stop(id, "lease_lost")
+  }).pipe(
+    Effect.repeat(Schedule.spaced(Duration.millis(watchMarginMs))),
+    Effect.annotateLogs({ module: "WorkerPool", fiber: "lease-watch" })
   )
 
   const servesQueue = (queue: string) => config.queues === undefined || config.queues.includes(queue)
@@ -328,6 +358,7 @@ const make = Effect.gen(function* () {
   const fetcher = yield* FiberHandle.make()
   yield* FiberHandle.run(fetcher, fetchLoop)
   yield* Effect.forkScoped(renewLoop)
+  yield* Effect.forkScoped(leaseWatch)
   yield* Effect.forkScoped(
     Notifier.subscribe(Notifier.channels.ready, onReady, Effect.andThen(steering.refresh, signal))
   )
