@@ -180,10 +180,27 @@ export interface WorkerSettings {
   readonly shutdownGrace: Duration.Duration
   /**
    * JOB_RETENTION: finished jobs older than this are deleted by maintenance; unset keeps them (default).
-   * `0` deletes a succeeded job in the statement that completes it, so nothing of it is kept.
+   * `0` deletes a succeeded job in the statement that completes it, so nothing of it is kept. The settings
+   * per status below win over it.
    */
   readonly retention: Duration.Duration | undefined
+  /** JOB_RETENTION_SUCCEEDED: how long succeeded jobs are kept; unset: JOB_RETENTION. `0`: as above. */
+  readonly retentionSucceeded: Duration.Duration | undefined
+  /** JOB_RETENTION_CANCELLED: how long cancelled jobs are kept; unset: JOB_RETENTION. */
+  readonly retentionCancelled: Duration.Duration | undefined
+  /**
+   * JOB_RETENTION_FAILED: how long jobs that failed permanently are kept; unset: JOB_RETENTION. Failures
+   * are what someone comes back to read: keep them longest (e.g. 30 days, against 1 day for successes).
+   */
+  readonly retentionFailed: Duration.Duration | undefined
 }
+
+/** How long each finished status is kept (undefined: forever), from the settings above. */
+export const retentionOf = (settings: WorkerSettings) => ({
+  succeeded: settings.retentionSucceeded ?? settings.retention,
+  cancelled: settings.retentionCancelled ?? settings.retention,
+  failed_permanent: settings.retentionFailed ?? settings.retention
+})
 
 const durationKeys = new Set([
   "pollInterval",
@@ -194,7 +211,10 @@ const durationKeys = new Set([
   "renewInterval",
   "rescueInterval",
   "shutdownGrace",
-  "retention"
+  "retention",
+  "retentionSucceeded",
+  "retentionCancelled",
+  "retentionFailed"
 ])
 
 export type WorkerSettingsInput = {
@@ -222,7 +242,10 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
     leaderLease: Duration.seconds(10),
     rescueInterval: Duration.seconds(5),
     shutdownGrace: Duration.seconds(30),
-    retention: undefined
+    retention: undefined,
+    retentionSucceeded: undefined,
+    retentionCancelled: undefined,
+    retentionFailed: undefined
   })
 
   /** Settings given in code; durations may be written as `"5 seconds"` or milliseconds. */
@@ -244,11 +267,12 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       const concurrency = yield* Config.Int("WORKER_CONCURRENCY").pipe(Config.withDefault(d.concurrency))
       const queues = yield* Config.option(Config.String("WORKER_QUEUES"))
       // "0" alone is allowed too: it reads as "keep nothing", not as a malformed duration
-      const retention = yield* Config.option(
-        Config.Duration("JOB_RETENTION").pipe(
-          Config.orElse(() => Config.Literal("0", "JOB_RETENTION").pipe(Config.map(() => Duration.zero)))
-        )
-      )
+      const retentionSetting = (name: string) =>
+        Config.option(
+          Config.Duration(name).pipe(
+            Config.orElse(() => Config.Literal("0", name).pipe(Config.map(() => Duration.zero)))
+          )
+        ).pipe(Config.map((setting) => (setting._tag === "None" ? undefined : setting.value)))
       return WorkerConfig.of({
         workerId: yield* Config.String("WORKER_ID").pipe(Config.withDefault(d.workerId)),
         concurrency,
@@ -268,7 +292,10 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
         leaderLease: yield* duration("WORKER_LEADER_LEASE", d.leaderLease),
         rescueInterval: yield* duration("WORKER_RESCUE_INTERVAL", d.rescueInterval),
         shutdownGrace: yield* duration("WORKER_SHUTDOWN_GRACE", d.shutdownGrace),
-        retention: retention._tag === "None" ? undefined : retention.value
+        retention: yield* retentionSetting("JOB_RETENTION"),
+        retentionSucceeded: yield* retentionSetting("JOB_RETENTION_SUCCEEDED"),
+        retentionCancelled: yield* retentionSetting("JOB_RETENTION_CANCELLED"),
+        retentionFailed: yield* retentionSetting("JOB_RETENTION_FAILED")
       })
     })
   )

@@ -455,16 +455,23 @@ const make = Effect.gen(function* () {
       })
     )
 
-  /** Deletes finished jobs older than the cutoff, at most `limit` at a time. */
-  const pruneFinished = (olderThanMs: number, limit = 10_000) =>
+  /**
+   * Deletes up to `limit` jobs of one finished status that finished before the cutoff, oldest first; answers
+   * how many. Reads `jobs_finished_idx` (status, finished_at) from its oldest end and deletes through the
+   * primary key, so a batch costs the rows it deletes, however many finished jobs are kept.
+   */
+  const pruneFinished = (status: JobStatus, olderThanMs: number, limit: number) =>
     sql<{ count: number }>`
       WITH doomed AS (
         SELECT id FROM jobs
-        WHERE status IN ('succeeded', 'failed_permanent', 'cancelled')
-          AND finished_at < now() - ${olderThanMs} * interval '1 millisecond'
+        WHERE status = ${status} AND finished_at < now() - ${olderThanMs} * interval '1 millisecond'
+        ORDER BY finished_at
         LIMIT ${limit}
         FOR UPDATE SKIP LOCKED
-      ), deleted AS (DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING 1)
+      ), deleted AS (
+        -- an array, not a join: joined, the planner hashed the batch against a scan of the whole table
+        DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING 1
+      )
       SELECT count(*)::integer AS count FROM deleted`.pipe(Effect.map((rows) => rows[0]?.count ?? 0))
 
   /**

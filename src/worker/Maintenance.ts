@@ -2,17 +2,25 @@
  * Housekeeping, done by the one elected maintainer (`Leader`) among the workers, so no separate process is
  * needed and no two workers repeat it: rescue running jobs whose lease expired (their worker crashed or
  * stalled) back to the queue; analyze the jobs table if Postgres never has; recount finished jobs per queue
- * for GET /queues; forget workers that stopped heartbeating; and, when `JOB_RETENTION` is set, delete
- * finished jobs older than it. Every statement locks what it changes (`SKIP LOCKED`), so a second
+ * for GET /queues; forget workers that stopped heartbeating; and delete finished jobs past their retention
+ * (`JOB_RETENTION`, and per status `JOB_RETENTION_SUCCEEDED`, `_CANCELLED`, `_FAILED`), in small batches. Every statement locks what it changes (`SKIP LOCKED`), so a second
  * maintainer for a moment around a takeover is harmless.
  */
 import { Duration, Effect, Layer, Metric } from "effect"
-import { WorkerConfig } from "../Config.ts"
+import { retentionOf, WorkerConfig } from "../Config.ts"
+import type { JobStatus } from "../domain/Job.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
 import { WorkerRepo } from "../queue/WorkerRepo.ts"
 import { rescued } from "../telemetry/WorkerMetrics.ts"
 import { Leader } from "./Leader.ts"
+
+/** How often the maintainer looks for finished jobs past their retention. */
+export const pruneInterval = Duration.minutes(1)
+/** Jobs one prune statement deletes at most. */
+export const pruneBatch = 1000
+/** The least rest between two prune statements. */
+const pruneRestMs = 20
 
 /** Rows a never-analyzed jobs table may hold before maintenance analyzes it. */
 const analyzeAfterRows = 1000
@@ -68,13 +76,26 @@ const maintenance = Effect.gen(function* () {
   })
   yield* leader.periodic("forget-workers", config.heartbeat, forgetWorkers)
 
-  const retention = config.retention
-  if (retention !== undefined) {
+  const kept = Object.entries(retentionOf(config)).filter(
+    (entry): entry is [JobStatus, Duration.Duration] => entry[1] !== undefined
+  )
+  if (kept.length > 0) {
+    // batch after batch until a status has nothing old left, resting twice as long as each batch took: the
+    // deletes take at most a third of the maintainer's connection, and claims and completions get the rest
     const prune = Effect.gen(function* () {
-      const deleted = yield* repo.pruneFinished(Duration.toMillis(retention))
-      if (deleted > 0) yield* Effect.logInfo(`pruned ${deleted} finished jobs`)
+      for (const [status, retention] of kept) {
+        let deleted = 0
+        for (;;) {
+          const began = performance.now()
+          const batch = yield* repo.pruneFinished(status, Duration.toMillis(retention), pruneBatch)
+          deleted += batch
+          if (batch < pruneBatch || !(yield* leader.isLeader)) break
+          yield* Effect.sleep(Duration.millis(Math.max(pruneRestMs, 2 * (performance.now() - began))))
+        }
+        if (deleted > 0) yield* Effect.logInfo(`pruned ${deleted} ${status} jobs`)
+      }
     })
-    yield* leader.periodic("prune", Duration.minutes(1), prune)
+    yield* leader.periodic("prune", pruneInterval, prune)
   }
 })
 

@@ -21,7 +21,7 @@ import {
   Schedule,
   type Tracer
 } from "effect"
-import { RetryConfig, WorkerConfig } from "../Config.ts"
+import { RetryConfig, retentionOf, WorkerConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
@@ -57,7 +57,7 @@ const make = Effect.gen(function* () {
   const completer = yield* Completer.make({
     workerId,
     capacity,
-    deleteSucceeded: config.retention !== undefined && Duration.toMillis(config.retention) === 0
+    deleteSucceeded: Duration.isZero(retentionOf(config).succeeded ?? Duration.infinity)
   })
   /** Claimed and not yet settled: buffered, running, or waiting for its completion to commit. */
   const held = new Map<string, ClaimedJob>()
