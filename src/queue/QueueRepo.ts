@@ -190,6 +190,20 @@ const make = Effect.gen(function* () {
            (concurrency_limit IS NOT NULL OR rate_max IS NOT NULL) AS limited
     FROM queues ORDER BY name LIMIT ${steeringRowsCap + 1}`
 
+  /** Paused or limited queues with their settings (for gauges), through `queues_steered_idx`. */
+  const steeredSettings = sql<{
+    readonly name: string
+    readonly paused: boolean
+    readonly concurrencyLimit: number | null
+    readonly rateMax: number | null
+    readonly ratePerMs: number | null
+  }>`
+    SELECT name, paused_at IS NOT NULL AS paused, concurrency_limit AS "concurrencyLimit", rate_max AS "rateMax",
+           rate_per_ms AS "ratePerMs"
+    FROM queues
+    WHERE paused_at IS NOT NULL OR concurrency_limit IS NOT NULL OR rate_max IS NOT NULL
+    ORDER BY name LIMIT ${steeringRowsCap}`
+
   /**
    * Counts finished jobs per queue and status into `queues` (the counts GET /queues shows for them), and
    * registers any queue only finished jobs still name. A scan of every finished job: the maintainer runs
@@ -242,7 +256,7 @@ const make = Effect.gen(function* () {
       })
     )
 
-  return { list, get, pause, resume, setLimits, steering, recountFinished, claimLimited }
+  return { list, get, pause, resume, setLimits, steering, steeredSettings, recountFinished, claimLimited }
 })
 
 export class QueueRepo extends Context.Service<QueueRepo, Effect.Success<typeof make>>()("jobq/QueueRepo") {

@@ -2,9 +2,11 @@
  * Samples the queue's depth from the database into gauges, from one fiber per process, every
  * `QUEUE_METRICS_INTERVAL` (default 15 seconds, the first time at a random moment of the first interval;
  * 0 turns it off): unfinished jobs by queue and status, and the age of each queue's oldest ready job. These are the two figures to alert on (docs/observability.md).
+ * The same sample sets the steered queues' pause and limit gauges (QueueSettings).
  */
 import { Cause, Config, Duration, Effect, Layer, Metric, Schedule } from "effect"
 import { JobRepo } from "../queue/JobRepo.ts"
+import * as QueueSettings from "./QueueSettings.ts"
 
 export const jobs = Metric.gauge("jobq_queue_jobs", {
   description: "Unfinished jobs by queue and status (queued, retrying, running), sampled from the database"
@@ -18,7 +20,9 @@ const statuses = ["queued", "retrying", "running"] as const
 export const sample = Effect.gen(function* () {
   const repo = yield* JobRepo
   const seenQueues = new Set<string>()
+  const settings = yield* QueueSettings.sample
   return Effect.gen(function* () {
+    yield* settings
     const rows = yield* repo.depth
     for (const row of rows) seenQueues.add(row.queue)
     // a queue that emptied must read 0, not its last value
