@@ -44,8 +44,8 @@ CREATE INDEX jobs_queue_ready_idx ON jobs (queue, priority, run_at, id) WHERE st
 -- The insert trigger of 0001, now also registering the queues it sees. A registration is an
 -- `INSERT ... ON CONFLICT DO NOTHING` per queue; each session remembers the queues it registered (a session
 -- setting, rolled back with the transaction that set it), so the usual enqueue into a known queue costs a
--- string search instead (~1 us against ~6 us per statement, measured: docs/tradeoffs.md). Queue rows are
--- never deleted, so a remembered queue always has its row.
+-- string search instead (~1 us against ~6 us per statement, measured: docs/tradeoffs.md). The queue never
+-- deletes a queue row; one deleted by hand is registered again by the elected maintainer (QueueRepo.registerReady).
 CREATE OR REPLACE FUNCTION jobq_notify_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -116,7 +116,8 @@ CREATE TABLE leaders (
 -- a job whose worker stopped renewing counts no more once its lease expired).
 -- Rate: the queue's log of recent starts (`rate_log_*`, at the statement clock read under the lock, so it
 -- only grows); at most `rate_max` start in any window of `rate_per_ms`. The log keeps at most 100 entries,
--- merging the two oldest into the later time when it must (which only ever delays a start).
+-- merging the two closest in time into the later one when it must (which only ever delays a start, and
+-- by as little as it can).
 --
 -- Returns the claimed jobs, then one row per queue a limit held back (`id` null, `held_back` 'concurrency'
 -- or 'rate', and for a rate limit `reopens_at`, when the window has room again).
@@ -141,6 +142,7 @@ DECLARE
   binding text;
   ats timestamptz[];
   ns integer[];
+  best integer;
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
   FOR q IN
@@ -205,9 +207,16 @@ BEGIN
       WHERE l.at > t - s.rate_per_ms * interval '1 millisecond';
       ats := ats || t;
       ns := ns || got;
+      -- over 100 entries: merge the two closest in time into the later one (the least delay it can cost)
       WHILE cardinality(ats) > 100 LOOP
-        ns := ARRAY[ns[1] + ns[2]] || ns[3:];
-        ats := ats[2:];
+        best := 1;
+        FOR i IN 2 .. cardinality(ats) - 1 LOOP
+          IF ats[i + 1] - ats[i] < ats[best + 1] - ats[best] THEN
+            best := i;
+          END IF;
+        END LOOP;
+        ns := ns[1:best - 1] || (ns[best] + ns[best + 1]) || ns[best + 2:];
+        ats := ats[1:best - 1] || ats[best + 1:];
       END LOOP;
       UPDATE queues SET rate_log_at = ats, rate_log_n = ns WHERE name = q.name;
       oldest := coalesce(oldest, t);

@@ -12,7 +12,7 @@ import { demoKinds } from "../src/domain/DemoKinds.ts"
 import { JobRepo } from "../src/queue/JobRepo.ts"
 import * as QueueLayer from "../src/queue/layer.ts"
 import { Queue } from "../src/queue/Queue.ts"
-import type { QueueRepo } from "../src/queue/QueueRepo.ts"
+import { QueueRepo } from "../src/queue/QueueRepo.ts"
 import { freshDatabase } from "./support/database.ts"
 
 const db = await freshDatabase(import.meta.file)
@@ -176,6 +176,20 @@ describe("listing queues", () => {
       failed_permanent: null,
       cancelled: null
     })
+  })
+})
+
+describe("queue rows", () => {
+  it("a queue row deleted by hand comes back: enqueueing sessions remember it, the maintainer's sweep does not", async () => {
+    await enqueue("deleted-by-hand", 2)
+    await sql((s) => s`DELETE FROM queues WHERE name = 'deleted-by-hand'`)
+    // this session registered the queue before: it does not again
+    await enqueue("deleted-by-hand", 1)
+    await expect(run(Queue.use((q) => q.getQueue("deleted-by-hand")))).rejects.toThrow(/no queue named/)
+    const registered = await run(QueueRepo.use((repo) => repo.registerReady))
+    expect(registered).toContain("deleted-by-hand")
+    expect((await run(Queue.use((q) => q.getQueue("deleted-by-hand")))).counts.queued).toBe(3)
+    expect(await run(QueueRepo.use((repo) => repo.registerReady))).toEqual([])
   })
 })
 

@@ -256,7 +256,34 @@ const make = Effect.gen(function* () {
       })
     )
 
-  return { list, get, pause, resume, setLimits, steering, steeredSettings, recountFinished, claimLimited }
+  /**
+   * Registers every queue that has ready jobs but no row (a row deleted by hand: sessions that registered
+   * it remember it and will not again). One index probe per queue (a skip scan of jobs_queue_ready_idx),
+   * however many jobs are ready. Answers the queues registered.
+   */
+  const registerReady = sql<{ name: string }>`
+    WITH RECURSIVE ready (queue) AS (
+      (SELECT queue FROM jobs WHERE status IN ('queued', 'retrying') ORDER BY queue LIMIT 1)
+      UNION ALL
+      SELECT (SELECT j.queue FROM jobs j
+              WHERE j.status IN ('queued', 'retrying') AND j.queue > r.queue ORDER BY j.queue LIMIT 1)
+      FROM ready r WHERE r.queue IS NOT NULL
+    )
+    INSERT INTO queues (name) SELECT queue FROM ready WHERE queue IS NOT NULL
+    ON CONFLICT DO NOTHING RETURNING name`.pipe(Effect.map((rows) => rows.map((r) => r.name)))
+
+  return {
+    list,
+    get,
+    pause,
+    resume,
+    setLimits,
+    steering,
+    steeredSettings,
+    recountFinished,
+    registerReady,
+    claimLimited
+  }
 })
 
 export class QueueRepo extends Context.Service<QueueRepo, Effect.Success<typeof make>>()("jobq/QueueRepo") {

@@ -65,6 +65,9 @@ const maintenance = Effect.gen(function* () {
     if (performance.now() < nextRecount) return
     const began = performance.now()
     yield* queues.recountFinished
+    const registered = yield* queues.registerReady
+    if (registered.length > 0)
+      yield* Effect.logWarning(`registered queues that had lost their row: ${registered.join(", ")}`)
     const took = performance.now() - began
     nextRecount = performance.now() + Math.max(Duration.toMillis(recountInterval), 20 * took)
   })

@@ -44,13 +44,18 @@ interface Picture {
 
 const empty: Picture = { names: new Set(), paused: new Set(), limited: new Set(), unsteered: undefined }
 
-const picture = (rows: ReadonlyArray<SteeringRow>, served: ReadonlyArray<string> | undefined): Picture => {
+const picture = (
+  rows: ReadonlyArray<SteeringRow>,
+  served: ReadonlyArray<string> | undefined,
+  heard: ReadonlySet<string>
+): Picture => {
   const serves = (name: string) => served === undefined || served.includes(name)
   const paused = new Set(rows.filter((r) => r.paused && serves(r.name)).map((r) => r.name))
   const limited = new Set(rows.filter((r) => r.limited && !r.paused && serves(r.name)).map((r) => r.name))
   if (rows.length > steeringRowsCap) return { names: undefined, paused, limited, unsteered: undefined }
   const steered = paused.size + limited.size > 0
-  const names = new Set(rows.map((r) => r.name))
+  // a queue whose jobs were announced but that has no row yet (its row was deleted by hand) is claimed too
+  const names = new Set([...rows.map((r) => r.name), ...heard])
   const unsteered = steered
     ? (served ?? [...names]).filter((name) => !paused.has(name) && !limited.has(name))
     : undefined
@@ -61,9 +66,11 @@ export const make = (options: SteeringOptions) =>
   Effect.gen(function* () {
     const { workerId, leaseMs, repo } = options
     let current = empty
+    /** Queues named by ready notifications that had no row when last read (at most `steeringRowsCap`). */
+    const heard = new Set<string>()
 
     const refresh = Effect.gen(function* () {
-      const next = picture(yield* options.queueRepo.steering, options.queues)
+      const next = picture(yield* options.queueRepo.steering, options.queues, heard)
       const before = current
       current = next
       const newlyPaused = new Set([...next.paused].filter((name) => !before.paused.has(name)))
@@ -105,12 +112,16 @@ export const make = (options: SteeringOptions) =>
       claimLimited: (room: number) => options.queueRepo.claimLimited(workerId, room, leaseMs, options.queues),
       /**
        * A job became ready in `queue`: when this worker claims queue by queue and has not seen that queue,
-       * it reads the queues again first (a new queue is claimed from only once it is in the picture).
+       * it reads the queues again first and adds the queue to the picture (a new queue is claimed from
+       * only once it is in the picture).
        */
-      onReady: (queue: string) =>
-        current.unsteered !== undefined && current.names !== undefined && !current.names.has(queue)
-          ? refreshQuietly
-          : Effect.void
+      onReady: (queue: string) => {
+        if (current.unsteered === undefined || current.names === undefined || current.names.has(queue)) {
+          return Effect.void
+        }
+        if (heard.size < steeringRowsCap) heard.add(queue)
+        return refreshQuietly
+      }
     }
   })
 
