@@ -6,10 +6,13 @@
  */
 import type { SQL } from "bun"
 
+// the plain claims, and the limited claim (a function call: pg_stat_activity shows the call, not its body)
 const waitingClaims = (sql: SQL) =>
   sql`SELECT count(*)::int AS n FROM pg_stat_activity
       WHERE datname = current_database() AND wait_event_type = 'Lock'
-        AND query LIKE '%attempts = j.attempts + 1%'`.then((rows) => Number(rows[0].n))
+        AND (query LIKE '%attempts = j.attempts + 1%' OR query LIKE '%jobq_claim_limited(%')`.then((rows) =>
+    Number(rows[0].n)
+  )
 
 export const hold = async (sql: SQL, processes: number, start: () => void, timeoutMs = 20_000) => {
   const gate = await sql.reserve()

@@ -1,7 +1,9 @@
 /**
- * `npm run bench [-- --quick] [-- --only=name,name]`: every benchmark against the local Postgres, in one
- * run, in priority order; writes bench/RESULTS.md and bench/drain.svg. Each scenario uses its own
- * database and drops it afterwards. A scenario that fails is reported as failed; the others still run.
+ * `npm run bench [-- --quick] [-- --only=name,name] [-- --print]`: every benchmark against the local
+ * Postgres, in one run, in priority order; writes bench/RESULTS.md and bench/drain.svg. Each scenario uses
+ * its own database and drops it afterwards. A scenario that fails is reported as failed; the others still
+ * run. `--print` writes the sections to standard output instead, leaving RESULTS.md as it is (to add one
+ * section's figures by hand).
  */
 import * as BenchDatabase from "./BenchDatabase.ts"
 import * as BenchDependencies from "./BenchDependencies.ts"
@@ -15,13 +17,16 @@ import * as Drain from "./scenarios/Drain.ts"
 import * as Embedded from "./scenarios/Embedded.ts"
 import * as EndToEnd from "./scenarios/EndToEnd.ts"
 import * as Enqueue from "./scenarios/Enqueue.ts"
+import * as Limits from "./scenarios/Limits.ts"
 import * as Pgbench from "./scenarios/Pgbench.ts"
 import * as Pickup from "./scenarios/Pickup.ts"
 import * as Profile from "./scenarios/Profile.ts"
+import * as Prune from "./scenarios/Prune.ts"
 import * as Tracing from "./scenarios/Tracing.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
+const printOnly = args.includes("--print")
 const only = args
   .find((a) => a.startsWith("--only="))
   ?.slice("--only=".length)
@@ -33,6 +38,8 @@ const scenarios: ReadonlyArray<{ readonly name: string; readonly run: (c: Contex
   { name: "pickup", run: Pickup.run },
   { name: "enqueue", run: Enqueue.run },
   { name: "depth", run: Depth.run },
+  { name: "limits", run: Limits.run },
+  { name: "prune", run: Prune.run },
   { name: "profile", run: Profile.run },
   { name: "embedded", run: Embedded.run },
   { name: "tracing", run: Tracing.run },
@@ -43,9 +50,11 @@ const started = new Date()
 const t0 = performance.now()
 const log = (line: string) => console.log(`[bench ${((performance.now() - t0) / 1000).toFixed(1)}s] ${line}`)
 
-let peersAvailable = true
+// only the drain runs the peers, and only a full report draws the chart
+const needsPeers = only === undefined ? !printOnly : only.includes("drain")
+let peersAvailable = needsPeers
 try {
-  await BenchDependencies.ensureInstalled()
+  if (needsPeers) await BenchDependencies.ensureInstalled()
 } catch (error) {
   peersAvailable = false
   log(`peers and chart unavailable: ${String(error)}`)
@@ -72,6 +81,13 @@ for (const scenario of scenarios) {
       markdown: `**Failed in this run:** ${String(error instanceof Error ? error.message : error)}`
     })
   }
+}
+
+if (printOnly) {
+  const loadNow = (await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")
+  console.log(`\nload average at start / end: ${machine.loadAverage} / ${loadNow}\n`)
+  for (const section of sections) console.log(`## ${section.title}\n\n${section.markdown}\n`)
+  process.exit(0)
 }
 
 const points: Array<ChartPoint> = sections.flatMap((s) => s.chart ?? [])

@@ -253,24 +253,65 @@ export interface WorkerSettings {
   readonly lease: Duration.Duration
   /** WORKER_LEASE_RENEW: how often held leases are renewed and cancel requests checked (default 1 second). */
   readonly renewInterval: Duration.Duration
+  /**
+   * WORKER_QUEUE_REFRESH: how often the worker reads the queues' pauses and limits when no notification
+   * told it of a change (default 1 second). Claims honour a pause at once whatever this is; it bounds how
+   * long jobs this worker already claimed (buffered, not started) of a paused queue may still start when the
+   * notification was lost.
+   */
+  readonly queueRefresh: Duration.Duration
+  /**
+   * WORKER_HEARTBEAT: how often the worker writes its row in `workers` (default 5 seconds). A worker that
+   * misses three heartbeats in a row leaves `GET /workers` (15 s by default).
+   */
+  readonly heartbeat: Duration.Duration
+  /**
+   * WORKER_LEADER_LEASE: how long the elected maintainer's lease lasts (default 10 seconds); every worker
+   * tries to take or renew it every third of that. When the maintainer dies another worker takes over within
+   * this lease and a third of it; one that stops gives it up at once.
+   */
+  readonly leaderLease: Duration.Duration
   /** WORKER_RESCUE_INTERVAL: how often expired leases are rescued (default 5 seconds). */
   readonly rescueInterval: Duration.Duration
   /** WORKER_SHUTDOWN_GRACE: on SIGTERM, how long running jobs may finish before they are interrupted and released (default 30 seconds). */
   readonly shutdownGrace: Duration.Duration
   /**
    * JOB_RETENTION: finished jobs older than this are deleted by maintenance; unset keeps them (default).
-   * `0` deletes a succeeded job in the statement that completes it, so nothing of it is kept.
+   * `0` deletes a succeeded job in the statement that completes it, so nothing of it is kept. The settings
+   * per status below win over it.
    */
   readonly retention: Duration.Duration | undefined
+  /** JOB_RETENTION_SUCCEEDED: how long succeeded jobs are kept; unset: JOB_RETENTION. `0`: as above. */
+  readonly retentionSucceeded: Duration.Duration | undefined
+  /** JOB_RETENTION_CANCELLED: how long cancelled jobs are kept; unset: JOB_RETENTION. */
+  readonly retentionCancelled: Duration.Duration | undefined
+  /**
+   * JOB_RETENTION_FAILED: how long jobs that failed permanently are kept; unset: JOB_RETENTION. Failures
+   * are what someone comes back to read: keep them longest (e.g. 30 days, against 1 day for successes).
+   */
+  readonly retentionFailed: Duration.Duration | undefined
 }
+
+/** How long each finished status is kept (undefined: forever), from the settings above. */
+export const retentionOf = (settings: WorkerSettings) => ({
+  succeeded: settings.retentionSucceeded ?? settings.retention,
+  cancelled: settings.retentionCancelled ?? settings.retention,
+  failed_permanent: settings.retentionFailed ?? settings.retention
+})
 
 const durationKeys = new Set([
   "pollInterval",
+  "queueRefresh",
+  "heartbeat",
+  "leaderLease",
   "lease",
   "renewInterval",
   "rescueInterval",
   "shutdownGrace",
-  "retention"
+  "retention",
+  "retentionSucceeded",
+  "retentionCancelled",
+  "retentionFailed"
 ])
 
 export type WorkerSettingsInput = {
@@ -293,9 +334,15 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
     pollInterval: Duration.seconds(1),
     lease: Duration.seconds(30),
     renewInterval: Duration.seconds(1),
+    queueRefresh: Duration.seconds(1),
+    heartbeat: Duration.seconds(5),
+    leaderLease: Duration.seconds(10),
     rescueInterval: Duration.seconds(5),
     shutdownGrace: Duration.seconds(30),
-    retention: undefined
+    retention: undefined,
+    retentionSucceeded: undefined,
+    retentionCancelled: undefined,
+    retentionFailed: undefined
   })
 
   /** Settings given in code; durations may be written as `"5 seconds"` or milliseconds. */
@@ -317,11 +364,12 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       const concurrency = yield* Config.Int("WORKER_CONCURRENCY").pipe(Config.withDefault(d.concurrency))
       const queues = yield* Config.option(Config.String("WORKER_QUEUES"))
       // "0" alone is allowed too: it reads as "keep nothing", not as a malformed duration
-      const retention = yield* Config.option(
-        Config.Duration("JOB_RETENTION").pipe(
-          Config.orElse(() => Config.Literal("0", "JOB_RETENTION").pipe(Config.map(() => Duration.zero)))
-        )
-      )
+      const retentionSetting = (name: string) =>
+        Config.option(
+          Config.Duration(name).pipe(
+            Config.orElse(() => Config.Literal("0", name).pipe(Config.map(() => Duration.zero)))
+          )
+        ).pipe(Config.map((setting) => (setting._tag === "None" ? undefined : setting.value)))
       return WorkerConfig.of({
         workerId: yield* Config.String("WORKER_ID").pipe(Config.withDefault(d.workerId)),
         concurrency,
@@ -336,9 +384,15 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
         pollInterval: yield* duration("WORKER_POLL_INTERVAL", d.pollInterval),
         lease: yield* duration("WORKER_LEASE", d.lease),
         renewInterval: yield* duration("WORKER_LEASE_RENEW", d.renewInterval),
+        queueRefresh: yield* duration("WORKER_QUEUE_REFRESH", d.queueRefresh),
+        heartbeat: yield* duration("WORKER_HEARTBEAT", d.heartbeat),
+        leaderLease: yield* duration("WORKER_LEADER_LEASE", d.leaderLease),
         rescueInterval: yield* duration("WORKER_RESCUE_INTERVAL", d.rescueInterval),
         shutdownGrace: yield* duration("WORKER_SHUTDOWN_GRACE", d.shutdownGrace),
-        retention: retention._tag === "None" ? undefined : retention.value
+        retention: yield* retentionSetting("JOB_RETENTION"),
+        retentionSucceeded: yield* retentionSetting("JOB_RETENTION_SUCCEEDED"),
+        retentionCancelled: yield* retentionSetting("JOB_RETENTION_CANCELLED"),
+        retentionFailed: yield* retentionSetting("JOB_RETENTION_FAILED")
       })
     })
   )

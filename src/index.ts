@@ -16,8 +16,12 @@ export {
   loadKinds,
   PermanentError
 } from "./domain/JobKind.ts"
+export * from "./domain/Queues.ts"
 export * as DemoKinds from "./kinds/DemoKinds.ts"
 export { JobRepo } from "./queue/JobRepo.ts"
 export * as QueueLayer from "./queue/layer.ts"
 export { Queue } from "./queue/Queue.ts"
+export { QueueControl } from "./queue/QueueControl.ts"
+export { QueueRepo } from "./queue/QueueRepo.ts"
 export * as Retry from "./queue/Retry.ts"
+export { WorkerRepo } from "./queue/WorkerRepo.ts"

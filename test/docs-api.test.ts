@@ -13,6 +13,7 @@ import { makeApi } from "../src/http/Api.ts"
 import * as RouteTable from "../src/http/RouteTable.ts"
 import { demoKinds } from "../src/kinds/DemoKinds.ts"
 import { JobRepo } from "../src/queue/JobRepo.ts"
+import { WorkerRepo } from "../src/queue/WorkerRepo.ts"
 import { setupApiTests, webHandler } from "./support/api.ts"
 
 const docPath = fileURLToPath(new URL("../docs/api.md", import.meta.url))
@@ -150,6 +151,29 @@ const setups: Record<string, () => Promise<string | undefined>> = {
     return id
   },
   "retry-conflict": () => enqueue({ kind: "noop", payload: {}, queue: "default" }),
+  "queues-list": async () => undefined,
+  "queue-get": async () => undefined,
+  "queue-get-unknown": async () => undefined,
+  "queue-pause": async () => undefined,
+  "queue-pause-again": async () => undefined,
+  "queue-resume": async () => undefined,
+  "queue-limits": async () => undefined,
+  "queue-limits-invalid": async () => undefined,
+  workers: async () => {
+    await api.run(
+      WorkerRepo.use((repo) =>
+        repo.beat({
+          id: "worker-1",
+          host: "host-a",
+          pid: 4242,
+          queues: ["emails"],
+          concurrency: 10,
+          ttlMs: 15_000
+        })
+      )
+    )
+    return undefined
+  },
   health: async () => undefined,
   "health-unavailable": async () => undefined,
   metrics: async () => undefined,
@@ -164,7 +188,7 @@ const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi
 const timestamp = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})/g
 const normalize = (text: string) => text.replace(uuid, "<id>").replace(timestamp, "<time>")
 /** Numbers that differ between runs. */
-const varyingNumbers = new Set(["retryDelayMs"])
+const varyingNumbers = new Set(["retryDelayMs", "oldestReadyAgeSeconds"])
 
 /** Where the answer's body departs from the documented one, as readable lines. */
 const drift = (documented: unknown, actual: unknown, path = "body"): Array<string> => {

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "bun:test"
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
 import { SqlClient } from "effect/sql"
 import { JobRepo } from "../src/queue/JobRepo.ts"
 import { Queue } from "../src/queue/Queue.ts"
+import * as QueueSettings from "../src/worker/QueueSettings.ts"
 import { setupQueueTests } from "./support/runtime.ts"
 
 const { run } = await setupQueueTests(import.meta.file)
@@ -48,5 +49,35 @@ describe("queue depth sampling", () => {
     ])
     expect(rows.find((r) => r.status === "queued")!.oldestReadySeconds).toBeGreaterThanOrEqual(0)
     expect(nodeTypes(plan)).not.toContain("Seq Scan")
+  })
+})
+
+describe("queue settings gauges", () => {
+  it("sample each steered queue's pause and limits, and read 0 once it is released", async () => {
+    const gauge = (metric: Metric.Metric<number, Metric.GaugeState<number>>, queue: string) =>
+      Metric.value(Metric.withAttributes(metric, { queue })).pipe(Effect.map((state) => Number(state.value)))
+    const readings = (queue: string) =>
+      Effect.all([
+        gauge(QueueSettings.paused, queue),
+        gauge(QueueSettings.concurrencyLimit, queue),
+        gauge(QueueSettings.rateLimitMax, queue),
+        gauge(QueueSettings.rateLimitWindow, queue)
+      ])
+    const [steered, released] = await run(
+      Effect.gen(function* () {
+        const q = yield* Queue
+        const once = yield* QueueSettings.sample
+        yield* q.pause("gauged")
+        yield* q.setLimits("gauged", { concurrencyLimit: 8, rateLimit: { max: 100, per: 2000 } })
+        yield* once
+        const steered = yield* readings("gauged")
+        yield* q.resume("gauged")
+        yield* q.setLimits("gauged", { concurrencyLimit: null, rateLimit: null })
+        yield* once
+        return [steered, yield* readings("gauged")] as const
+      })
+    )
+    expect(steered).toEqual([1, 8, 100, 2])
+    expect(released).toEqual([0, 0, 0, 0])
   })
 })

@@ -37,6 +37,11 @@ export interface DrainOptions {
   readonly env?: Readonly<Record<string, string>>
   /** Run with JOB_RETENTION=0: succeeded jobs are deleted by the statement that completes them. */
   readonly deleteSucceeded?: boolean
+  /**
+   * Runs after the backlog is in and before `ANALYZE` (other queues, limits, pauses); answers how many
+   * unfinished jobs it added that the drain leaves alone (a paused queue's backlog), to count them out.
+   */
+  readonly prepare?: (db: BenchDatabase) => Promise<number>
 }
 
 /**
@@ -59,6 +64,7 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
   const finishedRows = options.finishedRows ?? 0
   if (finishedRows > 0) await Backlog.fill(db.sql, finishedRows, { status: "succeeded" })
   await Backlog.fill(db.sql, options.backlog, { kind: drainNoop.name })
+  const untouched = (await options.prepare?.(db)) ?? 0
   await Backlog.analyze(db.sql)
   const warmUp = options.warmUp ?? 0
   const measured = Math.min(options.measure ?? options.backlog - warmUp, options.backlog - warmUp)
@@ -115,7 +121,7 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
     // take it a while to count)
     for (;;) {
       const started = performance.now()
-      const completed = options.backlog - (await unfinished(db))
+      const completed = options.backlog - ((await unfinished(db)) - untouched)
       if (completed >= warmUp + measured) break
       check()
       await Bun.sleep(Math.max(100, 20 * (performance.now() - started)))

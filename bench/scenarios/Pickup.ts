@@ -4,7 +4,6 @@
  * the handler's start (returned as the job's result) minus the moment the enqueue call began, both read
  * from the same system clock. The worker learns of each job by LISTEN/NOTIFY.
  */
-import { Effect } from "effect"
 import { Queue } from "../../src/queue/Queue.ts"
 import * as BenchDatabase from "../BenchDatabase.ts"
 import { modulePath, now } from "../BenchKinds.ts"
@@ -17,13 +16,58 @@ import * as WorkerProcess from "../WorkerProcess.ts"
 const ratePerSecond = 50
 const warmUpJobs = 100
 
-const waitAllDone = async (db: BenchDatabase.BenchDatabase, count: number, timeoutMs: number) => {
+/** Waits until every one of `ids` succeeded (looked up by id: the table may hold a million other jobs). */
+const waitAllDone = async (
+  db: BenchDatabase.BenchDatabase,
+  ids: ReadonlyArray<string>,
+  timeoutMs: number
+) => {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM jobs WHERE status = 'succeeded'`
-    if (Number(n) >= count) return
+    const [{ n }] = await db.sql`
+      SELECT count(*)::int AS n FROM jobs WHERE id = ANY(${ids}::uuid[]) AND status = 'succeeded'`
+    if (Number(n) >= ids.length) return
     if (Date.now() > deadline) throw new Error("pickup: jobs not all done in time")
     await Bun.sleep(50)
+  }
+}
+
+/**
+ * Pickup as the harness sees it, against whichever worker serves the database: `measure(n)` enqueues `n`
+ * stamp jobs at the scenario's rate, waits for them, and answers each one's latency (ms). `warmUp` runs
+ * one job (the worker is up and listening once it has run it) and an unreported warm-up at the same rate,
+ * so that the first measured run does not time both processes' hot paths being compiled.
+ */
+export const probe = (db: BenchDatabase.BenchDatabase, client: ReturnType<typeof QueueClient.make>) => {
+  const enqueue = () => client.runPromise(Queue.use((queue) => queue.enqueue({ kind: "stamp", payload: {} })))
+  /** Enqueues `n` stamp jobs at the scenario's rate; answers when each enqueue call began, by job id. */
+  const paced = async (n: number) => {
+    const began = new Map<string, number>()
+    const t0 = now()
+    for (let i = 0; i < n; i++) {
+      const due = t0 + (i * 1000) / ratePerSecond
+      const wait = due - now()
+      if (wait > 0) await Bun.sleep(wait)
+      const at = now()
+      const { job } = await enqueue()
+      began.set(job.id, at)
+    }
+    return began
+  }
+  return {
+    warmUp: async () => {
+      const { job } = await enqueue()
+      await waitAllDone(db, [job.id], 20_000)
+      await waitAllDone(db, [...(await paced(warmUpJobs)).keys()], 30_000)
+    },
+    measure: async (n: number) => {
+      const began = await paced(n)
+      const ids = [...began.keys()]
+      await waitAllDone(db, ids, 30_000)
+      const rows: Array<{ id: string; result: { handlerStartedAt: number } }> = await db.sql`
+        SELECT id::text AS id, result FROM jobs WHERE id = ANY(${ids}::uuid[])`
+      return rows.map((row) => row.result.handlerStartedAt - began.get(row.id)!)
+    }
   }
 }
 
@@ -37,41 +81,10 @@ export const run = async (context: Context): Promise<Section> => {
     })
     const client = QueueClient.make(db.url, 2)
     try {
-      const queue = await client.runPromise(
-        Effect.gen(function* () {
-          return yield* Queue
-        })
-      )
-      const enqueue = (kind: string) => client.runPromise(queue.enqueue({ kind, payload: {} }))
-      /** Enqueues `n` stamp jobs at the scenario's rate; answers when each enqueue call began, by job id. */
-      const paced = async (n: number) => {
-        const began = new Map<string, number>()
-        const t0 = now()
-        for (let i = 0; i < n; i++) {
-          const due = t0 + (i * 1000) / ratePerSecond
-          const wait = due - now()
-          if (wait > 0) await Bun.sleep(wait)
-          const at = now()
-          const { job } = await enqueue("stamp")
-          began.set(job.id, at)
-        }
-        return began
-      }
-      // the worker is up and listening once it has run a job; then an unreported warm-up at the same rate,
-      // so that the first run does not time both processes' hot paths being compiled
-      await enqueue("stamp")
-      await waitAllDone(db, 1, 20_000)
-      await paced(warmUpJobs)
-      let done = 1 + warmUpJobs
-      await waitAllDone(db, done, 30_000)
+      const pickup = probe(db, client)
+      await pickup.warmUp()
       for (let r = 0; r < context.runs; r++) {
-        const began = await paced(count)
-        done += count
-        await waitAllDone(db, done, 30_000)
-        const rows: Array<{ id: string; result: { handlerStartedAt: number } }> = await db.sql`
-          SELECT id::text AS id, result FROM jobs WHERE id = ANY(${[...began.keys()]}::uuid[])`
-        const samples = rows.map((row) => row.result.handlerStartedAt - began.get(row.id)!)
-        const l = latency(samples)
+        const l = latency(await pickup.measure(count))
         perRun.push(l)
         context.log(
           `pickup run ${r + 1}: p50 ${decimal(l.p50)} ms, p95 ${decimal(l.p95)}, p99 ${decimal(l.p99)}, max ${decimal(l.max)}`

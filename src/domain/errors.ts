@@ -45,3 +45,22 @@ export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("Invali
 }) {}
 
 export type EnqueueError = UnknownJobKind | InvalidPayload | IdempotencyConflict
+
+export class QueueNotFound extends Schema.TaggedError<QueueNotFound>()(
+  "QueueNotFound",
+  { name: Schema.String, message: Schema.String },
+  { httpApiStatus: 404 }
+) {
+  static readonly of = (name: string) =>
+    new QueueNotFound({
+      name,
+      message: `no queue named "${name}": no job was enqueued to it and no operator set it`
+    })
+}
+
+/** A queue name, pause or limit that breaks the rules (`domain/Queues.ts`); every issue is listed. */
+export class InvalidQueueSettings extends Schema.TaggedError<InvalidQueueSettings>()(
+  "InvalidQueueSettings",
+  { issues: Schema.Array(Issue), message: Schema.String },
+  { httpApiStatus: 422 }
+) {}

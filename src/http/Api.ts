@@ -40,6 +40,7 @@ import {
   UnsupportedMediaType,
   ValidationFailed
 } from "./Problems.ts"
+import { QueuesGroup } from "./QueuesApi.ts"
 
 /**
  * Bearer tokens (`API_TOKENS`). Declared here so the document and clients know the scheme and the 401;
@@ -148,6 +149,7 @@ export const SystemGroup = HttpApiGroup.make("system", { topLevel: true })
 export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
   HttpApi.make("jobq")
     .add(makeJobsGroup(kinds))
+    .add(QueuesGroup.middleware(RequestErrors).middleware(Authorization))
     .add(SystemGroup)
     .annotateMerge(
       OpenApi.annotations({

@@ -4,16 +4,24 @@
  *
  * - no route for the path -> 404 `RouteNotFound` (`routeNotFound`, answered before the router is asked);
  *   the path exists with other methods -> 405 `MethodNotAllowed` with `Allow`
- * - a path the route table matches but the router refused: the router takes no parameter over 100
- *   characters, so `/jobs/<101+ characters>` arrives here; such an id names no job -> 404 `JobNotFound`, the
- *   answer the operation documents for any other id that is not a UUID
+ * - a path the route table matches but the router refused: the router takes no parameter over 128
+ *   characters (`Routes.routerConfig`), so `/jobs/<129+ characters>` arrives here; such an id names no job
+ *   -> 404 `JobNotFound`, the answer the operation documents for any other id that is not a UUID; a queue
+ *   name that long breaks the name rule -> 422 `ValidationFailed`, as a shorter invalid name does
  * - a defect (a bug, or a database failure that is not transient) -> 500 `InternalError`, logged with its
  *   cause; never a bare stack trace
  * - every 503 carries `Retry-After`
  */
 import { Cause, Effect } from "effect"
 import { HttpServerError, HttpServerRespondable, HttpServerResponse } from "effect/http"
-import { InternalError, JobNotFound, MethodNotAllowed, RouteNotFound, retryAfterSeconds } from "./Problems.ts"
+import {
+  InternalError,
+  JobNotFound,
+  MethodNotAllowed,
+  RouteNotFound,
+  retryAfterSeconds,
+  ValidationFailed
+} from "./Problems.ts"
 import type { Resolved } from "./RouteTable.ts"
 
 const render = (problem: HttpServerRespondable.Respondable) => HttpServerRespondable.toResponse(problem)
@@ -48,6 +56,15 @@ export const middleware =
           if (match._tag === "Matched" && match.route.includes(":id")) {
             const id = idIn(match.route, pathname)
             return render(new JobNotFound({ jobId: id, detail: `no job with id ${shorten(id)}: not a UUID` }))
+          }
+          if (match._tag === "Matched" && match.route.includes(":name")) {
+            const message = "a queue name has at most 128 characters"
+            return render(
+              new ValidationFailed({
+                detail: `path.name: ${message}`,
+                errors: [{ path: ["path", "name"], message }]
+              })
+            )
           }
           return match._tag === "WrongMethod"
             ? render(

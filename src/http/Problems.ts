@@ -37,6 +37,12 @@ export class JobNotFound extends HttpApiError.Problem<JobNotFound>()(
   { jobId: Schema.String }
 ) {}
 
+export class QueueNotFound extends HttpApiError.Problem<QueueNotFound>()(
+  "QueueNotFound",
+  { type: urn("queue-not-found"), status: 404, title: "No such queue" },
+  { queue: Schema.String }
+) {}
+
 export class RouteNotFound extends HttpApiError.Problem<RouteNotFound>()("RouteNotFound", {
   type: urn("route-not-found"),
   status: 404,

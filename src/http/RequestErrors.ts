@@ -5,7 +5,8 @@
  *
  * - body is not JSON -> 400 `MalformedJson`
  * - body, query or headers break the schema -> 422 `ValidationFailed`, every issue with its path
- * - the path's job id is not a UUID -> 404 `JobNotFound` (a malformed id names no job)
+ * - the path's job id is not a UUID -> 404 `JobNotFound` (a malformed id names no job); any other path
+ *   parameter that breaks its schema (a queue name) -> 422 `ValidationFailed`, as it would in a body
  * - `Content-Type` is not `application/json`, or a `Content-Encoding` (ContentEncoding.ts) -> 415
  *   `UnsupportedMediaType`
  * - body over `MAX_BODY_BYTES` -> 413 `PayloadTooLarge`; a `Content-Length` over it is refused before any
@@ -70,8 +71,10 @@ const fromSchemaError = (
     if (isMalformedJson(error)) return yield* render(new MalformedJson({ detail: error.cause.message }))
     if (error.kind === "Params") {
       const route = yield* HttpRouter.RouteContext
-      const id = route.params.id ?? ""
-      return yield* render(new JobNotFound({ jobId: id, detail: `no job with id ${id}: not a UUID` }))
+      const id = route.params.id
+      if (id !== undefined) {
+        return yield* render(new JobNotFound({ jobId: id, detail: `no job with id ${id}: not a UUID` }))
+      }
     }
     return yield* render(ValidationFailed.of(issuesOf(error).map(explain)))
   })

@@ -13,12 +13,18 @@ import * as BearerAuth from "./BearerAuth.ts"
 import * as ErrorResponses from "./ErrorResponses.ts"
 import { makeJobsHandlers } from "./JobsHandlers.ts"
 import * as PayloadDepth from "./PayloadDepth.ts"
+import { makeQueuesHandlers } from "./QueuesHandlers.ts"
 import * as RequestErrors from "./RequestErrors.ts"
 import * as RequestMetrics from "./RequestMetrics.ts"
 import * as RouteTable from "./RouteTable.ts"
 import { makeSystemHandlers } from "./SystemHandlers.ts"
 
 export const openApiPath = "/api-docs/openapi.json"
+/**
+ * The router's limit on one path parameter: a queue name may have 128 characters (the router's default, 100,
+ * turned `/queues/<101-128 characters>` into "no route"). Longer ones are answered by ErrorResponses.
+ */
+export const routerConfig = { maxParamLength: 128 }
 export const docsPath = "/docs"
 
 /** BearerAuth enforces tokens router-wide; the contract's Authorization only documents them. */
@@ -66,7 +72,7 @@ export const layer = (kinds: ReadonlyArray<JobKind>) => {
   const api = makeApi(kinds)
   return Layer.mergeAll(
     HttpApiBuilder.layer(api, { openapiPath: openApiPath }).pipe(
-      Layer.provide([makeJobsHandlers(api), makeSystemHandlers(api)]),
+      Layer.provide([makeJobsHandlers(api), makeQueuesHandlers(api), makeSystemHandlers(api)]),
       Layer.provide([RequestErrors.layer, PayloadDepth.layer, AuthorizationDeclared])
     ),
     HttpApiSwagger.layer(api, { path: docsPath }),

@@ -24,4 +24,8 @@ export const apiLayer = (kinds: ReadonlyArray<JobKind>) =>
 /** Serves a routes layer (`apiLayer` with its dependencies provided) as a web handler. */
 export const makeWebHandler = <E>(
   routes: Layer.Layer<never, E, HttpRouter.HttpRouter | Layer.Success<typeof HttpServer.layerServices>>
-) => HttpRouter.toWebHandler(routes.pipe(Layer.provide(HttpServer.layerServices)), { disableLogger: true })
+) =>
+  HttpRouter.toWebHandler(routes.pipe(Layer.provide(HttpServer.layerServices)), {
+    disableLogger: true,
+    routerConfig: Routes.routerConfig
+  })

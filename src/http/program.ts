@@ -9,6 +9,7 @@ import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import * as KindsFromEnv from "../kinds/fromEnv.ts"
 import * as Listen from "../platform/Listen.ts"
 import { apiLayer } from "./handler.ts"
+import { routerConfig } from "./Routes.ts"
 
 /**
  * Bun's own limits, set so that every answer comes from the API:
@@ -26,7 +27,7 @@ const serverLimits = { maxRequestBodySize: Number.MAX_SAFE_INTEGER, idleTimeout:
 
 /** The API for `kinds` on Bun.serve; needs the database and `ApiConfig`. */
 export const serve = (kinds: ReadonlyArray<JobKind>, options: { readonly port: number }) =>
-  HttpRouter.serve(apiLayer(kinds), { disableLogger: true }).pipe(
+  HttpRouter.serve(apiLayer(kinds), { disableLogger: true, routerConfig }).pipe(
     Layer.provide(Listen.layer("PORT", options.port, serverLimits))
   )
 

@@ -75,7 +75,7 @@ export interface HeldLease {
   readonly started: boolean
 }
 
-type ClaimedRow = Omit<
+export type ClaimedRow = Omit<
   ClaimedJob,
   "status" | "leaseOwner" | "leaseExpiresAt" | "cancelRequestedAt" | "result" | "finishedAt" | "updatedAt"
 > & { readonly startedAt: Date }
@@ -86,7 +86,7 @@ type ClaimedRow = Omit<
  * and no pending cancel (a cancel ends such a job at once); `started_at`, `updated_at` and the lease all
  * come from the same `now()`.
  */
-const claimedJob = (row: ClaimedRow, workerId: string, leaseMs: number): ClaimedJob => ({
+export const claimedJob = (row: ClaimedRow, workerId: string, leaseMs: number): ClaimedJob => ({
   ...row,
   status: "running",
   leaseOwner: workerId,
@@ -264,37 +264,17 @@ const make = Effect.gen(function* () {
     j.trace_context AS "traceContext", j.unstarted_rescues > 0 AS "recordStartFirst"`)
 
   /**
-   * Locks up to `limit` ready jobs in priority order, skipping rows other claimers hold, and leases them.
-   *
-   * The claim commits without waiting for its WAL flush (`synchronous_commit` off for its own transaction
-   * only, set inside the statement): that wait was a whole disk flush on the path from enqueue to handler
-   * and in every claim-run-complete cycle. Losing a claim costs nothing the queue promises: only a database
-   * crash loses it (the last few hundred ms of such commits), and then the job is simply queued again, its
-   * attempt uncounted; the worker that ran it cannot complete it (the guards see no lease of its own), so
-   * another runs it, as after any crash. Completions still wait for their flush, and each one flushes every
-   * claim before it. Call it in autocommit: inside a caller's transaction the setting would cover that
-   * transaction's commit too.
-   *
-   * The claim counts the attempt, but the rescuer refunds it unless the worker recorded that the handler
-   * started (`attempt_started`, set by `renewLeases` or `markStarted`): a job that waited in a dead
-   * worker's buffer loses nothing.
+   * Queues no plain claim may take from: paused ones, and limited ones (claimed one queue at a time under
+   * a lock, `QueueRepo.claimLimited`). Evaluated once per statement, through `queues_steered_idx`, so a
+   * pause binds every claim that starts after it committed, whatever the workers were told.
    */
-  const claim = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) => {
-    const ready =
-      queues === undefined
-        ? sql`
-          SELECT id FROM jobs
-          WHERE status IN ('queued', 'retrying') AND run_at <= now()
-          ORDER BY priority, run_at, id
-          LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED`
-        : sql`
-          SELECT id FROM jobs
-          WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue = ANY(${queues}::text[])
-          ORDER BY priority, run_at, id
-          LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED`
-    return sql<ClaimedRow>`
+  const steered = sql.literal(
+    "ARRAY(SELECT name FROM queues WHERE paused_at IS NOT NULL OR concurrency_limit IS NOT NULL OR rate_max IS NOT NULL)"
+  )
+
+  /** Leases the jobs `ready` selected (and locked) to `workerId`. */
+  const claimReady = (workerId: string, leaseMs: number, ready: Statement.Fragment) =>
+    sql<ClaimedRow>`
       WITH ready AS (${ready})
       UPDATE jobs AS j
       SET status = 'running', attempts = j.attempts + 1, attempt_started = false, lease_owner = ${workerId},
@@ -304,7 +284,64 @@ const make = Effect.gen(function* () {
       RETURNING ${claimColumns}`.pipe(
       Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
     )
-  }
+
+  /**
+   * Locks up to `limit` ready jobs in priority order, skipping rows other claimers hold, and leases them.
+   *
+   * The claim commits without waiting for its WAL flush (`synchronous_commit` off for its own transaction
+   * only, set inside the statement): that wait was a whole disk flush on the path from enqueue to handler
+   * and in every claim-run-complete cycle. Losing a claim costs nothing the queue promises: only a database
+   * crash loses it (the last few hundred ms of such commits), and then the job is simply queued again, its
+   * attempt uncounted; the worker that ran it cannot complete it (the guards see no lease of its own), so
+   * another runs it, as after any crash. Completions still wait for their flush, and each one flushes every
+   * claim before it. Call it in autocommit: inside a caller's transaction the setting would cover that
+   * transaction's commit too. Jobs of paused and limited queues are never among them (`steered`).
+   */
+  const claim = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) =>
+    claimReady(
+      workerId,
+      leaseMs,
+      queues === undefined
+        ? sql`
+          SELECT id FROM jobs
+          WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue <> ALL(${steered})
+          ORDER BY priority, run_at, id
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED`
+        : sql`
+          SELECT id FROM jobs
+          WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue = ANY(${queues}::text[])
+            AND queue <> ALL(${steered})
+          ORDER BY priority, run_at, id
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED`
+    )
+
+  /**
+   * `claim` queue by queue, for a worker that knows some queues are paused or limited: the plain claim
+   * reads the ready jobs of every queue in one order and would step over a steered queue's whole backlog
+   * on every call. Here each of `queues` is read through its own index (`jobs_queue_ready_idx`), at most
+   * `limit` rows each, locked as they are read; the best `limit` of them are claimed and the other locks
+   * end with the statement. Steered queues are left out by the statement itself, whatever the caller
+   * believes; a queue missing from `queues` is simply not claimed from.
+   */
+  const claimFromQueues = (workerId: string, limit: number, leaseMs: number, queues: ReadonlyArray<string>) =>
+    claimReady(
+      workerId,
+      leaseMs,
+      sql`
+        SELECT c.id FROM unnest(${queues}::text[]) AS q (name)
+        CROSS JOIN LATERAL (
+          SELECT id, priority, run_at FROM jobs
+          WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue = q.name
+          ORDER BY priority, run_at, id
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED
+        ) c
+        WHERE q.name <> ALL(${steered})
+        ORDER BY c.priority, c.run_at, c.id
+        LIMIT ${limit}`
+    )
 
   /** Marks jobs succeeded with their results; returns the ids this worker still held. */
   const complete = (
@@ -495,16 +532,23 @@ const make = Effect.gen(function* () {
       })
     )
 
-  /** Deletes finished jobs older than the cutoff, at most `limit` at a time. */
-  const pruneFinished = (olderThanMs: number, limit = 10_000) =>
+  /**
+   * Deletes up to `limit` jobs of one finished status that finished before the cutoff, oldest first; answers
+   * how many. Reads `jobs_finished_idx` (status, finished_at) from its oldest end and deletes through the
+   * primary key, so a batch costs the rows it deletes, however many finished jobs are kept.
+   */
+  const pruneFinished = (status: JobStatus, olderThanMs: number, limit: number) =>
     sql<{ count: number }>`
       WITH doomed AS (
         SELECT id FROM jobs
-        WHERE status IN ('succeeded', 'failed_permanent', 'cancelled')
-          AND finished_at < now() - ${olderThanMs} * interval '1 millisecond'
+        WHERE status = ${status} AND finished_at < now() - ${olderThanMs} * interval '1 millisecond'
+        ORDER BY finished_at
         LIMIT ${limit}
         FOR UPDATE SKIP LOCKED
-      ), deleted AS (DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING 1)
+      ), deleted AS (
+        -- an array, not a join: joined, the planner hashed the batch against a scan of the whole table
+        DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING 1
+      )
       SELECT count(*)::integer AS count FROM deleted`.pipe(Effect.map((rows) => rows[0]?.count ?? 0))
 
   /**
@@ -544,6 +588,7 @@ const make = Effect.gen(function* () {
     get,
     list,
     claim,
+    claimFromQueues,
     complete,
     completeAndDelete,
     fail,

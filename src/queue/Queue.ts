@@ -18,6 +18,7 @@ import { uuidv7 } from "./ids.ts"
 import { type JobInsert, JobRepo } from "./JobRepo.ts"
 import { depthIssue } from "./nesting.ts"
 import { nulIssues } from "./nul.ts"
+import { QueueControl } from "./QueueControl.ts"
 import { requestHash } from "./requestHash.ts"
 import * as TraceContext from "./TraceContext.ts"
 
@@ -68,6 +69,8 @@ const make = Effect.gen(function* () {
     yield* Effect.serviceOption(PayloadConfig),
     () => PayloadConfig.defaults
   )
+  // pause, resume, setLimits, getQueue, listQueues, listWorkers: see QueueControl
+  const control = yield* QueueControl
 
   /**
    * Validates one request and makes its row; plain code, no Effect per item: a batch of a thousand runs
@@ -275,7 +278,7 @@ const make = Effect.gen(function* () {
       return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "retry")))
     }).pipe(spanned("Queue.retry"))
 
-  return { enqueue, enqueueMany, get, list, cancel, retry }
+  return { enqueue, enqueueMany, get, list, cancel, retry, ...control }
 })
 
 export class Queue extends Context.Service<Queue, Effect.Success<typeof make>>()("jobq/Queue") {

@@ -1,8 +1,16 @@
-/** The queue's services over an existing SQL client: `JobRepo` and `Queue`, for the given job kinds. */
+/**
+ * The queue's services over an existing SQL client: `JobRepo`, `QueueRepo`, `QueueControl` and `Queue`, for
+ * the given job kinds.
+ */
 import { Layer } from "effect"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import { JobRepo } from "./JobRepo.ts"
 import { Queue } from "./Queue.ts"
+import { QueueControl } from "./QueueControl.ts"
 
 export const layer = (kinds: ReadonlyArray<JobKind>) =>
-  Queue.layer.pipe(Layer.provideMerge(JobRepo.layer), Layer.provideMerge(JobKinds.layer(kinds)))
+  Queue.layer.pipe(
+    Layer.provideMerge(QueueControl.layer),
+    Layer.provideMerge(JobRepo.layer),
+    Layer.provideMerge(JobKinds.layer(kinds))
+  )

@@ -1,66 +1,111 @@
 /**
- * Housekeeping every worker does, so no separate process is needed: rescue running jobs whose lease
- * expired (their worker crashed or stalled) back to the queue; analyze the jobs table if Postgres never
- * has; and, when `JOB_RETENTION` is set, delete finished jobs older than it. Rescue and prune take
- * `SKIP LOCKED` batches, so many workers may run them.
+ * Housekeeping, done by the one elected maintainer (`Leader`) among the workers, so no separate process is
+ * needed and no two workers repeat it: rescue running jobs whose lease expired (their worker crashed or
+ * stalled) back to the queue; analyze the jobs table if Postgres never has; recount finished jobs per queue
+ * for GET /queues; forget workers that stopped heartbeating; and delete finished jobs past their retention
+ * (`JOB_RETENTION`, and per status `JOB_RETENTION_SUCCEEDED`, `_CANCELLED`, `_FAILED`), in small batches. Every statement locks what it changes (`SKIP LOCKED`), so a second
+ * maintainer for a moment around a takeover is harmless.
  */
-import { Cause, Duration, Effect, Layer, Metric, Schedule } from "effect"
-import { WorkerConfig } from "../Config.ts"
+import { Duration, Effect, Layer, Metric } from "effect"
+import { retentionOf, WorkerConfig } from "../Config.ts"
+import type { JobStatus } from "../domain/Job.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
+import { QueueRepo } from "../queue/QueueRepo.ts"
+import { WorkerRepo } from "../queue/WorkerRepo.ts"
+import { Leader } from "./Leader.ts"
 import { rescued } from "./WorkerMetrics.ts"
 
-const everyInterval = (interval: Duration.Duration, name: string) => (task: Effect.Effect<void, unknown>) =>
-  task.pipe(
-    Effect.catchCause((cause) =>
-      Effect.logWarning(`${name} failed; trying again next interval`, Cause.pretty(cause))
-    ),
-    Effect.repeat(Schedule.spaced(interval)),
-    Effect.annotateLogs({ module: "Maintenance", fiber: name })
-  )
+/** How often the maintainer looks for finished jobs past their retention. */
+export const pruneInterval = Duration.minutes(1)
+/** Jobs one prune statement deletes at most. */
+export const pruneBatch = 1000
+/** The least rest between two prune statements. */
+const pruneRestMs = 20
 
 /** Rows a never-analyzed jobs table may hold before maintenance analyzes it. */
 const analyzeAfterRows = 1000
 
-export const layer = Layer.effectDiscard(
-  Effect.gen(function* () {
-    const config = yield* WorkerConfig
-    const repo = yield* JobRepo
+/** How often finished jobs are recounted per queue for GET /queues, at least; longer when counting is slow. */
+export const recountInterval = Duration.seconds(30)
 
-    const rescue = Effect.gen(function* () {
-      const jobs = yield* repo.rescueExpired()
-      if (jobs.length === 0) return
-      yield* Metric.update(rescued, jobs.length)
-      yield* Effect.logWarning(
-        `rescued ${jobs.length} jobs with expired leases`,
-        jobs
-          .map(
-            (j) =>
-              `${j.id} (${j.leaseOwner}) -> ${j.status}${j.refunded ? ", never started: attempt refunded" : ""}`
-          )
-          .join(", ")
-      )
-    })
-    yield* Effect.forkScoped(everyInterval(config.rescueInterval, "lease-rescue")(rescue))
+const maintenance = Effect.gen(function* () {
+  const config = yield* WorkerConfig
+  const repo = yield* JobRepo
+  const queues = yield* QueueRepo
+  const workers = yield* WorkerRepo
+  const leader = yield* Leader
 
-    // Without statistics the planner guesses that few jobs are ready and sorts every ready job for each
-    // claim instead of reading the ready index in order: claims slow down with the backlog. Autovacuum
-    // analyzes a new table within a minute or so; PGlite and servers without autovacuum never do.
-    const analyzeOnce = Effect.gen(function* () {
-      const stats = yield* repo.statistics
-      if (stats === undefined || !stats.unknown || stats.liveRows < analyzeAfterRows) return
-      yield* repo.analyze
-      yield* Effect.logInfo(`analyzed jobs: Postgres had no statistics for its ${stats.liveRows} rows`)
-    })
-    // every second: a fresh table fills in moments, and its first drain should not run without statistics
-    yield* Effect.forkScoped(everyInterval(Duration.seconds(1), "analyze")(analyzeOnce))
-
-    const retention = config.retention
-    if (retention !== undefined) {
-      const prune = Effect.gen(function* () {
-        const deleted = yield* repo.pruneFinished(Duration.toMillis(retention))
-        if (deleted > 0) yield* Effect.logInfo(`pruned ${deleted} finished jobs`)
-      })
-      yield* Effect.forkScoped(everyInterval(Duration.minutes(1), "prune")(prune))
-    }
+  const rescue = Effect.gen(function* () {
+    const jobs = yield* repo.rescueExpired()
+    if (jobs.length === 0) return
+    yield* Metric.update(rescued, jobs.length)
+    yield* Effect.logWarning(
+      `rescued ${jobs.length} jobs with expired leases`,
+      jobs
+        .map(
+          (j) =>
+            `${j.id} (${j.leaseOwner}) -> ${j.status}${j.refunded ? ", never started: attempt refunded" : ""}`
+        )
+        .join(", ")
+    )
   })
-)
+  yield* leader.periodic("lease-rescue", config.rescueInterval, rescue)
+
+  // Without statistics the planner guesses that few jobs are ready and sorts every ready job for each
+  // claim instead of reading the ready index in order: claims slow down with the backlog. Autovacuum
+  // analyzes a new table within a minute or so; PGlite and servers without autovacuum never do.
+  const analyzeOnce = Effect.gen(function* () {
+    const stats = yield* repo.statistics
+    if (stats === undefined || !stats.unknown || stats.liveRows < analyzeAfterRows) return
+    yield* repo.analyze
+    yield* Effect.logInfo(`analyzed jobs: Postgres had no statistics for its ${stats.liveRows} rows`)
+  })
+  // every second: a fresh table fills in moments, and its first drain should not run without statistics
+  yield* leader.periodic("analyze", Duration.seconds(1), analyzeOnce)
+
+  // counting every finished job is a scan of the table: at most every 30 s, and never more than a
+  // twentieth of the maintainer's time however large the table grows
+  let nextRecount = 0
+  const recount = Effect.gen(function* () {
+    if (performance.now() < nextRecount) return
+    const began = performance.now()
+    yield* queues.recountFinished
+    const registered = yield* queues.registerReady
+    if (registered.length > 0)
+      yield* Effect.logWarning(`registered queues that had lost their row: ${registered.join(", ")}`)
+    const took = performance.now() - began
+    nextRecount = performance.now() + Math.max(Duration.toMillis(recountInterval), 20 * took)
+  })
+  yield* leader.periodic("recount", Duration.seconds(1), recount)
+
+  const forgetWorkers = Effect.gen(function* () {
+    const gone = yield* workers.deleteExpired
+    if (gone.length > 0) yield* Effect.logInfo(`forgot workers that stopped heartbeating: ${gone.join(", ")}`)
+  })
+  yield* leader.periodic("forget-workers", config.heartbeat, forgetWorkers)
+
+  const kept = Object.entries(retentionOf(config)).filter(
+    (entry): entry is [JobStatus, Duration.Duration] => entry[1] !== undefined
+  )
+  if (kept.length > 0) {
+    // batch after batch until a status has nothing old left, resting twice as long as each batch took: the
+    // deletes take at most a third of the maintainer's connection, and claims and completions get the rest
+    const prune = Effect.gen(function* () {
+      for (const [status, retention] of kept) {
+        let deleted = 0
+        for (;;) {
+          const began = performance.now()
+          const batch = yield* repo.pruneFinished(status, Duration.toMillis(retention), pruneBatch)
+          deleted += batch
+          if (batch < pruneBatch || !(yield* leader.isLeader)) break
+          yield* Effect.sleep(Duration.millis(Math.max(pruneRestMs, 2 * (performance.now() - began))))
+        }
+        if (deleted > 0) yield* Effect.logInfo(`pruned ${deleted} ${status} jobs`)
+      }
+    })
+    yield* leader.periodic("prune", pruneInterval, prune)
+  }
+})
+
+/** The maintenance fibers and the election they hang off. */
+export const layer = Layer.effectDiscard(maintenance).pipe(Layer.provide(Leader.layer))

@@ -7,12 +7,14 @@
  * Every queue label the process knows (`QueueLabels`: its WORKER_QUEUES, `default`, and the queues it met)
  * reads at every sample, 0 when the queue has nothing unfinished, so a queue's series exist before its first
  * backlog and drop to 0 rather than freezing at their last value. Queues past the label budget are summed
- * into `queue="other"` (the oldest age: the largest of theirs).
+ * into `queue="other"` (the oldest age: the largest of theirs). The same sample sets the steered queues'
+ * pause and limit gauges (QueueSettings).
  */
 import { Cause, Duration, Effect, Layer, Metric, Schedule } from "effect"
 import { MetricsConfig } from "../Config.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueLabels } from "./QueueLabels.ts"
+import * as QueueSettings from "./QueueSettings.ts"
 
 export const jobs = Metric.gauge("jobq_queue_jobs", {
   description: "Unfinished jobs by queue and status (queued, retrying, running), sampled from the database"
@@ -26,7 +28,9 @@ const statuses = ["queued", "retrying", "running"] as const
 export const sample = Effect.gen(function* () {
   const repo = yield* JobRepo
   const labels = yield* QueueLabels
+  const settings = yield* QueueSettings.sample
   return Effect.gen(function* () {
+    yield* settings
     const rows = yield* repo.depth
     const counts = new Map<string, number>()
     const ages = new Map<string, number>()

@@ -47,6 +47,18 @@ export const claimSeconds = Metric.histogram("jobq_claim_duration_seconds", {
   boundaries: seconds
 })
 export const running = Metric.gauge("jobq_jobs_running", { description: "Jobs this worker is running now" })
+export const claimsHeldBack = counter(
+  "jobq_claims_held_back_total",
+  "Claims of a limited queue that its limit cut short, by queue and limit (concurrency or rate)"
+)
+export const maintainer = Metric.gauge("jobq_worker_maintainer", {
+  description: "1 while this worker is the elected maintainer (lease rescue, pruning, counting), else 0"
+})
+export const heartbeats = Metric.counter("jobq_worker_heartbeats_total", {
+  description:
+    "Heartbeats this worker wrote to the workers table (GET /workers); failed ones are not counted",
+  incremental: true
+})
 
 /** Every per-job series of one (kind, queue), found once per claimed job. */
 export interface JobMetrics {

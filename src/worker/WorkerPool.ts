@@ -26,17 +26,20 @@ import {
   Schedule,
   type Tracer
 } from "effect"
-import { RetryConfig, WorkerConfig } from "../Config.ts"
+import { RetryConfig, retentionOf, WorkerConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import { StopNow } from "../platform/Main.ts"
 import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
+import { QueueRepo } from "../queue/QueueRepo.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
 import * as Completer from "./Completer.ts"
 import * as ExecutionSpan from "./ExecutionSpan.ts"
 import { run as runAttempt } from "./Executor.ts"
+import * as LeaseClock from "./LeaseClock.ts"
 import { QueueLabels } from "./QueueLabels.ts"
 import * as Settlement from "./Settlement.ts"
+import * as Steering from "./Steering.ts"
 import * as WakeTimes from "./WakeTimes.ts"
 import * as Metrics from "./WorkerMetrics.ts"
 
@@ -44,6 +47,7 @@ const make = Effect.gen(function* () {
   const config = yield* WorkerConfig
   const retry = yield* RetryConfig
   const repo = yield* JobRepo
+  const queueRepo = yield* QueueRepo
   const kinds = yield* JobKinds
   const { workerId, concurrency, prefetch } = config
   const stopNow = yield* StopNow
@@ -61,7 +65,7 @@ const make = Effect.gen(function* () {
   const completer = yield* Completer.make({
     workerId,
     capacity,
-    deleteSucceeded: config.retention !== undefined && Duration.toMillis(config.retention) === 0
+    deleteSucceeded: Duration.isZero(retentionOf(config).succeeded ?? Duration.infinity)
   })
   /** Claimed and not yet settled: buffered, running, or waiting for its completion to commit. */
   const held = new Map<string, ClaimedJob>()
@@ -70,6 +74,10 @@ const make = Effect.gen(function* () {
   let next = 0
   /** Ids of the buffered jobs still to start (a job stopped while buffered leaves at once, not in order). */
   const unstarted = new Set<string>()
+  /** Held jobs of limited queues (claimed by `claimLimited`): at most `concurrency` at once. */
+  const limitedIds = new Set<string>()
+  /** Whether a claim from the limited queues may find something: cleared by one that found nothing. */
+  let limitedWanted = true
   /** The fiber of every job that started and whose fiber has not exited. */
   const running = new Map<string, Fiber.Fiber<unknown, unknown>>()
   /** Taken from the buffer (a slot is theirs), waiting for their start to be recorded (`recordStartFirst`). */
@@ -79,6 +87,7 @@ const make = Effect.gen(function* () {
   const wake = yield* Queue.sliding<void>(1)
   const signal = Queue.offer(wake, undefined).pipe(Effect.asVoid)
   const wakeTimes = WakeTimes.make(Duration.toMillis(config.pollInterval))
+  const leases = LeaseClock.make(leaseMs)
   let accepting = true
   // the last claim filled the buffer: more jobs are probably waiting, so refill when it runs low
   let backlog = false
@@ -94,6 +103,11 @@ const make = Effect.gen(function* () {
     onSettled: (job) => {
       held.delete(job.id)
       stopReasons.delete(job.id)
+      // a limited queue's job settled: its slot under the limit is free, claim again (after the commit)
+      if (limitedIds.delete(job.id)) {
+        limitedWanted = true
+        Queue.offerUnsafe(wake, undefined)
+      }
     },
     onRetryScheduled: (runAt) => {
       wakeTimes.add(runAt.getTime())
@@ -221,31 +235,123 @@ const make = Effect.gen(function* () {
    * statement can still commit, and its jobs would stay leased to a worker that never heard of them until
    * their leases expired. Landed, shutdown releases them with the rest of the buffer.
    */
+  /**
+   * Claimed jobs (by a statement sent at `askedAt`) join the buffer: at its end, or, for limited queues'
+   * jobs, at its front.
+   */
+  const land = (jobs: ReadonlyArray<ClaimedJob>, askedAt: number, front: boolean) => {
+    leases.leased(
+      jobs.map((job) => job.id),
+      askedAt
+    )
+    for (const job of jobs) {
+      held.set(job.id, job)
+      metricsFor(job).claimed.add(1)
+      unstarted.add(job.id)
+    }
+    if (front) buffer.splice(next, 0, ...jobs)
+    else for (const job of jobs) buffer.push(job)
+  }
+
+  /**
+   * Claims from the limited queues this worker serves, when a claim may find something, up to
+   * `concurrency` of their jobs held at once. They start ahead of buffered jobs: each holds a slot under
+   * its queue's limit, over every worker, for as long as it waits.
+   */
+  const claimLimited = Effect.gen(function* () {
+    const room = concurrency - limitedIds.size
+    if (!limitedWanted || room <= 0 || !steering.hasLimited()) return
+    const askedAt = performance.now()
+    const { jobs, heldBack } = yield* steering.claimLimited(room)
+    if (jobs.length === 0) limitedWanted = false
+    for (const cut of heldBack) {
+      yield* Metric.update(
+        Metric.withAttributes(Metrics.claimsHeldBack, { queue: cut.queue, limit: cut.limit }),
+        1
+      )
+      if (cut.reopensAt !== null) wakeTimes.add(cut.reopensAt.getTime())
+    }
+    for (const job of jobs) limitedIds.add(job.id)
+    land(jobs, askedAt, true)
+  })
+
   const claimOnce = Effect.gen(function* () {
     refillAsked = false
+    if (!accepting) return
+    yield* claimLimited
     const limit = capacity - unfinished()
-    if (limit <= 0 || !accepting) return
+    if (limit <= 0) return startReady()
     const began = performance.now()
-    const claimed = yield* repo.claim(workerId, limit, leaseMs, config.queues).pipe(
+    const claimed = yield* steering.claim(limit).pipe(
       Effect.tap((jobs) => Effect.annotateCurrentSpan("jobq.claim.count", jobs.length)),
       Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": limit } })
     )
     yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
     yield* Metric.update(Metrics.running, running.size)
     backlog = claimed.length === limit
-    for (const job of claimed) {
-      held.set(job.id, job)
-      metricsFor(job).claimed.add(1)
-      buffer.push(job)
-      unstarted.add(job.id)
-    }
+    land(claimed, began, false)
     startReady()
   }).pipe(Effect.uninterruptible)
+
+  /**
+   * Gives the buffered (claimed, not started) jobs that `which` picks back to the queue, their attempt
+   * refunded; answers how many the database took back. A job stopped while buffered already left `unstarted`.
+   */
+  const giveBack = (which: (job: ClaimedJob) => boolean, extra: ReadonlyArray<ClaimedJob> = []) =>
+    Effect.gen(function* () {
+      const jobs = [...extra, ...buffer.slice(next).filter((job) => unstarted.has(job.id) && which(job))]
+      if (jobs.length === 0) return 0
+      for (const job of jobs) {
+        unstarted.delete(job.id)
+        limitedIds.delete(job.id)
+      }
+      const released = yield* repo
+        .release(
+          workerId,
+          jobs.map((job) => job.id)
+        )
+        .pipe(
+          Effect.catchCause((cause) =>
+            Effect.as(Effect.logWarning("releasing buffered jobs failed", Cause.pretty(cause)), [])
+          )
+        )
+      for (const job of jobs) {
+        held.delete(job.id)
+        metricsFor(job).released.add(1)
+      }
+      return released.length
+    })
+
+  const steering = yield* Steering.make({
+    workerId,
+    leaseMs,
+    queues: config.queues,
+    refreshInterval: config.queueRefresh,
+    repo,
+    queueRepo,
+    onPaused: (queues) =>
+      giveBack((job) => queues.has(job.queue)).pipe(
+        Effect.tap((n) =>
+          n === 0
+            ? Effect.void
+            : Effect.logInfo(`released ${n} buffered jobs of paused ${[...queues].join(", ")}`)
+        ),
+        Effect.asVoid
+      ),
+    onChanged: Effect.andThen(
+      Effect.sync(() => {
+        limitedWanted = true
+      }),
+      signal
+    )
+  })
 
   const fetchLoop = Effect.gen(function* () {
     for (;;) {
       yield* claimOnce
-      yield* Queue.take(wake).pipe(Effect.timeoutOption(wakeTimes.nextWaitMs()))
+      const woken = yield* Queue.take(wake).pipe(Effect.timeoutOption(wakeTimes.nextWaitMs()))
+      // a poll or a timed wake-up (a rate limit's window reopening among them): look at limited queues too
+      if (woken._tag === "None") limitedWanted = true
     }
   }).pipe(
     Effect.tapError((error) => Effect.logWarning("claiming failed; backing off", error.message)),
@@ -257,12 +363,14 @@ const make = Effect.gen(function* () {
     yield* Metric.update(Metrics.running, running.size)
     const ids = [...held.keys()]
     if (ids.length === 0) return
+    const askedAt = performance.now()
     const states = yield* repo.renewLeases(
       workerId,
       ids.map((id) => ({ id, started: !unstarted.has(id) && !recording.has(id) })),
       leaseMs
     )
     const stillHeld = new Set<string>(states.map((s) => s.id))
+    leases.leased(stillHeld, askedAt)
     for (const state of states) if (state.cancelRequested) yield* stop(state.id, "cancel")
     // missing from the answer: rescued by another worker, so our copy must not run or settle
     for (const id of ids) if (!stillHeld.has(id) && held.has(id)) yield* stop(id, "lease_lost")
@@ -272,20 +380,43 @@ const make = Effect.gen(function* () {
     Effect.annotateLogs({ module: "WorkerPool", fiber: "lease-renewal" })
   )
 
+  /**
+   * Stops the jobs whose lease would run out before the next look, while renewals fail (the database is
+   * unreachable; a hung renewal cannot hold this up, it runs apart): past its lease another worker may run
+   * the job, and it counts no more against its queue's concurrency limit. Their settlement writes nothing.
+   */
+  const watchMarginMs = Math.min(Duration.toMillis(config.renewInterval), leaseMs / 4)
+  const leaseWatch = Effect.gen(function* () {
+    const expiring = leases.expiring(performance.now() + watchMarginMs, (id) => held.has(id))
+    if (expiring.length === 0) return
+    yield* Effect.logWarning(
+      `could not renew the leases of ${expiring.length} jobs before they ran out; stopping them`
+    )
+    for (const id of expiring) yield* stop(id, "lease_lost")
+  }).pipe(
+    Effect.repeat(Schedule.spaced(Duration.millis(watchMarginMs))),
+    Effect.annotateLogs({ module: "WorkerPool", fiber: "lease-watch" })
+  )
+
   const servesQueue = (queue: string) => config.queues === undefined || config.queues.includes(queue)
   /** `queue` (jobs ready now) or `queue@<epoch ms>` (the earliest job that becomes ready later). */
   const onReady = (payload: string) => {
+    if (payload === Notifier.queuesChanged) return Effect.andThen(steering.refresh, signal)
     const at = payload.lastIndexOf("@")
     const queue = at === -1 ? payload : payload.slice(0, at)
     if (!servesQueue(queue)) return Effect.void
     if (at !== -1) wakeTimes.add(Number(payload.slice(at + 1)))
-    return signal
+    if (steering.isLimited(queue)) limitedWanted = true
+    return Effect.andThen(steering.onReady(queue), signal)
   }
 
   const fetcher = yield* FiberHandle.make()
   yield* FiberHandle.run(fetcher, fetchLoop)
   yield* Effect.forkScoped(renewLoop)
-  yield* Effect.forkScoped(Notifier.subscribe(Notifier.channels.ready, onReady, signal))
+  yield* Effect.forkScoped(leaseWatch)
+  yield* Effect.forkScoped(
+    Notifier.subscribe(Notifier.channels.ready, onReady, Effect.andThen(steering.refresh, signal))
+  )
   yield* Effect.forkScoped(Notifier.subscribe(Notifier.channels.cancel, (id) => stop(id, "cancel")))
 
   // Shutdown: stop claiming and starting; give buffered jobs straight back; let running jobs finish within
@@ -296,29 +427,14 @@ const make = Effect.gen(function* () {
       accepting = false
       yield* FiberHandle.clear(fetcher)
       if (recorder !== undefined) yield* Fiber.interrupt(recorder)
-      // a buffered job that was stopped left `unstarted` when it was settled
-      const toRelease = [...recording.values(), ...buffer.slice(next).filter((job) => unstarted.has(job.id))]
+      // a buffered job that was stopped left `unstarted` when it was settled; one whose start was being
+      // recorded has not run either
+      const released = yield* giveBack(() => true, [...recording.values()])
       buffer = []
       next = 0
       unstarted.clear()
       recording.clear()
-      if (toRelease.length > 0) {
-        const released = yield* repo
-          .release(
-            workerId,
-            toRelease.map((job) => job.id)
-          )
-          .pipe(
-            Effect.catchCause((cause) =>
-              Effect.as(Effect.logWarning("releasing buffered jobs failed", Cause.pretty(cause)), [])
-            )
-          )
-        for (const job of toRelease) {
-          held.delete(job.id)
-          metricsFor(job).released.add(1)
-        }
-        yield* Effect.logInfo(`shutting down: released ${released.length} buffered jobs`)
-      }
+      if (released > 0) yield* Effect.logInfo(`shutting down: released ${released} buffered jobs`)
       if (running.size === 0) return
       const ids = [...running.keys()]
       const named =

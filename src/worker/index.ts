@@ -8,11 +8,15 @@ import { Layer } from "effect"
 import { RetryConfig, WorkerConfig, type WorkerSettingsInput } from "../Config.ts"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
+import { QueueRepo } from "../queue/QueueRepo.ts"
 import type { JitterBounds } from "../queue/Retry.ts"
+import { WorkerRepo } from "../queue/WorkerRepo.ts"
+import * as Heartbeat from "./Heartbeat.ts"
 import * as Maintenance from "./Maintenance.ts"
 import { WorkerPool } from "./WorkerPool.ts"
 
 export { AttemptFailed } from "./Executor.ts"
+export * as Heartbeat from "./Heartbeat.ts"
 export * as Maintenance from "./Maintenance.ts"
 export * as WorkerHttp from "./WorkerHttp.ts"
 export { WorkerPool } from "./WorkerPool.ts"
@@ -25,8 +29,10 @@ export interface WorkerOptions {
 
 /** The pool and its maintenance fibers, given a database layer (`Database.layerUrl`, `Database.layerFromEnv`). */
 export const layer = (options: WorkerOptions) =>
-  Layer.merge(WorkerPool.layer, Maintenance.layer).pipe(
+  Layer.merge(WorkerPool.layer.pipe(Layer.provide(Heartbeat.layer)), Maintenance.layer).pipe(
     Layer.provideMerge(JobRepo.layer),
+    Layer.provideMerge(QueueRepo.layer),
+    Layer.provideMerge(WorkerRepo.layer),
     Layer.provide(JobKinds.layer(options.kinds)),
     Layer.provideMerge(WorkerConfig.layer(options.settings)),
     Layer.provide(RetryConfig.layer(options.retry ?? RetryConfig.defaults))

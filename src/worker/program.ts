@@ -6,7 +6,10 @@ import { Layer } from "effect"
 import { MetricsConfig, RetryConfig, WorkerConfig } from "../Config.ts"
 import * as KindsFromEnv from "../kinds/fromEnv.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
+import { QueueRepo } from "../queue/QueueRepo.ts"
+import { WorkerRepo } from "../queue/WorkerRepo.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
+import * as Heartbeat from "./Heartbeat.ts"
 import * as Maintenance from "./Maintenance.ts"
 import * as QueueDepth from "./QueueDepth.ts"
 import * as QueueLabels from "./QueueLabels.ts"
@@ -17,9 +20,13 @@ import { WorkerPool } from "./WorkerPool.ts"
  * The pool, maintenance and the queue depth sampler, without a listener of their own: `npm start` runs
  * them beside the API, whose `/metrics` and `/health` on PORT cover the whole process.
  */
-export const poolFromEnv = Layer.mergeAll(WorkerPool.layer, Maintenance.layer, QueueDepth.layer).pipe(
+export const poolFromEnv = Layer.mergeAll(
+  WorkerPool.layer.pipe(Layer.provide(Heartbeat.layer)),
+  Maintenance.layer,
+  QueueDepth.layer
+).pipe(
   Layer.provide(QueueLabels.layer),
-  Layer.provide(JobRepo.layer),
+  Layer.provide([JobRepo.layer, QueueRepo.layer, WorkerRepo.layer]),
   Layer.provide(KindsFromEnv.layer),
   Layer.provideMerge(WorkerConfig.fromEnv),
   Layer.provideMerge(MetricsConfig.fromEnv),

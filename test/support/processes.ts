@@ -1,4 +1,5 @@
 /** Worker processes for tests about processes: crashes, signals, several workers on one database. */
+import { afterAll } from "bun:test"
 import { tmpdir } from "node:os"
 import { fileURLToPath } from "node:url"
 
@@ -97,3 +98,27 @@ export const exitCode = (program: Program, timeoutMs: number) =>
       throw new Error(`the program did not exit within ${timeoutMs} ms`)
     })
   ])
+/**
+ * Worker processes for one test file: `spawn` tracks each, `stopAll` stops them with SIGTERM and waits, and
+ * whatever is still running when the file's tests end is killed. Each gets a small pool (`defaults`, then
+ * the test's own settings): the test server is shared, and a few workers with the default pool of 10 each
+ * come close to its connection limit.
+ */
+export const fleet = (databaseUrl: string, defaults: Record<string, string> = { DATABASE_POOL_MAX: "4" }) => {
+  const workers: Array<WorkerProcess> = []
+  afterAll(() => {
+    for (const w of workers) w.process.kill("SIGKILL")
+  })
+  return {
+    spawn: (id: string, env: Record<string, string> = {}) => {
+      const worker = spawnWorker(databaseUrl, id, { ...defaults, ...env })
+      workers.push(worker)
+      return worker
+    },
+    stopAll: async () => {
+      const stopping = workers.splice(0)
+      for (const w of stopping) w.process.kill("SIGTERM")
+      await Promise.all(stopping.map((w) => exited(w)))
+    }
+  }
+}

@@ -86,6 +86,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/queues": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Queues with their counts by status, pause and limits */
+        get: operations["queues.listQueues"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/queues/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One queue */
+        get: operations["queues.getQueue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Set or remove a queue's concurrency and rate limits */
+        patch: operations["queues.setLimits"];
+        trace?: never;
+    };
+    "/queues/{name}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause a queue: no worker claims its jobs; running ones finish */
+        post: operations["queues.pause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/queues/{name}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a queue; idle workers claim its jobs at once */
+        post: operations["queues.resume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live worker processes: host, pid, queues, jobs held, last heartbeat */
+        get: operations["queues.listWorkers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -160,6 +246,146 @@ export interface components {
             /** @enum {string} */
             database: "up";
         };
+        /** @description Worker processes that heartbeated lately, by id (at most 1,000); one that misses three heartbeats leaves the list */
+        WorkerList: {
+            workers: components["schemas"]["Worker"][];
+        };
+        Worker: {
+            id: string;
+            host: string;
+            pid: number;
+            /** @description The queues it serves; null: every queue */
+            queues: string[] | null;
+            concurrency: number;
+            startedAt: string;
+            lastHeartbeatAt: string;
+            expiresAt: string;
+            /** @description Jobs it holds a lease on now (running, or claimed and about to start), counted when asked */
+            running: number;
+        };
+        ValidationFailed: {
+            detail?: string;
+            instance?: string;
+            errors: components["schemas"]["ProblemIssue"][];
+            /** @enum {string} */
+            type: "urn:jobq:problem:validation-failed";
+            /** @enum {number} */
+            status?: 422;
+            /** @enum {string} */
+            title?: "The request does not match the schema";
+        };
+        ProblemIssue: {
+            /** @description Where the value is: its request part ("body", "query", "path", "headers"), then keys and indexes */
+            path: (string | number | ("Infinity" | "-Infinity" | "NaN"))[];
+            message: string;
+        };
+        UnsupportedMediaType: {
+            detail?: string;
+            instance?: string;
+            accepted: string[];
+            /** @enum {string} */
+            type: "urn:jobq:problem:unsupported-media-type";
+            /** @enum {number} */
+            status?: 415;
+            /** @enum {string} */
+            title?: "The request body must be application/json";
+        };
+        PayloadTooLarge: {
+            detail?: string;
+            instance?: string;
+            maxBytes: number;
+            /** @enum {string} */
+            type: "urn:jobq:problem:payload-too-large";
+            /** @enum {number} */
+            status?: 413;
+            /** @enum {string} */
+            title?: "The request body is too large";
+        };
+        MalformedJson: {
+            detail?: string;
+            instance?: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:malformed-json";
+            /** @enum {number} */
+            status?: 400;
+            /** @enum {string} */
+            title?: "The request body is not valid JSON";
+        };
+        Queue: {
+            name: string;
+            paused: boolean;
+            pause: components["schemas"]["Pause"] | null;
+            concurrencyLimit: number | null;
+            rateLimit: components["schemas"]["RateLimit"] | null;
+            counts: components["schemas"]["QueueCounts"];
+            finishedCountedAt: string | null;
+            /** @description Age of the oldest job that is ready to run and not claimed; null when none waits */
+            oldestReadyAgeSeconds: number | ("Infinity" | "-Infinity" | "NaN") | null;
+            createdAt: string;
+            updatedAt: string;
+        };
+        /** @description Jobs by status. queued, retrying and running are counted at the request; the finished ones as of `finishedCountedAt` (recounted by the workers' elected maintainer), null until first counted */
+        QueueCounts: {
+            queued: number;
+            retrying: number;
+            running: number;
+            succeeded: number | null;
+            failed_permanent: number | null;
+            cancelled: number | null;
+        };
+        /** @description At most `max` of the queue's jobs start in any window of `per` milliseconds, over every worker */
+        RateLimit: {
+            /** @description Most jobs that may start in any window of `per` (1-1000000) */
+            max: number;
+            /** @description The window, in milliseconds (1-86400000) */
+            per: number;
+        };
+        /** @description Since when the queue is paused, by whom, and why */
+        Pause: {
+            at: string;
+            by: string | null;
+            reason: string | null;
+        };
+        LimitsRequest: {
+            concurrencyLimit?: number | null;
+            rateLimit?: components["schemas"]["RateLimit"] | null;
+        };
+        Resumed: {
+            /** @enum {string} */
+            outcome: "resumed" | "not_paused";
+            message: string;
+            queue: components["schemas"]["Queue"];
+        };
+        Paused: {
+            /** @enum {string} */
+            outcome: "paused" | "already_paused";
+            message: string;
+            queue: components["schemas"]["Queue"];
+        };
+        /** @description Optional: why, and who. Pausing a paused queue keeps its reason unless a new one is given */
+        PauseRequest: {
+            /** @description Why the queue is paused (1-1000 characters) */
+            reason?: string;
+            /** @description Who paused it, as they say (1-200 characters); the API does not check it */
+            by?: string;
+        };
+        QueueNotFound: {
+            detail?: string;
+            instance?: string;
+            queue: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:queue-not-found";
+            /** @enum {number} */
+            status?: 404;
+            /** @enum {string} */
+            title?: "No such queue";
+        };
+        /** @description Queues in name order */
+        QueuePage: {
+            queues: components["schemas"]["Queue"][];
+            /** @description Pass as `cursor` for the next page; null on the last page */
+            nextCursor: string | null;
+        };
         JobStateConflict: {
             detail?: string;
             instance?: string;
@@ -233,22 +459,6 @@ export interface components {
             outcome: "cancelled";
             job: components["schemas"]["Job"];
         };
-        ValidationFailed: {
-            detail?: string;
-            instance?: string;
-            errors: components["schemas"]["ProblemIssue"][];
-            /** @enum {string} */
-            type: "urn:jobq:problem:validation-failed";
-            /** @enum {number} */
-            status?: 422;
-            /** @enum {string} */
-            title?: "The request does not match the schema";
-        };
-        ProblemIssue: {
-            /** @description Where the value is: its request part ("body", "query", "path", "headers"), then keys and indexes */
-            path: (string | number | ("Infinity" | "-Infinity" | "NaN"))[];
-            message: string;
-        };
         /** @description Jobs in id (creation) order */
         JobPage: {
             jobs: components["schemas"]["Job"][];
@@ -266,38 +476,6 @@ export interface components {
             status?: 409;
             /** @enum {string} */
             title?: "The idempotency key was already used with a different request";
-        };
-        UnsupportedMediaType: {
-            detail?: string;
-            instance?: string;
-            accepted: string[];
-            /** @enum {string} */
-            type: "urn:jobq:problem:unsupported-media-type";
-            /** @enum {number} */
-            status?: 415;
-            /** @enum {string} */
-            title?: "The request body must be application/json";
-        };
-        PayloadTooLarge: {
-            detail?: string;
-            instance?: string;
-            maxBytes: number;
-            /** @enum {string} */
-            type: "urn:jobq:problem:payload-too-large";
-            /** @enum {number} */
-            status?: 413;
-            /** @enum {string} */
-            title?: "The request body is too large";
-        };
-        MalformedJson: {
-            detail?: string;
-            instance?: string;
-            /** @enum {string} */
-            type: "urn:jobq:problem:malformed-json";
-            /** @enum {number} */
-            status?: 400;
-            /** @enum {string} */
-            title?: "The request body is not valid JSON";
         };
         EnqueuedBatch: {
             /** @description In request order */
@@ -957,6 +1135,439 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["JobStateConflict"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "queues.listQueues": {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queues in name order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueuePage"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "queues.getQueue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queue */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such queue */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["QueueNotFound"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "queues.setLimits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LimitsRequest"];
+            };
+        };
+        responses: {
+            /** @description Queue */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description The request body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MalformedJson"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The request body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnsupportedMediaType"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "queues.pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PauseRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Paused */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paused"];
+                };
+            };
+            /** @description The request body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MalformedJson"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The request body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnsupportedMediaType"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "queues.resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Resumed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Resumed"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "queues.listWorkers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Worker processes that heartbeated lately, by id (at most 1,000); one that misses three heartbeats leaves the list */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkerList"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
                 };
             };
             /** @description The server failed to answer; it was logged */
