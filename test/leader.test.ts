@@ -67,8 +67,14 @@ describe("the elected maintainer", () => {
         q.enqueueMany([{ kind: "record", payload: { sleepMs: 30_000, announce: true }, queue: `q-${first}` }])
       )
     )
+    // running, and its start recorded (by a lease renewal), so the rescue counts the attempt: `retrying`
     await waitFor("the maintainer to run its job", async () =>
-      (await sql<{ n: number }>((s) => s`SELECT count(*)::int AS n FROM started_log`))[0]!.n === 1
+      (
+        await sql<{ n: number }>(
+          (s) =>
+            s`SELECT count(*)::int AS n FROM started_log l JOIN jobs j ON j.id = l.job_id WHERE j.attempt_started`
+        )
+      )[0]!.n === 1
         ? true
         : undefined
     )

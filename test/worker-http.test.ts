@@ -29,6 +29,8 @@ const worker = spawnWorker(db.url, "metrics", {
   WORKER_METRICS_PORT: String(metrics.port),
   WORKER_QUEUES: "m,later,counted",
   WORKER_RESCUE_INTERVAL: "200 millis",
+  // whichever of the two is the elected maintainer (the rescuer), a stopped one is replaced within 1.3 s
+  WORKER_LEADER_LEASE: "1 second",
   RETRY_BASE: "10 millis",
   RETRY_CAP: "20 millis",
   QUEUE_METRICS_INTERVAL: "200 millis"
@@ -37,7 +39,8 @@ const stalled = spawnWorker(db.url, "stalled", {
   WORKER_METRICS_PORT: String(stall.port),
   WORKER_QUEUES: "stall",
   WORKER_LEASE: "1 second",
-  WORKER_LEASE_RENEW: "200 millis"
+  WORKER_LEASE_RENEW: "200 millis",
+  WORKER_LEADER_LEASE: "1 second"
 })
 const orphaned = spawnWorker(doomedDb.url, "orphaned", {
   WORKER_METRICS_PORT: String(orphan.port),

@@ -39,6 +39,8 @@ export const quickLeases: Record<string, string> = {
   WORKER_LEASE: "3 seconds",
   WORKER_LEASE_RENEW: "300 millis",
   WORKER_RESCUE_INTERVAL: "500 millis",
+  // a killed worker may be the elected maintainer (the only rescuer): another takes over within 2.7 s
+  WORKER_LEADER_LEASE: "2 seconds",
   WORKER_POLL_INTERVAL: "250 millis",
   WORKER_SHUTDOWN_GRACE: "5 seconds",
   LOG_LEVEL: "Warn"
