@@ -194,12 +194,12 @@ BEGIN
           SET status = 'running', attempts = j.attempts + 1, attempt_started = false, lease_owner = p_worker,
               lease_expires_at = t + p_lease_ms * interval '1 millisecond',
               started_at = t, finished_at = NULL, updated_at = t
-          FROM ready WHERE j.id = ready.id
+          WHERE j.id = ANY(ARRAY(SELECT ready.id FROM ready))
           RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.attempts, j.max_attempts, j.run_at,
                     j.idempotency_key, j.last_error, j.errors, j.created_at, j.started_at, j.trace_context,
                     j.unstarted_rescues > 0
         )
-        SELECT c.*, NULL::text, NULL::timestamptz FROM claimed c;
+        SELECT c.*, NULL::text, NULL::timestamptz FROM claimed c ORDER BY c.priority, c.run_at, c.id;
       GET DIAGNOSTICS got = ROW_COUNT;
     END IF;
     IF got > 0 AND s.rate_max IS NOT NULL THEN

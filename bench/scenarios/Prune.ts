@@ -14,8 +14,8 @@ import { type Latency, latency } from "../Stats.ts"
 import * as WorkerProcess from "../WorkerProcess.ts"
 import { probe } from "./Pickup.ts"
 
-/** Jobs per probe chunk: 5 s at 50/s. */
-const chunk = 250
+/** Jobs per probe chunk: 1 s at 50/s (the pruning lasts seconds: it must be sampled finely). */
+const chunk = 50
 
 const oldLeft = (db: BenchDatabase.BenchDatabase) =>
   db.sql`
@@ -29,8 +29,8 @@ const oldCount = (db: BenchDatabase.BenchDatabase) =>
   )
 
 export const run = async (context: Context): Promise<Section> => {
-  const finished = context.quick ? 200_000 : 1_000_000
-  const baselineChunks = context.quick ? 2 : 4
+  const finished = context.quick ? 400_000 : 1_000_000
+  const baselineChunks = context.quick ? 10 : 20
   let quiet: Array<number> = []
   let pruning: Array<number> = []
   let pruneSeconds = Number.NaN
@@ -65,7 +65,7 @@ export const run = async (context: Context): Promise<Section> => {
       try {
         const pickup = probe(db, client)
         await pickup.warmUp()
-        for (let i = 0; i < 40; i++) {
+        for (let i = 0; i < 600; i++) {
           const samples = await pickup.measure(chunk)
           const still = await oldLeft(db)
           if (still) pruning = [...pruning, ...samples]

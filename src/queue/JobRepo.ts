@@ -272,16 +272,25 @@ const make = Effect.gen(function* () {
     "ARRAY(SELECT name FROM queues WHERE paused_at IS NOT NULL OR concurrency_limit IS NOT NULL OR rate_max IS NOT NULL)"
   )
 
-  /** Leases the jobs `ready` selected (and locked) to `workerId`. */
+  /**
+   * Leases the jobs `ready` selected (and locked) to `workerId`, answered in claim order. They are found by
+   * an array of ids through the primary key: joined to `ready` instead, the planner hashed the batch against a sequential scan of
+   * the whole table on every claim (46 us of database CPU per claimed and completed job against 27 us,
+   * 50,000 jobs claimed 500 at a time, bench method in bench/RESULTS.md).
+   */
   const claimReady = (workerId: string, leaseMs: number, ready: Statement.Fragment) =>
     sql<ClaimedRow>`
-      WITH ready AS (${ready})
-      UPDATE jobs AS j
-      SET status = 'running', attempts = j.attempts + 1, attempt_started = false, lease_owner = ${workerId},
-          lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
-          started_at = now(), finished_at = NULL, updated_at = now()
-      FROM ready WHERE j.id = ready.id AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'
-      RETURNING ${claimColumns}`.pipe(
+      WITH ready AS (${ready}), claimed AS (
+        UPDATE jobs AS j
+        SET status = 'running', attempts = j.attempts + 1, attempt_started = false, lease_owner = ${workerId},
+            lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+            started_at = now(), finished_at = NULL, updated_at = now()
+        WHERE j.id = ANY(ARRAY(SELECT id FROM ready))
+          AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'
+        RETURNING ${claimColumns}
+      )
+      -- in claim order: the worker starts them in the order they come
+      SELECT * FROM claimed ORDER BY priority, "runAt", id`.pipe(
       Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
     )
 
@@ -301,20 +310,21 @@ const make = Effect.gen(function* () {
     claimReady(
       workerId,
       leaseMs,
-      queues === undefined
-        ? sql`
-          SELECT id FROM jobs
-          WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue <> ALL(${steered})
+      // The steered queues are filtered out of the locked rows rather than in their scan: inside it, the
+      // planner cannot know the array is (nearly always) empty, guessed that one row in thousands passes,
+      // and sorted every ready job instead of reading the ready index in order (17 ms against 0.35 ms for
+      // 500 of 20,000). A worker claims this way only while it knows of no steered queue it serves, so the
+      // filter removes rows only in the moment before it hears of a pause; their locks end with the claim.
+      sql`
+        SELECT id FROM (
+          SELECT id, queue FROM jobs
+          WHERE status IN ('queued', 'retrying') AND run_at <= now()
+          ${queues === undefined ? sql`` : sql`AND queue = ANY(${queues}::text[])`}
           ORDER BY priority, run_at, id
           LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED`
-        : sql`
-          SELECT id FROM jobs
-          WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue = ANY(${queues}::text[])
-            AND queue <> ALL(${steered})
-          ORDER BY priority, run_at, id
-          LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED`
+          FOR UPDATE SKIP LOCKED
+        ) locked
+        WHERE queue <> ALL(${steered})`
     )
 
   /**
