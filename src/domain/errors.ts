@@ -53,4 +53,16 @@ export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()(
   { httpApiStatus: 422 }
 ) {}
 
-export type EnqueueError = UnknownJobKind | InvalidPayload | IdempotencyConflict
+/** The `unique` options are invalid (or name a payload field the kind does not declare); paths are within `unique`. */
+export class InvalidUnique extends Schema.TaggedError<InvalidUnique>()(
+  "InvalidUnique",
+  {
+    kind: Schema.String,
+    issues: Schema.Array(Issue),
+    index: Schema.optional(Schema.Int),
+    message: Schema.String
+  },
+  { httpApiStatus: 422 }
+) {}
+
+export type EnqueueError = UnknownJobKind | InvalidPayload | InvalidUnique | IdempotencyConflict
