@@ -14,9 +14,13 @@ export {
   type JobContext,
   type JobKind,
   JobKinds,
+  JobSnoozed,
   loadKinds,
-  PermanentError
+  maxSnoozes,
+  PermanentError,
+  snooze
 } from "./domain/JobKind.ts"
+export * from "./domain/Unique.ts"
 export { JobRepo } from "./queue/JobRepo.ts"
 export * as QueueLayer from "./queue/layer.ts"
 export { Queue } from "./queue/Queue.ts"

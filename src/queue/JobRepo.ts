@@ -446,6 +446,40 @@ const make = Effect.gen(function* () {
       RETURNING ${columns}`.pipe(Effect.map((rows) => rows[0]))
   }
 
+  /**
+   * Ends a running job's attempt without spending it: back to the queue after `delayMs`, `snoozes` counted.
+   * A job that already snoozed `maxSnoozes` times fails permanently instead; one whose cancel was requested
+   * ends `cancelled`. Undefined when the worker no longer held the job.
+   */
+  const snooze = (workerId: string, id: string, delayMs: number, maxSnoozes: number) => {
+    const tooMany = `snoozed ${maxSnoozes} times: a job may snooze at most ${maxSnoozes} times`
+    return sql<Job>`
+      WITH outcome AS (
+        SELECT id,
+               CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                    WHEN snoozes >= ${maxSnoozes} THEN 'failed_permanent'
+                    WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END AS status
+        FROM jobs WHERE id = ${id} AND status = 'running' AND lease_owner = ${workerId}
+      )
+      UPDATE jobs AS j
+      SET status = o.status,
+          attempts = CASE WHEN o.status IN ('queued', 'retrying') THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
+          snoozes = j.snoozes + (o.status IN ('queued', 'retrying'))::integer,
+          run_at = CASE WHEN o.status IN ('queued', 'retrying')
+                        THEN now() + ${delayMs} * interval '1 millisecond' ELSE j.run_at END,
+          finished_at = CASE WHEN o.status IN ('queued', 'retrying') THEN NULL ELSE now() END,
+          last_error = CASE WHEN o.status = 'failed_permanent' THEN ${tooMany} ELSE j.last_error END,
+          errors = CASE WHEN o.status = 'failed_permanent'
+                        THEN j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts,
+                               'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                               'error', ${tooMany}::text, 'retryDelayMs', NULL))
+                        ELSE j.errors END,
+          lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+      FROM outcome o
+      WHERE j.id = o.id AND j.status = 'running' AND j.lease_owner = ${workerId}
+      RETURNING ${columns}`.pipe(Effect.map((rows) => rows[0]))
+  }
+
   /** Ends a running job as `cancelled` after its handler was interrupted on request. */
   const settleCancelled = (workerId: string, id: string) =>
     sql<{ id: JobId }>`
@@ -628,6 +662,7 @@ const make = Effect.gen(function* () {
     complete,
     completeAndDelete,
     fail,
+    snooze,
     settleCancelled,
     release,
     renewLeases,
