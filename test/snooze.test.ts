@@ -2,17 +2,13 @@
  * Snooze: a handler ends its attempt and runs again later without spending it; `snoozes` counts, run_at
  * moves, and the bound (`maxSnoozes`) fails the job permanently with a clear error.
  */
-import { afterAll, describe, expect, it } from "bun:test"
-import { Effect, Layer, ManagedRuntime, Schema } from "effect"
-import * as Database from "../src/db/Database.ts"
+import { describe, expect, it } from "bun:test"
+import { Effect, Schema } from "effect"
 import type { Job } from "../src/domain/Job.ts"
 import { defineKind, maxSnoozes, snooze } from "../src/domain/JobKind.ts"
 import { JobRepo } from "../src/queue/JobRepo.ts"
-import * as QueueLayer from "../src/queue/layer.ts"
 import { Queue } from "../src/queue/Queue.ts"
-import * as Worker from "../src/worker/index.ts"
-import { freshDatabase } from "./support/database.ts"
-import { waitFor } from "./support/runtime.ts"
+import { setupWorkerTests, waitFor } from "./support/runtime.ts"
 
 /** Snoozes `times` times (counted by the job's own `snoozes`), then succeeds with its attempt number. */
 const sleepy = defineKind({
@@ -22,20 +18,7 @@ const sleepy = defineKind({
     job.snoozes < times ? snooze(ms) : Effect.succeed({ attempt, snoozes: job.snoozes })
 })
 const kinds = [sleepy]
-const db = await freshDatabase(import.meta.file)
-const runtime = ManagedRuntime.make(
-  Layer.mergeAll(
-    Worker.layer({
-      kinds,
-      settings: { concurrency: 4, pollInterval: "5 seconds", renewInterval: "200 millis" }
-    }),
-    QueueLayer.layer(kinds)
-  ).pipe(Layer.provideMerge(Database.layerUrl(db.url, { applicationName: "jobq-snooze-test" })))
-)
-afterAll(async () => {
-  await runtime.dispose()
-  await db.drop()
-})
+const { runtime } = await setupWorkerTests(import.meta.file, kinds, "jobq-snooze-test")
 
 const enqueue = (payload: unknown, maxAttempts = 1) =>
   runtime.runPromise(Queue.use((q) => q.enqueue({ kind: "sleepy", payload, maxAttempts }))).then((e) => e.job)

@@ -13,7 +13,22 @@ export interface JobContext {
   readonly job: Job
   /** 1 for the first attempt. */
   readonly attempt: number
+  /**
+   * Reports progress: any JSON value of at most `maxProgressBytes` and `maxProgressDepth` levels, shown as
+   * the job's `progress`. It never waits for the database: the worker writes at most one value a second
+   * per job (the latest), and the last one before the job settles.
+   */
+  readonly progress: (value: unknown) => Effect.Effect<void, InvalidProgress>
 }
+
+/** The largest progress value, as JSON text, and how deep it may nest. */
+export const maxProgressBytes = 4096
+export const maxProgressDepth = 8
+
+/** A progress value that is not JSON, too large, or too deep; nothing is recorded. */
+export class InvalidProgress extends Schema.TaggedError<InvalidProgress>()("InvalidProgress", {
+  message: Schema.String
+}) {}
 
 /**
  * A failure the handler knows retrying cannot fix: the job fails permanently at once, keeping

@@ -480,6 +480,16 @@ const make = Effect.gen(function* () {
       RETURNING ${columns}`.pipe(Effect.map((rows) => rows[0]))
   }
 
+  /**
+   * Stores a running job's progress (JSON text, already bounded). Touches no indexed column, so the update
+   * can stay HOT; answers whether this worker still held the job.
+   */
+  const setProgress = (workerId: string, id: string, progress: string) =>
+    sql<{ id: JobId }>`
+      UPDATE jobs SET progress = ${progress}::jsonb
+      WHERE id = ${id} AND status = 'running' AND lease_owner = ${workerId}
+      RETURNING id`.pipe(Effect.map((rows) => rows.length > 0))
+
   /** Ends a running job as `cancelled` after its handler was interrupted on request. */
   const settleCancelled = (workerId: string, id: string) =>
     sql<{ id: JobId }>`
@@ -663,6 +673,7 @@ const make = Effect.gen(function* () {
     completeAndDelete,
     fail,
     snooze,
+    setProgress,
     settleCancelled,
     release,
     renewLeases,

@@ -4,7 +4,7 @@
  * fiber that runs this is how a job is cancelled or stopped: the handler's finalizers run.
  */
 import { Cause, Duration, Effect, Exit, Schema } from "effect"
-import { issuesOf, type JobKinds, JobSnoozed, PermanentError } from "../domain/JobKind.ts"
+import { issuesOf, type JobContext, type JobKinds, JobSnoozed, PermanentError } from "../domain/JobKind.ts"
 import type { ClaimedJob } from "../queue/JobRepo.ts"
 
 /** A failed attempt, with what to store as its error and whether retrying can help. */
@@ -30,7 +30,13 @@ const describe = (error: unknown): string => {
   }
 }
 
-export const run = (kinds: JobKinds["Service"], job: ClaimedJob): Effect.Effect<unknown, AttemptFailed> =>
+const noProgress = () => Effect.void
+
+export const run = (
+  kinds: JobKinds["Service"],
+  job: ClaimedJob,
+  progress: JobContext["progress"] = noProgress
+): Effect.Effect<unknown, AttemptFailed> =>
   Effect.suspend(() => {
     const kind = kinds.get(job.kind)
     if (kind === undefined) {
@@ -54,7 +60,7 @@ export const run = (kinds: JobKinds["Service"], job: ClaimedJob): Effect.Effect<
         })
       )
     }
-    const attempt = kind.handler(decoded.value, { job, attempt: job.attempts })
+    const attempt = kind.handler(decoded.value, { job, attempt: job.attempts, progress })
     const timed =
       kind.timeout === undefined
         ? attempt
