@@ -1,7 +1,7 @@
 /**
  * Progress reports of one running job: checked at once (JSON, `maxProgressBytes`, `maxProgressDepth`),
- * written later by a timer fiber, at most one write a second (the latest value), and the last value before
- * the job settles (`flush`). A report never waits for the database, and a job that reports nothing costs
+ * written later by a timer fiber, at most one write a second (the latest value; the first a second after
+ * the first report), and the last value before the job settles (`flush`). A report never waits for the database, and a job that reports nothing costs
  * nothing: the state is made by the first report.
  */
 import { Cause, Effect, Fiber } from "effect"
@@ -47,7 +47,9 @@ export const make = (
   fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
 ): ProgressReporter => {
   let pending: string | undefined
-  let lastWriteAt = Number.NEGATIVE_INFINITY
+  // made by the job's first report, which waits a second like any other: a job shorter than that writes
+  // its progress once, before it settles (the drain bench's 500 ms jobs paid two writes each otherwise)
+  let lastWriteAt = Date.now()
   let timer: Fiber.Fiber<void> | undefined
   /** Set by `flush`: the handler is done, and no timer starts again. */
   let closed = false
