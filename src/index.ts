@@ -13,10 +13,14 @@ export {
   type JobContext,
   type JobKind,
   JobKinds,
+  JobSnoozed,
   loadKinds,
-  PermanentError
+  maxSnoozes,
+  PermanentError,
+  snooze
 } from "./domain/JobKind.ts"
 export * from "./domain/Queues.ts"
+export * from "./domain/Unique.ts"
 export * as DemoKinds from "./kinds/DemoKinds.ts"
 export { JobRepo } from "./queue/JobRepo.ts"
 export * as QueueLayer from "./queue/layer.ts"

@@ -109,6 +109,15 @@ const setups: Record<string, () => Promise<string | undefined>> = {
     await post("/jobs", { kind: "sleep", payload: { ms: 100 } }, { "idempotency-key": "order-43" })
     return undefined
   },
+  "enqueue-unique-duplicate": async () => {
+    await post("/jobs", {
+      kind: "cpu_hash",
+      payload: { seed: "customer-7", rounds: 3 },
+      queue: "reports",
+      unique: { by: ["kind", "payload.seed"], period: "1 hour" }
+    })
+    return undefined
+  },
   "validation-failed": async () => undefined,
   "unknown-kind": async () => undefined,
   "malformed-json": async () => undefined,

@@ -1,5 +1,6 @@
 /** The job as stored and as shown: its id, its six states, and what an enqueue asks for. */
 import { Schema, SchemaTransformation } from "effect"
+import type { UniqueOptions } from "./Unique.ts"
 
 export const JobId = Schema.String.pipe(
   Schema.check(Schema.isUUID()),
@@ -164,6 +165,12 @@ export const Job = Schema.Struct({
   result: Schema.Json.annotate({
     description: "What the handler succeeded with (any JSON); null until the job succeeds"
   }),
+  snoozes: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)).annotate({
+    description: "How often its handler snoozed (each snooze ended an attempt without spending it)"
+  }),
+  progress: Schema.Json.annotate({
+    description: "What its handler last reported as progress (small JSON); null when it reported none"
+  }),
   createdAt: Schema.Date,
   startedAt: Schema.NullOr(Schema.Date),
   finishedAt: Schema.NullOr(Schema.Date),
@@ -181,11 +188,17 @@ export interface NewJob {
   readonly delayMs?: number | undefined
   readonly maxAttempts?: number | undefined
   readonly idempotencyKey?: string | undefined
+  /** At most one such job at a time (see `UniqueOptions`); checked by the queue. */
+  readonly unique?: UniqueOptions | undefined
   readonly traceContext?: Readonly<Record<string, string>> | undefined
 }
 
-/** An enqueue's answer: the job, and whether this call created it (false: an idempotent repeat). */
+/**
+ * An enqueue's answer: the job, and whether this call created it. Not created: an idempotent repeat
+ * (`duplicate` false) or a duplicate of a unique job (`duplicate` true; `job` is the one holding the slot).
+ */
 export interface Enqueued {
   readonly job: Job
   readonly created: boolean
+  readonly duplicate: boolean
 }

@@ -4,7 +4,7 @@
  * module and point `JOBS_MODULE` at it (see `loadKinds`), or provide `JobKinds` from their own layer.
  */
 import { pathToFileURL } from "node:url"
-import { Context, type Duration, Effect, Layer, Schema, SchemaAST, SchemaIssue } from "effect"
+import { Context, Duration, Effect, Layer, Schema, SchemaAST, SchemaIssue } from "effect"
 import type { Issue } from "./errors.ts"
 import type { Job } from "./Job.ts"
 
@@ -13,7 +13,22 @@ export interface JobContext {
   readonly job: Job
   /** 1 for the first attempt. */
   readonly attempt: number
+  /**
+   * Reports progress: any JSON value of at most `maxProgressBytes` and `maxProgressDepth` levels, shown as
+   * the job's `progress`. It never waits for the database: the worker writes at most one value a second
+   * per job (the latest), and the last one before the job settles.
+   */
+  readonly progress: (value: unknown) => Effect.Effect<void, InvalidProgress>
 }
+
+/** The largest progress value, as JSON text, and how deep it may nest. */
+export const maxProgressBytes = 4096
+export const maxProgressDepth = 8
+
+/** A progress value that is not JSON, too large, or too deep; nothing is recorded. */
+export class InvalidProgress extends Schema.TaggedError<InvalidProgress>()("InvalidProgress", {
+  message: Schema.String
+}) {}
 
 /**
  * A failure the handler knows retrying cannot fix: the job fails permanently at once, keeping
@@ -22,6 +37,32 @@ export interface JobContext {
 export class PermanentError extends Schema.TaggedError<PermanentError>()("PermanentError", {
   message: Schema.String
 }) {}
+
+/** A job may snooze this many times; the next snooze fails it permanently. */
+export const maxSnoozes = 100
+/** The longest a snooze may last (a longer one is cut to this): one year, like an enqueue's delay. */
+export const maxSnoozeMs = 365 * 24 * 3600 * 1000
+
+/**
+ * The handler ends this attempt to run again after `delayMs`, without spending an attempt (the job's
+ * `snoozes` counts it). Fail with it through `snooze`.
+ */
+export class JobSnoozed extends Schema.TaggedError<JobSnoozed>()("JobSnoozed", {
+  delayMs: Schema.Number,
+  message: Schema.String
+}) {}
+
+/**
+ * Ends the attempt and runs the job again after `duration` without spending an attempt:
+ * `return yield* snooze("30 seconds")`. At most `maxSnoozes` snoozes per job (the next one fails it
+ * permanently); a duration is cut to 0 .. `maxSnoozeMs`.
+ */
+export const snooze = (duration: Duration.Input): Effect.Effect<never, JobSnoozed> =>
+  Effect.suspend(() => {
+    const ms = Duration.toMillis(Duration.fromInputUnsafe(duration))
+    const delayMs = Math.round(Math.min(maxSnoozeMs, Math.max(0, Number.isNaN(ms) ? 0 : ms)))
+    return Effect.fail(new JobSnoozed({ delayMs, message: `snoozed for ${delayMs} ms` }))
+  })
 
 export interface JobKind<P = any> {
   readonly name: string

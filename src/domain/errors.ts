@@ -44,13 +44,10 @@ export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("Invali
   message: Schema.String
 }) {}
 
-export type EnqueueError = UnknownJobKind | InvalidPayload | IdempotencyConflict
-
-export class QueueNotFound extends Schema.TaggedError<QueueNotFound>()(
-  "QueueNotFound",
-  { name: Schema.String, message: Schema.String },
-  { httpApiStatus: 404 }
-) {
+export class QueueNotFound extends Schema.TaggedError<QueueNotFound>()("QueueNotFound", {
+  name: Schema.String,
+  message: Schema.String
+}) {
   static readonly of = (name: string) =>
     new QueueNotFound({
       name,
@@ -59,8 +56,17 @@ export class QueueNotFound extends Schema.TaggedError<QueueNotFound>()(
 }
 
 /** A queue name, pause or limit that breaks the rules (`domain/Queues.ts`); every issue is listed. */
-export class InvalidQueueSettings extends Schema.TaggedError<InvalidQueueSettings>()(
-  "InvalidQueueSettings",
-  { issues: Schema.Array(Issue), message: Schema.String },
-  { httpApiStatus: 422 }
-) {}
+export class InvalidQueueSettings extends Schema.TaggedError<InvalidQueueSettings>()("InvalidQueueSettings", {
+  issues: Schema.Array(Issue),
+  message: Schema.String
+}) {}
+
+/** The `unique` options are invalid (or name a payload field the kind does not declare); paths are within `unique`. */
+export class InvalidUnique extends Schema.TaggedError<InvalidUnique>()("InvalidUnique", {
+  kind: Schema.String,
+  issues: Schema.Array(Issue),
+  index: Schema.optional(Schema.Int),
+  message: Schema.String
+}) {}
+
+export type EnqueueError = UnknownJobKind | InvalidPayload | InvalidUnique | IdempotencyConflict

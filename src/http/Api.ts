@@ -18,6 +18,7 @@ import { type JobKind, payloadParseOptions } from "../domain/JobKind.ts"
 import {
   CancelRequested,
   EnqueuedBatch,
+  ExistingJob,
   Health,
   IdempotencyHeaders,
   JobCancelled,
@@ -77,9 +78,12 @@ const always = [InternalError, DatabaseUnavailable]
 const withBody = [MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
 
 const JobCreated = Job.pipe(HttpApiSchema.status(201))
-/** An idempotent repeat: the job the key first created, with `Idempotent-Replayed: true`. */
-const JobReplayed = HttpApiSchema.WithHeaders(Job, {
-  "idempotent-replayed": Schema.Literal("true")
+/**
+ * No new job: an idempotent repeat (the job the key first created, with `Idempotent-Replayed: true`), or a
+ * duplicate of a unique job (the job holding the slot, with `duplicate: true`).
+ */
+const JobReplayed = HttpApiSchema.WithHeaders(ExistingJob, {
+  "idempotent-replayed": Schema.optionalKey(Schema.Literal("true"))
 }).pipe(HttpApiSchema.status(200))
 
 export const makeJobsGroup = (kinds: ReadonlyArray<JobKind>) => {
@@ -92,7 +96,7 @@ export const makeJobsGroup = (kinds: ReadonlyArray<JobKind>) => {
         success: [JobCreated, JobReplayed],
         error: [...withBody, IdempotencyConflict, ...always]
       })
-        .annotate(OpenApi.Summary, "Enqueue a job (201 new, 200 idempotent repeat)")
+        .annotate(OpenApi.Summary, "Enqueue a job (201 new, 200 idempotent repeat or unique duplicate)")
         .annotate(PayloadEnclosing, 1),
       HttpApiEndpoint.post("createBatch", "/jobs/batch", {
         payload: makeNewJobBatch(newJob),

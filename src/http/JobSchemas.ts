@@ -16,6 +16,7 @@ import {
   QueueName
 } from "../domain/Job.ts"
 import { enqueuePayload, type JobKind } from "../domain/JobKind.ts"
+import { UniqueOptions } from "../domain/Unique.ts"
 import { defaultPageSize, maxPageBytes, maxPageSize } from "../queue/Queue.ts"
 
 /** Most jobs one `POST /jobs/batch` may carry. */
@@ -41,7 +42,8 @@ const jobOptions = {
       description:
         "Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins"
     })
-  )
+  ),
+  unique: Schema.optionalKey(UniqueOptions)
 }
 
 const oneSchedule = Schema.makeFilter<{
@@ -98,8 +100,21 @@ export const makeNewJobBatch = (newJob: ReturnType<typeof makeNewJob>) =>
 export const BatchEntry = Schema.Struct({
   id: JobId,
   status: JobStatus.annotate({ description: "queued for a new job; any state for an idempotent repeat" }),
-  created: Schema.Boolean.annotate({ description: "false: an idempotent repeat of an earlier enqueue" })
+  created: Schema.Boolean.annotate({
+    description: "false: an idempotent repeat of an earlier enqueue, or a unique duplicate"
+  }),
+  duplicate: Schema.Boolean.annotate({
+    description: "true: a unique job already held the slot; `id` is that job"
+  })
 }).annotate({ identifier: "BatchEntry" })
+
+/** The job an enqueue did not create: an idempotent repeat's, or the one a unique duplicate found. */
+export const ExistingJob = Schema.Struct({
+  ...Job.fields,
+  duplicate: Schema.Boolean.annotate({
+    description: "true: a unique job already held the slot (this is that job); false: an idempotent repeat"
+  })
+}).annotate({ identifier: "ExistingJob" })
 
 export const EnqueuedBatch = Schema.Struct({
   jobs: Schema.Array(BatchEntry).annotate({ description: "In request order" })

@@ -6,10 +6,10 @@
 import { Effect, Schema } from "effect"
 import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import type * as DomainErrors from "../domain/errors.ts"
-import type { Job, NewJob } from "../domain/Job.ts"
+import type { Enqueued, NewJob } from "../domain/Job.ts"
 import { enqueuePayload, JobKinds } from "../domain/JobKind.ts"
 import { Queue } from "../queue/Queue.ts"
-import { jobsEnqueued } from "../telemetry/ApiMetrics.ts"
+import { jobsDuplicate, jobsEnqueued } from "../telemetry/ApiMetrics.ts"
 import * as Series from "../telemetry/Series.ts"
 import type { JobqApi } from "./Api.ts"
 import * as DatabaseAdmission from "./DatabaseAdmission.ts"
@@ -38,13 +38,16 @@ const idempotencyConflict = (error: DomainErrors.IdempotencyConflict) =>
  * path the item came from; as many issues listed as a decoding failure lists.
  */
 const invalid = (
-  error: DomainErrors.UnknownJobKind | DomainErrors.InvalidPayload,
+  error: DomainErrors.UnknownJobKind | DomainErrors.InvalidPayload | DomainErrors.InvalidUnique,
   at: ReadonlyArray<string | number>
 ) => {
   const issues =
     error._tag === "UnknownJobKind"
       ? [{ path: [...at, "kind"], message: error.message }]
-      : error.issues.map((issue) => ({ path: [...at, "payload", ...issue.path], message: issue.message }))
+      : error.issues.map((issue) => ({
+          path: [...at, error._tag === "InvalidPayload" ? "payload" : "unique", ...issue.path],
+          message: issue.message
+        }))
   return new ValidationFailed({ detail: error.message, errors: issues.slice(0, maxListedIssues) })
 }
 
@@ -60,9 +63,15 @@ export const makeJobsHandlers = (api: JobqApi) =>
       const enqueuedCounters = new Map(
         kinds.all.map((kind) => [kind.name, Series.counter(context, jobsEnqueued, { kind: kind.name })])
       )
-      const countCreated = (jobs: ReadonlyArray<{ readonly created: boolean; readonly job: Job }>) =>
+      const duplicateCounters = new Map(
+        kinds.all.map((kind) => [kind.name, Series.counter(context, jobsDuplicate, { kind: kind.name })])
+      )
+      const countCreated = (jobs: ReadonlyArray<Enqueued>) =>
         Effect.sync(() => {
-          for (const { created, job } of jobs) if (created) enqueuedCounters.get(job.kind)?.add(1)
+          for (const { created, duplicate, job } of jobs) {
+            if (created) enqueuedCounters.get(job.kind)?.add(1)
+            else if (duplicate) duplicateCounters.get(job.kind)?.add(1)
+          }
         })
 
       const encoders = new Map(
@@ -82,7 +91,8 @@ export const makeJobsHandlers = (api: JobqApi) =>
         runAt: body.runAt,
         delayMs: body.delayMs,
         maxAttempts: body.maxAttempts,
-        idempotencyKey
+        idempotencyKey,
+        unique: body.unique
       })
 
       return handlers.handleAll({
@@ -90,15 +100,20 @@ export const makeJobsHandlers = (api: JobqApi) =>
           Effect.gen(function* () {
             const key = headers["idempotency-key"] ?? payload.idempotencyKey
             const input = yield* Effect.sync(() => toNewJob(payload, key))
-            const { job, created } = yield* queue.enqueue(input)
-            yield* countCreated([{ job, created }])
-            return created ? job : HttpApiSchema.withHeaders({ body: job, headers: replayedHeaders })
+            const { job, created, duplicate } = yield* queue.enqueue(input)
+            yield* countCreated([{ job, created, duplicate }])
+            if (created) return job
+            return HttpApiSchema.withHeaders({
+              body: { ...job, duplicate },
+              headers: duplicate ? {} : replayedHeaders
+            })
           }).pipe(
             database,
             Effect.catchTags({
               IdempotencyConflict: (e) => Effect.fail(idempotencyConflict(e)),
               UnknownJobKind: (e) => Effect.fail(invalid(e, ["body"])),
-              InvalidPayload: (e) => Effect.fail(invalid(e, ["body"]))
+              InvalidPayload: (e) => Effect.fail(invalid(e, ["body"])),
+              InvalidUnique: (e) => Effect.fail(invalid(e, ["body"]))
             })
           ),
 
@@ -109,13 +124,21 @@ export const makeJobsHandlers = (api: JobqApi) =>
             )
             const enqueued = yield* queue.enqueueMany(inputs)
             yield* countCreated(enqueued)
-            return { jobs: enqueued.map(({ job, created }) => ({ id: job.id, status: job.status, created })) }
+            return {
+              jobs: enqueued.map(({ job, created, duplicate }) => ({
+                id: job.id,
+                status: job.status,
+                created,
+                duplicate
+              }))
+            }
           }).pipe(
             database,
             Effect.catchTags({
               IdempotencyConflict: (e) => Effect.fail(idempotencyConflict(e)),
               UnknownJobKind: (e) => Effect.fail(invalid(e, ["body", "jobs", e.index ?? 0])),
-              InvalidPayload: (e) => Effect.fail(invalid(e, ["body", "jobs", e.index ?? 0]))
+              InvalidPayload: (e) => Effect.fail(invalid(e, ["body", "jobs", e.index ?? 0])),
+              InvalidUnique: (e) => Effect.fail(invalid(e, ["body", "jobs", e.index ?? 0]))
             })
           ),
 

@@ -8,6 +8,7 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
 import { jsonbText, replaceNulText } from "./nul.ts"
+import type { UniqueSpec } from "./Uniqueness.ts"
 
 /** A row ready to insert: payload already validated and encoded, id already chosen. */
 export interface JobInsert {
@@ -22,6 +23,16 @@ export interface JobInsert {
   readonly idempotencyKey: string | null
   readonly requestHash: string | null
   readonly traceContext: Readonly<Record<string, string>> | null
+  /** Set when the enqueue asked for `unique` (see `insertUnique`). */
+  readonly unique: UniqueSpec | null
+}
+
+/** One row of `insertUnique`: the job if it was inserted, else the unique key it was refused on. */
+export interface UniqueInsertOutcome {
+  readonly id: string
+  readonly job: Job | undefined
+  /** The key the statement computed (null for a row without `unique`). */
+  readonly uniqueKey: string | null
 }
 
 /** A claimed job, with the trace context its enqueue stored. */
@@ -126,6 +137,8 @@ const insertedJob = (job: JobInsert, row: InsertedRow): Job => ({
   lastError: null,
   errors: [],
   result: null,
+  snoozes: 0,
+  progress: null,
   createdAt: row.createdAt,
   startedAt: null,
   finishedAt: null,
@@ -149,7 +162,39 @@ const make = Effect.gen(function* () {
     j.lease_expires_at AS "leaseExpiresAt", j.cancel_requested_at AS "cancelRequestedAt",
     j.idempotency_key AS "idempotencyKey", j.last_error AS "lastError", j.errors, j.result,
     j.created_at AS "createdAt", j.started_at AS "startedAt", j.finished_at AS "finishedAt",
-    j.updated_at AS "updatedAt"`)
+    j.updated_at AS "updatedAt", j.snoozes, j.progress`)
+
+  /** A row's `run_at`: the instant asked for, or now plus its delay (the database's clock). */
+  const runAtOf = sql.literal(
+    `coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond')`
+  )
+
+  /**
+   * A batch as one array per column, `x`, for `unnest`. The batch goes that way rather than as one jsonb
+   * document (`jsonb_to_recordset`): Postgres spent a third more on the same rows, and the API serialized
+   * every record into it. `unique` adds the columns of `UniqueSpec`.
+   */
+  const batchSource = (jobs: ReadonlyArray<JobInsert>, unique: boolean) => sql`unnest(
+        ${column(jobs, (j) => j.id)}::uuid[],
+        ${column(jobs, (j) => j.queue)}::text[],
+        ${column(jobs, (j) => j.kind)}::text[],
+        ${column(jobs, (j) => JSON.stringify(j.payload))}::jsonb[],
+        ${column(jobs, (j) => j.priority)}::smallint[],
+        ${column(jobs, (j) => j.maxAttempts)}::integer[],
+        ${column(jobs, (j) => j.runAt)}::timestamptz[],
+        ${column(jobs, (j) => (j.delayMs === null ? null : String(j.delayMs)))}::bigint[],
+        ${column(jobs, (j) => j.idempotencyKey)}::text[],
+        ${column(jobs, (j) => j.requestHash)}::text[],
+        ${column(jobs, (j) => (j.traceContext === null ? null : JSON.stringify(j.traceContext)))}::jsonb[]${
+          unique
+            ? sql`,
+        ${column(jobs, (j) => j.unique?.hash ?? null)}::text[],
+        ${column(jobs, (j) => (j.unique?.periodMs == null ? null : String(j.unique.periodMs)))}::bigint[],
+        ${column(jobs, (j) => j.unique?.states ?? null)}::smallint[]`
+            : sql``
+        }
+      ) AS x (id, queue, kind, payload, priority, max_attempts, run_at, delay_ms, idempotency_key,
+              request_hash, trace_context${unique ? sql`, unique_hash, unique_period_ms, unique_states` : sql``})`
 
   const insertedColumns = sql.literal(`j.id, j.run_at AS "runAt", j.created_at AS "createdAt"`)
 
@@ -167,32 +212,14 @@ const make = Effect.gen(function* () {
       Effect.map((rows) => (rows[0] === undefined ? undefined : insertedJob(job, rows[0])))
     )
 
-  /**
-   * The jobs inserted (a job whose idempotency key was taken is not among them), in no particular order.
-   * The batch goes as one array per column: Postgres spent a third more on the same rows as one jsonb
-   * document (`jsonb_to_recordset`), and the API serialized every record into it.
-   */
+  /** The jobs inserted (a job whose idempotency key was taken is not among them), in no particular order. */
   const insertMany = (jobs: ReadonlyArray<JobInsert>) =>
     sql<InsertedRow>`
       INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
                              idempotency_key, request_hash, trace_context)
-      SELECT x.id, x.queue, x.kind, x.payload, x.priority, x.max_attempts,
-             coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond'),
+      SELECT x.id, x.queue, x.kind, x.payload, x.priority, x.max_attempts, ${runAtOf},
              x.idempotency_key, x.request_hash, x.trace_context
-      FROM unnest(
-        ${column(jobs, (j) => j.id)}::uuid[],
-        ${column(jobs, (j) => j.queue)}::text[],
-        ${column(jobs, (j) => j.kind)}::text[],
-        ${column(jobs, (j) => JSON.stringify(j.payload))}::jsonb[],
-        ${column(jobs, (j) => j.priority)}::smallint[],
-        ${column(jobs, (j) => j.maxAttempts)}::integer[],
-        ${column(jobs, (j) => j.runAt)}::timestamptz[],
-        ${column(jobs, (j) => (j.delayMs === null ? null : String(j.delayMs)))}::bigint[],
-        ${column(jobs, (j) => j.idempotencyKey)}::text[],
-        ${column(jobs, (j) => j.requestHash)}::text[],
-        ${column(jobs, (j) => (j.traceContext === null ? null : JSON.stringify(j.traceContext)))}::jsonb[]
-      ) AS x (id, queue, kind, payload, priority, max_attempts, run_at, delay_ms, idempotency_key,
-              request_hash, trace_context)
+      FROM ${batchSource(jobs, false)}
       -- Take key locks in one global order: two batches sharing keys in different orders would deadlock.
       ORDER BY x.idempotency_key
       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -202,6 +229,58 @@ const make = Effect.gen(function* () {
         return rows.map((row) => insertedJob(byId.get(row.id)!, row))
       })
     )
+
+  /**
+   * Inserts jobs of which some asked for `unique`, skipping any that a unique index refuses (its idempotency
+   * key or its unique key is taken), and answers every row: the job when inserted, and the unique key the
+   * statement computed (by the database's clock, from the row's own `run_at`), so that the caller can look
+   * the holder up. A row that waits on a concurrent insert of the same key is skipped once that commits.
+   */
+  const insertUnique = (jobs: ReadonlyArray<JobInsert>) =>
+    sql<{ id: string; uniqueKey: string | null; runAt: Date | null; createdAt: Date | null }>`
+      WITH rows AS MATERIALIZED (
+        SELECT s.*, CASE WHEN s.unique_period_ms IS NULL THEN s.unique_hash
+                         ELSE s.unique_hash || '@' || floor(extract(epoch FROM s.at) * 1000 / s.unique_period_ms)::bigint
+                    END AS unique_key
+        FROM (SELECT x.*, ${runAtOf} AS at FROM ${batchSource(jobs, true)}) s
+      ), inserted AS (
+        INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
+                               idempotency_key, request_hash, trace_context, unique_key, unique_states)
+        SELECT id, queue, kind, payload, priority, max_attempts, at, idempotency_key, request_hash,
+               trace_context, unique_key, unique_states
+        FROM rows
+        -- keys locked in one global order, so that two batches sharing keys cannot deadlock
+        ORDER BY unique_key, idempotency_key
+        ON CONFLICT DO NOTHING
+        RETURNING j.id, j.run_at, j.created_at
+      )
+      SELECT r.id, r.unique_key AS "uniqueKey", i.run_at AS "runAt", i.created_at AS "createdAt"
+      FROM rows r LEFT JOIN inserted i ON i.id = r.id`.pipe(
+      Effect.map((rows) => {
+        const byId = new Map(jobs.map((job) => [job.id, job]))
+        return rows.map(
+          (row): UniqueInsertOutcome => ({
+            id: row.id,
+            uniqueKey: row.uniqueKey,
+            job:
+              row.runAt === null
+                ? undefined
+                : insertedJob(byId.get(row.id)!, {
+                    id: row.id as JobId,
+                    runAt: row.runAt,
+                    createdAt: row.createdAt!
+                  })
+          })
+        )
+      })
+    )
+
+  /** The jobs holding these unique keys in one of their counted states. */
+  const findByUniqueKeys = (keys: ReadonlyArray<string>) =>
+    sql<Job & { readonly uniqueKey: string }>`
+      SELECT ${columns}, j.unique_key AS "uniqueKey"
+      FROM jobs j
+      WHERE j.unique_key = ANY(${keys}::text[]) AND jobq_unique_counts(j.unique_states, j.status)`
 
   /** The jobs holding these idempotency keys, with the request hash each key was first used with. */
   const findByIdempotencyKeys = (keys: ReadonlyArray<string>) =>
@@ -261,7 +340,7 @@ const make = Effect.gen(function* () {
   const claimColumns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.priority, j.attempts,
     j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.idempotency_key AS "idempotencyKey",
     j.last_error AS "lastError", j.errors, j.created_at AS "createdAt", j.started_at AS "startedAt",
-    j.trace_context AS "traceContext", j.unstarted_rescues > 0 AS "recordStartFirst"`)
+    j.trace_context AS "traceContext", j.unstarted_rescues > 0 AS "recordStartFirst", j.snoozes, j.progress`)
 
   /**
    * Queues no plain claim may take from: paused ones, and limited ones (claimed one queue at a time under
@@ -413,6 +492,50 @@ const make = Effect.gen(function* () {
       WHERE j.id = o.id AND j.status = 'running' AND j.lease_owner = ${workerId}
       RETURNING ${columns}`.pipe(Effect.map((rows) => rows[0]))
   }
+
+  /**
+   * Ends a running job's attempt without spending it: back to the queue after `delayMs`, `snoozes` counted.
+   * A job that already snoozed `maxSnoozes` times fails permanently instead; one whose cancel was requested
+   * ends `cancelled`. Undefined when the worker no longer held the job.
+   */
+  const snooze = (workerId: string, id: string, delayMs: number, maxSnoozes: number) => {
+    const tooMany = `snoozed ${maxSnoozes} times: a job may snooze at most ${maxSnoozes} times`
+    return sql<Job>`
+      WITH outcome AS (
+        SELECT id,
+               CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                    WHEN snoozes >= ${maxSnoozes} THEN 'failed_permanent'
+                    WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END AS status
+        FROM jobs WHERE id = ${id} AND status = 'running' AND lease_owner = ${workerId}
+      )
+      UPDATE jobs AS j
+      SET status = o.status,
+          attempts = CASE WHEN o.status IN ('queued', 'retrying') THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
+          snoozes = j.snoozes + (o.status IN ('queued', 'retrying'))::integer,
+          run_at = CASE WHEN o.status IN ('queued', 'retrying')
+                        THEN now() + ${delayMs} * interval '1 millisecond' ELSE j.run_at END,
+          finished_at = CASE WHEN o.status IN ('queued', 'retrying') THEN NULL ELSE now() END,
+          last_error = CASE WHEN o.status = 'failed_permanent' THEN ${tooMany} ELSE j.last_error END,
+          errors = CASE WHEN o.status = 'failed_permanent'
+                        THEN j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts,
+                               'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                               'error', ${tooMany}::text, 'retryDelayMs', NULL))
+                        ELSE j.errors END,
+          lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+      FROM outcome o
+      WHERE j.id = o.id AND j.status = 'running' AND j.lease_owner = ${workerId}
+      RETURNING ${columns}`.pipe(Effect.map((rows) => rows[0]))
+  }
+
+  /**
+   * Stores a running job's progress (JSON text, already bounded). Touches no indexed column, so the update
+   * can stay HOT; answers whether this worker still held the job.
+   */
+  const setProgress = (workerId: string, id: string, progress: string) =>
+    sql<{ id: JobId }>`
+      UPDATE jobs SET progress = ${progress}::jsonb
+      WHERE id = ${id} AND status = 'running' AND lease_owner = ${workerId}
+      RETURNING id`.pipe(Effect.map((rows) => rows.length > 0))
 
   /** Ends a running job as `cancelled` after its handler was interrupted on request. */
   const settleCancelled = (workerId: string, id: string) =>
@@ -594,7 +717,9 @@ const make = Effect.gen(function* () {
     analyze,
     insertOne,
     insertMany,
+    insertUnique,
     findByIdempotencyKeys,
+    findByUniqueKeys,
     get,
     list,
     claim,
@@ -602,6 +727,8 @@ const make = Effect.gen(function* () {
     complete,
     completeAndDelete,
     fail,
+    snooze,
+    setProgress,
     settleCancelled,
     release,
     renewLeases,

@@ -8,6 +8,7 @@ import { PayloadConfig } from "../Config.ts"
 import {
   IdempotencyConflict,
   InvalidPayload,
+  InvalidUnique,
   JobNotFound,
   JobStateConflict,
   UnknownJobKind
@@ -21,6 +22,7 @@ import { nulIssues } from "./nul.ts"
 import { QueueControl } from "./QueueControl.ts"
 import { requestHash } from "./requestHash.ts"
 import * as TraceContext from "./TraceContext.ts"
+import { declaredFields, isUniqueSpec, isUniqueViolation, type UniqueSpec, uniqueSpec } from "./Uniqueness.ts"
 
 export const defaultQueue = "default"
 export const defaultMaxAttempts = 5
@@ -65,6 +67,7 @@ const make = Effect.gen(function* () {
   const kinds = yield* JobKinds
   const sql = yield* SqlClient.SqlClient
   const payloadSchemas = new Map(kinds.all.map((kind) => [kind.name, enqueuePayload(kind.payload)]))
+  const payloadFields = new Map(kinds.all.map((kind) => [kind.name, declaredFields(kind.payload)]))
   const { maxDepth } = Option.getOrElse(
     yield* Effect.serviceOption(PayloadConfig),
     () => PayloadConfig.defaults
@@ -80,7 +83,7 @@ const make = Effect.gen(function* () {
     input: NewJob,
     index: number | undefined,
     captured: TraceContext.TraceCarrier | undefined
-  ): JobInsert | UnknownJobKind | InvalidPayload => {
+  ): JobInsert | UnknownJobKind | InvalidPayload | InvalidUnique => {
     const at = index === undefined ? {} : { index }
     const kind = kinds.get(input.kind)
     if (kind === undefined) {
@@ -129,6 +132,19 @@ const make = Effect.gen(function* () {
     const runAt = input.runAt ?? null
     const delayMs = runAt === null ? (input.delayMs ?? null) : null
     const key = input.idempotencyKey ?? null
+    let unique: UniqueSpec | null = null
+    if (input.unique !== undefined) {
+      const spec = uniqueSpec(input.unique, { kind: kind.name, queue, payload }, payloadFields.get(kind.name))
+      if (!isUniqueSpec(spec)) {
+        return new InvalidUnique({
+          kind: input.kind,
+          issues: [...spec],
+          ...at,
+          message: `invalid unique options: ${spec.map((issue) => issue.message).join("; ")}`
+        })
+      }
+      unique = spec
+    }
     return {
       id: uuidv7(),
       queue,
@@ -151,12 +167,14 @@ const make = Effect.gen(function* () {
               runAt: runAt?.toISOString() ?? null,
               delayMs
             }),
-      traceContext: input.traceContext ?? captured ?? null
+      traceContext: input.traceContext ?? captured ?? null,
+      unique
     }
   }
 
-  const isRow = (prepared: JobInsert | UnknownJobKind | InvalidPayload): prepared is JobInsert =>
-    !("_tag" in prepared)
+  const isRow = (
+    prepared: JobInsert | UnknownJobKind | InvalidPayload | InvalidUnique
+  ): prepared is JobInsert => !("_tag" in prepared)
 
   const conflict = (key: string, jobId: string) =>
     new IdempotencyConflict({
@@ -165,22 +183,80 @@ const make = Effect.gen(function* () {
       message: `idempotency key "${key}" was already used with a different request (job ${jobId})`
     })
 
+  /**
+   * Enqueues rows of which some asked for `unique`: inserts what no unique index refuses, then finds what
+   * holds each refused row's key. The idempotency key first (a repeat, or a conflict), then the unique key
+   * (a duplicate). A holder can leave its counted states (or be pruned) between the two statements: its row
+   * is then inserted again, in the next round.
+   */
+  const enqueueUnique = (rows: ReadonlyArray<JobInsert>) =>
+    Effect.gen(function* () {
+      const results: Array<Enqueued | undefined> = rows.map(() => undefined)
+      let pending = rows.map((_, index) => index)
+      for (let round = 0; pending.length > 0; round++) {
+        if (round > 3) return yield* Effect.die(new Error("a unique or idempotency key kept vanishing"))
+        const outcomes = yield* repo.insertUnique(pending.map((index) => rows[index]!))
+        const keys = new Map(outcomes.map((o) => [o.id, o]))
+        const refused: Array<number> = []
+        for (const index of pending) {
+          const outcome = keys.get(rows[index]!.id)!
+          if (outcome.job !== undefined)
+            results[index] = { job: outcome.job, created: true, duplicate: false }
+          else refused.push(index)
+        }
+        const idempotencyKeys = refused.flatMap((i) => rows[i]!.idempotencyKey ?? [])
+        const byKey =
+          idempotencyKeys.length === 0
+            ? new Map()
+            : new Map((yield* repo.findByIdempotencyKeys(idempotencyKeys)).map((j) => [j.idempotencyKey!, j]))
+        const uniqueKeys = refused.flatMap((i) => keys.get(rows[i]!.id)!.uniqueKey ?? [])
+        const byUnique =
+          uniqueKeys.length === 0
+            ? new Map()
+            : new Map((yield* repo.findByUniqueKeys(uniqueKeys)).map((j) => [j.uniqueKey, j]))
+        pending = []
+        for (const index of refused) {
+          const row = rows[index]!
+          const sameKey = row.idempotencyKey === null ? undefined : byKey.get(row.idempotencyKey)
+          if (sameKey !== undefined) {
+            if (sameKey.requestHash !== row.requestHash)
+              return yield* conflict(row.idempotencyKey!, sameKey.id)
+            const { requestHash: _, ...job } = sameKey
+            results[index] = { job, created: false, duplicate: false }
+            continue
+          }
+          const holder = byUnique.get(keys.get(row.id)!.uniqueKey)
+          if (holder === undefined) {
+            pending.push(index)
+            continue
+          }
+          const { uniqueKey: _, ...job } = holder
+          results[index] = { job, created: false, duplicate: true }
+        }
+      }
+      return results as Array<Enqueued>
+    })
+
   const enqueue = (
     input: NewJob
-  ): Effect.Effect<Enqueued, UnknownJobKind | InvalidPayload | IdempotencyConflict | SqlError.SqlError> =>
+  ): Effect.Effect<
+    Enqueued,
+    UnknownJobKind | InvalidPayload | InvalidUnique | IdempotencyConflict | SqlError.SqlError
+  > =>
     Effect.gen(function* () {
       const row = prepare(input, undefined, yield* TraceContext.capture)
       if (!isRow(row)) return yield* row
+      if (row.unique !== null) return (yield* enqueueUnique([row]))[0]!
       // A key's row can vanish between our failed insert and the lookup (pruned); then insert again.
       for (let round = 0; ; round++) {
         const inserted = yield* repo.insertOne(row)
-        if (inserted !== undefined) return { job: inserted, created: true }
+        if (inserted !== undefined) return { job: inserted, created: true, duplicate: false }
         const key = row.idempotencyKey!
         const [existing] = yield* repo.findByIdempotencyKeys([key])
         if (existing !== undefined) {
           if (existing.requestHash !== row.requestHash) return yield* conflict(key, existing.id)
           const { requestHash: _, ...job } = existing
-          return { job, created: false }
+          return { job, created: false, duplicate: false }
         }
         if (round >= 3) return yield* Effect.die(new Error(`idempotency key "${key}" kept vanishing`))
       }
@@ -197,6 +273,7 @@ const make = Effect.gen(function* () {
         if (!isRow(row)) return yield* row
         rows.push(row)
       }
+      if (rows.some((row) => row.unique !== null)) return yield* sql.withTransaction(enqueueUnique(rows))
       return yield* sql.withTransaction(
         Effect.gen(function* () {
           const inserted = new Map((yield* repo.insertMany(rows)).map((job) => [job.id as string, job]))
@@ -209,14 +286,14 @@ const make = Effect.gen(function* () {
           for (const row of rows) {
             const job = inserted.get(row.id)
             if (job !== undefined) {
-              results.push({ job, created: true })
+              results.push({ job, created: true, duplicate: false })
               continue
             }
             const found = existing.get(row.idempotencyKey!)
             if (found === undefined) return yield* Effect.die(new Error("inserted job not returned"))
             if (found.requestHash !== row.requestHash) return yield* conflict(row.idempotencyKey!, found.id)
             const { requestHash: _, ...same } = found
-            results.push({ job: same, created: false })
+            results.push({ job: same, created: false, duplicate: false })
           }
           return results
         })
@@ -250,11 +327,11 @@ const make = Effect.gen(function* () {
       } satisfies JobPage
     })
 
-  const stateConflict = (job: Job, action: string) =>
+  const stateConflict = (job: Job, action: string, why = `it is ${job.status}`) =>
     new JobStateConflict({
       id: job.id,
       status: job.status,
-      message: `cannot ${action} job ${job.id}: it is ${job.status}`
+      message: `cannot ${action} job ${job.id}: ${why}`
     })
 
   const cancel = (id: string) =>
@@ -273,7 +350,16 @@ const make = Effect.gen(function* () {
   const retry = (id: string) =>
     Effect.gen(function* () {
       yield* known(id)
-      const job = yield* repo.retry(id)
+      // a unique job whose slot another job took meanwhile cannot go back into a counted state
+      const job = yield* repo
+        .retry(id)
+        .pipe(
+          Effect.catchIf(isUniqueViolation, () =>
+            Effect.flatMap(get(id), (current) =>
+              Effect.fail(stateConflict(current, "retry", "another job holds its unique slot"))
+            )
+          )
+        )
       if (job !== undefined) return job
       return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "retry")))
     }).pipe(spanned("Queue.retry"))

@@ -1,5 +1,5 @@
 /**
- * Every SQL statement on the `queues` table (migrations/0003_queues.sql): pause, resume and limits (each
+ * Every SQL statement on the `queues` table (migrations/0004_queues.sql): pause, resume and limits (each
  * an upsert, so an operator may steer a queue before its first job, and each notifying the workers at
  * commit: `Notifier.queuesChanged` on `jobq_ready`), the listing with counts, and the snapshot a worker steers its claims by. Methods fail with
  * `SqlError` only; the rules live in `QueueControl`.
@@ -230,7 +230,7 @@ const make = Effect.gen(function* () {
 
   /**
    * Claims up to `limit` jobs of the limited, unpaused queues among `queues` (all when undefined), one queue
-   * at a time under its lock (`jobq_claim_limited`, migrations/0003_queues.sql), and says which queues a
+   * at a time under its lock (`jobq_claim_limited`, migrations/0004_queues.sql), and says which queues a
    * limit held back. Commits without waiting for its WAL flush, as `JobRepo.claim` does: call it in
    * autocommit.
    */
@@ -239,7 +239,7 @@ const make = Effect.gen(function* () {
       SELECT id, queue, kind, payload, priority, attempts, max_attempts AS "maxAttempts", run_at AS "runAt",
              idempotency_key AS "idempotencyKey", last_error AS "lastError", errors, created_at AS "createdAt",
              started_at AS "startedAt", trace_context AS "traceContext",
-             coalesce(record_start_first, false) AS "recordStartFirst", held_back AS "heldBack",
+             coalesce(record_start_first, false) AS "recordStartFirst", snoozes, progress, held_back AS "heldBack",
              reopens_at AS "reopensAt"
       FROM jobq_claim_limited(${workerId}, ${limit}, ${leaseMs}, ${queues === undefined ? null : [...queues]}::text[])`.pipe(
       Effect.map((rows): LimitedClaim => {

@@ -22,6 +22,12 @@ export const jobsEnqueued = Metric.counter("jobq_jobs_enqueued_total", {
   incremental: true
 })
 
+export const jobsDuplicate = Metric.counter("jobq_jobs_duplicate_total", {
+  description:
+    "Enqueues through the API refused as duplicates of a unique job, by kind (the holder answered)",
+  incremental: true
+})
+
 export const dbConnections = Metric.gauge("jobq_db_connections", {
   description:
     "Server connections of this application_name by state (active, idle, ...), sampled at each scrape"

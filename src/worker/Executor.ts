@@ -4,13 +4,15 @@
  * fiber that runs this is how a job is cancelled or stopped: the handler's finalizers run.
  */
 import { Cause, Duration, Effect, Exit, Schema } from "effect"
-import { issuesOf, type JobKinds, PermanentError } from "../domain/JobKind.ts"
+import { issuesOf, type JobContext, type JobKinds, JobSnoozed, PermanentError } from "../domain/JobKind.ts"
 import type { ClaimedJob } from "../queue/JobRepo.ts"
 
 /** A failed attempt, with what to store as its error and whether retrying can help. */
 export class AttemptFailed extends Schema.TaggedError<AttemptFailed>()("AttemptFailed", {
   message: Schema.String,
-  permanent: Schema.Boolean
+  permanent: Schema.Boolean,
+  /** Set when the handler snoozed (`snooze`): run again after this long, the attempt not spent. */
+  snoozeMs: Schema.optional(Schema.Number)
 }) {}
 
 const describe = (error: unknown): string => {
@@ -28,7 +30,13 @@ const describe = (error: unknown): string => {
   }
 }
 
-export const run = (kinds: JobKinds["Service"], job: ClaimedJob): Effect.Effect<unknown, AttemptFailed> =>
+const noProgress = () => Effect.void
+
+export const run = (
+  kinds: JobKinds["Service"],
+  job: ClaimedJob,
+  progress: JobContext["progress"] = noProgress
+): Effect.Effect<unknown, AttemptFailed> =>
   Effect.suspend(() => {
     const kind = kinds.get(job.kind)
     if (kind === undefined) {
@@ -52,7 +60,7 @@ export const run = (kinds: JobKinds["Service"], job: ClaimedJob): Effect.Effect<
         })
       )
     }
-    const attempt = kind.handler(decoded.value, { job, attempt: job.attempts })
+    const attempt = kind.handler(decoded.value, { job, attempt: job.attempts, progress })
     const timed =
       kind.timeout === undefined
         ? attempt
@@ -73,6 +81,11 @@ export const run = (kinds: JobKinds["Service"], job: ClaimedJob): Effect.Effect<
         if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
         const error = Cause.squash(cause)
         if (error instanceof AttemptFailed) return Effect.fail(error)
+        if (error instanceof JobSnoozed) {
+          return Effect.fail(
+            new AttemptFailed({ message: error.message, permanent: false, snoozeMs: error.delayMs })
+          )
+        }
         return Effect.fail(
           new AttemptFailed({
             message: Cause.hasDies(cause) ? `defect: ${describe(error)}` : describe(error),

@@ -6,6 +6,7 @@
  */
 import { Cause, Effect, Exit } from "effect"
 import type { RetryConfig } from "../Config.ts"
+import { maxSnoozes } from "../domain/JobKind.ts"
 import type { ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import { nextDelayMs } from "../queue/Retry.ts"
 import type * as Completer from "./Completer.ts"
@@ -33,6 +34,20 @@ export const outcomeOf = (exit: Exit.Exit<unknown, AttemptFailed>, reason: StopR
 export const make = (deps: SettlementDeps) => {
   const { workerId, repo, retry, completer } = deps
   const count = (counter: JobCounter, job: ClaimedJob) => Effect.sync(() => deps.metrics(job)[counter].add(1))
+
+  const snoozed = (job: ClaimedJob, delayMs: number) =>
+    Effect.gen(function* () {
+      const after = yield* repo.snooze(workerId, job.id, delayMs, maxSnoozes)
+      if (after === undefined) return yield* count("leaseLost", job)
+      if (after.status === "queued" || after.status === "retrying") {
+        yield* count("snoozed", job)
+        deps.onRetryScheduled(after.runAt)
+        return yield* Effect.logInfo(`snoozed for ${delayMs} ms (snooze ${after.snoozes})`)
+      }
+      yield* count(after.status === "cancelled" ? "cancelled" : "failed", job)
+      if (after.status === "failed_permanent")
+        yield* Effect.logWarning(after.lastError ?? "snoozed too often")
+    })
 
   const failure = (job: ClaimedJob, error: AttemptFailed) =>
     Effect.gen(function* () {
@@ -98,7 +113,9 @@ export const make = (deps: SettlementDeps) => {
     return guarded(
       job,
       error._tag === "Some"
-        ? failure(job, error.value)
+        ? error.value.snoozeMs !== undefined
+          ? snoozed(job, error.value.snoozeMs)
+          : failure(job, error.value)
         : Effect.logError("job attempt ended without a result", Cause.pretty(exit.cause))
     )
   }

@@ -31,6 +31,7 @@ export const released = counter(
   "jobq_jobs_released_total",
   "Running jobs given back to the queue at shutdown"
 )
+export const snoozed = counter("jobq_jobs_snoozed_total", "Attempts ended by a snooze, the attempt not spent")
 export const rescued = counter("jobq_jobs_rescued_total", "Jobs whose lease expired, rescued by this worker")
 export const leaseLost = counter("jobq_jobs_lease_lost_total", "Running jobs this worker lost the lease of")
 
@@ -69,6 +70,7 @@ export interface JobMetrics {
   readonly cancelled: Series.CounterSeries
   readonly released: Series.CounterSeries
   readonly leaseLost: Series.CounterSeries
+  readonly snoozed: Series.CounterSeries
   readonly executionSeconds: Series.HistogramSeries
   readonly queueWaitSeconds: Series.HistogramSeries
 }
@@ -110,6 +112,7 @@ export const jobMetrics = (
         cancelled: count(cancelled),
         released: count(released),
         leaseLost: count(leaseLost),
+        snoozed: count(snoozed),
         executionSeconds: Series.histogram(context, executionSeconds, jobSecondsBoundaries, attributes),
         queueWaitSeconds: Series.histogram(context, queueWaitSeconds, jobSecondsBoundaries, attributes)
       }

@@ -37,6 +37,7 @@ import * as Completer from "./Completer.ts"
 import * as ExecutionSpan from "./ExecutionSpan.ts"
 import { run as runAttempt } from "./Executor.ts"
 import * as LeaseClock from "./LeaseClock.ts"
+import * as Progress from "./Progress.ts"
 import { QueueLabels } from "./QueueLabels.ts"
 import * as Settlement from "./Settlement.ts"
 import * as Steering from "./Steering.ts"
@@ -119,12 +120,19 @@ const make = Effect.gen(function* () {
 
   const attempt = (job: ClaimedJob, metrics: Metrics.JobMetrics, span: Tracer.Span | undefined) => {
     const startedAt = performance.now()
-    return runAttempt(kinds, job).pipe(
+    // made by the first report: a job that reports nothing costs nothing
+    let progress: Progress.ProgressReporter | undefined
+    const report = (value: unknown) => {
+      progress ??= Progress.make((text) => repo.setProgress(workerId, job.id, text), fork)
+      return progress.report(value)
+    }
+    return runAttempt(kinds, job, report).pipe(
       Effect.onExit((exit) => {
         metrics.executionSeconds.observe((performance.now() - startedAt) / 1000)
         const reason = stopReasons.get(job.id)
         if (span !== undefined) spans.setOutcome(span, Settlement.outcomeOf(exit, reason))
-        return settlement.settle(job, exit, reason)
+        const settle = settlement.settle(job, exit, reason)
+        return progress === undefined ? settle : Effect.andThen(progress.flush, settle)
       }),
       Effect.annotateLogs({ fiber: "job", jobId: job.id, kind: job.kind, attempt: job.attempts })
     )

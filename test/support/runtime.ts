@@ -5,6 +5,7 @@ import * as Database from "../../src/db/Database.ts"
 import type { JobKind } from "../../src/domain/JobKind.ts"
 import { demoKinds } from "../../src/kinds/DemoKinds.ts"
 import * as QueueLayer from "../../src/queue/layer.ts"
+import * as Worker from "../../src/worker/index.ts"
 import { freshDatabase, type TestDatabase } from "./database.ts"
 
 export const queueRuntime = (url: string, kinds: ReadonlyArray<JobKind> = demoKinds) =>
@@ -39,4 +40,30 @@ export const waitFor = async <A>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await Bun.sleep(intervalMs)
   }
+}
+
+/**
+ * A fresh database, a worker pool running `kinds` (concurrency 4, renewals every 200 ms, polls rare enough
+ * that pickups come from NOTIFY) and the queue on it, for one test file; torn down after its tests.
+ */
+export const setupWorkerTests = async (
+  file: string,
+  kinds: ReadonlyArray<JobKind>,
+  applicationName: string
+) => {
+  const db: TestDatabase = await freshDatabase(file)
+  const runtime = ManagedRuntime.make(
+    Layer.mergeAll(
+      Worker.layer({
+        kinds,
+        settings: { concurrency: 4, pollInterval: "5 seconds", renewInterval: "200 millis" }
+      }),
+      QueueLayer.layer(kinds)
+    ).pipe(Layer.provideMerge(Database.layerUrl(db.url, { applicationName })))
+  )
+  afterAll(async () => {
+    await runtime.dispose()
+    await db.drop()
+  })
+  return { db, runtime }
 }

@@ -10,7 +10,7 @@ export interface paths {
         /** Jobs in id order, filtered, one page at a time */
         get: operations["jobs.list"];
         put?: never;
-        /** Enqueue a job (201 new, 200 idempotent repeat) */
+        /** Enqueue a job (201 new, 200 idempotent repeat or unique duplicate) */
         post: operations["jobs.create"];
         delete?: never;
         options?: never;
@@ -442,6 +442,10 @@ export interface components {
             }[];
             /** @description What the handler succeeded with (any JSON); null until the job succeeds */
             result: unknown;
+            /** @description How often its handler snoozed (each snooze ended an attempt without spending it) */
+            snoozes: number;
+            /** @description What its handler last reported as progress (small JSON); null when it reported none */
+            progress: unknown;
             createdAt: string;
             startedAt: string | null;
             finishedAt: string | null;
@@ -492,8 +496,10 @@ export interface components {
              * @enum {string}
              */
             status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
-            /** @description false: an idempotent repeat of an earlier enqueue */
+            /** @description false: an idempotent repeat of an earlier enqueue, or a unique duplicate */
             created: boolean;
+            /** @description true: a unique job already held the slot; `id` is that job */
+            duplicate: boolean;
         };
         /** @description 1 to 1000 jobs, enqueued all or none */
         NewJobBatch: {
@@ -543,6 +549,13 @@ export interface components {
             maxAttempts?: number;
             /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
+            unique?: components["schemas"]["UniqueOptions"];
+        };
+        /** @description Enqueue at most one such job: while a job with the same parts (in the same period of runAt) is in one of the states, an enqueue answers that job with duplicate: true */
+        UniqueOptions: {
+            by?: string[];
+            period?: string;
+            states?: ("queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled")[];
         };
         /**
          * flaky
@@ -583,6 +596,7 @@ export interface components {
             maxAttempts?: number;
             /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
+            unique?: components["schemas"]["UniqueOptions"];
         };
         /**
          * sleep
@@ -623,6 +637,7 @@ export interface components {
             maxAttempts?: number;
             /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
+            unique?: components["schemas"]["UniqueOptions"];
         };
         /**
          * noop
@@ -658,6 +673,50 @@ export interface components {
             maxAttempts?: number;
             /** @description Makes the enqueue safe to repeat (1-255 printable ASCII characters); the Idempotency-Key header wins */
             idempotencyKey?: string;
+            unique?: components["schemas"]["UniqueOptions"];
+        };
+        ExistingJob: {
+            /**
+             * Format: uuid
+             * @description Job id (UUIDv7, time-ordered)
+             */
+            id: string;
+            queue: string;
+            kind: string;
+            /** @description The payload, as its kind's schema encodes it */
+            payload: unknown;
+            /** @enum {string} */
+            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
+            /** @description Lower runs first; default 0 */
+            priority: number;
+            /** @description Attempts started so far */
+            attempts: number;
+            /** @description Attempts before the job fails permanently; default 5 */
+            maxAttempts: number;
+            runAt: string;
+            leaseOwner: string | null;
+            leaseExpiresAt: string | null;
+            cancelRequestedAt: string | null;
+            idempotencyKey: string | null;
+            lastError: string | null;
+            errors: {
+                attempt: number;
+                at: string;
+                error: string;
+                retryDelayMs: number | null;
+            }[];
+            /** @description What the handler succeeded with (any JSON); null until the job succeeds */
+            result: unknown;
+            /** @description How often its handler snoozed (each snooze ended an attempt without spending it) */
+            snoozes: number;
+            /** @description What its handler last reported as progress (small JSON); null when it reported none */
+            progress: unknown;
+            createdAt: string;
+            startedAt: string | null;
+            finishedAt: string | null;
+            updatedAt: string;
+            /** @description true: a unique job already held the slot (this is that job); false: an idempotent repeat */
+            duplicate: boolean;
         };
     };
     responses: never;
@@ -749,14 +808,14 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Job */
+            /** @description ExistingJob */
             200: {
                 headers: {
-                    "idempotent-replayed": "true";
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Job"];
+                    "application/json": components["schemas"]["ExistingJob"];
                 };
             };
             /** @description Job */

@@ -126,8 +126,8 @@ CREATE FUNCTION jobq_claim_limited(p_worker text, p_wanted integer, p_lease_ms b
 RETURNS TABLE (
   id uuid, queue text, kind text, payload jsonb, priority smallint, attempts integer, max_attempts integer,
   run_at timestamptz, idempotency_key text, last_error text, errors jsonb, created_at timestamptz,
-  started_at timestamptz, trace_context jsonb, record_start_first boolean, held_back text,
-  reopens_at timestamptz)
+  started_at timestamptz, trace_context jsonb, record_start_first boolean, snoozes integer, progress jsonb,
+  held_back text, reopens_at timestamptz)
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
@@ -197,7 +197,7 @@ BEGIN
           WHERE j.id = ANY(ARRAY(SELECT ready.id FROM ready))
           RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.attempts, j.max_attempts, j.run_at,
                     j.idempotency_key, j.last_error, j.errors, j.created_at, j.started_at, j.trace_context,
-                    j.unstarted_rescues > 0
+                    j.unstarted_rescues > 0, j.snoozes, j.progress
         )
         SELECT c.*, NULL::text, NULL::timestamptz FROM claimed c ORDER BY c.priority, c.run_at, c.id;
       GET DIAGNOSTICS got = ROW_COUNT;
@@ -226,7 +226,7 @@ BEGIN
     IF binding IS NOT NULL AND got = room THEN
       RETURN QUERY SELECT NULL::uuid, q.name, NULL::text, NULL::jsonb, NULL::smallint, NULL::integer,
         NULL::integer, NULL::timestamptz, NULL::text, NULL::text, NULL::jsonb, NULL::timestamptz,
-        NULL::timestamptz, NULL::jsonb, NULL::boolean, binding,
+        NULL::timestamptz, NULL::jsonb, NULL::boolean, NULL::integer, NULL::jsonb, binding,
         CASE WHEN binding = 'rate' THEN oldest + s.rate_per_ms * interval '1 millisecond' END;
     END IF;
     remaining := remaining - got;
