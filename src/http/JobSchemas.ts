@@ -157,3 +157,49 @@ export const Health = Schema.Struct({
   status: Schema.Literal("ok"),
   database: Schema.Literal("up")
 }).annotate({ identifier: "Health" })
+
+/** The longest wait a request may ask for (`GET /jobs/{id}/wait?timeout=`, `POST /jobs?wait=`), and the default. */
+export const maxWaitSeconds = 60
+export const defaultWaitSeconds = 30
+
+// seconds (`30`, `2.5`) or with a unit (`500ms`, `30s`): at most 6 digits and 3 decimals, so bounded
+const waitSyntax = /^(\d{1,6}(?:\.\d{1,3})?)(ms|s)?$/
+
+/** Milliseconds a wait parameter names; undefined when it is not one (the schema refuses it first). */
+export const waitMillis = (text: string): number | undefined => {
+  const match = waitSyntax.exec(text)
+  if (match === null) return undefined
+  const value = Number(match[1])
+  return match[2] === "ms" ? value : value * 1000
+}
+
+export const WaitDuration = Schema.String.check(
+  Schema.isPattern(waitSyntax),
+  Schema.makeFilter(
+    (text: string) => {
+      const ms = waitMillis(text)
+      if (ms === undefined) return "expected seconds (30, 2.5) or a duration in ms or s (500ms, 30s)"
+      return ms <= maxWaitSeconds * 1000 ? undefined : `at most ${maxWaitSeconds}s`
+    },
+    { description: `0 to ${maxWaitSeconds} seconds` }
+  )
+).annotate({
+  description: `How long to wait: seconds (\`30\`, \`2.5\`) or with a unit (\`500ms\`, \`30s\`); 0 to ${maxWaitSeconds} s`,
+  examples: ["30s"]
+})
+
+export const WaitQuery = {
+  timeout: Schema.optionalKey(
+    WaitDuration.annotate({
+      description: `How long to wait for the job to finish: seconds (\`30\`, \`2.5\`) or with a unit (\`500ms\`, \`30s\`); 0 to ${maxWaitSeconds} s, default ${defaultWaitSeconds} s`
+    })
+  )
+}
+
+export const EnqueueQuery = {
+  wait: Schema.optionalKey(
+    WaitDuration.annotate({
+      description: `Wait this long for the new job to finish before answering: seconds (\`30\`, \`2.5\`) or with a unit (\`500ms\`, \`30s\`); 0 to ${maxWaitSeconds} s. Unset: answer at once`
+    })
+  )
+}

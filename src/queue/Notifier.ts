@@ -1,14 +1,15 @@
 /**
  * LISTEN/NOTIFY channels the queue uses, with reconnection. The database sends `jobq_ready` (payload: the
  * queue name) when jobs become ready and `jobq_cancel` (payload: the job id) when a running job is asked to
- * cancel; see migrations/0001_jobs.sql. Notifications are a latency optimisation only: workers poll too,
+ * cancel (see migrations/0001_jobs.sql), and `jobq_finished` (payload: the ids, or `*`) when a statement
+ * finished jobs (migrations/0003_job_finished_notify.sql, for waiters: `Waiters`). Notifications are a latency optimisation only: workers poll too,
  * so one lost while reconnecting delays a job, it never loses it.
  */
 import { Effect, Queue } from "effect"
 import { Notifications } from "../db/Notifications.ts"
 import { decorrelatedJitter } from "./Retry.ts"
 
-export const channels = { ready: "jobq_ready", cancel: "jobq_cancel" } as const
+export const channels = { ready: "jobq_ready", cancel: "jobq_cancel", finished: "jobq_finished" } as const
 
 const reconnect = decorrelatedJitter({ base: "100 millis", cap: "5 seconds" })
 

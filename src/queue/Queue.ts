@@ -2,7 +2,7 @@
  * The queue's rules on top of `JobRepo`: a payload must match its kind, an idempotency key names one
  * request, cancel and retry apply to some states only. The API and embedding applications enqueue here.
  */
-import { Cause, Context, Effect, Exit, Layer, Option, Schema } from "effect"
+import { Cause, Context, type Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { PayloadConfig } from "../Config.ts"
 import {
@@ -20,6 +20,7 @@ import { type JobInsert, JobRepo } from "./JobRepo.ts"
 import { depthIssue } from "./nesting.ts"
 import { nulIssues } from "./nul.ts"
 import { requestHash } from "./requestHash.ts"
+import { type WaitOutcome, Waiters } from "./Waiters.ts"
 
 export const defaultQueue = "default"
 export const defaultMaxAttempts = 5
@@ -63,6 +64,7 @@ const make = Effect.gen(function* () {
   const repo = yield* JobRepo
   const kinds = yield* JobKinds
   const sql = yield* SqlClient.SqlClient
+  const waiters = yield* Waiters
   const payloadSchemas = new Map(kinds.all.map((kind) => [kind.name, enqueuePayload(kind.payload)]))
   const { maxDepth } = Option.getOrElse(
     yield* Effect.serviceOption(PayloadConfig),
@@ -276,7 +278,26 @@ const make = Effect.gen(function* () {
       return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "retry")))
     }).pipe(spanned("Queue.retry"))
 
-  return { enqueue, enqueueMany, get, list, cancel, retry }
+  /**
+   * Waits up to `timeout` for the job to be terminal (succeeded, failed_permanent, cancelled): at once when
+   * it already is. `finished: false` is the job as it stands at the timeout. Fails with `JobNotFound` for
+   * an unknown id, and for a job deleted while waited for (`JOB_RETENTION=0` deletes a job as it succeeds).
+   */
+  const awaitResult = (
+    id: string,
+    timeout: Duration.Input
+  ): Effect.Effect<WaitOutcome, JobNotFound | SqlError.SqlError> =>
+    Effect.andThen(known(id), waiters.awaitJob(id, timeout, get)).pipe(spanned("Queue.awaitResult"))
+
+  /** `enqueue`, then `awaitResult` for the job it created (or the one its idempotency key names). */
+  const enqueueAndWait = (input: NewJob, timeout: Duration.Input) =>
+    Effect.gen(function* () {
+      const { job, created } = yield* enqueue(input)
+      const outcome = yield* awaitResult(job.id, timeout)
+      return { ...outcome, created }
+    })
+
+  return { enqueue, enqueueMany, get, list, cancel, retry, awaitResult, enqueueAndWait }
 })
 
 export class Queue extends Context.Service<Queue, Effect.Success<typeof make>>()("jobq/Queue") {

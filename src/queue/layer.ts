@@ -1,8 +1,13 @@
-/** The queue's services over an existing SQL client: `JobRepo` and `Queue`, for the given job kinds. */
+/** The queue's services over an existing SQL client: `JobRepo`, `Waiters` and `Queue`, for the given job kinds. */
 import { Layer } from "effect"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import { JobRepo } from "./JobRepo.ts"
 import { Queue } from "./Queue.ts"
+import { Waiters } from "./Waiters.ts"
 
 export const layer = (kinds: ReadonlyArray<JobKind>) =>
-  Queue.layer.pipe(Layer.provideMerge(JobRepo.layer), Layer.provideMerge(JobKinds.layer(kinds)))
+  Queue.layer.pipe(
+    Layer.provideMerge(Waiters.layer),
+    Layer.provideMerge(JobRepo.layer),
+    Layer.provideMerge(JobKinds.layer(kinds))
+  )
