@@ -20,7 +20,7 @@ import { type JobInsert, JobRepo } from "./JobRepo.ts"
 import { depthIssue } from "./nesting.ts"
 import { nulIssues } from "./nul.ts"
 import { requestHash } from "./requestHash.ts"
-import { type WaitOutcome, Waiters } from "./Waiters.ts"
+import { Waiters, type WaitOutcome } from "./Waiters.ts"
 
 export const defaultQueue = "default"
 export const defaultMaxAttempts = 5

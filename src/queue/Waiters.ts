@@ -9,8 +9,7 @@
  * the listener reconnects: after every (re)connection every waited-for job is read again, and a waiter
  * whose wait ends reads its job once more anyway.
  */
-import { Context, Deferred, Effect, Layer, Option, Queue, type Scope } from "effect"
-import type { Duration } from "effect"
+import { Context, Deferred, type Duration, Effect, Layer, Option, Queue, type Scope } from "effect"
 import type { SqlError } from "effect/sql"
 import type { Notifications } from "../db/Notifications.ts"
 import type { Job, JobStatus } from "../domain/Job.ts"
