@@ -174,12 +174,14 @@ export const waitMillis = (text: string): number | undefined => {
 }
 
 export const WaitDuration = Schema.String.check(
-  Schema.isPattern(waitSyntax),
+  Schema.isPattern(waitSyntax, {
+    message: "Expected seconds (30, 2.5) or a number with ms or s (500ms, 30s)"
+  }),
   Schema.makeFilter(
     (text: string) => {
+      // text that is not a wait at all is the pattern's issue
       const ms = waitMillis(text)
-      if (ms === undefined) return "expected seconds (30, 2.5) or a duration in ms or s (500ms, 30s)"
-      return ms <= maxWaitSeconds * 1000 ? undefined : `at most ${maxWaitSeconds}s`
+      return ms === undefined || ms <= maxWaitSeconds * 1000 ? undefined : `at most ${maxWaitSeconds} s`
     },
     { description: `0 to ${maxWaitSeconds} seconds` }
   )
