@@ -5,9 +5,11 @@
 import { afterAll, describe, expect, it } from "bun:test"
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
 import { SqlClient } from "effect/sql"
+import { ApiConfig } from "../../src/Config.ts"
 import * as Database from "../../src/db/Database.ts"
 import { demoKinds } from "../../src/domain/DemoKinds.ts"
 import { defineKind, PermanentError } from "../../src/domain/JobKind.ts"
+import { apiLayer, makeWebHandler } from "../../src/http/handler.ts"
 import * as Worker from "../../src/worker/index.ts"
 import { blocking, gated, openGate, started } from "../fixtures/observedKinds.ts"
 import { expectProblem, json, setupApiTests } from "../support/api.ts"
@@ -143,6 +145,31 @@ describe("GET /jobs/{id}/wait", () => {
     client.abort()
     await untilWaiters(0)
     await waiting.catch(() => undefined)
+  })
+})
+
+describe("shutdown", () => {
+  it("ends every wait with 202 and the job as it stands when the API closes", async () => {
+    const { handler, dispose } = makeWebHandler(
+      apiLayer(kinds).pipe(
+        Layer.provide(Database.layerUrl(api.db.url, { applicationName: "jobq-wait-closing" })),
+        Layer.provide(ApiConfig.layer())
+      )
+    )
+    const { job } = await enqueue({ kind: "noop", payload: {}, queue: "parked" })
+    const waiting = handler(new Request(`http://api.test/jobs/${job.id}/wait?timeout=60s`))
+    const metrics = async () =>
+      readExposition(await (await handler(new Request("http://api.test/metrics"))).text()).value(
+        "jobq_job_waiters"
+      )
+    await waitFor("the waiter", async () => ((await metrics()) === 1 ? true : undefined))
+    const closing = performance.now()
+    const closed = dispose()
+    const response = await waiting
+    expect(performance.now() - closing).toBeLessThan(5_000)
+    expect(response.status).toBe(202)
+    expect(await json(response)).toMatchObject({ id: job.id, status: "queued" })
+    await closed
   })
 })
 
