@@ -163,7 +163,9 @@ export const maxWaitSeconds = 60
 export const defaultWaitSeconds = 30
 
 // seconds (`30`, `2.5`) or with a unit (`500ms`, `30s`): at most 6 digits and 3 decimals, so bounded
-const waitSyntax = /^(\d{1,6}(?:\.\d{1,3})?)(ms|s)?$/
+export const waitPattern = "^(\\d{1,6}(?:\\.\\d{1,3})?)(ms|s)?$"
+const waitSyntax = new RegExp(waitPattern)
+export const waitSyntaxDescription = `Seconds (\`30\`, \`2.5\`) or a number with \`ms\` or \`s\` (\`500ms\`, \`30s\`), 0 to ${maxWaitSeconds} s`
 
 /** Milliseconds a wait parameter names; undefined when it is not one (the schema refuses it first). */
 export const waitMillis = (text: string): number | undefined => {
@@ -185,23 +187,10 @@ export const WaitDuration = Schema.String.check(
     },
     { description: `0 to ${maxWaitSeconds} seconds` }
   )
-).annotate({
-  description: `How long to wait: seconds (\`30\`, \`2.5\`) or with a unit (\`500ms\`, \`30s\`); 0 to ${maxWaitSeconds} s`,
-  examples: ["30s"]
-})
+).annotate({ description: waitSyntaxDescription, examples: ["30s"] })
 
-export const WaitQuery = {
-  timeout: Schema.optionalKey(
-    WaitDuration.annotate({
-      description: `How long to wait for the job to finish: seconds (\`30\`, \`2.5\`) or with a unit (\`500ms\`, \`30s\`); 0 to ${maxWaitSeconds} s, default ${defaultWaitSeconds} s`
-    })
-  )
-}
+/** The wait's query (described in the document by OpenApiDocument: Effect leaves query parameters bare). */
+export const WaitQuery = { timeout: Schema.optionalKey(WaitDuration) }
 
-export const EnqueueQuery = {
-  wait: Schema.optionalKey(
-    WaitDuration.annotate({
-      description: `Wait this long for the new job to finish before answering: seconds (\`30\`, \`2.5\`) or with a unit (\`500ms\`, \`30s\`); 0 to ${maxWaitSeconds} s. Unset: answer at once`
-    })
-  )
-}
+/** `POST /jobs?wait=`: wait this long for the new job to finish before answering; unset: answer at once. */
+export const EnqueueQuery = { wait: Schema.optionalKey(WaitDuration) }

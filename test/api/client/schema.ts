@@ -576,6 +576,7 @@ export interface operations {
     "jobs.create": {
         parameters: {
             query?: {
+                /** @description Seconds (`30`, `2.5`) or a number with `ms` or `s` (`500ms`, `30s`), 0 to 60 s. Wait this long for the new job to finish before answering; unset: answer at once */
                 wait?: string;
             };
             header?: {
@@ -871,6 +872,7 @@ export interface operations {
     "jobs.wait": {
         parameters: {
             query?: {
+                /** @description Seconds (`30`, `2.5`) or a number with `ms` or `s` (`500ms`, `30s`), 0 to 60 s; default 30 s */
                 timeout?: string;
             };
             header?: never;
@@ -881,7 +883,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Job */
+            /** @description The job is terminal: succeeded, failed_permanent or cancelled */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -890,7 +892,7 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
-            /** @description Job */
+            /** @description The timeout passed first: the job as it stands */
             202: {
                 headers: {
                     [name: string]: unknown;
