@@ -78,6 +78,17 @@ describe("Queue.awaitResult", () => {
     expect(await waiterCount()).toBe(0)
   })
 
+  it("wakes a waiter that named its job in upper case (the database notifies lower-case ids)", async () => {
+    await warmUp()
+    const job = await enqueue()
+    const waiting = run(Queue.use((q) => q.awaitResult(job.id.toUpperCase(), "10 seconds")))
+    await waitFor("the waiter to register", async () => ((await waiterCount()) === 1 ? true : undefined))
+    const finishedAt = performance.now()
+    await finish(job.id)
+    expect((await waiting).finished).toBe(true)
+    expect(performance.now() - finishedAt).toBeLessThan(5_000)
+  })
+
   it("catches a job that finishes between its subscription and its read", async () => {
     await warmUp()
     const job = await enqueue()

@@ -136,7 +136,8 @@ const make = Effect.gen(function* () {
   ): Effect.Effect<WaitOutcome, E, R> =>
     Effect.scoped(
       Effect.gen(function* () {
-        const woken = yield* register(id)
+        // the database notifies ids in lower case; a client may have written its id in upper case
+        const woken = yield* register(id.toLowerCase())
         const job = yield* read(id)
         if (isTerminal(job.status)) return { job, finished: true }
         const wake = yield* Deferred.await(woken).pipe(Effect.timeoutOption(timeout))
