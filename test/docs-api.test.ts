@@ -127,6 +127,15 @@ const setups: Record<string, () => Promise<string | undefined>> = {
   "batch-invalid": async () => undefined,
   get: () => enqueue({ kind: "cpu_hash", payload: { seed: "abc", rounds: 1000 } }),
   "get-unknown": async () => undefined,
+  "wait-finished": async () => {
+    const id = await enqueue({ kind: "noop", payload: {}, queue: "finished" })
+    await claim(id, "finished")
+    await api.run(JobRepo.use((repo) => repo.complete(worker, [{ id, result: null }])))
+    return id
+  },
+  "wait-timeout": () => enqueue({ kind: "noop", payload: {}, queue: "nightly" }),
+  "wait-invalid": () => enqueue({ kind: "noop", payload: {}, queue: "nightly" }),
+  "enqueue-wait": async () => undefined,
   list: async () => {
     for (let i = 0; i < 3; i++) await enqueue({ kind: "noop", payload: {}, queue: "reports" })
     return undefined

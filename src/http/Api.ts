@@ -18,6 +18,7 @@ import { type JobKind, payloadParseOptions } from "../domain/JobKind.ts"
 import {
   CancelRequested,
   EnqueuedBatch,
+  EnqueueQuery,
   ExistingJob,
   Health,
   IdempotencyHeaders,
@@ -26,7 +27,8 @@ import {
   JobPage,
   ListJobsQuery,
   makeNewJob,
-  makeNewJobBatch
+  makeNewJobBatch,
+  WaitQuery
 } from "./JobSchemas.ts"
 import * as OpenApiDocument from "./OpenApiDocument.ts"
 import {
@@ -85,6 +87,16 @@ const JobCreated = Job.pipe(HttpApiSchema.status(201))
 const JobReplayed = HttpApiSchema.WithHeaders(ExistingJob, {
   "idempotent-replayed": Schema.optionalKey(Schema.Literal("true"))
 }).pipe(HttpApiSchema.status(200))
+/**
+ * A wait that ended before the job finished: the job as it stands (an idempotent repeat also carries
+ * `Idempotent-Replayed: true`). The handlers answer it as a response of their own: its body is the same
+ * schema as the 200's, which the encoder would pick first.
+ */
+export const JobNotFinished = HttpApiSchema.WithHeaders(Job, {
+  "idempotent-replayed": Schema.optionalKey(Schema.Literal("true"))
+})
+  .pipe(HttpApiSchema.status(202))
+  .annotate({ description: "The wait ended before the job finished: the job as it stands" })
 
 export const makeJobsGroup = (kinds: ReadonlyArray<JobKind>) => {
   const newJob = makeNewJob(kinds)
@@ -92,11 +104,16 @@ export const makeJobsGroup = (kinds: ReadonlyArray<JobKind>) => {
     .add(
       HttpApiEndpoint.post("create", "/jobs", {
         headers: IdempotencyHeaders,
+        query: EnqueueQuery,
         payload: newJob,
-        success: [JobCreated, JobReplayed],
-        error: [...withBody, IdempotencyConflict, ...always]
+        success: [JobCreated, JobReplayed, JobNotFinished],
+        // 404 only with `wait`: a job deleted while waited for (JOB_RETENTION=0 deletes it as it succeeds)
+        error: [...withBody, IdempotencyConflict, JobNotFound, ...always]
       })
-        .annotate(OpenApi.Summary, "Enqueue a job (201 new, 200 idempotent repeat or unique duplicate)")
+        .annotate(
+          OpenApi.Summary,
+          "Enqueue a job (201 new, 200 idempotent repeat or unique duplicate; with `wait`, 202 when it has not finished in time)"
+        )
         .annotate(PayloadEnclosing, 1),
       HttpApiEndpoint.post("createBatch", "/jobs/batch", {
         payload: makeNewJobBatch(newJob),
@@ -110,6 +127,17 @@ export const makeJobsGroup = (kinds: ReadonlyArray<JobKind>) => {
         success: Job,
         error: [JobNotFound, ...always]
       }).annotate(OpenApi.Summary, "One job"),
+      HttpApiEndpoint.get("wait", "/jobs/:id/wait", {
+        params: JobIdParams,
+        query: WaitQuery,
+        // 200: the job is terminal; 202: the timeout passed first (the summary says so: a description
+        // on `Job` here would make it a second component)
+        success: [Job, Job.pipe(HttpApiSchema.status(202))],
+        error: [JobNotFound, ValidationFailed, ...always]
+      }).annotate(
+        OpenApi.Summary,
+        "Wait for a job to finish: 200 once it is terminal (at once if it is), 202 with the job as it stands at the timeout"
+      ),
       HttpApiEndpoint.get("list", "/jobs", {
         query: ListJobsQuery,
         success: JobPage,

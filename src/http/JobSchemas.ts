@@ -169,3 +169,40 @@ export const Health = Schema.Struct({
   status: Schema.Literal("ok"),
   database: Schema.Literal("up")
 }).annotate({ identifier: "Health" })
+
+/** The longest wait a request may ask for (`GET /jobs/{id}/wait?timeout=`, `POST /jobs?wait=`), and the default. */
+export const maxWaitSeconds = 60
+export const defaultWaitSeconds = 30
+
+// seconds (`30`, `2.5`) or with a unit (`500ms`, `30s`): at most 6 digits and 3 decimals, so bounded
+export const waitPattern = "^(\\d{1,6}(?:\\.\\d{1,3})?)(ms|s)?$"
+const waitSyntax = new RegExp(waitPattern)
+export const waitSyntaxDescription = `Seconds (\`30\`, \`2.5\`) or a number with \`ms\` or \`s\` (\`500ms\`, \`30s\`), 0 to ${maxWaitSeconds} s`
+
+/** Milliseconds a wait parameter names; undefined when it is not one (the schema refuses it first). */
+export const waitMillis = (text: string): number | undefined => {
+  const match = waitSyntax.exec(text)
+  if (match === null) return undefined
+  const value = Number(match[1])
+  return match[2] === "ms" ? value : value * 1000
+}
+
+export const WaitDuration = Schema.String.check(
+  Schema.isPattern(waitSyntax, {
+    message: "Expected seconds (30, 2.5) or a number with ms or s (500ms, 30s)"
+  }),
+  Schema.makeFilter(
+    (text: string) => {
+      // text that is not a wait at all is the pattern's issue
+      const ms = waitMillis(text)
+      return ms === undefined || ms <= maxWaitSeconds * 1000 ? undefined : `at most ${maxWaitSeconds} s`
+    },
+    { description: `0 to ${maxWaitSeconds} seconds` }
+  )
+).annotate({ description: waitSyntaxDescription, examples: ["30s"] })
+
+/** The wait's query (described in the document by OpenApiDocument: Effect leaves query parameters bare). */
+export const WaitQuery = { timeout: Schema.optionalKey(WaitDuration) }
+
+/** `POST /jobs?wait=`: wait this long for the new job to finish before answering; unset: answer at once. */
+export const EnqueueQuery = { wait: Schema.optionalKey(WaitDuration) }

@@ -4,16 +4,18 @@
  * onto the contract's statuses and problems.
  */
 import { Effect, Schema } from "effect"
+import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import type * as DomainErrors from "../domain/errors.ts"
-import type { Enqueued, NewJob } from "../domain/Job.ts"
+import { type Enqueued, Job, type NewJob } from "../domain/Job.ts"
 import { enqueuePayload, JobKinds } from "../domain/JobKind.ts"
 import { Queue } from "../queue/Queue.ts"
+import { Waiters } from "../queue/Waiters.ts"
 import { jobsDuplicate, jobsEnqueued } from "../telemetry/ApiMetrics.ts"
 import * as Series from "../telemetry/Series.ts"
 import type { JobqApi } from "./Api.ts"
 import * as DatabaseAdmission from "./DatabaseAdmission.ts"
-import type { NewJobRequest } from "./JobSchemas.ts"
+import { defaultWaitSeconds, type NewJobRequest, waitMillis } from "./JobSchemas.ts"
 import {
   IdempotencyConflict,
   JobNotFound,
@@ -23,6 +25,18 @@ import {
 } from "./Problems.ts"
 
 const replayedHeaders = { "idempotent-replayed": "true" } as const
+
+const encodeJob = Schema.encodeSync(Job)
+
+/**
+ * 202 with the job as it stands: a wait that ended before the job finished (`JobNotFinished` in the
+ * contract). Answered as a response of its own because its body's schema is the 200's too.
+ */
+const notFinished = (job: Job, replayed: boolean) =>
+  HttpServerResponse.jsonUnsafe(encodeJob(job), {
+    status: 202,
+    ...(replayed ? { headers: replayedHeaders } : {})
+  })
 
 const notFound = (error: DomainErrors.JobNotFound) =>
   new JobNotFound({ jobId: error.id, detail: error.message })
@@ -57,6 +71,7 @@ export const makeJobsHandlers = (api: JobqApi) =>
     "jobs",
     Effect.fn(function* (handlers) {
       const queue = yield* Queue
+      const waiters = yield* Waiters
       const kinds = yield* JobKinds
       const database = yield* DatabaseAdmission.make
       const context = yield* Effect.context<never>()
@@ -95,21 +110,34 @@ export const makeJobsHandlers = (api: JobqApi) =>
         unique: body.unique
       })
 
+      /**
+       * Waits for a job, each read admitted and bounded as any request's (`database`), the wait itself
+       * holding no place and no connection.
+       */
+      const awaitJob = (id: string, text: string) =>
+        waiters.awaitJob(id, waitMillis(text) ?? 0, (id) => database(queue.get(id)))
+
       return handlers.handleAll({
-        create: ({ payload, headers }) =>
+        create: ({ payload, headers, query }) =>
           Effect.gen(function* () {
             const key = headers["idempotency-key"] ?? payload.idempotencyKey
             const input = yield* Effect.sync(() => toNewJob(payload, key))
-            const { job, created, duplicate } = yield* queue.enqueue(input)
-            yield* countCreated([{ job, created, duplicate }])
+            const { job: enqueued, created, duplicate } = yield* database(queue.enqueue(input))
+            yield* countCreated([{ job: enqueued, created, duplicate }])
+            let job = enqueued
+            if (query.wait !== undefined) {
+              const outcome = yield* awaitJob(enqueued.id, query.wait)
+              if (!outcome.finished) return notFinished(outcome.job, !created)
+              job = outcome.job
+            }
             if (created) return job
             return HttpApiSchema.withHeaders({
               body: { ...job, duplicate },
               headers: duplicate ? {} : replayedHeaders
             })
           }).pipe(
-            database,
             Effect.catchTags({
+              JobNotFound: (e) => Effect.fail(notFound(e)),
               IdempotencyConflict: (e) => Effect.fail(idempotencyConflict(e)),
               UnknownJobKind: (e) => Effect.fail(invalid(e, ["body"])),
               InvalidPayload: (e) => Effect.fail(invalid(e, ["body"])),
@@ -145,6 +173,12 @@ export const makeJobsHandlers = (api: JobqApi) =>
         get: ({ params }) =>
           queue.get(params.id).pipe(
             database,
+            Effect.catchTag("JobNotFound", (e) => Effect.fail(notFound(e)))
+          ),
+
+        wait: ({ params, query }) =>
+          awaitJob(params.id, query.timeout ?? String(defaultWaitSeconds)).pipe(
+            Effect.map(({ job, finished }) => (finished ? job : notFinished(job, false))),
             Effect.catchTag("JobNotFound", (e) => Effect.fail(notFound(e)))
           ),
 

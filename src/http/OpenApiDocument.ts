@@ -6,7 +6,7 @@
  */
 import { Schema, SchemaAST } from "effect"
 import { enqueuePayload, type JobKind } from "../domain/JobKind.ts"
-import { newJobIdentifier } from "./JobSchemas.ts"
+import { defaultWaitSeconds, newJobIdentifier, waitPattern, waitSyntaxDescription } from "./JobSchemas.ts"
 import { retryAfterSeconds } from "./Problems.ts"
 
 type Spec = Record<string, any>
@@ -140,11 +140,45 @@ const dropSafeIntegerBounds = (spec: Spec) =>
     if (object.maximum === Number.MAX_SAFE_INTEGER) delete object.maximum
   })
 
+/**
+ * The wait parameters (`POST /jobs?wait=`, `GET /jobs/{id}/wait?timeout=`) with their syntax and bounds,
+ * which Effect leaves out of query parameters, and what the wait's 200 and 202 mean.
+ */
+const describeWaits = (spec: Spec) => {
+  const described = (name: string, description: string) => (parameter: any) =>
+    parameter?.in === "query" && parameter.name === name
+      ? {
+          ...parameter,
+          description,
+          schema: { ...parameter.schema, pattern: waitPattern, examples: ["30s"] }
+        }
+      : parameter
+  const create = spec.paths?.["/jobs"]?.post
+  if (create?.parameters !== undefined) {
+    create.parameters = create.parameters.map(
+      described(
+        "wait",
+        `${waitSyntaxDescription}. Wait this long for the new job to finish before answering; unset: answer at once`
+      )
+    )
+  }
+  const wait = spec.paths?.["/jobs/{id}/wait"]?.get
+  if (wait === undefined) return
+  wait.parameters = (wait.parameters ?? []).map(
+    described("timeout", `${waitSyntaxDescription}; default ${defaultWaitSeconds} s`)
+  )
+  if (wait.responses?.["200"] !== undefined)
+    wait.responses["200"].description = "The job is terminal: succeeded, failed_permanent or cancelled"
+  if (wait.responses?.["202"] !== undefined)
+    wait.responses["202"].description = "The timeout passed first: the job as it stands"
+}
+
 /** The document's finishing pass, for the API of these kinds (`OpenApi.annotations({ transform })`). */
 export const completeWith = (kinds: ReadonlyArray<JobKind>) => (spec: Spec) => {
   discriminateNewJob(spec)
   describeKinds(spec, kinds)
   addResponseHeaders(spec)
+  describeWaits(spec)
   dropEncodedSuffix(spec)
   dropSafeIntegerBounds(spec)
   return spec

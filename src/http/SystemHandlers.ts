@@ -1,13 +1,14 @@
 /**
  * The `system` group's handlers: `/health` asks the database, `/metrics` scrapes the Prometheus exporter
- * after sampling the database pool.
+ * after sampling the database pool and the requests waiting for jobs.
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Metric, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
 import * as Health from "../db/Health.ts"
-import { dbConnections, dbPoolMax } from "../telemetry/ApiMetrics.ts"
+import { Waiters } from "../queue/Waiters.ts"
+import { dbConnections, dbPoolMax, jobWaiters } from "../telemetry/ApiMetrics.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
 import type { JobqApi } from "./Api.ts"
 import { DatabaseUnavailable } from "./Problems.ts"
@@ -21,6 +22,7 @@ export const makeSystemHandlers = (api: JobqApi) =>
       const sql = yield* SqlClient.SqlClient
       const pg = yield* Effect.serviceOption(PgClient.PgClient)
       const prometheus = yield* Prometheus
+      const waiters = yield* Waiters
       const poolMax = Option.match(pg, {
         onNone: () => 1,
         onSome: (client) => (client.config as { readonly maxConnections?: number }).maxConnections ?? 10
@@ -54,7 +56,11 @@ export const makeSystemHandlers = (api: JobqApi) =>
 
       return handlers.handleAll({
         health: () => health,
-        metrics: () => Effect.andThen(samplePool, prometheus.scrape)
+        metrics: () =>
+          Effect.flatMap(waiters.size, (n) => Metric.update(jobWaiters, n)).pipe(
+            Effect.andThen(samplePool),
+            Effect.andThen(prometheus.scrape)
+          )
       })
     })
   )

@@ -9,6 +9,7 @@ import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import * as KindsFromEnv from "../kinds/fromEnv.ts"
 import * as Listen from "../platform/Listen.ts"
 import { apiLayer } from "./handler.ts"
+import { maxWaitSeconds } from "./JobSchemas.ts"
 import { routerConfig } from "./Routes.ts"
 
 /**
@@ -18,12 +19,13 @@ import { routerConfig } from "./Routes.ts"
  *   413 before the API sees the request. `MAX_BODY_BYTES` is enforced by the API on every body it reads
  *   (a declared length over it is refused before a byte is read), and a body it does not read is not
  *   buffered.
- * - a connection waiting for its answer stays open for a minute, not Bun's 10 s: a request waits at most
- *   `API_DATABASE_ACQUIRE_TIMEOUT` for the database, and Postgres bounds its statements, but statements
- *   pipelined behind one that waits on a lock wait in turn; closing the connection would leave the client
- *   without the 503 that tells it nothing happened.
+ * - a connection waiting for its answer stays open for 90 s, not Bun's 10 s: a wait for a job
+ *   (`GET /jobs/{id}/wait`, `POST /jobs?wait=`) lasts up to a minute, then reads the job once more; a request
+ *   waits at most `API_DATABASE_ACQUIRE_TIMEOUT` for the database, and Postgres bounds its statements, but
+ *   statements pipelined behind one that waits on a lock wait in turn; closing the connection would leave
+ *   the client without the 503 that tells it nothing happened.
  */
-const serverLimits = { maxRequestBodySize: Number.MAX_SAFE_INTEGER, idleTimeout: 60 }
+const serverLimits = { maxRequestBodySize: Number.MAX_SAFE_INTEGER, idleTimeout: maxWaitSeconds + 30 }
 
 /** The API for `kinds` on Bun.serve; needs the database and `ApiConfig`. */
 export const serve = (kinds: ReadonlyArray<JobKind>, options: { readonly port: number }) =>

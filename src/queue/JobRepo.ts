@@ -291,6 +291,10 @@ const make = Effect.gen(function* () {
   const get = (id: string) =>
     sql<Job>`SELECT ${columns} FROM jobs j WHERE j.id = ${id}`.pipe(Effect.map((rows) => rows[0]))
 
+  /** The jobs with these ids that exist, in no particular order. */
+  const getMany = (ids: ReadonlyArray<string>) =>
+    sql<Job>`SELECT ${columns} FROM jobs j JOIN unnest(${ids}::uuid[]) AS x (id) ON j.id = x.id`
+
   /** What a listed job weighs: its unbounded columns as the JSON text a response carries. */
   const listedBytes = sql.literal(`octet_length(j.payload::text) + coalesce(octet_length(j.result::text), 0)
     + octet_length(j.errors::text) + coalesce(octet_length(j.last_error), 0)`)
@@ -721,6 +725,7 @@ const make = Effect.gen(function* () {
     findByIdempotencyKeys,
     findByUniqueKeys,
     get,
+    getMany,
     list,
     claim,
     claimFromQueues,

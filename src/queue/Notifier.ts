@@ -1,18 +1,19 @@
 /**
  * LISTEN/NOTIFY channels the queue uses, with reconnection. The database sends `jobq_ready` (payload: the
- * queue name) when jobs become ready, or `!queues` when a queue was paused, resumed or its limits changed,
- * and `jobq_cancel` (payload: the job id) when a running job is asked to cancel; see
- * migrations/0001_jobs.sql. Notifications are a latency optimisation only: workers poll too,
+ * queue name) when jobs become ready, or `!queues` when a queue was paused, resumed or its limits changed;
+ * `jobq_cancel` (payload: the job id) when a running job is asked to cancel (see migrations/0001_jobs.sql);
+ * and `jobq_finished` (payload: the ids, or `*`) when a statement finished jobs
+ * (migrations/0005_job_finished_notify.sql, for waiters: `Waiters`). Notifications are a latency optimisation only: workers poll too,
  * so one lost while reconnecting delays a job, it never loses it.
  */
 import { Effect, Queue } from "effect"
 import { Notifications } from "../db/Notifications.ts"
 import { decorrelatedJitter } from "./Retry.ts"
 
-export const channels = { ready: "jobq_ready", cancel: "jobq_cancel" } as const
+export const channels = { ready: "jobq_ready", cancel: "jobq_cancel", finished: "jobq_finished" } as const
 
 /**
- * The `jobq_ready` payload a pause, resume or limit change sends (migrations/0002_queues.sql,
+ * The `jobq_ready` payload a pause, resume or limit change sends (migrations/0004_queues.sql,
  * `QueueRepo`): not a queue name under the enqueue rule, and harmless to a worker that takes it for one
  * (it claims once more). Sharing the channel spares every worker a third listening connection.
  */

@@ -2,7 +2,7 @@
  * The queue's rules on top of `JobRepo`: a payload must match its kind, an idempotency key names one
  * request, cancel and retry apply to some states only. The API and embedding applications enqueue here.
  */
-import { Cause, Context, Effect, Exit, Layer, Option, Schema } from "effect"
+import { Cause, Context, type Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { PayloadConfig } from "../Config.ts"
 import {
@@ -23,6 +23,7 @@ import { QueueControl } from "./QueueControl.ts"
 import { requestHash } from "./requestHash.ts"
 import * as TraceContext from "./TraceContext.ts"
 import { declaredFields, isUniqueSpec, isUniqueViolation, type UniqueSpec, uniqueSpec } from "./Uniqueness.ts"
+import { Waiters, type WaitOutcome } from "./Waiters.ts"
 
 export const defaultQueue = "default"
 export const defaultMaxAttempts = 5
@@ -66,6 +67,7 @@ const make = Effect.gen(function* () {
   const repo = yield* JobRepo
   const kinds = yield* JobKinds
   const sql = yield* SqlClient.SqlClient
+  const waiters = yield* Waiters
   const payloadSchemas = new Map(kinds.all.map((kind) => [kind.name, enqueuePayload(kind.payload)]))
   const payloadFields = new Map(kinds.all.map((kind) => [kind.name, declaredFields(kind.payload)]))
   const { maxDepth } = Option.getOrElse(
@@ -364,7 +366,26 @@ const make = Effect.gen(function* () {
       return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "retry")))
     }).pipe(spanned("Queue.retry"))
 
-  return { enqueue, enqueueMany, get, list, cancel, retry, ...control }
+  /**
+   * Waits up to `timeout` for the job to be terminal (succeeded, failed_permanent, cancelled): at once when
+   * it already is. `finished: false` is the job as it stands at the timeout. Fails with `JobNotFound` for
+   * an unknown id, and for a job deleted while waited for (`JOB_RETENTION=0` deletes a job as it succeeds).
+   */
+  const awaitResult = (
+    id: string,
+    timeout: Duration.Input
+  ): Effect.Effect<WaitOutcome, JobNotFound | SqlError.SqlError> =>
+    Effect.andThen(known(id), waiters.awaitJob(id, timeout, get)).pipe(spanned("Queue.awaitResult"))
+
+  /** `enqueue`, then `awaitResult` for the job it created (or the one its idempotency key names). */
+  const enqueueAndWait = (input: NewJob, timeout: Duration.Input) =>
+    Effect.gen(function* () {
+      const { job, created } = yield* enqueue(input)
+      const outcome = yield* awaitResult(job.id, timeout)
+      return { ...outcome, created }
+    })
+
+  return { enqueue, enqueueMany, get, list, cancel, retry, awaitResult, enqueueAndWait, ...control }
 })
 
 export class Queue extends Context.Service<Queue, Effect.Success<typeof make>>()("jobq/Queue") {

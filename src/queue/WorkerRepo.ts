@@ -1,5 +1,5 @@
 /**
- * Every SQL statement on the `workers` and `leaders` tables (migrations/0002_queues.sql): a worker's
+ * Every SQL statement on the `workers` and `leaders` tables (migrations/0004_queues.sql): a worker's
  * heartbeat (an upsert that also sets when its row expires), its farewell, the listing of live workers, the
  * clean-up of expired rows; and the election of the one maintainer (a lease row). Methods fail with
  * `SqlError` only.

@@ -36,3 +36,8 @@ export const dbConnections = Metric.gauge("jobq_db_connections", {
 export const dbPoolMax = Metric.gauge("jobq_db_pool_max_connections", {
   description: "Most connections this process's pool opens"
 })
+
+export const jobWaiters = Metric.gauge("jobq_job_waiters", {
+  description:
+    "Requests waiting for a job to finish (GET /jobs/{id}/wait, POST /jobs?wait=), sampled at each scrape"
+})

@@ -30,10 +30,12 @@ describe("Effect's HttpApiClient derived from the contract", () => {
       Effect.gen(function* () {
         const client = yield* makeClient()
         const created = yield* client.jobs.create({
+          query: {},
           headers: { "idempotency-key": key },
           payload: { kind: "sleep", payload: { ms: 5 }, queue: "effect-client" }
         })
         const replayed = yield* client.jobs.create({
+          query: {},
           headers: { "idempotency-key": key },
           payload: { kind: "sleep", payload: { ms: 5 }, queue: "effect-client" }
         })
@@ -67,11 +69,13 @@ describe("Effect's HttpApiClient derived from the contract", () => {
       Effect.gen(function* () {
         const client = yield* makeClient()
         yield* client.jobs.create({
+          query: {},
           headers: { "idempotency-key": key },
           payload: { kind: "noop", payload: {} }
         })
         return yield* Effect.flip(
           client.jobs.create({
+            query: {},
             headers: { "idempotency-key": key },
             payload: { kind: "noop", payload: {}, priority: 9 }
           })

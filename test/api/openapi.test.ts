@@ -54,8 +54,10 @@ describe("the OpenAPI document", () => {
     expect(statuses("/jobs", "post")).toEqual([
       "200",
       "201",
+      "202",
       "400",
       "401",
+      "404",
       "409",
       "413",
       "415",
@@ -75,6 +77,7 @@ describe("the OpenAPI document", () => {
       "503"
     ])
     expect(statuses("/jobs/{id}", "get")).toEqual(["200", "401", "404", "500", "503"])
+    expect(statuses("/jobs/{id}/wait", "get")).toEqual(["200", "202", "401", "404", "422", "500", "503"])
     expect(statuses("/jobs", "get")).toEqual(["200", "401", "422", "500", "503"])
     expect(statuses("/jobs/{id}/cancel", "post")).toEqual(["200", "202", "401", "404", "409", "500", "503"])
     expect(statuses("/jobs/{id}/retry", "post")).toEqual(["200", "401", "404", "409", "500", "503"])

@@ -10,7 +10,7 @@ export interface paths {
         /** Jobs in id order, filtered, one page at a time */
         get: operations["jobs.list"];
         put?: never;
-        /** Enqueue a job (201 new, 200 idempotent repeat or unique duplicate) */
+        /** Enqueue a job (201 new, 200 idempotent repeat or unique duplicate; with `wait`, 202 when it has not finished in time) */
         post: operations["jobs.create"];
         delete?: never;
         options?: never;
@@ -44,6 +44,23 @@ export interface paths {
         };
         /** One job */
         get: operations["jobs.get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/wait": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Wait for a job to finish: 200 once it is terminal (at once if it is), 202 with the job as it stands at the timeout */
+        get: operations["jobs.wait"];
         put?: never;
         post?: never;
         delete?: never;
@@ -795,7 +812,10 @@ export interface operations {
     };
     "jobs.create": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Seconds (`30`, `2.5`) or a number with `ms` or `s` (`500ms`, `30s`), 0 to 60 s. Wait this long for the new job to finish before answering; unset: answer at once */
+                wait?: string;
+            };
             header?: {
                 "idempotency-key"?: string;
             };
@@ -827,6 +847,16 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
+            /** @description The wait ended before the job finished: the job as it stands */
+            202: {
+                headers: {
+                    "idempotent-replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
             /** @description The request body is not valid JSON */
             400: {
                 headers: {
@@ -845,6 +875,15 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["JobNotFound"];
                 };
             };
             /** @description The idempotency key was already used with a different request */
@@ -1043,6 +1082,89 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["JobNotFound"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "jobs.wait": {
+        parameters: {
+            query?: {
+                /** @description Seconds (`30`, `2.5`) or a number with `ms` or `s` (`500ms`, `30s`), 0 to 60 s; default 30 s */
+                timeout?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job is terminal: succeeded, failed_permanent or cancelled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description The timeout passed first: the job as it stands */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["JobNotFound"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
                 };
             };
             /** @description The server failed to answer; it was logged */
