@@ -1,5 +1,5 @@
 /**
- * `bun run bench/notify-cost-pgbench.ts`: what the `jobq_finished` triggers (migrations/0003) cost the
+ * `bun run bench/notify-cost-pgbench.ts`: what the `jobq_finished` triggers (migrations/0005) cost the
  * database alone: pgbench running bench/pgbench/claim-complete.sql (insert a batch, claim it, complete it),
  * batch 1 and 100, 8 clients, 5 s runs, each run twice on the same database (triggers on, then disabled, in
  * alternating order); prints the median of the paired ratios (with / without). RUNS changes the runs.

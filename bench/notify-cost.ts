@@ -1,5 +1,5 @@
 /**
- * `bun run bench/notify-cost.ts`: what the `jobq_finished` triggers (migrations/0003) cost the drain. The
+ * `bun run bench/notify-cost.ts`: what the `jobq_finished` triggers (migrations/0005) cost the drain. The
  * drain scenario's own runs in quick mode (backlog 3,000; concurrency 1, 8, 32; one worker process; with and
  * without JOB_RETENTION=0), each run twice on the same database, once with the triggers and once with them
  * disabled, in alternating order; prints the median of the paired ratios (with / without) per level.

@@ -1,7 +1,7 @@
 /**
  * Waiting for jobs to finish, for any number of waiters on one LISTEN connection per process.
  *
- * The database notifies `jobq_finished` once per statement that finished jobs (migrations/0003), with the
+ * The database notifies `jobq_finished` once per statement that finished jobs (migrations/0005), with the
  * ids when they fit or `*`. One fiber listens (started by the first wait, then kept until the layer
  * closes); another reads, per notification (or per burst of them), every waited-for job it names in one
  * query and wakes the waiters whose job is terminal or gone. A waiter subscribes before it reads its job,

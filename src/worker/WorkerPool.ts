@@ -389,13 +389,14 @@ const make = Effect.gen(function* () {
   )
 
   /**
-   * Stops the jobs whose lease would run out before the next look, while renewals fail (the database is
+   * Stops the jobs whose lease would run out within two looks, while renewals fail (the database is
    * unreachable; a hung renewal cannot hold this up, it runs apart): past its lease another worker may run
    * the job, and it counts no more against its queue's concurrency limit. Their settlement writes nothing.
    */
   const watchMarginMs = Math.min(Duration.toMillis(config.renewInterval), leaseMs / 4)
   const leaseWatch = Effect.gen(function* () {
-    const expiring = leases.expiring(performance.now() + watchMarginMs, (id) => held.has(id))
+    // two looks ahead: a job is stopped at least one look (and its interruption's time) before its lease ends
+    const expiring = leases.expiring(performance.now() + 2 * watchMarginMs, (id) => held.has(id))
     if (expiring.length === 0) return
     yield* Effect.logWarning(
       `could not renew the leases of ${expiring.length} jobs before they ran out; stopping them`
