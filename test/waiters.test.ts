@@ -8,9 +8,9 @@ import { Effect, Fiber } from "effect"
 import { SqlClient } from "effect/sql"
 import { Queue } from "../src/queue/Queue.ts"
 import { Waiters } from "../src/queue/Waiters.ts"
-import { setupQueueTests, waitFor } from "./support/runtime.ts"
+import { queueRuntime, setupQueueTests, waitFor } from "./support/runtime.ts"
 
-const { run } = await setupQueueTests(import.meta.file)
+const { run, db } = await setupQueueTests(import.meta.file)
 
 const enqueue = (queue = "nobody-serves-it") =>
   run(Queue.use((q) => q.enqueue({ kind: "noop", payload: {}, queue }))).then((e) => e.job)
@@ -147,6 +147,17 @@ describe("Queue.awaitResult", () => {
     expect(await waiterCount()).toBe(0)
     await run(Queue.use((q) => q.awaitResult(jobs[0]!.id, "50 millis")))
     expect(await waiterCount()).toBe(0)
+  })
+
+  it("ends at once a wait that starts after its layer closed (shutdown)", async () => {
+    const job = await enqueue()
+    const closing = queueRuntime(db.url)
+    const waiters = await closing.runPromise(Waiters.use((w) => Effect.succeed(w)))
+    await closing.dispose()
+    const started = performance.now()
+    const outcome = await Effect.runPromise(waiters.awaitJob(job.id, "20 seconds", () => Effect.succeed(job)))
+    expect(outcome).toMatchObject({ finished: false, job: { id: job.id } })
+    expect(performance.now() - started).toBeLessThan(5_000)
   })
 
   it("fails with JobNotFound for an unknown id, and enqueueAndWait waits for the job it made", async () => {

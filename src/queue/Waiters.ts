@@ -94,9 +94,12 @@ const make = Effect.gen(function* () {
     )
   })
 
-  // the layer closing (shutdown) ends every wait: each waiter answers with its job as it stands
+  // the layer closing (shutdown) ends every wait, and any that starts later at once: each waiter answers
+  // with its job as it stands, and no wait holds up the drain
+  let closed = false
   yield* Effect.addFinalizer(() =>
     Effect.sync(() => {
+      closed = true
       for (const set of waiting.values())
         for (const deferred of set) Deferred.doneUnsafe(deferred, Effect.succeed(readAgain))
     })
@@ -113,6 +116,7 @@ const make = Effect.gen(function* () {
           set.add(deferred)
           waiting.set(id, set)
           waiters++
+          if (closed) Deferred.doneUnsafe(deferred, Effect.succeed(readAgain))
           return deferred
         })
       ),

@@ -77,6 +77,20 @@ export const queueSemantics = async (driver: Driver) => {
       expect(read.runAt).toBeInstanceOf(Date)
     })
 
+    it("awaitResult wakes when the worker finishes the job (jobq_finished), and times out with it as it stands", async () => {
+      const pending = await enqueue({ queue: uniqueQueue() })
+      expect(await run(Queue.use((q) => q.awaitResult(pending.id, "50 millis")))).toMatchObject({
+        finished: false,
+        job: { id: pending.id, status: "queued" }
+      })
+      const started = performance.now()
+      const outcome = await run(
+        Queue.use((q) => q.enqueueAndWait({ kind: "noop", payload: {}, queue: "worker" }, "20 seconds"))
+      )
+      expect(outcome).toMatchObject({ created: true, finished: true, job: { status: "succeeded" } })
+      expect(performance.now() - started).toBeLessThan(5_000)
+    })
+
     it("claims in priority order, skips jobs not yet due, and leases what it takes", async () => {
       const queue = uniqueQueue()
       const low = await enqueue({ queue, priority: 5 })
