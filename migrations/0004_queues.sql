@@ -39,7 +39,12 @@ CREATE INDEX queues_steered_idx ON queues (name)
 -- would read past all of that backlog in jobs_ready_idx (which is ordered across queues) on every call;
 -- this index lets a worker claim queue by queue instead, and the limited claim read one queue only.
 -- Its cost: one more index entry per enqueue (a claim or a completion moves the row out of its predicate).
-CREATE INDEX jobs_queue_ready_idx ON jobs (queue, priority, run_at, id) WHERE status IN ('queued', 'retrying');
+-- `priority::integer`, and the queries that read one queue in order ORDER BY it: both indexes give the same
+-- order for one queue, and the planner, assuming the queue's jobs spread evenly, preferred jobs_ready_idx
+-- with a filter, reading past every other queue's jobs ahead of them (4.7 ms against 0.8 ms for 500 jobs
+-- behind a paused backlog of 10,000); only this index gives the integer order.
+CREATE INDEX jobs_queue_ready_idx ON jobs (queue, (priority::integer), run_at, id)
+  WHERE status IN ('queued', 'retrying');
 
 -- The insert trigger of 0001, now also registering the queues it sees. A registration is an
 -- `INSERT ... ON CONFLICT DO NOTHING` per queue; each session remembers the queues it registered (a session
@@ -144,6 +149,7 @@ DECLARE
   ats timestamptz[];
   ns integer[];
   best integer;
+  probe uuid;
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
   FOR q IN
@@ -153,9 +159,12 @@ BEGIN
     ORDER BY name
   LOOP
     EXIT WHEN remaining <= 0;
-    -- nothing ready: no need to wait behind other claimers for the lock
-    CONTINUE WHEN NOT EXISTS (
-      SELECT 1 FROM jobs j WHERE j.queue = q.name AND j.status IN ('queued', 'retrying') AND j.run_at <= now());
+    -- nothing ready: no need to wait behind other claimers for the lock (ordered, to read this queue's index)
+    probe := NULL;
+    SELECT j.id INTO probe FROM jobs j
+    WHERE j.queue = q.name AND j.status IN ('queued', 'retrying') AND j.run_at <= now()
+    ORDER BY j.priority::integer, j.run_at, j.id LIMIT 1;
+    CONTINUE WHEN probe IS NULL;
     PERFORM pg_advisory_xact_lock(1785684593, hashtext(q.name));
     SELECT * INTO s FROM queues WHERE name = q.name;
     CONTINUE WHEN s.paused_at IS NOT NULL OR (s.concurrency_limit IS NULL AND s.rate_max IS NULL);
@@ -186,7 +195,7 @@ BEGIN
         WITH ready AS (
           SELECT j.id FROM jobs j
           WHERE j.queue = q.name AND j.status IN ('queued', 'retrying') AND j.run_at <= now()
-          ORDER BY j.priority, j.run_at, j.id
+          ORDER BY j.priority::integer, j.run_at, j.id
           LIMIT room
           FOR UPDATE SKIP LOCKED
         ), claimed AS (

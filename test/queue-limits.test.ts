@@ -6,12 +6,16 @@
  */
 import { describe, expect, it } from "bun:test"
 import { SQL } from "bun"
-import { Effect } from "effect"
+import { Effect, Layer, ManagedRuntime, Metric, Schema } from "effect"
 import { SqlClient } from "effect/sql"
+import * as Database from "../src/db/Database.ts"
+import { defineKind } from "../src/domain/JobKind.ts"
 import { JobRepo } from "../src/queue/JobRepo.ts"
 import { Queue } from "../src/queue/Queue.ts"
 import { QueueRepo } from "../src/queue/QueueRepo.ts"
-import { setupQueueTests } from "./support/runtime.ts"
+import * as Worker from "../src/worker/index.ts"
+import * as Metrics from "../src/worker/WorkerMetrics.ts"
+import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
 const { db, run } = await setupQueueTests(import.meta.file)
 
@@ -157,5 +161,49 @@ describe("rate limit", () => {
     )
     const third = await claimLimited("b", 10, 30_000, ["both"])
     expect([second.jobs.length, third.jobs.length, third.heldBack[0]?.limit]).toEqual([2, 1, "rate"])
+  })
+})
+
+describe("a worker under a limit", () => {
+  it("counts the claims its limit cut short in jobq_claims_held_back_total, by queue and limit", async () => {
+    const blocker = defineKind({
+      name: "blocker",
+      payload: Schema.Struct({}),
+      handler: () => Effect.never
+    })
+    await run(Queue.use((q) => q.setLimits("counted", { concurrencyLimit: 1 })))
+    const worker = ManagedRuntime.make(
+      Worker.layer({
+        kinds: [blocker],
+        settings: {
+          queues: ["counted"],
+          concurrency: 4,
+          pollInterval: "50 millis",
+          shutdownGrace: "10 millis"
+        }
+      }).pipe(Layer.provide(Database.layerUrl(db.url, { maxConnections: 4 })))
+    )
+    const heldBack = Metric.value(
+      Metric.withAttributes(Metrics.claimsHeldBack, { queue: "counted", limit: "concurrency" })
+    ).pipe(Effect.map((state) => state.count))
+    try {
+      const before = await worker.runPromise(heldBack)
+      await sql(
+        (s) =>
+          s`INSERT INTO jobs (queue, kind, payload) SELECT 'counted', 'blocker', '{}'::jsonb FROM generate_series(1, 3)`
+      )
+      // one runs (forever); each poll after that is held back by the limit of 1
+      const after = await waitFor("claims to be held back", async () => {
+        const n = await worker.runPromise(heldBack)
+        return n >= before + 2 ? n : undefined
+      })
+      expect(after).toBeGreaterThanOrEqual(before + 2)
+      const [running] = await sql<{ n: number }>(
+        (s) => s`SELECT count(*)::int AS n FROM jobs WHERE queue = 'counted' AND status = 'running'`
+      )
+      expect(running!.n).toBe(1)
+    } finally {
+      await worker.dispose()
+    }
   })
 })

@@ -413,8 +413,8 @@ const make = Effect.gen(function* () {
   /**
    * `claim` queue by queue, for a worker that knows some queues are paused or limited: the plain claim
    * reads the ready jobs of every queue in one order and would step over a steered queue's whole backlog
-   * on every call. Here each of `queues` is read through its own index (`jobs_queue_ready_idx`), at most
-   * `limit` rows each, locked as they are read; the best `limit` of them are claimed and the other locks
+   * on every call. Here each of `queues` is read through its own index (`jobs_queue_ready_idx`, which
+   * only `priority::integer` makes the planner choose), at most `limit` rows each, locked as they are read; the best `limit` of them are claimed and the other locks
    * end with the statement. Steered queues are left out by the statement itself, whatever the caller
    * believes; a queue missing from `queues` is simply not claimed from.
    */
@@ -427,7 +427,7 @@ const make = Effect.gen(function* () {
         CROSS JOIN LATERAL (
           SELECT id, priority, run_at FROM jobs
           WHERE status IN ('queued', 'retrying') AND run_at <= now() AND queue = q.name
-          ORDER BY priority, run_at, id
+          ORDER BY priority::integer, run_at, id
           LIMIT ${limit}
           FOR UPDATE SKIP LOCKED
         ) c
