@@ -61,6 +61,17 @@ describe("snooze", () => {
     expect(failed.lastError).toBe(`snoozed ${maxSnoozes} times: a job may snooze at most ${maxSnoozes} times`)
   })
 
+  it("a retry starts the job afresh: its snoozes count from zero again", async () => {
+    const job = await enqueue({ times: maxSnoozes + 5, ms: 0 })
+    await settled(job.id, "failed_permanent")
+    const retried = await runtime.runPromise(Queue.use((q) => q.retry(job.id)))
+    expect(retried).toMatchObject({ status: "queued", attempts: 0, snoozes: 0, progress: null })
+    // and, snoozing again from zero, it runs into the bound only after as many snoozes as the first time
+    const failedAgain = await settled(job.id, "failed_permanent")
+    expect(failedAgain.snoozes).toBe(maxSnoozes)
+    expect(failedAgain.errors.length).toBe(2)
+  })
+
   it("a worker that lost the lease cannot snooze the job", async () => {
     const job = await enqueue({ times: 0, ms: 0 })
     await settled(job.id, "succeeded")

@@ -127,7 +127,8 @@ export const makeJobsHandlers = (api: JobqApi) =>
             let job = enqueued
             if (query.wait !== undefined) {
               const outcome = yield* awaitJob(enqueued.id, query.wait)
-              if (!outcome.finished) return notFinished(outcome.job, !created)
+              // a unique duplicate is no idempotent replay: no Idempotent-Replayed header
+              if (!outcome.finished) return notFinished(outcome.job, !created && !duplicate)
               job = outcome.job
             }
             if (created) return job

@@ -481,6 +481,8 @@ const make = Effect.gen(function* () {
                     WHEN ${input.permanent} OR attempts >= max_attempts THEN 'failed_permanent'
                     ELSE 'retrying' END AS status
         FROM jobs WHERE id = ${input.id} AND status = 'running' AND lease_owner = ${workerId}
+        -- locked as it is read: a cancel that commits meanwhile is seen (the outcome reads the row after it)
+        FOR UPDATE
       )
       UPDATE jobs AS j
       SET status = o.status,
@@ -511,6 +513,8 @@ const make = Effect.gen(function* () {
                     WHEN snoozes >= ${maxSnoozes} THEN 'failed_permanent'
                     WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END AS status
         FROM jobs WHERE id = ${id} AND status = 'running' AND lease_owner = ${workerId}
+        -- locked as it is read: a cancel that commits meanwhile is seen (the outcome reads the row after it)
+        FOR UPDATE
       )
       UPDATE jobs AS j
       SET status = o.status,
@@ -656,7 +660,9 @@ const make = Effect.gen(function* () {
       WITH requeued AS (
         UPDATE jobs AS j
         SET status = 'queued', attempts = 0, run_at = now(), cancel_requested_at = NULL,
-            finished_at = NULL, started_at = NULL, updated_at = now()
+            finished_at = NULL, started_at = NULL, updated_at = now(),
+            -- fresh in every count: snoozes, refunded rescues and the last run's progress go too
+            snoozes = 0, unstarted_rescues = 0, attempt_started = false, progress = NULL
         WHERE j.id = ${id} AND j.status IN ('failed_permanent', 'cancelled')
         RETURNING ${columns}
       )

@@ -377,12 +377,12 @@ const make = Effect.gen(function* () {
   ): Effect.Effect<WaitOutcome, JobNotFound | SqlError.SqlError> =>
     Effect.andThen(known(id), waiters.awaitJob(id, timeout, get)).pipe(spanned("Queue.awaitResult"))
 
-  /** `enqueue`, then `awaitResult` for the job it created (or the one its idempotency key names). */
+  /** `enqueue`, then `awaitResult` for the job it created (or the one its idempotency key or unique slot names). */
   const enqueueAndWait = (input: NewJob, timeout: Duration.Input) =>
     Effect.gen(function* () {
-      const { job, created } = yield* enqueue(input)
+      const { job, created, duplicate } = yield* enqueue(input)
       const outcome = yield* awaitResult(job.id, timeout)
-      return { ...outcome, created }
+      return { ...outcome, created, duplicate }
     })
 
   return { enqueue, enqueueMany, get, list, cancel, retry, awaitResult, enqueueAndWait, ...control }

@@ -213,7 +213,8 @@ const make = Effect.gen(function* () {
         for (const job of batch) {
           // shutting down: the finalizer releases what is still waiting
           if (!accepting) continue
-          recording.delete(job.id)
+          // given back meanwhile (its queue was paused): not ours to start
+          if (!recording.delete(job.id)) continue
           const reason = stillHeld.has(job.id) ? stopReasons.get(job.id) : "lease_lost"
           if (reason === undefined) start(job)
           else yield* settlement.settleUnstarted(job, reason)
@@ -309,9 +310,13 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const jobs = [...extra, ...buffer.slice(next).filter((job) => unstarted.has(job.id) && which(job))]
       if (jobs.length === 0) return 0
+      // out of `held` before the release is sent: a renewal meanwhile must not record them as started (were
+      // the release to fail, their leases run out and the rescuer gives the attempt back)
       for (const job of jobs) {
         unstarted.delete(job.id)
+        recording.delete(job.id)
         limitedIds.delete(job.id)
+        held.delete(job.id)
       }
       const released = yield* repo
         .release(
@@ -323,10 +328,7 @@ const make = Effect.gen(function* () {
             Effect.as(Effect.logWarning("releasing buffered jobs failed", Cause.pretty(cause)), [])
           )
         )
-      for (const job of jobs) {
-        held.delete(job.id)
-        metricsFor(job).released.add(1)
-      }
+      for (const job of jobs) metricsFor(job).released.add(1)
       return released.length
     })
 
@@ -338,7 +340,11 @@ const make = Effect.gen(function* () {
     repo,
     queueRepo,
     onPaused: (queues) =>
-      giveBack((job) => queues.has(job.queue)).pipe(
+      // buffered jobs, and those waiting for their start to be recorded: neither has run
+      giveBack(
+        (job) => queues.has(job.queue),
+        [...recording.values()].filter((job) => queues.has(job.queue))
+      ).pipe(
         Effect.tap((n) =>
           n === 0
             ? Effect.void

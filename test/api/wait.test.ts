@@ -206,4 +206,14 @@ describe("POST /jobs?wait=", () => {
     expect(replay.response.headers.get("idempotent-replayed")).toBe("true")
     expect(replay.job).toMatchObject({ id: created.job.id, status: "queued" })
   })
+
+  it("a unique duplicate with wait is no idempotent replay: 202 without the replayed header", async () => {
+    const unique = { by: ["kind", "queue", "payload"] }
+    const parked = { kind: "sleep", payload: { ms: 1 }, queue: "parked", unique }
+    const first = await enqueue(parked)
+    const duplicate = await enqueue(parked, "?wait=50ms")
+    expect(duplicate.response.status).toBe(202)
+    expect(duplicate.response.headers.get("idempotent-replayed")).toBeNull()
+    expect(duplicate.job).toMatchObject({ id: first.job.id, status: "queued" })
+  })
 })
