@@ -25,7 +25,9 @@ export class HistogramSeries {
   private sum = 0
   private min = Number.MAX_VALUE
   private max = -Number.MAX_VALUE
-  constructor(private readonly boundaries: ReadonlyArray<number>) {
+  private readonly boundaries: ReadonlyArray<number>
+  constructor(boundaries: ReadonlyArray<number>) {
+    this.boundaries = boundaries
     this.counts = new Uint32Array(boundaries.length + 1)
   }
   observe(value: number) {
