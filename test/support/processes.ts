@@ -95,9 +95,13 @@ export const exitCode = (program: Program, timeoutMs: number) =>
   Promise.race([
     program.process.exited,
     Bun.sleep(timeoutMs).then(() => {
-      throw new Error(`the program did not exit within ${timeoutMs} ms`)
+      // what it said so far, to tell a slow start from a hang
+      throw new Error(
+        `the program did not exit within ${timeoutMs} ms; stderr: ${program.stderr().slice(-2000)}; stdout: ${program.stdout().slice(-2000)}`
+      )
     })
   ])
+
 /**
  * Worker processes for one test file: `spawn` tracks each, `stopAll` stops them with SIGTERM and waits, and
  * whatever is still running when the file's tests end is killed. Each gets a small pool (`defaults`, then
