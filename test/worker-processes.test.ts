@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { Queue } from "../src/queue/Queue.ts"
-import { kinds } from "./fixtures/recordingKinds.ts"
+import { kinds, recordLogTables } from "./fixtures/recordingKinds.ts"
 import { jobEventsDdl } from "./support/jobEvents.ts"
 import { exited, spawnWorker, started, type WorkerProcess } from "./support/processes.ts"
 import { setupQueueTests, waitFor } from "./support/runtime.ts"
@@ -17,11 +17,7 @@ const { db, run } = await setupQueueTests(import.meta.file, kinds)
 await run(
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     Effect.forEach(
-      [
-        "CREATE TABLE processed_log (job_id uuid NOT NULL, worker text NOT NULL)",
-        "CREATE TABLE started_log (job_id uuid NOT NULL)",
-        ...jobEventsDdl(["claimed"])
-      ],
+      [...recordLogTables, ...jobEventsDdl(["claimed"])],
       (statement) => sql.unsafe(statement).raw
     )
   )

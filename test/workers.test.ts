@@ -8,17 +8,14 @@ import { hostname } from "node:os"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { Queue } from "../src/queue/Queue.ts"
-import { kinds } from "./fixtures/recordingKinds.ts"
+import { kinds, recordLogTables } from "./fixtures/recordingKinds.ts"
 import { exited, fleet, started } from "./support/processes.ts"
 import { setupQueueTests, waitFor } from "./support/runtime.ts"
 
 const { db, run } = await setupQueueTests(import.meta.file, kinds)
 await run(
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.andThen(
-      sql`CREATE TABLE processed_log (job_id uuid NOT NULL, worker text NOT NULL)`,
-      sql`CREATE TABLE started_log (job_id uuid NOT NULL)`
-    )
+    Effect.forEach(recordLogTables, (statement) => sql.unsafe(statement).raw)
   )
 )
 const { spawn } = fleet(db.url)
