@@ -5,16 +5,17 @@
  * ticks or fires race on separate connections, even after the jobs were pruned.
  */
 import { afterAll, describe, expect, it } from "bun:test"
-import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import { Cause, Effect, Exit, Layer, ManagedRuntime, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import * as Database from "../src/db/Database.ts"
 import { defineKind } from "../src/domain/JobKind.ts"
-import type { ScheduleDefinition } from "../src/domain/Schedule.ts"
+import { CodeSchedules, defineSchedule, type ScheduleDefinition } from "../src/domain/Schedule.ts"
 import * as QueueLayer from "../src/queue/layer.ts"
 import { ScheduleControl } from "../src/queue/ScheduleControl.ts"
 import { ScheduleRepo } from "../src/queue/ScheduleRepo.ts"
 import { Scheduler } from "../src/queue/Scheduler.ts"
+import * as ScheduleTicker from "../src/worker/ScheduleTicker.ts"
 import { freshDatabase } from "./support/database.ts"
 
 const report = defineKind({
@@ -387,5 +388,35 @@ describe("one job per (schedule, slot)", () => {
     expect(await fire(other)).toBeUndefined()
     const count = await sql<{ n: number }>(`SELECT count(*)::integer AS n FROM jobs`)
     expect(count[0]!.n).toBe(0)
+  })
+})
+
+describe("schedules defined in code", () => {
+  const upsert = (schedules: ReadonlyArray<ScheduleDefinition>) =>
+    runtime.runPromiseExit(
+      ScheduleTicker.upsertCodeSchedules.pipe(Effect.provide(CodeSchedules.layer(schedules)))
+    )
+
+  it("a start with an unknown kind or a payload the kind refuses fails, naming each schedule, and writes nothing", async () => {
+    const exit = await upsert([
+      defineSchedule({ name: "code-fine", cron: "@daily", kind: report, payload: { to: "a" } }),
+      defineSchedule({ name: "code-no-kind", cron: "@hourly", kind: "nope" }),
+      { name: "code-bad-payload", cron: "@weekly", kind: "report", payload: { to: 3 } }
+    ])
+    expect(Exit.isFailure(exit)).toBe(true)
+    const text = Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""
+    expect(text).toContain('schedule "code-no-kind": kind: unknown job kind "nope"')
+    expect(text).toContain('schedule "code-bad-payload": payload.to')
+    expect(await sql(`SELECT name FROM schedules WHERE name LIKE 'code-%'`)).toEqual([])
+  })
+
+  it("an upsert at start keeps an operator's pause and replaces the definition", async () => {
+    const def = defineSchedule({ name: "code-kept", cron: "@daily", kind: report, payload: { to: "a" } })
+    expect(Exit.isSuccess(await upsert([def]))).toBe(true)
+    await runtime.runPromise(ScheduleControl.use((c) => c.pause("code-kept", { reason: "incident" })))
+    expect(Exit.isSuccess(await upsert([{ ...def, payload: { to: "b" } }]))).toBe(true)
+    const info = await runtime.runPromise(ScheduleControl.use((c) => c.get("code-kept")))
+    expect(info).toMatchObject({ paused: true, source: "code", payload: { to: "b" }, nextFireTimes: [] })
+    expect(info.pause?.reason).toBe("incident")
   })
 })

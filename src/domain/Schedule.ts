@@ -5,7 +5,7 @@
  * `queue/Scheduler.ts`, and the one-job-per-slot guarantee is the primary key of `schedule_fires`
  * (migration 0006). docs/schedules.md explains the semantics.
  */
-import { Cron, DateTime, Option, Result, Schema } from "effect"
+import { Context, Cron, DateTime, Layer, Option, Result, Schema } from "effect"
 import { MaxAttempts, Priority, QueueName } from "./Job.ts"
 import type { JobKind } from "./JobKind.ts"
 import { PausedBy, PauseReason } from "./Queues.ts"
@@ -265,4 +265,15 @@ export class ScheduleNotFound extends Schema.TaggedError<ScheduleNotFound>()("Sc
 }) {
   static readonly of = (name: string) =>
     new ScheduleNotFound({ name, message: `no schedule named "${name}"` })
+}
+
+/**
+ * The schedules defined in code (a `schedules` export of `JOBS_MODULE`, or `Worker.layer({ schedules })`),
+ * upserted by every worker when it starts.
+ */
+export class CodeSchedules extends Context.Service<CodeSchedules, ReadonlyArray<ScheduleDefinition>>()(
+  "jobq/CodeSchedules"
+) {
+  static readonly layer = (schedules: ReadonlyArray<ScheduleDefinition>) =>
+    Layer.succeed(CodeSchedules, schedules)
 }

@@ -3,7 +3,8 @@
  * needed and no two workers repeat it: rescue running jobs whose lease expired (their worker crashed or
  * stalled) back to the queue; analyze the jobs table if Postgres never has; recount finished jobs per queue
  * for GET /queues; forget workers that stopped heartbeating; and delete finished jobs past their retention
- * (`JOB_RETENTION`, and per status `JOB_RETENTION_SUCCEEDED`, `_CANCELLED`, `_FAILED`), in small batches. Every statement locks what it changes (`SKIP LOCKED`), so a second
+ * (`JOB_RETENTION`, and per status `JOB_RETENTION_SUCCEEDED`, `_CANCELLED`, `_FAILED`), in small batches; and
+ * tick the cron schedules (`ScheduleTicker`). Every statement locks what it changes (`SKIP LOCKED`), so a second
  * maintainer for a moment around a takeover is harmless.
  */
 import { Duration, Effect, Layer, Metric } from "effect"
@@ -11,8 +12,11 @@ import { retentionOf, WorkerConfig } from "../Config.ts"
 import type { JobStatus } from "../domain/Job.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
+import { ScheduleControl } from "../queue/ScheduleControl.ts"
+import { Scheduler } from "../queue/Scheduler.ts"
 import { WorkerRepo } from "../queue/WorkerRepo.ts"
 import { Leader } from "./Leader.ts"
+import * as ScheduleTicker from "./ScheduleTicker.ts"
 import { rescued } from "./WorkerMetrics.ts"
 
 /** How often the maintainer looks for finished jobs past their retention. */
@@ -105,7 +109,13 @@ const maintenance = Effect.gen(function* () {
     })
     yield* leader.periodic("prune", pruneInterval, prune)
   }
+
+  // cron: the code's schedules upserted, then a tick every second while the maintainer
+  yield* ScheduleTicker.start(leader)
 })
 
 /** The maintenance fibers and the election they hang off. */
-export const layer = Layer.effectDiscard(maintenance).pipe(Layer.provide(Leader.layer))
+export const layer = Layer.effectDiscard(maintenance).pipe(
+  Layer.provide(Leader.layer),
+  Layer.provide(Layer.merge(Scheduler.layer, ScheduleControl.layer))
+)

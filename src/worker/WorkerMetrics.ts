@@ -121,3 +121,11 @@ export const jobMetrics = (
     return found
   }
 }
+
+/** Cron: jobs enqueued for a slot. No schedule label: names are client-chosen; logs name them. */
+export const scheduleFires = counter("jobq_schedule_fires_total", "Cron slots that enqueued a job")
+/** Cron: slots skipped, by `reason`: `overlap` (the previous run still going) or `catch_up` (missed). */
+export const scheduleSkipped = counter(
+  "jobq_schedule_skipped_slots_total",
+  "Cron slots skipped, by reason: overlap (previous run still queued or running) or catch_up (missed while no worker ticked, per the catch-up policy)"
+)

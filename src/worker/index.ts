@@ -7,6 +7,7 @@
 import { Layer } from "effect"
 import { RetryConfig, WorkerConfig, type WorkerSettingsInput } from "../Config.ts"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
+import { CodeSchedules, type ScheduleDefinition } from "../domain/Schedule.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
 import type { JitterBounds } from "../queue/Retry.ts"
@@ -23,6 +24,8 @@ export { WorkerPool } from "./WorkerPool.ts"
 
 export interface WorkerOptions {
   readonly kinds: ReadonlyArray<JobKind>
+  /** Cron schedules (`defineSchedule`), upserted when the worker starts; an invalid one fails the start. */
+  readonly schedules?: ReadonlyArray<ScheduleDefinition>
   readonly settings?: WorkerSettingsInput
   readonly retry?: JitterBounds
 }
@@ -34,6 +37,7 @@ export const layer = (options: WorkerOptions) =>
     Layer.provideMerge(QueueRepo.layer),
     Layer.provideMerge(WorkerRepo.layer),
     Layer.provide(JobKinds.layer(options.kinds)),
+    Layer.provide(CodeSchedules.layer(options.schedules ?? [])),
     Layer.provideMerge(WorkerConfig.layer(options.settings)),
     Layer.provide(RetryConfig.layer(options.retry ?? RetryConfig.defaults))
   )

@@ -28,6 +28,7 @@ export const poolFromEnv = Layer.mergeAll(
   Layer.provide(QueueLabels.layer),
   Layer.provide([JobRepo.layer, QueueRepo.layer, WorkerRepo.layer]),
   Layer.provide(KindsFromEnv.layer),
+  Layer.provide(KindsFromEnv.schedulesLayer),
   Layer.provideMerge(WorkerConfig.fromEnv),
   Layer.provideMerge(MetricsConfig.fromEnv),
   Layer.provide(RetryConfig.fromEnv)

@@ -1,0 +1,83 @@
+/**
+ * Cron in the worker: at start, checks every schedule defined in code (`CodeSchedules`) against the kinds
+ * and upserts them (an operator's pause stays; a bad one fails the start, named); then, while this worker
+ * is the elected maintainer, ticks every second (`Scheduler.tick`: one job per due slot, the database
+ * refusing a second) and prunes `schedule_fires` rows past their keep time.
+ */
+import { Cause, Duration, Effect, Exit, Metric, Option, type Scope } from "effect"
+import type { SqlError } from "effect/sql"
+import { CodeSchedules } from "../domain/Schedule.ts"
+import { ScheduleControl } from "../queue/ScheduleControl.ts"
+import { firesPruneBatch, ScheduleRepo } from "../queue/ScheduleRepo.ts"
+import { Scheduler } from "../queue/Scheduler.ts"
+import type { Leader } from "./Leader.ts"
+import { scheduleFires, scheduleSkipped } from "./WorkerMetrics.ts"
+
+/** How often the maintainer ticks: every second, so a seconds field fires within a second of its slot. */
+export const tickInterval = Duration.seconds(1)
+
+/** Checks and upserts the code's schedules; fails naming every invalid one. */
+export const upsertCodeSchedules = Effect.gen(function* () {
+  const defined = Option.getOrElse(yield* Effect.serviceOption(CodeSchedules), () => [])
+  if (defined.length === 0) return
+  const control = yield* ScheduleControl
+  const problems: Array<string> = []
+  const names = new Set<string>()
+  for (const schedule of defined) {
+    if (names.has(schedule.name)) problems.push(`schedule "${schedule.name}" is defined twice`)
+    names.add(schedule.name)
+    const checked = yield* Effect.exit(control.check(schedule, "code"))
+    if (Exit.isFailure(checked)) {
+      const error = Cause.findErrorOption(checked.cause)
+      problems.push(error._tag === "Some" ? error.value.message : Cause.pretty(checked.cause))
+    }
+  }
+  if (problems.length > 0)
+    return yield* Effect.die(
+      new Error(`invalid schedules in code (nothing was upserted): ${problems.join("; ")}`)
+    )
+  for (const schedule of defined)
+    yield* control
+      .define(schedule, "code")
+      .pipe(Effect.catchTags({ InvalidSchedule: Effect.die, ScheduleNotFound: Effect.die }))
+  yield* Effect.logInfo(`upserted ${defined.length} schedules defined in code: ${[...names].join(", ")}`)
+})
+
+export const start = (
+  leader: Leader["Service"]
+): Effect.Effect<void, SqlError.SqlError, Scope.Scope | ScheduleControl | Scheduler | ScheduleRepo> =>
+  Effect.gen(function* () {
+    yield* upsertCodeSchedules
+    const scheduler = yield* Scheduler
+    const repo = yield* ScheduleRepo
+    const tick = Effect.gen(function* () {
+      const summary = yield* scheduler.tick
+      if (summary.fired > 0) yield* Metric.update(scheduleFires, summary.fired)
+      if (summary.skippedOverlap > 0)
+        yield* Metric.update(
+          Metric.withAttributes(scheduleSkipped, { reason: "overlap" }),
+          summary.skippedOverlap
+        )
+      if (summary.skippedCatchUp > 0) {
+        yield* Metric.update(
+          Metric.withAttributes(scheduleSkipped, { reason: "catch_up" }),
+          summary.skippedCatchUp
+        )
+        yield* Effect.logWarning(
+          `skipped ${summary.skippedCatchUp} missed cron slots per the catch-up policies`
+        )
+      }
+      if (summary.broken.length > 0)
+        yield* Effect.logError(
+          `schedules whose expression no longer parses, set aside: ${summary.broken.join(", ")}`
+        )
+    })
+    yield* leader.periodic("cron", tickInterval, tick)
+    const prune = Effect.gen(function* () {
+      for (;;) {
+        const n = yield* repo.pruneFires
+        if (n < firesPruneBatch || !(yield* leader.isLeader)) return
+      }
+    })
+    yield* leader.periodic("prune-schedule-fires", Duration.minutes(1), prune)
+  })

@@ -1,0 +1,90 @@
+/**
+ * Cron schedules across real worker processes: three workers upsert the same code-defined schedules at
+ * once, the elected maintainer fires them, and it is killed mid-run so another takes over. The database's
+ * own record must show one job per (schedule, slot), no gap in an every-second schedule with catch-up
+ * `all`, and, for an overlap `skip` schedule whose runs take 2.5 s, runs that never overlap.
+ */
+import { describe, expect, it } from "bun:test"
+import { fileURLToPath } from "node:url"
+import { recordLogTables } from "./fixtures/recordingKinds.ts"
+import { started } from "./support/processes.ts"
+import { waitFor } from "./support/runtime.ts"
+import { setupTimedJobs } from "./support/timedJobs.ts"
+
+const scheduled = fileURLToPath(new URL("./fixtures/scheduledKinds.ts", import.meta.url))
+const { sql, spansOf, spawn, stopAll } = await setupTimedJobs(import.meta.file)
+for (const table of recordLogTables) await sql((s) => s.unsafe(table))
+
+describe("cron schedules across worker processes", () => {
+  it("one job per slot through a maintainer's death; overlap skip never runs two at once", async () => {
+    const env = { JOBS_MODULE: scheduled, WORKER_LEADER_LEASE: "2 seconds", WORKER_CONCURRENCY: "2" }
+    const three = [spawn("cron-a", env), spawn("cron-b", env), spawn("cron-c", env)]
+    await Promise.all(three.map((w) => started(w)))
+    const schedules = await sql<{ name: string; source: string; paused: boolean }>(
+      (s) => s`SELECT name, source, paused_at IS NOT NULL AS paused FROM schedules ORDER BY name`
+    )
+    expect(schedules).toEqual([
+      { name: "every-second", source: "code", paused: false },
+      { name: "slow-overlap", source: "code", paused: false }
+    ])
+    const fired = async () =>
+      (
+        await sql<{ n: number }>(
+          (s) => s`SELECT count(*)::int AS n FROM schedule_fires WHERE schedule = 'every-second'`
+        )
+      )[0]!.n
+    await waitFor("three slots fired", async () => ((await fired()) >= 3 ? true : undefined))
+
+    // kill the maintainer: another takes over within the lease and catches up the slots it missed
+    const leader = (
+      await sql<{ holder: string }>((s) => s`SELECT holder FROM leaders WHERE role = 'maintenance'`)
+    )[0]!.holder
+    const victim = three.find((w) => w.id === leader)!
+    const before = await fired()
+    victim.process.kill("SIGKILL")
+    await waitFor(
+      "another maintainer to fire five more slots",
+      async () => ((await fired()) >= before + 5 ? true : undefined),
+      { timeoutMs: 15_000 }
+    )
+    await waitFor(
+      "a second slow run to finish",
+      async () => ((await spansOf("slow-overlap")).length >= 2 ? true : undefined),
+      { timeoutMs: 15_000 }
+    )
+    await stopAll()
+
+    // every slot from the first to the last fired once, each with exactly one job
+    const slots = await sql<{ slot: number; jobs: number }>(
+      (s) => s`
+        SELECT extract(epoch FROM f.slot)::float8 * 1000 AS slot,
+               (SELECT count(*) FROM jobs j WHERE j.kind = 'record' AND j.run_at = f.slot)::int AS jobs
+        FROM schedule_fires f WHERE f.schedule = 'every-second' ORDER BY f.slot`
+    )
+    expect(slots.length).toBeGreaterThanOrEqual(8)
+    for (let i = 1; i < slots.length; i++) expect(slots[i]!.slot - slots[i - 1]!.slot).toBe(1000)
+    expect(slots.every((s) => s.jobs === 1)).toBe(true)
+    const perSlot = await sql<{ n: number }>(
+      (s) =>
+        s`SELECT count(*)::int AS n FROM (SELECT run_at FROM jobs WHERE kind = 'record' GROUP BY run_at HAVING count(*) > 1) d`
+    )
+    expect(perSlot[0]!.n).toBe(0)
+    // the recorded runs: one job per slot ran at most once per job... and no job ran twice
+    const twice = await sql<{ n: number }>(
+      (s) =>
+        s`SELECT count(*)::int AS n FROM (SELECT job_id FROM processed_log GROUP BY job_id HAVING count(*) > 1) d`
+    )
+    expect(twice[0]!.n).toBe(0)
+
+    // overlap skip: slots during a run were skipped, and no two runs overlapped
+    const outcomes = await sql<{ outcome: string; n: number }>(
+      (s) =>
+        s`SELECT outcome, count(*)::int AS n FROM schedule_fires WHERE schedule = 'slow-overlap' GROUP BY outcome`
+    )
+    const by = Object.fromEntries(outcomes.map((o) => [o.outcome, o.n]))
+    expect(by.skipped_overlap).toBeGreaterThan(2)
+    const spans = [...(await spansOf("slow-overlap"))].sort((a, b) => a.began - b.began)
+    for (let i = 1; i < spans.length; i++)
+      expect(spans[i]!.claimed).toBeGreaterThanOrEqual(spans[i - 1]!.ended)
+  }, 60_000)
+})
