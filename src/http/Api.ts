@@ -44,6 +44,7 @@ import {
   ValidationFailed
 } from "./Problems.ts"
 import { QueuesGroup } from "./QueuesApi.ts"
+import { SchedulesGroup } from "./SchedulesApi.ts"
 
 /**
  * Bearer tokens (`API_TOKENS`). Declared here so the document and clients know the scheme and the 401;
@@ -182,6 +183,7 @@ export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
   HttpApi.make("jobq")
     .add(makeJobsGroup(kinds))
     .add(QueuesGroup.middleware(RequestErrors).middleware(Authorization))
+    .add(SchedulesGroup.middleware(RequestErrors).middleware(Authorization))
     .add(SystemGroup)
     .annotateMerge(
       OpenApi.annotations({

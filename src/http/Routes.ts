@@ -17,6 +17,7 @@ import { makeQueuesHandlers } from "./QueuesHandlers.ts"
 import * as RequestErrors from "./RequestErrors.ts"
 import * as RequestMetrics from "./RequestMetrics.ts"
 import * as RouteTable from "./RouteTable.ts"
+import { makeSchedulesHandlers } from "./SchedulesHandlers.ts"
 import { makeSystemHandlers } from "./SystemHandlers.ts"
 
 export const openApiPath = "/api-docs/openapi.json"
@@ -72,7 +73,12 @@ export const layer = (kinds: ReadonlyArray<JobKind>) => {
   const api = makeApi(kinds)
   return Layer.mergeAll(
     HttpApiBuilder.layer(api, { openapiPath: openApiPath }).pipe(
-      Layer.provide([makeJobsHandlers(api), makeQueuesHandlers(api), makeSystemHandlers(api)]),
+      Layer.provide([
+        makeJobsHandlers(api),
+        makeQueuesHandlers(api),
+        makeSchedulesHandlers(api),
+        makeSystemHandlers(api)
+      ]),
       Layer.provide([RequestErrors.layer, PayloadDepth.layer, AuthorizationDeclared])
     ),
     HttpApiSwagger.layer(api, { path: docsPath }),

@@ -247,10 +247,17 @@ const make = Effect.gen(function* () {
       yield* repo.pause(name, options.reason ?? null, options.by ?? null)
       return {
         outcome: before.pausedAt === null ? "paused" : "already_paused",
+        message:
+          before.pausedAt === null
+            ? `schedule "${name}" is paused; its slots do not fire until it is resumed`
+            : options.reason === undefined
+              ? `schedule "${name}" was already paused; its pause and reason are unchanged`
+              : `schedule "${name}" was already paused; its pause time is unchanged, its reason replaced`,
         schedule: yield* info(name)
       } as const
     })
 
+  /** Resumes the schedule from now on: the slots of the pause are not caught up. */
   const resume = (name: string) =>
     sql.withTransaction(
       Effect.gen(function* () {
@@ -265,6 +272,10 @@ const make = Effect.gen(function* () {
         }
         return {
           outcome: before.pausedAt === null ? "not_paused" : "resumed",
+          message:
+            before.pausedAt === null
+              ? `schedule "${name}" was not paused; nothing changed`
+              : `schedule "${name}" is resumed; its next slot fires, the slots of the pause do not`,
           schedule: yield* info(name)
         } as const
       })

@@ -1,16 +1,17 @@
 /**
- * The queue's services over an existing SQL client: `JobRepo`, `QueueRepo`, `QueueControl`, `Waiters` and
- * `Queue`, for the given job kinds.
+ * The queue's services over an existing SQL client: `JobRepo`, `QueueRepo`, `QueueControl`, `Waiters`,
+ * `Queue` and `ScheduleControl`, for the given job kinds.
  */
 import { Layer } from "effect"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import { JobRepo } from "./JobRepo.ts"
 import { Queue } from "./Queue.ts"
 import { QueueControl } from "./QueueControl.ts"
+import { ScheduleControl } from "./ScheduleControl.ts"
 import { Waiters } from "./Waiters.ts"
 
 export const layer = (kinds: ReadonlyArray<JobKind>) =>
-  Queue.layer.pipe(
+  Layer.merge(Queue.layer, ScheduleControl.layer).pipe(
     Layer.provideMerge(QueueControl.layer),
     Layer.provideMerge(Waiters.layer),
     Layer.provideMerge(JobRepo.layer),
