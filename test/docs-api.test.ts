@@ -192,6 +192,16 @@ const setups: Record<string, () => Promise<string | undefined>> = {
     )
     return undefined
   },
+  "schedule-define": async () => undefined,
+  "schedule-define-invalid": async () => undefined,
+  "schedules-list": async () => undefined,
+  "schedule-get": async () => undefined,
+  "schedule-get-unknown": async () => undefined,
+  "schedule-change": async () => undefined,
+  "schedule-pause": async () => undefined,
+  "schedule-trigger": async () => undefined,
+  "schedule-resume": async () => undefined,
+  "schedule-delete": async () => undefined,
   health: async () => undefined,
   "health-unavailable": async () => undefined,
   metrics: async () => undefined,

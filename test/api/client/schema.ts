@@ -189,6 +189,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Cron schedules with their next fire times and last run */
+        get: operations["schedules.listSchedules"];
+        put?: never;
+        /** Create a schedule, or replace the one of that name (its pause stays; a new expression counts from now) */
+        post: operations["schedules.defineSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/schedules/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One schedule */
+        get: operations["schedules.getSchedule"];
+        put?: never;
+        post?: never;
+        /** Delete a schedule (its jobs stay; one defined in code comes back at the next worker start) */
+        delete: operations["schedules.deleteSchedule"];
+        options?: never;
+        head?: never;
+        /** Change some fields of a schedule; the result is checked like a new one */
+        patch: operations["schedules.changeSchedule"];
+        trace?: never;
+    };
+    "/schedules/{name}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause a schedule: its slots do not fire until it is resumed */
+        post: operations["schedules.pauseSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/schedules/{name}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a schedule from now on; the slots of the pause are not caught up */
+        post: operations["schedules.resumeSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/schedules/{name}/trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Enqueue one run of the schedule now (paused or not), outside any slot */
+        post: operations["schedules.triggerSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -263,23 +351,6 @@ export interface components {
             /** @enum {string} */
             database: "up";
         };
-        /** @description Worker processes that heartbeated lately, by id (at most 1,000); one that misses three heartbeats leaves the list */
-        WorkerList: {
-            workers: components["schemas"]["Worker"][];
-        };
-        Worker: {
-            id: string;
-            host: string;
-            pid: number;
-            /** @description The queues it serves; null: every queue */
-            queues: string[] | null;
-            concurrency: number;
-            startedAt: string;
-            lastHeartbeatAt: string;
-            expiresAt: string;
-            /** @description Jobs it holds a lease on now (running, or claimed and about to start), counted when asked */
-            running: number;
-        };
         ValidationFailed: {
             detail?: string;
             instance?: string;
@@ -295,6 +366,75 @@ export interface components {
             /** @description Where the value is: its request part ("body", "query", "path", "headers"), then keys and indexes */
             path: (string | number | ("Infinity" | "-Infinity" | "NaN"))[];
             message: string;
+        };
+        ScheduleNotFound: {
+            detail?: string;
+            instance?: string;
+            schedule: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:schedule-not-found";
+            /** @enum {number} */
+            status?: 404;
+            /** @enum {string} */
+            title?: "No such schedule";
+        };
+        ScheduleTriggered: {
+            /** @description The job enqueued now */
+            jobId: string;
+            schedule: components["schemas"]["ScheduleInfo"];
+        };
+        /** @description A cron schedule, its next fire times and its last run */
+        ScheduleInfo: {
+            name: string;
+            cron: string;
+            timeZone: string;
+            kind: string;
+            payload: unknown;
+            queue: string;
+            priority: number;
+            maxAttempts: number;
+            /**
+             * @description Slots missed while no worker ticked (downtime): none skips them, latest runs the most recent one once, all runs each one within `backfill`; default latest
+             * @enum {string}
+             */
+            catchUp: "none" | "latest" | "all";
+            backfill: string;
+            /**
+             * @description allow: every slot enqueues a job; skip: a slot is skipped while the schedule's previous run is still queued, retrying or running; default allow
+             * @enum {string}
+             */
+            overlap: "allow" | "skip";
+            /**
+             * @description code: defined by a worker's JOBS_MODULE (re-asserted at every worker start); api: over HTTP
+             * @enum {string}
+             */
+            source: "code" | "api";
+            paused: boolean;
+            pause: components["schemas"]["SchedulePause"] | null;
+            /** @description The next 5 slots, ISO 8601 with the zone's offset (none while paused) */
+            nextFireTimes: string[];
+            lastRun: components["schemas"]["LastRun"] | null;
+            createdAt: string;
+            updatedAt: string;
+        };
+        LastRun: {
+            jobId: string;
+            /** @description The slot it ran for; null for a trigger */
+            slot: string | null;
+            /** @description The job's status now; null once the job was pruned */
+            status: string | null;
+        };
+        /** @description Since when the schedule is paused, by whom, and why */
+        SchedulePause: {
+            at: string;
+            by: string | null;
+            reason: string | null;
+        };
+        ScheduleResumed: {
+            /** @enum {string} */
+            outcome: "resumed" | "not_paused";
+            message: string;
+            schedule: components["schemas"]["ScheduleInfo"];
         };
         UnsupportedMediaType: {
             detail?: string;
@@ -327,6 +467,98 @@ export interface components {
             status?: 400;
             /** @enum {string} */
             title?: "The request body is not valid JSON";
+        };
+        SchedulePaused: {
+            /** @enum {string} */
+            outcome: "paused" | "already_paused";
+            message: string;
+            schedule: components["schemas"]["ScheduleInfo"];
+        };
+        /** @description Optional: why, and who. Pausing a paused schedule keeps its reason unless a new one is given */
+        SchedulePauseRequest: {
+            /** @description Why the queue is paused (1-1000 characters) */
+            reason?: string;
+            /** @description Who paused it, as they say (1-200 characters); the API does not check it */
+            by?: string;
+        };
+        ScheduleDeleted: {
+            name: string;
+            /** @enum {boolean} */
+            deleted: true;
+        };
+        /** @description Fields to change; one left out keeps its value. The result is checked like a new definition */
+        ScheduleChange: {
+            cron?: string;
+            timeZone?: string;
+            kind?: string;
+            payload?: unknown;
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            queue?: string;
+            /** @description Lower runs first; default 0 */
+            priority?: number;
+            /** @description Attempts before the job fails permanently; default 5 */
+            maxAttempts?: number;
+            /**
+             * @description Slots missed while no worker ticked (downtime): none skips them, latest runs the most recent one once, all runs each one within `backfill`; default latest
+             * @enum {string}
+             */
+            catchUp?: "none" | "latest" | "all";
+            backfill?: string;
+            /**
+             * @description allow: every slot enqueues a job; skip: a slot is skipped while the schedule's previous run is still queued, retrying or running; default allow
+             * @enum {string}
+             */
+            overlap?: "allow" | "skip";
+        };
+        /** @description A cron schedule to create or replace */
+        ScheduleDefinition: {
+            /** @description Schedule name: 1-128 characters of A-Z a-z 0-9 _ . : -, starting with a letter or digit */
+            name: string;
+            cron: string;
+            timeZone?: string;
+            /** @description Job kind each run enqueues; must be a kind the server knows */
+            kind: string;
+            payload?: unknown;
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            queue?: string;
+            /** @description Lower runs first; default 0 */
+            priority?: number;
+            /** @description Attempts before the job fails permanently; default 5 */
+            maxAttempts?: number;
+            /**
+             * @description Slots missed while no worker ticked (downtime): none skips them, latest runs the most recent one once, all runs each one within `backfill`; default latest
+             * @enum {string}
+             */
+            catchUp?: "none" | "latest" | "all";
+            backfill?: string;
+            /**
+             * @description allow: every slot enqueues a job; skip: a slot is skipped while the schedule's previous run is still queued, retrying or running; default allow
+             * @enum {string}
+             */
+            overlap?: "allow" | "skip";
+        };
+        /** @description Schedules in name order */
+        SchedulePage: {
+            schedules: components["schemas"]["ScheduleInfo"][];
+            /** @description Pass as `cursor` for the next page; null on the last page */
+            nextCursor: string | null;
+        };
+        /** @description Worker processes that heartbeated lately, by id (at most 1,000); one that misses three heartbeats leaves the list */
+        WorkerList: {
+            workers: components["schemas"]["Worker"][];
+        };
+        Worker: {
+            id: string;
+            host: string;
+            pid: number;
+            /** @description The queues it serves; null: every queue */
+            queues: string[] | null;
+            concurrency: number;
+            startedAt: string;
+            lastHeartbeatAt: string;
+            expiresAt: string;
+            /** @description Jobs it holds a lease on now (running, or claimed and about to start), counted when asked */
+            running: number;
         };
         Queue: {
             name: string;
@@ -1749,6 +1981,648 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "schedules.listSchedules": {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Schedules in name order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchedulePage"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "schedules.defineSchedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleDefinition"];
+            };
+        };
+        responses: {
+            /** @description A cron schedule, its next fire times and its last run */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleInfo"];
+                };
+            };
+            /** @description The request body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MalformedJson"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The request body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnsupportedMediaType"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "schedules.getSchedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A cron schedule, its next fire times and its last run */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleInfo"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such schedule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ScheduleNotFound"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "schedules.deleteSchedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description ScheduleDeleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleDeleted"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such schedule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ScheduleNotFound"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "schedules.changeSchedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleChange"];
+            };
+        };
+        responses: {
+            /** @description A cron schedule, its next fire times and its last run */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleInfo"];
+                };
+            };
+            /** @description The request body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MalformedJson"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such schedule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ScheduleNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The request body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnsupportedMediaType"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "schedules.pauseSchedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SchedulePauseRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description SchedulePaused */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchedulePaused"];
+                };
+            };
+            /** @description The request body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MalformedJson"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such schedule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ScheduleNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The request body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnsupportedMediaType"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "schedules.resumeSchedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description ScheduleResumed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleResumed"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such schedule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ScheduleNotFound"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "schedules.triggerSchedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description ScheduleTriggered */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleTriggered"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such schedule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ScheduleNotFound"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
                 };
             };
             /** @description The server failed to answer; it was logged */
