@@ -251,6 +251,29 @@ describe("catch-up after downtime", () => {
     expect(await slotsOf("catch-latest")).toEqual(["2026-02-01T05:00:00.000Z"])
   })
 
+  it("latest: slots less than a minute late (a maintainer's takeover) all fire; a missed one before an on-time one does not", async () => {
+    await define("2026-02-02T00:00:00Z", {
+      name: "latest-short",
+      cron: "* * * * * *",
+      kind: "report",
+      payload: { to: "x" }
+    })
+    await tick("2026-02-02T00:00:01Z")
+    // a 14 s takeover
+    await tick("2026-02-02T00:00:15Z")
+    expect(await slotsOf("latest-short")).toHaveLength(15)
+    await define("2026-02-02T00:00:00Z", {
+      name: "latest-minutes",
+      cron: "* * * * *",
+      kind: "report",
+      payload: { to: "x" }
+    })
+    await tick("2026-02-02T00:01:00Z")
+    // 00:02 is 90 s late (missed), 00:03 is 30 s late (on time)
+    await tick("2026-02-02T00:03:30Z")
+    expect(await slotsOf("latest-minutes")).toEqual(["2026-02-02T00:01:00.000Z", "2026-02-02T00:03:00.000Z"])
+  })
+
   it("all: every missed slot within the backfill window runs, oldest first; older ones are skipped", async () => {
     const summary = await downtime("catch-all", "all", "3 hours")
     // window: 02:30 - 05:30

@@ -4,8 +4,8 @@
  * expression names, in the schedule's zone; the cursor is the latest slot (or instant) already handled.
  *
  * - A slot at most `onTimeMs` (1 minute) before `now` is on time; older ones were missed (no worker ticked).
- * - `none`: only on-time slots fire. `latest`: the most recent due slot within the window fires once, the
- *   older ones are skipped. `all`: every due slot within the window fires, oldest first, at most
+ * - `none`: only on-time slots fire. `latest`: on-time slots fire, and when none is due, the most recent
+ *   missed slot within the window fires once; the other missed slots are skipped. `all`: every due slot within the window fires, oldest first, at most
  *   `maxSlotsPerTick` per tick (the rest on the next ticks).
  * - The window is `max(backfill, onTimeMs)` back from `now`; slots before it are skipped whatever the policy.
  */
@@ -46,22 +46,29 @@ export const plan = (
   if (slot.getTime() < windowStart && slot <= now) slot = Cron.next(cron, new Date(windowStart - 1))
   const due: Array<Date> = []
   if (catchUp === "latest") {
+    // on-time slots fire; of the missed ones only the most recent, and only when no later slot fires
+    const onTimeFrom = now.getTime() - onTimeMs
     let latest: Date | undefined
     let steps = 0
     while (slot <= now && steps < maxCounted) {
-      if (latest !== undefined) skipped++
-      latest = slot
+      if (slot.getTime() >= onTimeFrom) due.push(slot)
+      else if (latest !== undefined) skipped++
+      if (slot.getTime() < onTimeFrom) latest = slot
       slot = Cron.next(cron, slot)
       steps++
     }
     if (slot <= now) {
       // more slots in the window than we count: the latest one straight away
       const last = Cron.prev(cron, new Date(now.getTime() + 1))
-      if (latest !== undefined && last > latest) skipped++
-      latest = last
+      if (latest !== undefined) skipped++
+      latest = undefined
+      due.length = 0
+      due.push(last)
+    } else if (latest !== undefined) {
+      if (due.length === 0) due.push(latest)
+      else skipped++
     }
-    if (latest !== undefined) due.push(latest)
-    return { fire: due, skipped, cursor: now, next: Cron.next(cron, now) }
+    return { fire: due.slice(-maxSlotsPerTick), skipped, cursor: now, next: Cron.next(cron, now) }
   }
   while (slot <= now && due.length < maxSlotsPerTick) {
     due.push(slot)
