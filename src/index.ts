@@ -20,6 +20,17 @@ export {
   snooze
 } from "./domain/JobKind.ts"
 export * from "./domain/Queues.ts"
+export {
+  CatchUp,
+  CodeSchedules,
+  defineSchedule,
+  InvalidSchedule,
+  Overlap,
+  ScheduleChange,
+  ScheduleDefinition,
+  ScheduleInfo,
+  ScheduleNotFound
+} from "./domain/Schedule.ts"
 export * from "./domain/Unique.ts"
 export * as DemoKinds from "./kinds/DemoKinds.ts"
 export { JobRepo } from "./queue/JobRepo.ts"
@@ -28,4 +39,6 @@ export { Queue } from "./queue/Queue.ts"
 export { QueueControl } from "./queue/QueueControl.ts"
 export { QueueRepo } from "./queue/QueueRepo.ts"
 export * as Retry from "./queue/Retry.ts"
+export { ScheduleControl } from "./queue/ScheduleControl.ts"
+export { Scheduler } from "./queue/Scheduler.ts"
 export { WorkerRepo } from "./queue/WorkerRepo.ts"
