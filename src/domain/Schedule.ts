@@ -51,8 +51,18 @@ export const parseCron = (expression: string, timeZone: string): Result.Result<C
     return Result.fail(
       `expected 5 fields (minute hour day month weekday), or 6 with seconds first; got ${fields}`
     )
-  return Result.mapError(Cron.parse(text, zone.value, { onDstOverlap: "earlier" }), (e) => e.message)
+  const parsed = Cron.parse(text, zone.value, { onDstOverlap: "earlier" })
+  if (Result.isFailure(parsed)) return Result.fail(parsed.failure.message)
+  try {
+    // an expression naming no real date (0 0 30 2 *) parses, but `Cron.next` finds nothing and throws
+    Cron.next(parsed.success, neverFiresProbe)
+  } catch {
+    return Result.fail(`the expression names no date that exists (e.g. 30 February), so it would never fire`)
+  }
+  return Result.succeed(parsed.success)
 }
+
+const neverFiresProbe = new Date("2000-01-01T00:00:00Z")
 
 export const ScheduleName = Schema.String.pipe(
   Schema.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/u)),

@@ -6,10 +6,10 @@
  * `ScheduleRepo.fireSlot`, which the primary key of `schedule_fires` lets through once per (schedule, slot)
  * whoever calls it. Overlap `skip` reads the previous run's status under the same row lock.
  */
-import { Clock, Context, Effect, Layer, Result } from "effect"
+import { Clock, Context, type Cron, Effect, Layer, Result } from "effect"
 import { SqlClient } from "effect/sql"
 import { parseCron } from "../domain/Schedule.ts"
-import { ScheduleRepo } from "./ScheduleRepo.ts"
+import { ScheduleRepo, type ScheduleRow } from "./ScheduleRepo.ts"
 import { plan } from "./Slots.ts"
 
 /** Schedules one tick handles at most; the rest are due on the next tick. */
@@ -26,6 +26,15 @@ export interface TickSummary {
   readonly broken: ReadonlyArray<string>
 }
 
+/** The slots due, or undefined when the expression cannot be followed (`Cron.next` found no date). */
+const planOrUndefined = (cron: Cron.Cron, row: ScheduleRow, now: Date) => {
+  try {
+    return plan(cron, row.cursorAt, now, row.catchUp, row.backfillMs)
+  } catch {
+    return undefined
+  }
+}
+
 const make = Effect.gen(function* () {
   const repo = yield* ScheduleRepo
   const sql = yield* SqlClient.SqlClient
@@ -36,11 +45,12 @@ const make = Effect.gen(function* () {
         const row = yield* repo.lockDue(name, now)
         if (row === undefined) return { fired: 0, skippedOverlap: 0, skippedCatchUp: 0, broken: false }
         const cron = parseCron(row.expression, row.timeZone)
-        if (Result.isFailure(cron)) {
+        const slots = Result.isSuccess(cron) ? planOrUndefined(cron.success, row, now) : undefined
+        if (slots === undefined) {
+          // set aside (next_at null) until redefined: one broken schedule must not stop the others
           yield* repo.advance(name, row.cursorAt, null, undefined)
           return { fired: 0, skippedOverlap: 0, skippedCatchUp: 0, broken: true }
         }
-        const slots = plan(cron.success, row.cursorAt, now, row.catchUp, row.backfillMs)
         let busy =
           row.overlap === "skip" && row.lastJobId !== null ? yield* repo.isBusy(row.lastJobId) : false
         let fired = 0

@@ -183,3 +183,15 @@ describe("GET, PATCH, pause, resume, trigger, DELETE", () => {
     await expectProblem(await post("/schedules/zz-a/pause"), 404, "schedule-not-found")
   })
 })
+
+describe("expressions that never fire", () => {
+  it("0 0 30 2 * (30 February) is a 422 naming body.cron, not a 500", async () => {
+    const body = await expectProblem(
+      await post("/schedules", { name: "feb-30", cron: "0 0 30 2 *", kind: "noop" }),
+      422,
+      "validation-failed"
+    )
+    expect(body.errors[0].path).toEqual(["body", "cron"])
+    expect(body.errors[0].message).toContain("never fire")
+  })
+})
