@@ -7,6 +7,7 @@
 import { describe, expect, it } from "bun:test"
 import { fileURLToPath } from "node:url"
 import { recordLogTables } from "./fixtures/recordingKinds.ts"
+import { freePort } from "./support/ports.ts"
 import { started } from "./support/processes.ts"
 import { waitFor } from "./support/runtime.ts"
 import { setupTimedJobs } from "./support/timedJobs.ts"
@@ -18,7 +19,8 @@ for (const table of recordLogTables) await sql((s) => s.unsafe(table))
 describe("cron schedules across worker processes", () => {
   it("one job per slot through a maintainer's death; overlap skip never runs two at once", async () => {
     const env = { JOBS_MODULE: scheduled, WORKER_LEADER_LEASE: "2 seconds", WORKER_CONCURRENCY: "2" }
-    const three = [spawn("cron-a", env), spawn("cron-b", env), spawn("cron-c", env)]
+    const ports = new Map(["cron-a", "cron-b", "cron-c"].map((id) => [id, freePort()]))
+    const three = [...ports].map(([id, port]) => spawn(id, { ...env, WORKER_METRICS_PORT: String(port) }))
     await Promise.all(three.map((w) => started(w)))
     const schedules = await sql<{ name: string; source: string; paused: boolean }>(
       (s) => s`SELECT name, source, paused_at IS NOT NULL AS paused FROM schedules ORDER BY name`
@@ -35,21 +37,33 @@ describe("cron schedules across worker processes", () => {
       )[0]!.n
     await waitFor("three slots fired", async () => ((await fired()) >= 3 ? true : undefined))
 
+    await waitFor(
+      "a second slow run to finish",
+      async () => ((await spansOf("slow-overlap")).length >= 2 ? true : undefined),
+      { timeoutMs: 15_000 }
+    )
+
     // kill the maintainer: another takes over within the lease and catches up the slots it missed
     const leader = (
       await sql<{ holder: string }>((s) => s`SELECT holder FROM leaders WHERE role = 'maintenance'`)
     )[0]!.holder
     const victim = three.find((w) => w.id === leader)!
+    // the maintainer counted its fires and its overlap skips (no schedule label: names are client-chosen)
+    const metrics = await waitFor("the maintainer's schedule metrics", async () => {
+      const text = await fetch(`http://127.0.0.1:${ports.get(leader)}/metrics`)
+        .then((r) => r.text())
+        .catch(() => "")
+      return /jobq_schedule_fires_total\{[^}]*\} [1-9]/.test(text) &&
+        /jobq_schedule_skipped_slots_total\{reason="overlap"[^}]*\} [1-9]/.test(text)
+        ? text
+        : undefined
+    })
+    expect(metrics).not.toContain("schedule=")
     const before = await fired()
     victim.process.kill("SIGKILL")
     await waitFor(
       "another maintainer to fire five more slots",
       async () => ((await fired()) >= before + 5 ? true : undefined),
-      { timeoutMs: 15_000 }
-    )
-    await waitFor(
-      "a second slow run to finish",
-      async () => ((await spansOf("slow-overlap")).length >= 2 ? true : undefined),
       { timeoutMs: 15_000 }
     )
     await stopAll()
