@@ -68,27 +68,20 @@ describe("cron schedules across worker processes", () => {
     )
     await stopAll()
 
-    // every slot from the first to the last fired once, each with exactly one job
-    const slots = await sql<{ slot: number; jobs: number }>(
+    // every second from the first slot to the last fired once (the primary key says "once"; no gap here)
+    const slots = await sql<{ slot: number; job: string | null }>(
       (s) => s`
-        SELECT extract(epoch FROM f.slot)::float8 * 1000 AS slot,
-               (SELECT count(*) FROM jobs j WHERE j.kind = 'record' AND j.run_at = f.slot)::int AS jobs
-        FROM schedule_fires f WHERE f.schedule = 'every-second' ORDER BY f.slot`
+        SELECT extract(epoch FROM f.slot)::float8 * 1000 AS slot, j.id::text AS job
+        FROM schedule_fires f LEFT JOIN jobs j ON j.id = f.job_id
+        WHERE f.schedule = 'every-second' ORDER BY f.slot`
     )
     expect(slots.length).toBeGreaterThanOrEqual(8)
     for (let i = 1; i < slots.length; i++) expect(slots[i]!.slot - slots[i - 1]!.slot).toBe(1000)
-    expect(slots.every((s) => s.jobs === 1)).toBe(true)
-    const perSlot = await sql<{ n: number }>(
-      (s) =>
-        s`SELECT count(*)::int AS n FROM (SELECT run_at FROM jobs WHERE kind = 'record' GROUP BY run_at HAVING count(*) > 1) d`
-    )
-    expect(perSlot[0]!.n).toBe(0)
-    // the recorded runs: one job per slot ran at most once per job... and no job ran twice
-    const twice = await sql<{ n: number }>(
-      (s) =>
-        s`SELECT count(*)::int AS n FROM (SELECT job_id FROM processed_log GROUP BY job_id HAVING count(*) > 1) d`
-    )
-    expect(twice[0]!.n).toBe(0)
+    // each slot's job exists, and no other job of the schedule's kind does: one job per slot. (Counted by
+    // id, not run_at: a job released at shutdown or rescued from the killed worker gets a new run_at.)
+    expect(slots.every((s) => s.job !== null)).toBe(true)
+    const jobs = await sql<{ n: number }>((s) => s`SELECT count(*)::int AS n FROM jobs WHERE kind = 'record'`)
+    expect(jobs[0]!.n).toBe(slots.length)
 
     // overlap skip: slots during a run were skipped, and no two runs overlapped
     const outcomes = await sql<{ outcome: string; n: number }>(
