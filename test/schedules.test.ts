@@ -424,7 +424,7 @@ describe("one job per (schedule, slot)", () => {
 describe("schedules defined in code", () => {
   const upsert = (schedules: ReadonlyArray<ScheduleDefinition>) =>
     runtime.runPromiseExit(
-      ScheduleTicker.upsertCodeSchedules.pipe(Effect.provide(CodeSchedules.layer(schedules)))
+      ScheduleTicker.upsertCodeSchedules.pipe(Effect.provide(CodeSchedules.layer(schedules)), Effect.scoped)
     )
 
   it("a start with an unknown kind or a payload the kind refuses fails, naming each schedule, and writes nothing", async () => {

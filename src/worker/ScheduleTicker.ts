@@ -4,7 +4,7 @@
  * is the elected maintainer, ticks every second (`Scheduler.tick`: one job per due slot, the database
  * refusing a second) and prunes `schedule_fires` rows past their keep time.
  */
-import { Cause, Duration, Effect, Exit, Metric, Option, type Scope } from "effect"
+import { Cause, Duration, Effect, Exit, Metric, Option, Schedule, type Scope } from "effect"
 import type { SqlError } from "effect/sql"
 import { CodeSchedules } from "../domain/Schedule.ts"
 import { ScheduleControl } from "../queue/ScheduleControl.ts"
@@ -36,11 +36,28 @@ export const upsertCodeSchedules = Effect.gen(function* () {
     return yield* Effect.die(
       new Error(`invalid schedules in code (nothing was upserted): ${problems.join("; ")}`)
     )
-  for (const schedule of defined)
-    yield* control
-      .define(schedule, "code")
-      .pipe(Effect.catchTags({ InvalidSchedule: Effect.die, ScheduleNotFound: Effect.die }))
-  yield* Effect.logInfo(`upserted ${defined.length} schedules defined in code: ${[...names].join(", ")}`)
+  const upsertAll = Effect.gen(function* () {
+    for (const schedule of defined)
+      yield* control
+        .define(schedule, "code")
+        .pipe(Effect.catchTags({ InvalidSchedule: Effect.die, ScheduleNotFound: Effect.die }))
+    yield* Effect.logInfo(`upserted ${defined.length} schedules defined in code: ${[...names].join(", ")}`)
+  })
+  // the database may be down as the worker starts: the start goes on (as the pool's does), and the upsert
+  // is tried again in the background until it lands
+  yield* upsertAll.pipe(
+    Effect.catchTag("SqlError", (error) =>
+      Effect.logWarning("upserting the schedules defined in code failed; trying again", error.message).pipe(
+        Effect.andThen(
+          upsertAll.pipe(
+            Effect.retry(Schedule.min([Schedule.exponential("500 millis"), Schedule.spaced("30 seconds")])),
+            Effect.annotateLogs({ module: "ScheduleTicker", fiber: "upsert" }),
+            Effect.forkScoped
+          )
+        )
+      )
+    )
+  )
 })
 
 export const start = (
