@@ -8,12 +8,12 @@ import { describe, expect, it } from "bun:test"
 import { fileURLToPath } from "node:url"
 import { recordLogTables } from "./fixtures/recordingKinds.ts"
 import { freePort } from "./support/ports.ts"
-import { started } from "./support/processes.ts"
+import { exitCode, spawnProgram, started } from "./support/processes.ts"
 import { waitFor } from "./support/runtime.ts"
 import { setupTimedJobs } from "./support/timedJobs.ts"
 
 const scheduled = fileURLToPath(new URL("./fixtures/scheduledKinds.ts", import.meta.url))
-const { sql, spansOf, spawn, stopAll } = await setupTimedJobs(import.meta.file)
+const { db, sql, spansOf, spawn, stopAll } = await setupTimedJobs(import.meta.file)
 for (const table of recordLogTables) await sql((s) => s.unsafe(table))
 
 describe("cron schedules across worker processes", () => {
@@ -94,4 +94,24 @@ describe("cron schedules across worker processes", () => {
     for (let i = 1; i < spans.length; i++)
       expect(spans[i]!.claimed).toBeGreaterThanOrEqual(spans[i - 1]!.ended)
   }, 60_000)
+
+  it("a worker whose code defines an invalid schedule does not start, naming each bad schedule and field", async () => {
+    const program = spawnProgram("src/worker.ts", {
+      ...process.env,
+      DATABASE_URL: db.url,
+      JOBS_MODULE: fileURLToPath(new URL("./fixtures/badSchedules.ts", import.meta.url)),
+      WORKER_ID: "cron-bad",
+      WORKER_METRICS_PORT: "0",
+      DATABASE_POOL_MAX: "2"
+    })
+    const code = await exitCode(program, 30_000)
+    expect(code).not.toBe(0)
+    const said = program.stdout() + program.stderr()
+    expect(said).toContain('schedule "ghost-kind": kind: unknown job kind "ghost"')
+    expect(said).toContain('schedule "bad-payload": payload.sleepMs')
+    const written = await sql<{ name: string }>(
+      (s) => s`SELECT name FROM schedules WHERE name IN ('fine', 'ghost-kind', 'bad-payload')`
+    )
+    expect(written).toEqual([])
+  })
 })
