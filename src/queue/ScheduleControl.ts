@@ -88,8 +88,7 @@ const make = Effect.gen(function* () {
   /** Every issue of a definition, with its defaults resolved when there is none. */
   const resolve = (
     input: unknown,
-    source: "code" | "api",
-    at: Date
+    source: "code" | "api"
   ): Result.Result<Omit<ScheduleWrite, "cursorAt" | "nextAt">, InvalidSchedule> => {
     const name =
       typeof input === "object" && input !== null && typeof (input as { name?: unknown }).name === "string"
@@ -141,7 +140,6 @@ const make = Effect.gen(function* () {
           nul.map((i) => ({ path: ["payload", ...i.path], message: i.message }))
         )
       )
-    void at
     const backfill = def.backfill === undefined ? defaultBackfillMs : parseBackfillMs(def.backfill)
     return Result.succeed({
       name: def.name,
@@ -161,7 +159,7 @@ const make = Effect.gen(function* () {
 
   /** Checks a definition without writing it (a worker's start checks every one before writing any). */
   const check = (input: unknown, source: "code" | "api" = "api") =>
-    Effect.flatMap(now, (at) => Effect.fromResult(resolve(input, source, at)))
+    Effect.suspend(() => Effect.fromResult(resolve(input, source)))
 
   const found = (name: string) =>
     Effect.flatMap(repo.get(name), (row) =>
@@ -175,7 +173,7 @@ const make = Effect.gen(function* () {
   const define = (input: unknown, source: "code" | "api" = "api") =>
     Effect.gen(function* () {
       const at = yield* now
-      const write = yield* Effect.fromResult(resolve(input, source, at))
+      const write = yield* Effect.fromResult(resolve(input, source))
       yield* sql.withTransaction(
         Effect.gen(function* () {
           const before = yield* repo.getForUpdate(write.name)
