@@ -22,8 +22,16 @@ describe("cron schedules across worker processes", () => {
     const ports = new Map(["cron-a", "cron-b", "cron-c"].map((id) => [id, freePort()]))
     const three = [...ports].map(([id, port]) => spawn(id, { ...env, WORKER_METRICS_PORT: String(port) }))
     await Promise.all(three.map((w) => started(w)))
-    const schedules = await sql<{ name: string; source: string; paused: boolean }>(
-      (s) => s`SELECT name, source, paused_at IS NOT NULL AS paused FROM schedules ORDER BY name`
+    // each worker upserts the code's schedules as it starts (beside its pool, so maybe after its "started")
+    const schedules = await waitFor(
+      "the code's schedules to be upserted",
+      async () => {
+        const rows = await sql<{ name: string; source: string; paused: boolean }>(
+          (s) => s`SELECT name, source, paused_at IS NOT NULL AS paused FROM schedules ORDER BY name`
+        )
+        return rows.length === 2 ? rows : undefined
+      },
+      { timeoutMs: 20_000 }
     )
     expect(schedules).toEqual([
       { name: "every-second", source: "code", paused: false },
@@ -35,12 +43,14 @@ describe("cron schedules across worker processes", () => {
           (s) => s`SELECT count(*)::int AS n FROM schedule_fires WHERE schedule = 'every-second'`
         )
       )[0]!.n
-    await waitFor("three slots fired", async () => ((await fired()) >= 3 ? true : undefined))
+    await waitFor("three slots fired", async () => ((await fired()) >= 3 ? true : undefined), {
+      timeoutMs: 20_000
+    })
 
     await waitFor(
       "a second slow run to finish",
       async () => ((await spansOf("slow-overlap")).length >= 2 ? true : undefined),
-      { timeoutMs: 15_000 }
+      { timeoutMs: 20_000 }
     )
 
     // kill the maintainer: another takes over within the lease and catches up the slots it missed
@@ -49,22 +59,26 @@ describe("cron schedules across worker processes", () => {
     )[0]!.holder
     const victim = three.find((w) => w.id === leader)!
     // the maintainer counted its fires and its overlap skips (no schedule label: names are client-chosen)
-    const metrics = await waitFor("the maintainer's schedule metrics", async () => {
-      const text = await fetch(`http://127.0.0.1:${ports.get(leader)}/metrics`)
-        .then((r) => r.text())
-        .catch(() => "")
-      return /jobq_schedule_fires_total\{[^}]*\} [1-9]/.test(text) &&
-        /jobq_schedule_skipped_slots_total\{reason="overlap"[^}]*\} [1-9]/.test(text)
-        ? text
-        : undefined
-    })
+    const metrics = await waitFor(
+      "the maintainer's schedule metrics",
+      async () => {
+        const text = await fetch(`http://127.0.0.1:${ports.get(leader)}/metrics`)
+          .then((r) => r.text())
+          .catch(() => "")
+        return /jobq_schedule_fires_total\{[^}]*\} [1-9]/.test(text) &&
+          /jobq_schedule_skipped_slots_total\{reason="overlap"[^}]*\} [1-9]/.test(text)
+          ? text
+          : undefined
+      },
+      { timeoutMs: 20_000 }
+    )
     expect(metrics).not.toContain("schedule=")
     const before = await fired()
     victim.process.kill("SIGKILL")
     await waitFor(
       "another maintainer to fire five more slots",
       async () => ((await fired()) >= before + 5 ? true : undefined),
-      { timeoutMs: 15_000 }
+      { timeoutMs: 20_000 }
     )
     await stopAll()
 
@@ -93,7 +107,7 @@ describe("cron schedules across worker processes", () => {
     const spans = [...(await spansOf("slow-overlap"))].sort((a, b) => a.began - b.began)
     for (let i = 1; i < spans.length; i++)
       expect(spans[i]!.claimed).toBeGreaterThanOrEqual(spans[i - 1]!.ended)
-  }, 60_000)
+  }, 120_000)
 
   it("a worker whose code defines an invalid schedule does not start, naming each bad schedule and field", async () => {
     const program = spawnProgram("src/worker.ts", {
