@@ -6,7 +6,8 @@
  */
 import { Cause, Duration, Effect, Exit, Metric, Option, Schedule, type Scope } from "effect"
 import type { SqlError } from "effect/sql"
-import { CodeSchedules } from "../domain/Schedule.ts"
+import type { Issue } from "../domain/errors.ts"
+import { CodeSchedules, InvalidSchedule } from "../domain/Schedule.ts"
 import { ScheduleControl } from "../queue/ScheduleControl.ts"
 import { firesPruneBatch, ScheduleRepo } from "../queue/ScheduleRepo.ts"
 import { Scheduler } from "../queue/Scheduler.ts"
@@ -22,19 +23,35 @@ export const upsertCodeSchedules = Effect.gen(function* () {
   if (defined.length === 0) return
   const control = yield* ScheduleControl
   const problems: Array<string> = []
+  const bad: Array<string> = []
+  const issues: Array<Issue> = []
   const names = new Set<string>()
   for (const schedule of defined) {
-    if (names.has(schedule.name)) problems.push(`schedule "${schedule.name}" is defined twice`)
+    if (names.has(schedule.name)) {
+      problems.push(`schedule "${schedule.name}" is defined twice`)
+      bad.push(schedule.name)
+      issues.push({ path: [schedule.name, "name"], message: "defined twice" })
+    }
     names.add(schedule.name)
     const checked = yield* Effect.exit(control.check(schedule, "code"))
     if (Exit.isFailure(checked)) {
       const error = Cause.findErrorOption(checked.cause)
-      problems.push(error._tag === "Some" ? error.value.message : Cause.pretty(checked.cause))
+      if (error._tag === "Some") {
+        problems.push(error.value.message)
+        bad.push(error.value.name)
+        for (const issue of error.value.issues)
+          issues.push({ ...issue, path: [error.value.name, ...issue.path] })
+      } else return yield* Effect.failCause(checked.cause)
     }
   }
+  // a typed failure: the program reports it as one line and exits 1 (platform/Main.ts)
   if (problems.length > 0)
-    return yield* Effect.die(
-      new Error(`invalid schedules in code (nothing was upserted): ${problems.join("; ")}`)
+    return yield* Effect.fail(
+      new InvalidSchedule({
+        name: bad.join(", "),
+        issues,
+        message: `invalid schedules in code (nothing was upserted): ${problems.join("; ")}`
+      })
     )
   const upsertAll = Effect.gen(function* () {
     for (const schedule of defined)
@@ -62,7 +79,11 @@ export const upsertCodeSchedules = Effect.gen(function* () {
 
 export const start = (
   leader: Leader["Service"]
-): Effect.Effect<void, SqlError.SqlError, Scope.Scope | ScheduleControl | Scheduler | ScheduleRepo> =>
+): Effect.Effect<
+  void,
+  SqlError.SqlError | InvalidSchedule,
+  Scope.Scope | ScheduleControl | Scheduler | ScheduleRepo
+> =>
   Effect.gen(function* () {
     yield* upsertCodeSchedules
     const scheduler = yield* Scheduler
