@@ -7,6 +7,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
+import { parentsColumn } from "./FlowRepo.ts"
 import { jsonbText, replaceNulText } from "./nul.ts"
 import type { UniqueSpec } from "./Uniqueness.ts"
 
@@ -43,6 +44,8 @@ export interface ClaimedJob extends Job {
    * record its start (`markStarted`) before its handler runs, so that a crash now counts.
    */
   readonly recordStartFirst: boolean
+  /** In a flow: its dependencies' results by local name (`JobContext.parents`); null outside flows. */
+  readonly parents: Readonly<Record<string, unknown>> | null
 }
 
 export interface ListFilter {
@@ -361,6 +364,7 @@ const make = Effect.gen(function* () {
    * the whole table on every claim (46 us of database CPU per claimed and completed job against 27 us,
    * 50,000 jobs claimed 500 at a time, bench method in bench/RESULTS.md).
    */
+  const parents = sql.literal(parentsColumn("c.id"))
   const claimReady = (workerId: string, leaseMs: number, ready: Statement.Fragment) =>
     sql<ClaimedRow>`
       WITH ready AS (${ready}), claimed AS (
@@ -373,7 +377,7 @@ const make = Effect.gen(function* () {
         RETURNING ${claimColumns}
       )
       -- in claim order: the worker starts them in the order they come
-      SELECT * FROM claimed ORDER BY priority, "runAt", id`.pipe(
+      SELECT c.*, ${parents} FROM claimed c ORDER BY priority, "runAt", id`.pipe(
       Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
     )
 
@@ -456,16 +460,6 @@ const make = Effect.gen(function* () {
       WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
       RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
   }
-
-  /**
-   * Deletes succeeded jobs instead of keeping them (`JOB_RETENTION=0`); returns the ids this worker held.
-   */
-  const completeAndDelete = (workerId: string, ids: ReadonlyArray<string>) =>
-    sql<{ id: JobId }>`
-      DELETE FROM jobs AS j
-      USING unnest(${ids}::uuid[]) AS x (id)
-      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
-      RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
 
   /**
    * Records a failed attempt: `retrying` after the delay, or `failed_permanent` when attempts are spent or
@@ -736,7 +730,6 @@ const make = Effect.gen(function* () {
     claim,
     claimFromQueues,
     complete,
-    completeAndDelete,
     fail,
     snooze,
     setProgress,

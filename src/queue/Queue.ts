@@ -15,6 +15,8 @@ import {
 } from "../domain/errors.ts"
 import { type Enqueued, isJobId, type Job, type JobStatus, type NewJob } from "../domain/Job.ts"
 import { enqueuePayload, issuesOf, JobKinds, payloadParseOptions } from "../domain/JobKind.ts"
+import { FlowRepo } from "./FlowRepo.ts"
+import * as Flows from "./Flows.ts"
 import { uuidv7 } from "./ids.ts"
 import { type JobInsert, JobRepo } from "./JobRepo.ts"
 import { depthIssue } from "./nesting.ts"
@@ -76,6 +78,7 @@ const make = Effect.gen(function* () {
   )
   // pause, resume, setLimits, getQueue, listQueues, listWorkers: see QueueControl
   const control = yield* QueueControl
+  const flowRepo = yield* FlowRepo
 
   /**
    * Validates one request and makes its row; plain code, no Effect per item: a batch of a thousand runs
@@ -346,7 +349,12 @@ const make = Effect.gen(function* () {
           job
         } satisfies CancelOutcome
       }
-      return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "cancel")))
+      const current = yield* get(id)
+      // a job waiting in a flow (`repo.cancel` leaves blocked jobs alone: FlowRepo has their statement)
+      if (current.status === "blocked" && (yield* flowRepo.cancelOneBlocked(id))) {
+        return { outcome: "cancelled", job: yield* get(id) } satisfies CancelOutcome
+      }
+      return yield* stateConflict(current.status === "blocked" ? yield* get(id) : current, "cancel")
     }).pipe(spanned("Queue.cancel"))
 
   const retry = (id: string) =>
@@ -385,7 +393,10 @@ const make = Effect.gen(function* () {
       return { ...outcome, created, duplicate }
     })
 
-  return { enqueue, enqueueMany, get, list, cancel, retry, awaitResult, enqueueAndWait, ...control }
+  // enqueueFlow, getFlow, cancelFlow: see Flows
+  const flows = Flows.make({ sql, jobRepo: repo, flowRepo, prepare })
+
+  return { enqueue, enqueueMany, get, list, cancel, retry, awaitResult, enqueueAndWait, ...control, ...flows }
 })
 
 export class Queue extends Context.Service<Queue, Effect.Success<typeof make>>()("jobq/Queue") {

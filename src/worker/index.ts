@@ -7,6 +7,7 @@
 import { Layer } from "effect"
 import { RetryConfig, WorkerConfig, type WorkerSettingsInput } from "../Config.ts"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
+import { FlowRepo } from "../queue/FlowRepo.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
 import type { JitterBounds } from "../queue/Retry.ts"
@@ -31,6 +32,7 @@ export interface WorkerOptions {
 export const layer = (options: WorkerOptions) =>
   Layer.merge(WorkerPool.layer.pipe(Layer.provide(Heartbeat.layer)), Maintenance.layer).pipe(
     Layer.provideMerge(JobRepo.layer),
+    Layer.provideMerge(FlowRepo.layer),
     Layer.provideMerge(QueueRepo.layer),
     Layer.provideMerge(WorkerRepo.layer),
     Layer.provide(JobKinds.layer(options.kinds)),

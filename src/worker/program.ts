@@ -5,6 +5,7 @@
 import { Layer } from "effect"
 import { MetricsConfig, RetryConfig, WorkerConfig } from "../Config.ts"
 import * as KindsFromEnv from "../kinds/fromEnv.ts"
+import { FlowRepo } from "../queue/FlowRepo.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
 import { WorkerRepo } from "../queue/WorkerRepo.ts"
@@ -26,7 +27,7 @@ export const poolFromEnv = Layer.mergeAll(
   QueueDepth.layer
 ).pipe(
   Layer.provide(QueueLabels.layer),
-  Layer.provide([JobRepo.layer, QueueRepo.layer, WorkerRepo.layer]),
+  Layer.provide([JobRepo.layer, FlowRepo.layer, QueueRepo.layer, WorkerRepo.layer]),
   Layer.provide(KindsFromEnv.layer),
   Layer.provideMerge(WorkerConfig.fromEnv),
   Layer.provideMerge(MetricsConfig.fromEnv),

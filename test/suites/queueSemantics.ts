@@ -145,12 +145,22 @@ export const queueSemantics = async (driver: Driver) => {
       const queue = uniqueQueue()
       const job = await enqueue({ queue, priority: 2, idempotencyKey: `${queue}-key` })
       const [first] = await claim("w1", queue)
-      expect(first).toEqual({ ...(await get(job.id)), traceContext: null, recordStartFirst: false })
+      expect(first).toEqual({
+        ...(await get(job.id)),
+        traceContext: null,
+        recordStartFirst: false,
+        parents: null
+      })
       await run(
         JobRepo.use((r) => r.fail("w1", { id: job.id, error: "boom", retryDelayMs: 0, permanent: false }))
       )
       const [second] = await claim("w2", queue)
-      expect(second).toEqual({ ...(await get(job.id)), traceContext: null, recordStartFirst: false })
+      expect(second).toEqual({
+        ...(await get(job.id)),
+        traceContext: null,
+        recordStartFirst: false,
+        parents: null
+      })
       expect(second).toMatchObject({ attempts: 2, lastError: "boom", leaseOwner: "w2" })
     })
 
