@@ -670,25 +670,6 @@ const make = Effect.gen(function* () {
     )
 
   /**
-   * Deletes up to `limit` jobs of one finished status that finished before the cutoff, oldest first; answers
-   * how many. Reads `jobs_finished_idx` (status, finished_at) from its oldest end and deletes through the
-   * primary key, so a batch costs the rows it deletes, however many finished jobs are kept.
-   */
-  const pruneFinished = (status: JobStatus, olderThanMs: number, limit: number) =>
-    sql<{ count: number }>`
-      WITH doomed AS (
-        SELECT id FROM jobs
-        WHERE status = ${status} AND finished_at < now() - ${olderThanMs} * interval '1 millisecond'
-        ORDER BY finished_at
-        LIMIT ${limit}
-        FOR UPDATE SKIP LOCKED
-      ), deleted AS (
-        -- an array, not a join: joined, the planner hashed the batch against a scan of the whole table
-        DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING 1
-      )
-      SELECT count(*)::integer AS count FROM deleted`.pipe(Effect.map((rows) => rows[0]?.count ?? 0))
-
-  /**
    * Whether Postgres has never gathered statistics on the jobs table (`reltuples` is -1 until the first
    * ANALYZE or VACUUM), and how many rows it holds by the cumulative statistics.
    */
@@ -739,8 +720,7 @@ const make = Effect.gen(function* () {
     markStarted,
     rescueExpired,
     cancel,
-    retry,
-    pruneFinished
+    retry
   } satisfies Record<
     string,
     | ((...args: never) => Effect.Effect<unknown, SqlError.SqlError>)

@@ -10,6 +10,7 @@ import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import { FlowRepo } from "../queue/FlowRepo.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
+import { RetentionRepo } from "../queue/RetentionRepo.ts"
 import type { JitterBounds } from "../queue/Retry.ts"
 import { WorkerRepo } from "../queue/WorkerRepo.ts"
 import * as Heartbeat from "./Heartbeat.ts"
@@ -33,6 +34,7 @@ export const layer = (options: WorkerOptions) =>
   Layer.merge(WorkerPool.layer.pipe(Layer.provide(Heartbeat.layer)), Maintenance.layer).pipe(
     Layer.provideMerge(JobRepo.layer),
     Layer.provideMerge(FlowRepo.layer),
+    Layer.provideMerge(RetentionRepo.layer),
     Layer.provideMerge(QueueRepo.layer),
     Layer.provideMerge(WorkerRepo.layer),
     Layer.provide(JobKinds.layer(options.kinds)),

@@ -8,6 +8,7 @@ import * as KindsFromEnv from "../kinds/fromEnv.ts"
 import { FlowRepo } from "../queue/FlowRepo.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
+import { RetentionRepo } from "../queue/RetentionRepo.ts"
 import { WorkerRepo } from "../queue/WorkerRepo.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
 import * as Heartbeat from "./Heartbeat.ts"
@@ -27,7 +28,7 @@ export const poolFromEnv = Layer.mergeAll(
   QueueDepth.layer
 ).pipe(
   Layer.provide(QueueLabels.layer),
-  Layer.provide([JobRepo.layer, FlowRepo.layer, QueueRepo.layer, WorkerRepo.layer]),
+  Layer.provide([JobRepo.layer, FlowRepo.layer, RetentionRepo.layer, QueueRepo.layer, WorkerRepo.layer]),
   Layer.provide(KindsFromEnv.layer),
   Layer.provideMerge(WorkerConfig.fromEnv),
   Layer.provideMerge(MetricsConfig.fromEnv),
