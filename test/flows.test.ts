@@ -125,6 +125,24 @@ describe("failure policies", () => {
     expect(statuses(done)).toEqual({ a: "succeeded", b: "succeeded" })
   })
 
+  it("a retried dependent waits blocked for its retried dependency; the flow then ends succeeded", async () => {
+    const flow = await enqueueFlow({ jobs: [job("a", [], { fail: true }), job("b", ["a"])] })
+    const [a, b] = [flow.jobs[0]!, flow.jobs[1]!]
+    await settled(flow.id)
+    expect(statuses(await getFlow(flow.id))).toEqual({ a: "failed_permanent", b: "cancelled" })
+    // (the retry runs a with the same payload: make it succeed this time)
+    await run(
+      Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql`UPDATE jobs SET payload = jsonb_build_object('name', 'a') WHERE id = ${a.id}`
+      )
+    )
+    // b first: its dependency has not succeeded, so it goes back to blocked, not to the queue
+    expect((await run(Queue.use((q) => q.retry(b.id)))).status).toBe("blocked")
+    await run(Queue.use((q) => q.retry(a.id)))
+    expect(statuses(await settled(flow.id))).toEqual({ a: "succeeded", b: "succeeded" })
+  })
+
   it("a cancelled dependency under `cancel` cancels its dependents; a blocked job can be cancelled alone", async () => {
     const flow = await enqueueFlow({
       jobs: [job("a", [], {}), job("b", ["a"]), job("c", ["b"])].map((j) => ({ ...j, delayMs: 3_600_000 }))

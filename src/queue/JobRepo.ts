@@ -44,6 +44,8 @@ export interface ClaimedJob extends Job {
    * record its start (`markStarted`) before its handler runs, so that a crash now counts.
    */
   readonly recordStartFirst: boolean
+  /** The flow the job belongs to; null outside flows. */
+  readonly flowId: string | null
   /** In a flow: its dependencies' results by local name (`JobContext.parents`); null outside flows. */
   readonly parents: Readonly<Record<string, unknown>> | null
 }
@@ -347,7 +349,8 @@ const make = Effect.gen(function* () {
   const claimColumns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.priority, j.attempts,
     j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.idempotency_key AS "idempotencyKey",
     j.last_error AS "lastError", j.errors, j.created_at AS "createdAt", j.started_at AS "startedAt",
-    j.trace_context AS "traceContext", j.unstarted_rescues > 0 AS "recordStartFirst", j.snoozes, j.progress`)
+    j.trace_context AS "traceContext", j.unstarted_rescues > 0 AS "recordStartFirst", j.snoozes, j.progress,
+    j.flow_id AS "flowId"`)
 
   /**
    * Queues no plain claim may take from: paused ones, and limited ones (claimed one queue at a time under
@@ -364,7 +367,7 @@ const make = Effect.gen(function* () {
    * the whole table on every claim (46 us of database CPU per claimed and completed job against 27 us,
    * 50,000 jobs claimed 500 at a time, bench method in bench/RESULTS.md).
    */
-  const parents = sql.literal(parentsColumn("c.id"))
+  const parents = sql.literal(parentsColumn("c.id", 'c."flowId"'))
   const claimReady = (workerId: string, leaseMs: number, ready: Statement.Fragment) =>
     sql<ClaimedRow>`
       WITH ready AS (${ready}), claimed AS (

@@ -15,7 +15,7 @@ import {
 } from "../domain/errors.ts"
 import { type Enqueued, isJobId, type Job, type JobStatus, type NewJob } from "../domain/Job.ts"
 import { enqueuePayload, issuesOf, JobKinds, payloadParseOptions } from "../domain/JobKind.ts"
-import { FlowRepo } from "./FlowRepo.ts"
+import { FlowRepo, isBlockedByDependencies } from "./FlowRepo.ts"
 import * as Flows from "./Flows.ts"
 import { uuidv7 } from "./ids.ts"
 import { type JobInsert, JobRepo } from "./JobRepo.ts"
@@ -361,15 +361,19 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       yield* known(id)
       // a unique job whose slot another job took meanwhile cannot go back into a counted state
-      const job = yield* repo
-        .retry(id)
-        .pipe(
-          Effect.catchIf(isUniqueViolation, () =>
-            Effect.flatMap(get(id), (current) =>
-              Effect.fail(stateConflict(current, "retry", "another job holds its unique slot"))
-            )
+      const job = yield* repo.retry(id).pipe(
+        Effect.catchIf(isUniqueViolation, () =>
+          Effect.flatMap(get(id), (current) =>
+            Effect.fail(stateConflict(current, "retry", "another job holds its unique slot"))
+          )
+        ),
+        // a flow's job whose dependencies have not all succeeded goes back to waiting for them
+        Effect.catchIf(isBlockedByDependencies, () =>
+          Effect.flatMap(flowRepo.retryBlocked(id), (retried) =>
+            retried ? get(id) : Effect.succeed(undefined)
           )
         )
+      )
       if (job !== undefined) return job
       return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "retry")))
     }).pipe(spanned("Queue.retry"))

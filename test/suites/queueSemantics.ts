@@ -149,6 +149,7 @@ export const queueSemantics = async (driver: Driver) => {
         ...(await get(job.id)),
         traceContext: null,
         recordStartFirst: false,
+        flowId: null,
         parents: null
       })
       await run(
@@ -159,6 +160,7 @@ export const queueSemantics = async (driver: Driver) => {
         ...(await get(job.id)),
         traceContext: null,
         recordStartFirst: false,
+        flowId: null,
         parents: null
       })
       expect(second).toMatchObject({ attempts: 2, lastError: "boom", leaseOwner: "w2" })
