@@ -12,6 +12,7 @@ import { defineKind, PermanentError } from "../src/domain/JobKind.ts"
 import { JobRepo } from "../src/queue/JobRepo.ts"
 import * as QueueLayer from "../src/queue/layer.ts"
 import { Queue } from "../src/queue/Queue.ts"
+import { QueueRepo } from "../src/queue/QueueRepo.ts"
 import * as Worker from "../src/worker/index.ts"
 import { freshDatabase } from "./support/database.ts"
 import { waitFor } from "./support/runtime.ts"
@@ -46,7 +47,7 @@ afterAll(async () => {
   await db.drop()
 })
 
-const run = <A, E>(effect: Effect.Effect<A, E, Queue | JobRepo | SqlClient.SqlClient>) =>
+const run = <A, E>(effect: Effect.Effect<A, E, Queue | JobRepo | QueueRepo | SqlClient.SqlClient>) =>
   runtime.runPromise(effect)
 const enqueueFlow = (flow: NewFlow) => run(Queue.use((q) => q.enqueueFlow(flow)))
 const getFlow = (id: string) => run(Queue.use((q) => q.getFlow(id)))
@@ -207,6 +208,29 @@ describe("validation", () => {
   })
 })
 
+describe("the library", () => {
+  it("enqueueFlow joins the caller's transaction: rolled back with it, nothing stays", async () => {
+    const exit = await runtime.runPromiseExit(
+      Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql.withTransaction(
+          Effect.andThen(
+            Queue.use((q) => q.enqueueFlow({ jobs: [{ ...job("t1"), queue: "rolled-back" }] })),
+            Effect.fail("the caller changed its mind")
+          )
+        )
+      )
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+    const [row] = await run(
+      Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql<{ n: number }>`SELECT count(*)::int AS n FROM jobs WHERE queue = 'rolled-back'`
+      )
+    )
+    expect(row!.n).toBe(0)
+  })
+})
+
 describe("the unblocking statement", () => {
   it("two parents completed in concurrent transactions queue their common dependent exactly once", async () => {
     // parents on a queue no worker serves: this test claims and completes them itself
@@ -246,8 +270,16 @@ describe("the unblocking statement", () => {
         )
       )
       expect(row!.pending).toBe(0)
-      const [child] = await run(JobRepo.use((r) => r.claim(`w-${round}`, 1, 60_000, [queue])))
-      expect(child!.parents).toEqual(Object.fromEntries(claimed.map((c, i) => [`p${i + 1}`, c.id])))
+      const parents = Object.fromEntries(claimed.map((c, i) => [`p${i + 1}`, c.id]))
+      if (round % 2 === 0) {
+        const [child] = await run(JobRepo.use((r) => r.claim(`w-${round}`, 1, 60_000, [queue])))
+        expect(child).toMatchObject({ flowId: flow.id, parents })
+      } else {
+        // a limited queue's claim (a function with fixed columns) reads parents beside it
+        await run(Queue.use((q) => q.setLimits(queue, { concurrencyLimit: 5 })))
+        const { jobs } = await run(QueueRepo.use((r) => r.claimLimited(`w-${round}`, 1, 60_000, [queue])))
+        expect(jobs[0]).toMatchObject({ flowId: flow.id, parents })
+      }
     }
   })
 })
