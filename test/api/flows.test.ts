@@ -43,6 +43,9 @@ describe("POST /flows, GET /flows/{id}, POST /flows/{id}/cancel", () => {
     expect(typeof body.flowId).toBe("string")
     await expectProblem(await request("/flows/not-a-uuid"), 404, "flow-not-found")
     await expectProblem(await request("/flows/not-a-uuid/cancel", { method: "POST" }), 404, "flow-not-found")
+    // longer than the router takes (128 characters): still the flow's 404, not a job's
+    const long = await expectProblem(await request(`/flows/${"x".repeat(200)}`), 404, "flow-not-found")
+    expect(long.flowId).toBe("x".repeat(200))
   })
 
   it("refuses a cycle, an unknown name, a duplicate name and too many jobs with a 422 naming the job", async () => {
