@@ -166,6 +166,9 @@ describe("failure policies", () => {
     const cancelled = await run(Queue.use((q) => q.cancelFlow(flow.id)))
     expect(cancelled.status).toBe("cancelled")
     expect(statuses(cancelled)).toEqual({ a: "cancelled", b: "cancelled", c: "cancelled" })
+    // a job of a cancelled flow stays cancelled
+    const retried = await runtime.runPromiseExit(Queue.use((q) => q.retry(cancelled.jobs[0]!.id)))
+    expect(Exit.isFailure(retried) && JSON.stringify(retried.cause)).toContain("its flow was cancelled")
   })
 })
 

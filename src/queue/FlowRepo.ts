@@ -196,6 +196,12 @@ const make = Effect.gen(function* () {
       WHERE id = ${id} AND status IN ('failed_permanent', 'cancelled') AND pending_deps > 0
       RETURNING id`.pipe(Effect.map((rows) => rows.length > 0))
 
+  /** Whether the job belongs to a cancelled flow. */
+  const inCancelledFlow = (id: string) =>
+    sql<{ id: string }>`
+      SELECT f.id FROM jobs j JOIN flows f ON f.id = j.flow_id
+      WHERE j.id = ${id} AND f.cancelled_at IS NOT NULL`.pipe(Effect.map((rows) => rows.length > 0))
+
   /**
    * The completion of `JOB_RETENTION=0`: deletes succeeded jobs outside flows, and marks flow jobs
    * succeeded with their results instead (their dependents read them, and GET /flows/{id} shows them;
@@ -239,6 +245,7 @@ const make = Effect.gen(function* () {
     unsettled,
     cancelOneBlocked,
     retryBlocked,
+    inCancelledFlow,
     completeDeleting
   } satisfies Record<
     string,

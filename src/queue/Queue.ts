@@ -360,6 +360,11 @@ const make = Effect.gen(function* () {
   const retry = (id: string) =>
     Effect.gen(function* () {
       yield* known(id)
+      if (yield* flowRepo.inCancelledFlow(id)) {
+        return yield* Effect.flatMap(get(id), (current) =>
+          Effect.fail(stateConflict(current, "retry", "its flow was cancelled"))
+        )
+      }
       // a unique job whose slot another job took meanwhile cannot go back into a counted state
       const job = yield* repo.retry(id).pipe(
         Effect.catchIf(isUniqueViolation, () =>
