@@ -62,9 +62,14 @@ ALTER TABLE jobs ADD CONSTRAINT jobs_blocked_until_deps
 --    a retry of the dependency lets the flow go on.
 --
 -- Statement-level over the rows the statement changed: one call per statement. A statement without a
--- finished flow job (every claim, renewal and completion outside flows) stops at the first check.
-CREATE FUNCTION jobq_flow_advance() RETURNS trigger
-LANGUAGE plpgsql AS $$
+-- finished flow job (every claim, renewal and completion outside flows) stops at the first query; the work
+-- is done by `jobq_flow_move`, given the ids.
+--
+-- `jit = off` for that work: the planner cannot know how small the recursive walk of step 2 is, estimated
+-- it at millions of rows, and JIT-compiled it on every completion of a flow job (about a second of CPU each,
+-- holding the completed rows' locks meanwhile).
+CREATE FUNCTION jobq_flow_move(done uuid[], ended uuid[]) RETURNS void
+LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
   dependents uuid[];
   counts integer[];
@@ -72,20 +77,16 @@ DECLARE
   reasons text[];
   q record;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM changed WHERE flow_id IS NOT NULL
-                 AND status IN ('succeeded', 'failed_permanent', 'cancelled')) THEN
-    RETURN NULL;
-  END IF;
-
   -- 1. successes: count satisfied edges per dependent (an edge already satisfied is not counted again)
-  WITH done AS (
-    UPDATE job_deps d SET satisfied = true
-    FROM changed c
-    WHERE c.flow_id IS NOT NULL AND c.status = 'succeeded' AND d.depends_on = c.id AND NOT d.satisfied
-    RETURNING d.job_id
-  )
-  SELECT array_agg(job_id ORDER BY job_id), array_agg(n ORDER BY job_id) INTO dependents, counts
-  FROM (SELECT job_id, count(*)::integer AS n FROM done GROUP BY job_id) s;
+  IF done IS NOT NULL THEN
+    WITH satisfied AS (
+      UPDATE job_deps d SET satisfied = true
+      WHERE d.depends_on = ANY(done) AND NOT d.satisfied
+      RETURNING d.job_id
+    )
+    SELECT array_agg(job_id ORDER BY job_id), array_agg(n ORDER BY job_id) INTO dependents, counts
+    FROM (SELECT job_id, count(*)::integer AS n FROM satisfied GROUP BY job_id) s;
+  END IF;
 
   IF dependents IS NOT NULL THEN
     -- the locks, in id order, before any change (a statement of its own: the UPDATE below then reads the
@@ -115,21 +116,23 @@ BEGIN
   END IF;
 
   -- 2. failures under `cancel`: every blocked descendant, named after the first failed dependency above it
-  WITH RECURSIVE down (id, reason) AS (
-    SELECT d.job_id, 'dependency "' || c.flow_name || '" (job ' || c.id || ') ended ' || c.status
-    FROM changed c
-    JOIN flows f ON f.id = c.flow_id AND f.on_failure = 'cancel'
-    JOIN job_deps d ON d.depends_on = c.id
-    JOIN jobs b ON b.id = d.job_id AND b.status = 'blocked'
-    WHERE c.status IN ('failed_permanent', 'cancelled')
-    UNION
-    SELECT d.job_id, down.reason
-    FROM down
-    JOIN job_deps d ON d.depends_on = down.id
-    JOIN jobs b ON b.id = d.job_id AND b.status = 'blocked'
-  )
-  SELECT array_agg(id ORDER BY id), array_agg(reason ORDER BY id) INTO doomed, reasons
-  FROM (SELECT id, min(reason) AS reason FROM down GROUP BY id) s;
+  IF ended IS NOT NULL THEN
+    WITH RECURSIVE down (id, reason) AS (
+      SELECT d.job_id, 'dependency "' || c.flow_name || '" (job ' || c.id || ') ended ' || c.status
+      FROM jobs c
+      JOIN flows f ON f.id = c.flow_id AND f.on_failure = 'cancel'
+      JOIN job_deps d ON d.depends_on = c.id
+      JOIN jobs b ON b.id = d.job_id AND b.status = 'blocked'
+      WHERE c.id = ANY(ended) AND c.status IN ('failed_permanent', 'cancelled')
+      UNION
+      SELECT d.job_id, down.reason
+      FROM down
+      JOIN job_deps d ON d.depends_on = down.id
+      JOIN jobs b ON b.id = d.job_id AND b.status = 'blocked'
+    )
+    SELECT array_agg(id ORDER BY id), array_agg(reason ORDER BY id) INTO doomed, reasons
+    FROM (SELECT id, min(reason) AS reason FROM down GROUP BY id) s;
+  END IF;
 
   IF doomed IS NOT NULL THEN
     PERFORM 1 FROM jobs WHERE id = ANY(doomed) ORDER BY id FOR UPDATE;
@@ -140,6 +143,22 @@ BEGIN
           'error', x.reason, 'retryDelayMs', NULL))
     FROM unnest(doomed, reasons) AS x (id, reason)
     WHERE j.id = x.id AND j.status = 'blocked';
+  END IF;
+END
+$$;
+
+CREATE FUNCTION jobq_flow_advance() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  done uuid[];
+  ended uuid[];
+BEGIN
+  SELECT array_agg(id) FILTER (WHERE status = 'succeeded'),
+         array_agg(id) FILTER (WHERE status IN ('failed_permanent', 'cancelled'))
+  INTO done, ended
+  FROM changed WHERE flow_id IS NOT NULL AND status IN ('succeeded', 'failed_permanent', 'cancelled');
+  IF done IS NOT NULL OR ended IS NOT NULL THEN
+    PERFORM jobq_flow_move(done, ended);
   END IF;
   RETURN NULL;
 END

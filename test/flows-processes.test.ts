@@ -76,6 +76,63 @@ describe("flows across worker processes", () => {
     await stopAll()
   }, 90_000)
 
+  it("a complete bipartite flow (40 x 300, 12,000 edges) over 3 workers: no deadlock, each child after all parents", async () => {
+    const queue = "bipartite"
+    const deadlocks = async () =>
+      (
+        await sql<{ n: number }>(
+          (s) => s`SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()`
+        )
+      )[0]!.n
+    const before = await deadlocks()
+    // no prefetch, few slots: the parents spread over the three workers, whose completions then overlap
+    const env = { WORKER_QUEUES: queue, WORKER_CONCURRENCY: "4", WORKER_PREFETCH: "0" }
+    const three = [spawn("bi-a", env), spawn("bi-b", env), spawn("bi-c", env)]
+    await Promise.all(three.map((w) => started(w)))
+    const parents = Array.from({ length: 40 }, (_, i) => `parent-${i}`)
+    const step = (name: string, dependsOn: Array<string> = []) => ({
+      name,
+      kind: "flowStep",
+      payload: { name, sleepMs: 1 },
+      queue,
+      dependsOn
+    })
+    // every completion batch locks the same 300 children: in id order, or the batches would deadlock
+    const flow = await run(
+      Queue.use((q) =>
+        q.enqueueFlow({
+          jobs: [
+            ...parents.map((p) => step(p)),
+            ...Array.from({ length: 300 }, (_, i) => step(`child-${i}`, parents))
+          ]
+        })
+      )
+    )
+    await waitFor(
+      "the flow to finish",
+      async () => ((await flowStatus(flow.id)) === "active" ? undefined : true),
+      {
+        timeoutMs: 60_000,
+        intervalMs: 200
+      }
+    )
+    expect(await flowStatus(flow.id)).toBe("succeeded")
+    await stopAll()
+    const [order] = await sql<{ runs: number; lastParent: Date; firstChild: Date; fullParents: number }>(
+      (s) => s`
+        SELECT (SELECT count(*)::int FROM flow_log WHERE name LIKE 'parent-%' OR name LIKE 'child-%') AS runs,
+               (SELECT max(ended_at) FROM flow_log WHERE name LIKE 'parent-%') AS "lastParent",
+               (SELECT min(at) FROM flow_started WHERE name LIKE 'child-%') AS "firstChild",
+               (SELECT count(*)::int FROM flow_log
+                WHERE name LIKE 'child-%' AND (SELECT count(*) FROM jsonb_object_keys(parents)) = 40) AS "fullParents"`
+    )
+    expect(order!.runs).toBe(340)
+    expect(order!.firstChild.getTime()).toBeGreaterThanOrEqual(order!.lastParent.getTime())
+    expect(order!.fullParents).toBe(300)
+    // the workers have exited, so their sessions' statistics are flushed
+    expect(await deadlocks()).toBe(before)
+  }, 90_000)
+
   it("a flow whose worker is killed mid-run still completes: the rescuer hands the job to another worker", async () => {
     const queue = "killed"
     const env = {
