@@ -361,5 +361,32 @@ export const queueSemantics = async (driver: Driver) => {
         })
       }
     })
+
+    it("a flow: a dependent is blocked, queued by its dependency's success with its result, cancelled by a failure", async () => {
+      const queue = uniqueQueue()
+      const flow = await run(
+        Queue.use((q) =>
+          q.enqueueFlow({
+            jobs: [
+              { name: "a", kind: "noop", payload: {}, queue },
+              { name: "b", kind: "noop", payload: {}, queue, dependsOn: ["a"] },
+              { name: "x", kind: "noop", payload: {}, queue },
+              { name: "y", kind: "noop", payload: {}, queue, dependsOn: ["x"] }
+            ]
+          })
+        )
+      )
+      expect(flow.jobs.map((j) => j.status)).toEqual(["queued", "blocked", "queued", "blocked"])
+      const [a, b, x, y] = flow.jobs
+      const claimed = await claim("w-flow", queue)
+      expect(claimed.map((c) => c.id).sort()).toEqual([a!.id, x!.id].sort())
+      await run(JobRepo.use((r) => r.complete("w-flow", [{ id: a!.id, result: { rows: 3 } }])))
+      await run(
+        JobRepo.use((r) => r.fail("w-flow", { id: x!.id, error: "no", retryDelayMs: 0, permanent: true }))
+      )
+      expect((await get(y!.id)).status).toBe("cancelled")
+      const [dependent] = await claim("w-flow", queue)
+      expect(dependent).toMatchObject({ id: b!.id, flowId: flow.id, parents: { a: { rows: 3 } } })
+    })
   })
 }
