@@ -7,6 +7,8 @@ import { HttpApiBuilder } from "effect/http-api"
 import type { FlowNotFound as DomainFlowNotFound, InvalidFlow, NewFlowJob } from "../domain/Flow.ts"
 import { enqueuePayload, JobKinds } from "../domain/JobKind.ts"
 import { Queue } from "../queue/Queue.ts"
+import { jobsEnqueued } from "../telemetry/ApiMetrics.ts"
+import * as Series from "../telemetry/Series.ts"
 import type { JobqApi } from "./Api.ts"
 import * as DatabaseAdmission from "./DatabaseAdmission.ts"
 import { FlowNotFound, type NewFlowRequest } from "./FlowsApi.ts"
@@ -30,6 +32,11 @@ export const makeFlowsHandlers = (api: JobqApi) =>
       const queue = yield* Queue
       const kinds = yield* JobKinds
       const database = yield* DatabaseAdmission.make
+      const context = yield* Effect.context<never>()
+      // a flow's jobs count in jobq_jobs_enqueued_total like any other enqueue
+      const enqueuedCounters = new Map(
+        kinds.all.map((kind) => [kind.name, Series.counter(context, jobsEnqueued, { kind: kind.name })])
+      )
       const encoders = new Map(
         kinds.all.map((kind) => [kind.name, Schema.encodeUnknownSync(enqueuePayload(kind.payload))])
       )
@@ -51,6 +58,11 @@ export const makeFlowsHandlers = (api: JobqApi) =>
         createFlow: ({ payload }) =>
           Effect.sync(() => toJobs(payload)).pipe(
             Effect.flatMap((jobs) => queue.enqueueFlow({ jobs, onFailure: payload.onFailure })),
+            Effect.tap((flow) =>
+              Effect.sync(() => {
+                for (const job of flow.jobs) enqueuedCounters.get(job.kind)?.add(1)
+              })
+            ),
             database,
             Effect.catchTag("InvalidFlow", (e) => Effect.fail(invalid(e)))
           ),

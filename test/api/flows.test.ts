@@ -1,5 +1,6 @@
 import { describe, expect, it } from "bun:test"
 import { expectProblem, json, setupApiTests } from "../support/api.ts"
+import { readExposition } from "../support/prometheus.ts"
 
 const { request, postJson } = await setupApiTests(import.meta.file)
 
@@ -14,8 +15,15 @@ const step = (name: string, dependsOn?: Array<string>) => ({
 
 describe("POST /flows, GET /flows/{id}, POST /flows/{id}/cancel", () => {
   it("creates a flow (201): jobs without dependencies queued, the others blocked; reads it back; cancels it", async () => {
+    const enqueued = async () =>
+      readExposition(await (await request("/metrics")).text()).value("jobq_jobs_enqueued_total", {
+        kind: "sleep"
+      })
+    const before = await enqueued().catch(() => 0)
     const created = await postJson("/flows", { jobs: [step("a"), step("b", ["a"]), step("c", ["a", "b"])] })
     expect(created.status).toBe(201)
+    // a flow's jobs count as enqueued
+    expect(await enqueued()).toBe(before + 3)
     const flow = await json(created)
     expect(flow.status).toBe("active")
     expect(flow.onFailure).toBe("cancel")
