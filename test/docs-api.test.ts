@@ -169,6 +169,31 @@ const setups: Record<string, () => Promise<string | undefined>> = {
     return id
   },
   "retry-conflict": () => enqueue({ kind: "noop", payload: {}, queue: "default" }),
+  "flow-create": async () => undefined,
+  "flow-invalid": async () => undefined,
+  "flow-get": async () => {
+    const response = await post("/flows", {
+      jobs: [
+        { name: "a", kind: "noop", payload: {}, queue: "flow-docs" },
+        { name: "b", kind: "noop", payload: {}, queue: "flow-docs", dependsOn: ["a"] }
+      ]
+    })
+    const flow = (await response.json()) as { id: string; jobs: Array<{ id: string }> }
+    await claim(flow.jobs[0]!.id, "flow-docs")
+    await api.run(
+      JobRepo.use((repo) => repo.complete(worker, [{ id: flow.jobs[0]!.id, result: { rows: 3 } }]))
+    )
+    return flow.id
+  },
+  "flow-cancel": async () => {
+    const response = await post("/flows", {
+      jobs: [
+        { name: "a", kind: "sleep", payload: { ms: 1000 }, queue: "flow-docs-cancel" },
+        { name: "b", kind: "noop", payload: {}, queue: "flow-docs-cancel", dependsOn: ["a"] }
+      ]
+    })
+    return ((await response.json()) as { id: string }).id
+  },
   "queues-list": async () => undefined,
   "queue-get": async () => undefined,
   "queue-get-unknown": async () => undefined,

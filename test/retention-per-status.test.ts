@@ -9,8 +9,8 @@ import { SqlClient } from "effect/sql"
 import { retentionOf, WorkerConfig } from "../src/Config.ts"
 import * as Database from "../src/db/Database.ts"
 import { demoKinds } from "../src/kinds/DemoKinds.ts"
-import { JobRepo } from "../src/queue/JobRepo.ts"
 import * as QueueLayer from "../src/queue/layer.ts"
+import { RetentionRepo } from "../src/queue/RetentionRepo.ts"
 import * as Worker from "../src/worker/index.ts"
 import { pruneBatch } from "../src/worker/Maintenance.ts"
 import { freshDatabase } from "./support/database.ts"
@@ -112,7 +112,9 @@ describe("retention per status", () => {
     await sql((s) => s`SELECT pg_stat_force_next_flush()`)
     const before = await stats()
     const deleted = await runtime.runPromise(
-      JobRepo.use((repo) => repo.pruneFinished("succeeded", Duration.toMillis(Duration.days(1)), pruneBatch))
+      RetentionRepo.use((repo) =>
+        repo.pruneFinished("succeeded", Duration.toMillis(Duration.days(1)), pruneBatch)
+      ).pipe(Effect.provide(RetentionRepo.layer))
     )
     await sql((s) => s`SELECT pg_stat_force_next_flush()`)
     const after = await stats()

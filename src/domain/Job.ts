@@ -1,4 +1,4 @@
-/** The job as stored and as shown: its id, its six states, and what an enqueue asks for. */
+/** The job as stored and as shown: its id, its seven states, and what an enqueue asks for. */
 import { Schema, SchemaTransformation } from "effect"
 import type { UniqueOptions } from "./Unique.ts"
 
@@ -17,8 +17,9 @@ export const JobStatus = Schema.Literals([
   "succeeded",
   "retrying",
   "failed_permanent",
-  "cancelled"
-])
+  "cancelled",
+  "blocked"
+]).annotate({ description: "blocked: in a flow, waiting for its dependencies to succeed (never claimed)" })
 export type JobStatus = typeof JobStatus.Type
 
 export const terminalStatuses: ReadonlyArray<JobStatus> = ["succeeded", "failed_permanent", "cancelled"]

@@ -19,6 +19,11 @@ export interface JobContext {
    * per job (the latest), and the last one before the job settles.
    */
   readonly progress: (value: unknown) => Effect.Effect<void, InvalidProgress>
+  /**
+   * For a job in a flow, what each of its dependencies succeeded with, by the dependency's local name
+   * (`dependsOn`); empty for a job outside a flow or without dependencies.
+   */
+  readonly parents: Readonly<Record<string, unknown>>
 }
 
 /** The largest progress value, as JSON text, and how deep it may nest. */

@@ -4,7 +4,6 @@
  * key and the lookups live in `queue/Uniqueness.ts`, the guarantee in a partial unique index (migration 0004).
  */
 import { Schema } from "effect"
-import { JobStatus } from "./Job.ts"
 
 /** At most this many named payload fields (`payload.<name>`) in `by`. */
 export const maxUniqueFields = 8
@@ -21,10 +20,21 @@ export const defaultUniqueBy: ReadonlyArray<string> = ["kind", "queue", "payload
  * these to another state, a job never enters a counted state while another holds its slot, except by an
  * explicit retry (which answers 409 then): no settlement can collide.
  */
-export const requiredUniqueStates: ReadonlyArray<JobStatus> = ["queued", "retrying", "running"]
+export const requiredUniqueStates: ReadonlyArray<UniqueState> = ["queued", "retrying", "running"]
+
+/** The states a unique slot can count in: every state but `blocked` (a flow's job is never unique). */
+export const UniqueState = Schema.Literals([
+  "queued",
+  "running",
+  "succeeded",
+  "retrying",
+  "failed_permanent",
+  "cancelled"
+])
+export type UniqueState = typeof UniqueState.Type
 
 /** Each state's bit in `jobs.unique_states`; the same numbers as `jobq_unique_counts` in migration 0004. */
-export const stateBits: Readonly<Record<JobStatus, number>> = {
+export const stateBits: Readonly<Record<UniqueState, number>> = {
   queued: 1,
   running: 2,
   succeeded: 4,
@@ -32,7 +42,7 @@ export const stateBits: Readonly<Record<JobStatus, number>> = {
   failed_permanent: 16,
   cancelled: 32
 }
-export const stateMask = (states: ReadonlyArray<JobStatus>) =>
+export const stateMask = (states: ReadonlyArray<UniqueState>) =>
   states.reduce((mask, state) => mask | stateBits[state], 0)
 
 const unitMs: Readonly<Record<string, number>> = {
@@ -73,7 +83,7 @@ const fewFields = Schema.makeFilter<ReadonlyArray<string>>(
   { description: `at most ${maxUniqueFields} named payload fields` }
 )
 
-const countsRequired = Schema.makeFilter<ReadonlyArray<JobStatus>>(
+const countsRequired = Schema.makeFilter<ReadonlyArray<UniqueState>>(
   (states) => {
     const missing = requiredUniqueStates.filter((state) => !states.includes(state))
     return missing.length === 0 ? undefined : `Expected the states to include ${missing.join(", ")}`
@@ -103,7 +113,7 @@ export const UniqueOptions = Schema.Struct({
   ),
   period: Schema.optionalKey(UniquePeriod),
   states: Schema.optionalKey(
-    Schema.Array(JobStatus)
+    Schema.Array(UniqueState)
       .check(Schema.isBetweenLength(3, 6))
       .check(countsRequired)
       .annotate({

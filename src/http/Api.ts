@@ -3,7 +3,7 @@
  * (JobsHandlers, SystemHandlers); the OpenAPI document and clients are derived from this. The contract is a
  * function of the job kinds because they are loaded at runtime (`JOBS_MODULE`).
  */
-import { Context, Schema } from "effect"
+import { Schema } from "effect"
 import {
   HttpApi,
   HttpApiEndpoint,
@@ -15,6 +15,7 @@ import {
 } from "effect/http-api"
 import { Job } from "../domain/Job.ts"
 import { type JobKind, payloadParseOptions } from "../domain/JobKind.ts"
+import { makeFlowsGroup } from "./FlowsApi.ts"
 import {
   CancelRequested,
   EnqueuedBatch,
@@ -31,6 +32,7 @@ import {
   WaitQuery
 } from "./JobSchemas.ts"
 import * as OpenApiDocument from "./OpenApiDocument.ts"
+import { PayloadEnclosing } from "./PayloadEnclosing.ts"
 import {
   DatabaseUnavailable,
   IdempotencyConflict,
@@ -69,13 +71,7 @@ export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("j
  */
 export class PayloadDepth extends HttpApiMiddleware.Service<PayloadDepth>()("jobq/http/PayloadDepth") {}
 
-/**
- * Annotates an endpoint whose body carries jobs: how many containers enclose a job's payload in it (`{
- * "payload": ... }` is 1, `{ "jobs": [{ "payload": ... }] }` is 3), so its depth limit counts from there.
- */
-export class PayloadEnclosing extends Context.Service<PayloadEnclosing, number>()(
-  "jobq/http/PayloadEnclosing"
-) {}
+export { PayloadEnclosing } from "./PayloadEnclosing.ts"
 
 const always = [InternalError, DatabaseUnavailable]
 const withBody = [MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
@@ -184,6 +180,7 @@ export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
     .add(makeJobsGroup(kinds))
     .add(QueuesGroup.middleware(RequestErrors).middleware(Authorization))
     .add(SchedulesGroup.middleware(RequestErrors).middleware(Authorization))
+    .add(makeFlowsGroup(kinds).middleware(PayloadDepth).middleware(RequestErrors).middleware(Authorization))
     .add(SystemGroup)
     .annotateMerge(
       OpenApi.annotations({

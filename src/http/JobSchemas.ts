@@ -31,7 +31,7 @@ const DelayMs = Schema.Int.pipe(
 const RunAt = instant("Run no sooner than this instant")
 
 /** The enqueue options every kind shares. */
-const jobOptions = {
+export const jobOptions = {
   queue: Schema.optionalKey(QueueName),
   priority: Schema.optionalKey(Priority),
   runAt: Schema.optionalKey(RunAt),
@@ -46,7 +46,7 @@ const jobOptions = {
   unique: Schema.optionalKey(UniqueOptions)
 }
 
-const oneSchedule = Schema.makeFilter<{
+export const oneSchedule = Schema.makeFilter<{
   readonly runAt?: Date | undefined
   readonly delayMs?: number | undefined
 }>(

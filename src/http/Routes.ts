@@ -11,6 +11,7 @@ import type { JobKind } from "../domain/JobKind.ts"
 import { Authorization, makeApi } from "./Api.ts"
 import * as BearerAuth from "./BearerAuth.ts"
 import * as ErrorResponses from "./ErrorResponses.ts"
+import { makeFlowsHandlers } from "./FlowsHandlers.ts"
 import { makeJobsHandlers } from "./JobsHandlers.ts"
 import * as PayloadDepth from "./PayloadDepth.ts"
 import { makeQueuesHandlers } from "./QueuesHandlers.ts"
@@ -77,6 +78,7 @@ export const layer = (kinds: ReadonlyArray<JobKind>) => {
         makeJobsHandlers(api),
         makeQueuesHandlers(api),
         makeSchedulesHandlers(api),
+        makeFlowsHandlers(api),
         makeSystemHandlers(api)
       ]),
       Layer.provide([RequestErrors.layer, PayloadDepth.layer, AuthorizationDeclared])

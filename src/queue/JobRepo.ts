@@ -7,6 +7,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
+import { parentsColumn } from "./FlowRepo.ts"
 import { jsonbText, replaceNulText } from "./nul.ts"
 import type { UniqueSpec } from "./Uniqueness.ts"
 
@@ -43,6 +44,10 @@ export interface ClaimedJob extends Job {
    * record its start (`markStarted`) before its handler runs, so that a crash now counts.
    */
   readonly recordStartFirst: boolean
+  /** The flow the job belongs to; null outside flows. */
+  readonly flowId: string | null
+  /** In a flow: its dependencies' results by local name (`JobContext.parents`); null outside flows. */
+  readonly parents: Readonly<Record<string, unknown>> | null
 }
 
 export interface ListFilter {
@@ -344,7 +349,8 @@ const make = Effect.gen(function* () {
   const claimColumns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.priority, j.attempts,
     j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.idempotency_key AS "idempotencyKey",
     j.last_error AS "lastError", j.errors, j.created_at AS "createdAt", j.started_at AS "startedAt",
-    j.trace_context AS "traceContext", j.unstarted_rescues > 0 AS "recordStartFirst", j.snoozes, j.progress`)
+    j.trace_context AS "traceContext", j.unstarted_rescues > 0 AS "recordStartFirst", j.snoozes, j.progress,
+    j.flow_id AS "flowId"`)
 
   /**
    * Queues no plain claim may take from: paused ones, and limited ones (claimed one queue at a time under
@@ -361,6 +367,7 @@ const make = Effect.gen(function* () {
    * the whole table on every claim (46 us of database CPU per claimed and completed job against 27 us,
    * 50,000 jobs claimed 500 at a time, bench method in bench/RESULTS.md).
    */
+  const parents = sql.literal(parentsColumn("c.id", 'c."flowId"'))
   const claimReady = (workerId: string, leaseMs: number, ready: Statement.Fragment) =>
     sql<ClaimedRow>`
       WITH ready AS (${ready}), claimed AS (
@@ -373,7 +380,7 @@ const make = Effect.gen(function* () {
         RETURNING ${claimColumns}
       )
       -- in claim order: the worker starts them in the order they come
-      SELECT * FROM claimed ORDER BY priority, "runAt", id`.pipe(
+      SELECT c.*, ${parents} FROM claimed c ORDER BY priority, "runAt", id`.pipe(
       Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
     )
 
@@ -456,16 +463,6 @@ const make = Effect.gen(function* () {
       WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
       RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
   }
-
-  /**
-   * Deletes succeeded jobs instead of keeping them (`JOB_RETENTION=0`); returns the ids this worker held.
-   */
-  const completeAndDelete = (workerId: string, ids: ReadonlyArray<string>) =>
-    sql<{ id: JobId }>`
-      DELETE FROM jobs AS j
-      USING unnest(${ids}::uuid[]) AS x (id)
-      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
-      RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
 
   /**
    * Records a failed attempt: `retrying` after the delay, or `failed_permanent` when attempts are spent or
@@ -676,25 +673,6 @@ const make = Effect.gen(function* () {
     )
 
   /**
-   * Deletes up to `limit` jobs of one finished status that finished before the cutoff, oldest first; answers
-   * how many. Reads `jobs_finished_idx` (status, finished_at) from its oldest end and deletes through the
-   * primary key, so a batch costs the rows it deletes, however many finished jobs are kept.
-   */
-  const pruneFinished = (status: JobStatus, olderThanMs: number, limit: number) =>
-    sql<{ count: number }>`
-      WITH doomed AS (
-        SELECT id FROM jobs
-        WHERE status = ${status} AND finished_at < now() - ${olderThanMs} * interval '1 millisecond'
-        ORDER BY finished_at
-        LIMIT ${limit}
-        FOR UPDATE SKIP LOCKED
-      ), deleted AS (
-        -- an array, not a join: joined, the planner hashed the batch against a scan of the whole table
-        DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING 1
-      )
-      SELECT count(*)::integer AS count FROM deleted`.pipe(Effect.map((rows) => rows[0]?.count ?? 0))
-
-  /**
    * Whether Postgres has never gathered statistics on the jobs table (`reltuples` is -1 until the first
    * ANALYZE or VACUUM), and how many rows it holds by the cumulative statistics.
    */
@@ -736,7 +714,6 @@ const make = Effect.gen(function* () {
     claim,
     claimFromQueues,
     complete,
-    completeAndDelete,
     fail,
     snooze,
     setProgress,
@@ -746,8 +723,7 @@ const make = Effect.gen(function* () {
     markStarted,
     rescueExpired,
     cancel,
-    retry,
-    pruneFinished
+    retry
   } satisfies Record<
     string,
     | ((...args: never) => Effect.Effect<unknown, SqlError.SqlError>)

@@ -15,6 +15,8 @@ import {
 } from "../domain/errors.ts"
 import { type Enqueued, isJobId, type Job, type JobStatus, type NewJob } from "../domain/Job.ts"
 import { enqueuePayload, issuesOf, JobKinds, payloadParseOptions } from "../domain/JobKind.ts"
+import { FlowRepo, isBlockedByDependencies } from "./FlowRepo.ts"
+import * as Flows from "./Flows.ts"
 import { uuidv7 } from "./ids.ts"
 import { type JobInsert, JobRepo } from "./JobRepo.ts"
 import { depthIssue } from "./nesting.ts"
@@ -76,6 +78,7 @@ const make = Effect.gen(function* () {
   )
   // pause, resume, setLimits, getQueue, listQueues, listWorkers: see QueueControl
   const control = yield* QueueControl
+  const flowRepo = yield* FlowRepo
 
   /**
    * Validates one request and makes its row; plain code, no Effect per item: a batch of a thousand runs
@@ -346,22 +349,36 @@ const make = Effect.gen(function* () {
           job
         } satisfies CancelOutcome
       }
-      return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "cancel")))
+      const current = yield* get(id)
+      // a job waiting in a flow (`repo.cancel` leaves blocked jobs alone: FlowRepo has their statement)
+      if (current.status === "blocked" && (yield* flowRepo.cancelOneBlocked(id))) {
+        return { outcome: "cancelled", job: yield* get(id) } satisfies CancelOutcome
+      }
+      return yield* stateConflict(current.status === "blocked" ? yield* get(id) : current, "cancel")
     }).pipe(spanned("Queue.cancel"))
 
   const retry = (id: string) =>
     Effect.gen(function* () {
       yield* known(id)
+      if (yield* flowRepo.inCancelledFlow(id)) {
+        return yield* Effect.flatMap(get(id), (current) =>
+          Effect.fail(stateConflict(current, "retry", "its flow was cancelled"))
+        )
+      }
       // a unique job whose slot another job took meanwhile cannot go back into a counted state
-      const job = yield* repo
-        .retry(id)
-        .pipe(
-          Effect.catchIf(isUniqueViolation, () =>
-            Effect.flatMap(get(id), (current) =>
-              Effect.fail(stateConflict(current, "retry", "another job holds its unique slot"))
-            )
+      const job = yield* repo.retry(id).pipe(
+        Effect.catchIf(isUniqueViolation, () =>
+          Effect.flatMap(get(id), (current) =>
+            Effect.fail(stateConflict(current, "retry", "another job holds its unique slot"))
+          )
+        ),
+        // a flow's job whose dependencies have not all succeeded goes back to waiting for them
+        Effect.catchIf(isBlockedByDependencies, () =>
+          Effect.flatMap(flowRepo.retryBlocked(id), (retried) =>
+            retried ? get(id) : Effect.succeed(undefined)
           )
         )
+      )
       if (job !== undefined) return job
       return yield* Effect.flatMap(get(id), (current) => Effect.fail(stateConflict(current, "retry")))
     }).pipe(spanned("Queue.retry"))
@@ -385,7 +402,10 @@ const make = Effect.gen(function* () {
       return { ...outcome, created, duplicate }
     })
 
-  return { enqueue, enqueueMany, get, list, cancel, retry, awaitResult, enqueueAndWait, ...control }
+  // enqueueFlow, getFlow, cancelFlow: see Flows
+  const flows = Flows.make({ sql, jobRepo: repo, flowRepo, prepare })
+
+  return { enqueue, enqueueMany, get, list, cancel, retry, awaitResult, enqueueAndWait, ...control, ...flows }
 })
 
 export class Queue extends Context.Service<Queue, Effect.Success<typeof make>>()("jobq/Queue") {

@@ -4,9 +4,11 @@
  * commit: `Notifier.queuesChanged` on `jobq_ready`), the listing with counts, and the snapshot a worker steers its claims by. Methods fail with
  * `SqlError` only; the rules live in `QueueControl`.
  */
+
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type Statement } from "effect/sql"
 import type { LimitsChange, QueueInfo } from "../domain/Queues.ts"
+import { parentsColumn } from "./FlowRepo.ts"
 import { type ClaimedJob, type ClaimedRow, claimedJob } from "./JobRepo.ts"
 import { channels, queuesChanged } from "./Notifier.ts"
 
@@ -240,8 +242,10 @@ const make = Effect.gen(function* () {
              idempotency_key AS "idempotencyKey", last_error AS "lastError", errors, created_at AS "createdAt",
              started_at AS "startedAt", trace_context AS "traceContext",
              coalesce(record_start_first, false) AS "recordStartFirst", snoozes, progress, held_back AS "heldBack",
-             reopens_at AS "reopensAt"
-      FROM jobq_claim_limited(${workerId}, ${limit}, ${leaseMs}, ${queues === undefined ? null : [...queues]}::text[])`.pipe(
+             reopens_at AS "reopensAt", f.flow_id AS "flowId", ${sql.literal(parentsColumn("c.id", "f.flow_id"))}
+      FROM jobq_claim_limited(${workerId}, ${limit}, ${leaseMs}, ${queues === undefined ? null : [...queues]}::text[]) c
+      -- the function's columns are fixed (migration 0004): the flow is read beside them
+      LEFT JOIN LATERAL (SELECT j.flow_id FROM jobs j WHERE j.id = c.id) f ON true`.pipe(
       Effect.map((rows): LimitedClaim => {
         const jobs: Array<ClaimedJob> = []
         const heldBack: Array<HeldBack> = []

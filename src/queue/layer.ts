@@ -1,9 +1,10 @@
 /**
- * The queue's services over an existing SQL client: `JobRepo`, `QueueRepo`, `QueueControl`, `Waiters`,
+ * The queue's services over an existing SQL client: `JobRepo`, `FlowRepo`, `QueueRepo`, `QueueControl`, `Waiters`,
  * `Queue` and `ScheduleControl`, for the given job kinds.
  */
 import { Layer } from "effect"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
+import { FlowRepo } from "./FlowRepo.ts"
 import { JobRepo } from "./JobRepo.ts"
 import { Queue } from "./Queue.ts"
 import { QueueControl } from "./QueueControl.ts"
@@ -14,6 +15,7 @@ export const layer = (kinds: ReadonlyArray<JobKind>) =>
   Layer.merge(Queue.layer, ScheduleControl.layer).pipe(
     Layer.provideMerge(QueueControl.layer),
     Layer.provideMerge(Waiters.layer),
+    Layer.provideMerge(FlowRepo.layer),
     Layer.provideMerge(JobRepo.layer),
     Layer.provideMerge(JobKinds.layer(kinds))
   )

@@ -2,9 +2,11 @@
  * Batches job completions: every success waiting when the completer is free goes out in one statement, so
  * under load N completions cost one round trip and when idle one costs no extra wait. A job is reported
  * done (`onDone`) only after its statement committed. Closing the completer's scope flushes what is still
- * pending before it ends. With `deleteSucceeded` the statement deletes the jobs instead of storing results.
+ * pending before it ends. With `deleteSucceeded` the statement deletes the jobs instead of storing results (but
+ * for jobs in flows, see `FlowRepo.completeDeleting`).
  */
 import { Cause, Effect, Fiber, Queue } from "effect"
+import { FlowRepo } from "../queue/FlowRepo.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
 
@@ -28,13 +30,15 @@ export interface CompleterOptions {
 export const make = ({ workerId, capacity, deleteSucceeded }: CompleterOptions) =>
   Effect.gen(function* () {
     const repo = yield* JobRepo
+    const flowRepo = yield* FlowRepo
     const pending = yield* Queue.bounded<Pending, Cause.Done>(capacity)
 
     const statement = (batch: ReadonlyArray<Pending>) =>
       deleteSucceeded
-        ? repo.completeAndDelete(
+        ? // a flow's jobs are kept (with their results) until their flow is deleted
+          flowRepo.completeDeleting(
             workerId,
-            batch.map((p) => p.id)
+            batch.map((p) => ({ id: p.id, result: p.result }))
           )
         : repo.complete(
             workerId,

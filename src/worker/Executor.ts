@@ -31,6 +31,7 @@ const describe = (error: unknown): string => {
 }
 
 const noProgress = () => Effect.void
+const noParents: Readonly<Record<string, unknown>> = Object.freeze({})
 
 export const run = (
   kinds: JobKinds["Service"],
@@ -60,7 +61,12 @@ export const run = (
         })
       )
     }
-    const attempt = kind.handler(decoded.value, { job, attempt: job.attempts, progress })
+    const attempt = kind.handler(decoded.value, {
+      job,
+      attempt: job.attempts,
+      progress,
+      parents: job.parents ?? noParents
+    })
     const timed =
       kind.timeout === undefined
         ? attempt

@@ -12,6 +12,7 @@ import { retentionOf, WorkerConfig } from "../Config.ts"
 import type { JobStatus } from "../domain/Job.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
+import { RetentionRepo } from "../queue/RetentionRepo.ts"
 import { ScheduleControl } from "../queue/ScheduleControl.ts"
 import { Scheduler } from "../queue/Scheduler.ts"
 import { WorkerRepo } from "../queue/WorkerRepo.ts"
@@ -23,6 +24,8 @@ import { rescued } from "./WorkerMetrics.ts"
 export const pruneInterval = Duration.minutes(1)
 /** Jobs one prune statement deletes at most. */
 export const pruneBatch = 1000
+/** Flows one prune transaction deletes at most (each up to 1,000 jobs). */
+export const pruneFlowBatch = 10
 /** The least rest between two prune statements. */
 const pruneRestMs = 20
 
@@ -37,6 +40,7 @@ const maintenance = Effect.gen(function* () {
   const repo = yield* JobRepo
   const queues = yield* QueueRepo
   const workers = yield* WorkerRepo
+  const retention = yield* RetentionRepo
   const leader = yield* Leader
 
   const rescue = Effect.gen(function* () {
@@ -88,23 +92,37 @@ const maintenance = Effect.gen(function* () {
   })
   yield* leader.periodic("forget-workers", config.heartbeat, forgetWorkers)
 
-  const kept = Object.entries(retentionOf(config)).filter(
+  const keptFor = Object.entries(retentionOf(config)).filter(
     (entry): entry is [JobStatus, Duration.Duration] => entry[1] !== undefined
   )
-  if (kept.length > 0) {
+  // a flow's jobs go with their flow once all of it finished, as long ago as the longest retention
+  // (kept forever when any status is kept forever): its dependents read their dependencies' results
+  const flowRetention =
+    keptFor.length === 3 ? keptFor.map(([, d]) => d).reduce((a, b) => Duration.max(a, b)) : undefined
+  if (keptFor.length > 0) {
     // batch after batch until a status has nothing old left, resting twice as long as each batch took: the
     // deletes take at most a third of the maintainer's connection, and claims and completions get the rest
     const prune = Effect.gen(function* () {
-      for (const [status, retention] of kept) {
+      for (const [status, kept] of keptFor) {
         let deleted = 0
         for (;;) {
           const began = performance.now()
-          const batch = yield* repo.pruneFinished(status, Duration.toMillis(retention), pruneBatch)
+          const batch = yield* retention.pruneFinished(status, Duration.toMillis(kept), pruneBatch)
           deleted += batch
           if (batch < pruneBatch || !(yield* leader.isLeader)) break
           yield* Effect.sleep(Duration.millis(Math.max(pruneRestMs, 2 * (performance.now() - began))))
         }
         if (deleted > 0) yield* Effect.logInfo(`pruned ${deleted} ${status} jobs`)
+      }
+      if (flowRetention !== undefined) {
+        let flows = 0
+        for (;;) {
+          const batch = yield* retention.pruneFlows(Duration.toMillis(flowRetention), pruneFlowBatch)
+          flows += batch
+          if (batch < pruneFlowBatch || !(yield* leader.isLeader)) break
+          yield* Effect.sleep(Duration.millis(pruneRestMs))
+        }
+        if (flows > 0) yield* Effect.logInfo(`pruned ${flows} finished flows with their jobs`)
       }
     })
     yield* leader.periodic("prune", pruneInterval, prune)

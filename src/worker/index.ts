@@ -8,8 +8,10 @@ import { Layer } from "effect"
 import { RetryConfig, WorkerConfig, type WorkerSettingsInput } from "../Config.ts"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import { CodeSchedules, type ScheduleDefinition } from "../domain/Schedule.ts"
+import { FlowRepo } from "../queue/FlowRepo.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
+import { RetentionRepo } from "../queue/RetentionRepo.ts"
 import type { JitterBounds } from "../queue/Retry.ts"
 import { WorkerRepo } from "../queue/WorkerRepo.ts"
 import * as Heartbeat from "./Heartbeat.ts"
@@ -34,6 +36,8 @@ export interface WorkerOptions {
 export const layer = (options: WorkerOptions) =>
   Layer.merge(WorkerPool.layer.pipe(Layer.provide(Heartbeat.layer)), Maintenance.layer).pipe(
     Layer.provideMerge(JobRepo.layer),
+    Layer.provideMerge(FlowRepo.layer),
+    Layer.provideMerge(RetentionRepo.layer),
     Layer.provideMerge(QueueRepo.layer),
     Layer.provideMerge(WorkerRepo.layer),
     Layer.provide(JobKinds.layer(options.kinds)),

@@ -5,8 +5,10 @@
 import { Layer } from "effect"
 import { MetricsConfig, RetryConfig, WorkerConfig } from "../Config.ts"
 import * as KindsFromEnv from "../kinds/fromEnv.ts"
+import { FlowRepo } from "../queue/FlowRepo.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
+import { RetentionRepo } from "../queue/RetentionRepo.ts"
 import { WorkerRepo } from "../queue/WorkerRepo.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
 import * as Heartbeat from "./Heartbeat.ts"
@@ -26,7 +28,7 @@ export const poolFromEnv = Layer.mergeAll(
   QueueDepth.layer
 ).pipe(
   Layer.provide(QueueLabels.layer),
-  Layer.provide([JobRepo.layer, QueueRepo.layer, WorkerRepo.layer]),
+  Layer.provide([JobRepo.layer, FlowRepo.layer, RetentionRepo.layer, QueueRepo.layer, WorkerRepo.layer]),
   Layer.provide(KindsFromEnv.layer),
   Layer.provide(KindsFromEnv.schedulesLayer),
   Layer.provideMerge(WorkerConfig.fromEnv),

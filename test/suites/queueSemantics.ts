@@ -145,12 +145,24 @@ export const queueSemantics = async (driver: Driver) => {
       const queue = uniqueQueue()
       const job = await enqueue({ queue, priority: 2, idempotencyKey: `${queue}-key` })
       const [first] = await claim("w1", queue)
-      expect(first).toEqual({ ...(await get(job.id)), traceContext: null, recordStartFirst: false })
+      expect(first).toEqual({
+        ...(await get(job.id)),
+        traceContext: null,
+        recordStartFirst: false,
+        flowId: null,
+        parents: null
+      })
       await run(
         JobRepo.use((r) => r.fail("w1", { id: job.id, error: "boom", retryDelayMs: 0, permanent: false }))
       )
       const [second] = await claim("w2", queue)
-      expect(second).toEqual({ ...(await get(job.id)), traceContext: null, recordStartFirst: false })
+      expect(second).toEqual({
+        ...(await get(job.id)),
+        traceContext: null,
+        recordStartFirst: false,
+        flowId: null,
+        parents: null
+      })
       expect(second).toMatchObject({ attempts: 2, lastError: "boom", leaseOwner: "w2" })
     })
 
@@ -348,6 +360,33 @@ export const queueSemantics = async (driver: Driver) => {
           return now.status === "succeeded" ? now : undefined
         })
       }
+    })
+
+    it("a flow: a dependent is blocked, queued by its dependency's success with its result, cancelled by a failure", async () => {
+      const queue = uniqueQueue()
+      const flow = await run(
+        Queue.use((q) =>
+          q.enqueueFlow({
+            jobs: [
+              { name: "a", kind: "noop", payload: {}, queue },
+              { name: "b", kind: "noop", payload: {}, queue, dependsOn: ["a"] },
+              { name: "x", kind: "noop", payload: {}, queue },
+              { name: "y", kind: "noop", payload: {}, queue, dependsOn: ["x"] }
+            ]
+          })
+        )
+      )
+      expect(flow.jobs.map((j) => j.status)).toEqual(["queued", "blocked", "queued", "blocked"])
+      const [a, b, x, y] = flow.jobs
+      const claimed = await claim("w-flow", queue)
+      expect(claimed.map((c) => c.id).sort()).toEqual([a!.id, x!.id].sort())
+      await run(JobRepo.use((r) => r.complete("w-flow", [{ id: a!.id, result: { rows: 3 } }])))
+      await run(
+        JobRepo.use((r) => r.fail("w-flow", { id: x!.id, error: "no", retryDelayMs: 0, permanent: true }))
+      )
+      expect((await get(y!.id)).status).toBe("cancelled")
+      const [dependent] = await claim("w-flow", queue)
+      expect(dependent).toMatchObject({ id: b!.id, flowId: flow.id, parents: { a: { rows: 3 } } })
     })
   })
 }

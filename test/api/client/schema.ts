@@ -277,6 +277,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/flows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Enqueue a flow: jobs that wait for other jobs (`dependsOn`), inserted all or none */
+        post: operations["flows.createFlow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/flows/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A flow: every job with its name, status and dependencies */
+        get: operations["flows.getFlow"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/flows/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a flow: its waiting jobs end cancelled, its running ones get their cancel requested */
+        post: operations["flows.cancelFlow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -351,6 +402,60 @@ export interface components {
             /** @enum {string} */
             database: "up";
         };
+        FlowNotFound: {
+            detail?: string;
+            instance?: string;
+            flowId: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:flow-not-found";
+            /** @enum {number} */
+            status?: 404;
+            /** @enum {string} */
+            title?: "No such flow";
+        };
+        Flow: {
+            /**
+             * Format: uuid
+             * @description Flow id (UUIDv7, time-ordered)
+             */
+            id: string;
+            /**
+             * @description active: some job is unfinished; succeeded: every job succeeded; failed: every job finished, not all succeeded; cancelled: the flow was cancelled
+             * @enum {string}
+             */
+            status: "active" | "succeeded" | "failed" | "cancelled";
+            /**
+             * @description When a dependency ends failed_permanent or cancelled: `cancel` (default) cancels its dependents, transitively; `wait` leaves them blocked until the dependency is retried and succeeds
+             * @enum {string}
+             */
+            onFailure: "cancel" | "wait";
+            createdAt: string;
+            cancelledAt: string | null;
+            /** @description Every job of the flow, in the order it was given */
+            jobs: components["schemas"]["FlowJob"][];
+        };
+        FlowJob: {
+            /**
+             * Format: uuid
+             * @description Job id (UUIDv7, time-ordered)
+             */
+            id: string;
+            /** @description The job's name within its flow: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            name: string;
+            kind: string;
+            queue: string;
+            /**
+             * @description blocked: in a flow, waiting for its dependencies to succeed (never claimed)
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
+            /** @description Names of the jobs it waits for */
+            dependsOn: string[];
+            attempts: number;
+            lastError: string | null;
+            createdAt: string;
+            finishedAt: string | null;
+        };
         ValidationFailed: {
             detail?: string;
             instance?: string;
@@ -366,6 +471,165 @@ export interface components {
             /** @description Where the value is: its request part ("body", "query", "path", "headers"), then keys and indexes */
             path: (string | number | ("Infinity" | "-Infinity" | "NaN"))[];
             message: string;
+        };
+        UnsupportedMediaType: {
+            detail?: string;
+            instance?: string;
+            accepted: string[];
+            /** @enum {string} */
+            type: "urn:jobq:problem:unsupported-media-type";
+            /** @enum {number} */
+            status?: 415;
+            /** @enum {string} */
+            title?: "The request body must be application/json";
+        };
+        PayloadTooLarge: {
+            detail?: string;
+            instance?: string;
+            maxBytes: number;
+            /** @enum {string} */
+            type: "urn:jobq:problem:payload-too-large";
+            /** @enum {number} */
+            status?: 413;
+            /** @enum {string} */
+            title?: "The request body is too large";
+        };
+        MalformedJson: {
+            detail?: string;
+            instance?: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:malformed-json";
+            /** @enum {number} */
+            status?: 400;
+            /** @enum {string} */
+            title?: "The request body is not valid JSON";
+        };
+        /** @description 1 to 1000 jobs with distinct names, each depending only on names of the same flow, without a cycle; inserted all or none */
+        NewFlow: {
+            /**
+             * @description When a dependency ends failed_permanent or cancelled: `cancel` (default) cancels its dependents, transitively; `wait` leaves them blocked until the dependency is retried and succeeds
+             * @enum {string}
+             */
+            onFailure?: "cancel" | "wait";
+            /** @description at most 1000 jobs */
+            jobs: components["schemas"]["NewFlowJob"][];
+        };
+        /** @description A job of the flow: a job to enqueue (as POST /jobs takes it) with a name and `dependsOn` */
+        NewFlowJob: components["schemas"]["NewFlowJob_noop"] | components["schemas"]["NewFlowJob_sleep"] | components["schemas"]["NewFlowJob_flaky"] | components["schemas"]["NewFlowJob_cpu_hash"];
+        NewFlowJob_cpu_hash: {
+            /** @description The job's name within its flow: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            name: string;
+            /** @description Names of jobs of this flow that must succeed before this one runs */
+            dependsOn?: string[];
+            /** @enum {string} */
+            kind: "cpu_hash";
+            /**
+             * @example {
+             *       "seed": "hello",
+             *       "rounds": 1000
+             *     }
+             */
+            payload: {
+                seed: string;
+                rounds: number;
+            };
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            queue?: string;
+            /** @description Lower runs first; default 0 */
+            priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            runAt?: string;
+            /** @description Run no sooner than this many milliseconds from now */
+            delayMs?: number;
+            /** @description Attempts before the job fails permanently; default 5 */
+            maxAttempts?: number;
+        };
+        NewFlowJob_flaky: {
+            /** @description The job's name within its flow: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            name: string;
+            /** @description Names of jobs of this flow that must succeed before this one runs */
+            dependsOn?: string[];
+            /** @enum {string} */
+            kind: "flaky";
+            /**
+             * @example {
+             *       "failTimes": 2
+             *     }
+             */
+            payload: {
+                failTimes: number;
+            };
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            queue?: string;
+            /** @description Lower runs first; default 0 */
+            priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            runAt?: string;
+            /** @description Run no sooner than this many milliseconds from now */
+            delayMs?: number;
+            /** @description Attempts before the job fails permanently; default 5 */
+            maxAttempts?: number;
+        };
+        NewFlowJob_sleep: {
+            /** @description The job's name within its flow: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            name: string;
+            /** @description Names of jobs of this flow that must succeed before this one runs */
+            dependsOn?: string[];
+            /** @enum {string} */
+            kind: "sleep";
+            /**
+             * @example {
+             *       "ms": 500
+             *     }
+             */
+            payload: {
+                ms: number;
+            };
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            queue?: string;
+            /** @description Lower runs first; default 0 */
+            priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            runAt?: string;
+            /** @description Run no sooner than this many milliseconds from now */
+            delayMs?: number;
+            /** @description Attempts before the job fails permanently; default 5 */
+            maxAttempts?: number;
+        };
+        NewFlowJob_noop: {
+            /** @description The job's name within its flow: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            name: string;
+            /** @description Names of jobs of this flow that must succeed before this one runs */
+            dependsOn?: string[];
+            /** @enum {string} */
+            kind: "noop";
+            /**
+             * @description An empty object
+             * @example {}
+             */
+            payload: Record<string, never>;
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            queue?: string;
+            /** @description Lower runs first; default 0 */
+            priority?: number;
+            /**
+             * Format: date-time
+             * @description Run no sooner than this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            runAt?: string;
+            /** @description Run no sooner than this many milliseconds from now */
+            delayMs?: number;
+            /** @description Attempts before the job fails permanently; default 5 */
+            maxAttempts?: number;
         };
         ScheduleNotFound: {
             detail?: string;
@@ -435,38 +699,6 @@ export interface components {
             outcome: "resumed" | "not_paused";
             message: string;
             schedule: components["schemas"]["ScheduleInfo"];
-        };
-        UnsupportedMediaType: {
-            detail?: string;
-            instance?: string;
-            accepted: string[];
-            /** @enum {string} */
-            type: "urn:jobq:problem:unsupported-media-type";
-            /** @enum {number} */
-            status?: 415;
-            /** @enum {string} */
-            title?: "The request body must be application/json";
-        };
-        PayloadTooLarge: {
-            detail?: string;
-            instance?: string;
-            maxBytes: number;
-            /** @enum {string} */
-            type: "urn:jobq:problem:payload-too-large";
-            /** @enum {number} */
-            status?: 413;
-            /** @enum {string} */
-            title?: "The request body is too large";
-        };
-        MalformedJson: {
-            detail?: string;
-            instance?: string;
-            /** @enum {string} */
-            type: "urn:jobq:problem:malformed-json";
-            /** @enum {number} */
-            status?: 400;
-            /** @enum {string} */
-            title?: "The request body is not valid JSON";
         };
         SchedulePaused: {
             /** @enum {string} */
@@ -639,8 +871,11 @@ export interface components {
             detail?: string;
             instance?: string;
             jobId: string;
-            /** @enum {string} */
-            jobStatus: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
+            /**
+             * @description blocked: in a flow, waiting for its dependencies to succeed (never claimed)
+             * @enum {string}
+             */
+            jobStatus: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
             /** @enum {string} */
             type: "urn:jobq:problem:job-state-conflict";
             /** @enum {number} */
@@ -669,8 +904,11 @@ export interface components {
             kind: string;
             /** @description The payload, as its kind's schema encodes it */
             payload: unknown;
-            /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
+            /**
+             * @description blocked: in a flow, waiting for its dependencies to succeed (never claimed)
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
             /** @description Lower runs first; default 0 */
             priority: number;
             /** @description Attempts started so far */
@@ -744,7 +982,7 @@ export interface components {
              * @description queued for a new job; any state for an idempotent repeat
              * @enum {string}
              */
-            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
+            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
             /** @description false: an idempotent repeat of an earlier enqueue, or a unique duplicate */
             created: boolean;
             /** @description true: a unique job already held the slot; `id` is that job */
@@ -934,8 +1172,11 @@ export interface components {
             kind: string;
             /** @description The payload, as its kind's schema encodes it */
             payload: unknown;
-            /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
+            /**
+             * @description blocked: in a flow, waiting for its dependencies to succeed (never claimed)
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
             /** @description Lower runs first; default 0 */
             priority: number;
             /** @description Attempts started so far */
@@ -979,7 +1220,7 @@ export interface operations {
     "jobs.list": {
         parameters: {
             query?: {
-                status?: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
+                status?: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
                 kind?: string;
                 queue?: string;
                 cursor?: string;
@@ -2623,6 +2864,221 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "flows.createFlow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewFlow"];
+            };
+        };
+        responses: {
+            /** @description Flow */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flow"];
+                };
+            };
+            /** @description The request body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MalformedJson"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The request body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnsupportedMediaType"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "flows.getFlow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Flow */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flow"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such flow */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["FlowNotFound"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "flows.cancelFlow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Flow */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flow"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such flow */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["FlowNotFound"];
                 };
             };
             /** @description The server failed to answer; it was logged */
