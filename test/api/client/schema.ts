@@ -46,7 +46,8 @@ export interface paths {
         get: operations["jobs.get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete a job that is not running (409 for a running one: cancel it first) */
+        delete: operations["admin.deleteJob"];
         options?: never;
         head?: never;
         patch?: never;
@@ -189,6 +190,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The dashboard's overview: counts, oldest ready job, throughput, wait and run times */
+        get: operations["admin.stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Retry, cancel or delete every job a filter matches, one batch per call */
+        post: operations["admin.bulk"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -263,22 +298,15 @@ export interface components {
             /** @enum {string} */
             database: "up";
         };
-        /** @description Worker processes that heartbeated lately, by id (at most 1,000); one that misses three heartbeats leaves the list */
-        WorkerList: {
-            workers: components["schemas"]["Worker"][];
-        };
-        Worker: {
-            id: string;
-            host: string;
-            pid: number;
-            /** @description The queues it serves; null: every queue */
-            queues: string[] | null;
-            concurrency: number;
-            startedAt: string;
-            lastHeartbeatAt: string;
-            expiresAt: string;
-            /** @description Jobs it holds a lease on now (running, or claimed and about to start), counted when asked */
-            running: number;
+        Forbidden: {
+            detail?: string;
+            instance?: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:forbidden";
+            /** @enum {number} */
+            status?: 403;
+            /** @enum {string} */
+            title?: "This token may only read";
         };
         ValidationFailed: {
             detail?: string;
@@ -327,6 +355,161 @@ export interface components {
             status?: 400;
             /** @enum {string} */
             title?: "The request body is not valid JSON";
+        };
+        BulkBatch: {
+            /**
+             * @description retry: failed_permanent and cancelled jobs; cancel: queued, retrying (cancelled) and running (cancel requested) jobs; delete: every job but running ones
+             * @enum {string}
+             */
+            action: "retry" | "cancel" | "delete";
+            /** @description Jobs of this batch that match the filter */
+            matched: number;
+            /** @description Of those, the ones the action changed */
+            acted: number;
+            /** @description Matched but in a state the action does not apply to */
+            skipped: number;
+            /** @description Pass as `cursor` for the next batch; null when done */
+            nextCursor: string | null;
+            done: boolean;
+        };
+        /** @description One batch of an action over every job the filter matches, in id order after `cursor`; call again with `nextCursor` until `done` */
+        BulkRequest: {
+            /**
+             * @description retry: failed_permanent and cancelled jobs; cancel: queued, retrying (cancelled) and running (cancel requested) jobs; delete: every job but running ones
+             * @enum {string}
+             */
+            action: "retry" | "cancel" | "delete";
+            filter: components["schemas"]["BulkFilter"];
+            /**
+             * Format: uuid
+             * @description `nextCursor` of the previous batch; omit for the first
+             */
+            cursor?: string;
+            /** @description Jobs per batch, 1-1000 (default 500) */
+            batchSize?: number;
+        };
+        /** @description Which jobs: the filters of GET /jobs, and ids; {} is every job */
+        BulkFilter: {
+            /** @enum {string} */
+            status?: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
+            /** @description Job kind name */
+            kind?: string;
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            queue?: string;
+            /**
+             * Format: date-time
+             * @description Jobs created at or after this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            createdAfter?: string;
+            /**
+             * Format: date-time
+             * @description Jobs created before this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            createdBefore?: string;
+            /**
+             * Format: date-time
+             * @description Jobs finished at or after this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            finishedAfter?: string;
+            /**
+             * Format: date-time
+             * @description Jobs finished before this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            finishedBefore?: string;
+            payload?: string;
+            /** @description Only these jobs (1-1000): a selection */
+            ids?: string[];
+        };
+        JobStateConflict: {
+            detail?: string;
+            instance?: string;
+            jobId: string;
+            /** @enum {string} */
+            jobStatus: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
+            /** @enum {string} */
+            type: "urn:jobq:problem:job-state-conflict";
+            /** @enum {number} */
+            status?: 409;
+            /** @enum {string} */
+            title?: "The job is in a state this operation does not apply to";
+        };
+        JobNotFound: {
+            detail?: string;
+            instance?: string;
+            jobId: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:job-not-found";
+            /** @enum {number} */
+            status?: 404;
+            /** @enum {string} */
+            title?: "No such job";
+        };
+        JobDeleted: {
+            /**
+             * Format: uuid
+             * @description Job id (UUIDv7, time-ordered)
+             */
+            deleted: string;
+        };
+        /** @description The dashboard's overview; computed at most once per API_STATS_INTERVAL (default 5 s) and shared by every caller */
+        Stats: {
+            computedAt: string;
+            queues: components["schemas"]["QueueStats"][];
+            /** @description Per minute over the last hour, minutes without finished jobs left out */
+            throughput: components["schemas"]["ThroughputMinute"][];
+            latency: components["schemas"]["Latency"][];
+            /** @description More than 200 queues or queue/kind pairs: the rest are left out */
+            truncated: boolean;
+        };
+        /** @description Over the jobs of a queue and kind finished in the last hour: wait (due to started) and run (started to finished) times */
+        Latency: {
+            queue: string;
+            kind: string;
+            jobs: number;
+            waitP50Ms: number | ("Infinity" | "-Infinity" | "NaN");
+            waitP95Ms: number | ("Infinity" | "-Infinity" | "NaN");
+            runP50Ms: number | ("Infinity" | "-Infinity" | "NaN");
+            runP95Ms: number | ("Infinity" | "-Infinity" | "NaN");
+        };
+        ThroughputMinute: {
+            minute: string;
+            succeeded: number;
+            /** @description Jobs that failed permanently */
+            failed: number;
+        };
+        QueueStats: {
+            queue: string;
+            paused: boolean;
+            counts: {
+                queued: number;
+                retrying: number;
+                running: number;
+                /** @description Finished in the last 24 hours */
+                succeeded: number;
+                /** @description Finished in the last 24 hours */
+                failed_permanent: number;
+                /** @description Finished in the last 24 hours */
+                cancelled: number;
+            };
+            /** @description How long the oldest job ready to run (queued or retrying, due) has waited; null when none */
+            oldestReadyAgeMs: number | ("Infinity" | "-Infinity" | "NaN") | null;
+        };
+        /** @description Worker processes that heartbeated lately, by id (at most 1,000); one that misses three heartbeats leaves the list */
+        WorkerList: {
+            workers: components["schemas"]["Worker"][];
+        };
+        Worker: {
+            id: string;
+            host: string;
+            pid: number;
+            /** @description The queues it serves; null: every queue */
+            queues: string[] | null;
+            concurrency: number;
+            startedAt: string;
+            lastHeartbeatAt: string;
+            expiresAt: string;
+            /** @description Jobs it holds a lease on now (running, or claimed and about to start), counted when asked */
+            running: number;
         };
         Queue: {
             name: string;
@@ -403,30 +586,6 @@ export interface components {
             /** @description Pass as `cursor` for the next page; null on the last page */
             nextCursor: string | null;
         };
-        JobStateConflict: {
-            detail?: string;
-            instance?: string;
-            jobId: string;
-            /** @enum {string} */
-            jobStatus: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
-            /** @enum {string} */
-            type: "urn:jobq:problem:job-state-conflict";
-            /** @enum {number} */
-            status?: 409;
-            /** @enum {string} */
-            title?: "The job is in a state this operation does not apply to";
-        };
-        JobNotFound: {
-            detail?: string;
-            instance?: string;
-            jobId: string;
-            /** @enum {string} */
-            type: "urn:jobq:problem:job-not-found";
-            /** @enum {number} */
-            status?: 404;
-            /** @enum {string} */
-            title?: "No such job";
-        };
         Job: {
             /**
              * Format: uuid
@@ -483,7 +642,7 @@ export interface components {
         /** @description Jobs in id (creation) order */
         JobPage: {
             jobs: components["schemas"]["Job"][];
-            /** @description Pass as `cursor` for the next page; null on the last page. A page may hold fewer than `limit` jobs: it also ends once its jobs' payloads, results and errors pass 4 MiB (it always holds one) */
+            /** @description Pass as `cursor` for the next page; null on the last page. A page may hold fewer than `limit` jobs: it also ends once its jobs' payloads, results and errors pass 4 MiB (it always holds one), or, with a `payload` filter, once it has examined 10,000 jobs (it may then be empty) */
             nextCursor: string | null;
         };
         IdempotencyConflict: {
@@ -750,6 +909,11 @@ export interface operations {
                 status?: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
                 kind?: string;
                 queue?: string;
+                createdAfter?: string;
+                createdBefore?: string;
+                finishedAfter?: string;
+                finishedBefore?: string;
+                payload?: string;
                 cursor?: string;
                 limit?: string;
             };
@@ -1082,6 +1246,86 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["JobNotFound"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.deleteJob": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JobDeleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobDeleted"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description This token may only read */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Forbidden"];
+                };
+            };
+            /** @description No such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["JobNotFound"];
+                };
+            };
+            /** @description The job is in a state this operation does not apply to */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["JobStateConflict"];
                 };
             };
             /** @description The server failed to answer; it was logged */
@@ -1749,6 +1993,157 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The dashboard's overview; computed at most once per API_STATS_INTERVAL (default 5 s) and shared by every caller */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Stats"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkRequest"];
+            };
+        };
+        responses: {
+            /** @description BulkBatch */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkBatch"];
+                };
+            };
+            /** @description The request body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MalformedJson"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description This token may only read */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Forbidden"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The request body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnsupportedMediaType"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
                 };
             };
             /** @description The server failed to answer; it was logged */
