@@ -38,7 +38,7 @@ export const QueueStats = Schema.Struct({
     failed_permanent: Count.annotate({ description: "Finished in the last 24 hours" }),
     cancelled: Count.annotate({ description: "Finished in the last 24 hours" })
   }),
-  oldestReadyAgeMs: Schema.NullOr(Schema.Number).annotate({
+  oldestReadyAgeMs: Schema.NullOr(Schema.Finite).annotate({
     description: "How long the oldest job ready to run (queued or retrying, due) has waited; null when none"
   })
 }).annotate({ identifier: "QueueStats" })
@@ -53,10 +53,10 @@ export const Latency = Schema.Struct({
   queue: Schema.String,
   kind: Schema.String,
   jobs: Count,
-  waitP50Ms: Schema.Number,
-  waitP95Ms: Schema.Number,
-  runP50Ms: Schema.Number,
-  runP95Ms: Schema.Number
+  waitP50Ms: Schema.Finite,
+  waitP95Ms: Schema.Finite,
+  runP50Ms: Schema.Finite,
+  runP95Ms: Schema.Finite
 }).annotate({
   identifier: "Latency",
   description:

@@ -134,15 +134,13 @@ const make = Effect.gen(function* () {
       const [row] = yield* sql.withTransaction(batchStatement(request, upTo))
       let acted = row?.acted ?? 0
       for (const id of row?.retryUnique ?? []) {
-        const retried = yield* queue
-          .retry(id)
-          .pipe(
-            Effect.as(true),
-            Effect.catchTags({
-              JobStateConflict: () => Effect.succeed(false),
-              JobNotFound: () => Effect.succeed(false)
-            })
-          )
+        const retried = yield* queue.retry(id).pipe(
+          Effect.as(true),
+          Effect.catchTags({
+            JobStateConflict: () => Effect.succeed(false),
+            JobNotFound: () => Effect.succeed(false)
+          })
+        )
         if (retried) acted++
       }
       const matched = row?.matched ?? 0

@@ -13,7 +13,7 @@ import {
   JobStateConflict,
   UnknownJobKind
 } from "../domain/errors.ts"
-import { type Enqueued, isJobId, type Job, type JobStatus, type NewJob } from "../domain/Job.ts"
+import { type Enqueued, isJobId, type Job, type NewJob } from "../domain/Job.ts"
 import { enqueuePayload, issuesOf, JobKinds, payloadParseOptions } from "../domain/JobKind.ts"
 import { uuidv7 } from "./ids.ts"
 import * as JobFilter from "./JobFilter.ts"

@@ -466,10 +466,10 @@ export interface components {
             queue: string;
             kind: string;
             jobs: number;
-            waitP50Ms: number | ("Infinity" | "-Infinity" | "NaN");
-            waitP95Ms: number | ("Infinity" | "-Infinity" | "NaN");
-            runP50Ms: number | ("Infinity" | "-Infinity" | "NaN");
-            runP95Ms: number | ("Infinity" | "-Infinity" | "NaN");
+            waitP50Ms: number;
+            waitP95Ms: number;
+            runP50Ms: number;
+            runP95Ms: number;
         };
         ThroughputMinute: {
             minute: string;
@@ -492,7 +492,7 @@ export interface components {
                 cancelled: number;
             };
             /** @description How long the oldest job ready to run (queued or retrying, due) has waited; null when none */
-            oldestReadyAgeMs: number | ("Infinity" | "-Infinity" | "NaN") | null;
+            oldestReadyAgeMs: number | null;
         };
         /** @description Worker processes that heartbeated lately, by id (at most 1,000); one that misses three heartbeats leaves the list */
         WorkerList: {
