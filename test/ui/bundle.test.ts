@@ -1,0 +1,31 @@
+/**
+ * ui/dist is committed (a user never builds the dashboard): rebuilding it from ui/src with the pinned Bun
+ * must give the same bytes, so a change to the dashboard's source that was not rebuilt (`npm run ui:build`)
+ * fails here.
+ */
+import { describe, expect, it } from "bun:test"
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+const dist = join(import.meta.dir, "../../ui/dist")
+
+describe("ui/dist", () => {
+  it("is what ui/build.ts makes of ui/src today", async () => {
+    const out = mkdtempSync(join(tmpdir(), "jobq-ui-build-"))
+    const build = Bun.spawn(
+      [process.execPath, "run", join(import.meta.dir, "../../ui/build.ts"), "--out", out],
+      {
+        stdout: "pipe",
+        stderr: "pipe"
+      }
+    )
+    expect(await build.exited).toBe(0)
+    for (const file of ["index.html", "app.js", "app.css"]) {
+      const fresh = readFileSync(join(out, file), "utf8")
+      const committed = readFileSync(join(dist, file), "utf8")
+      if (fresh !== committed) throw new Error(`ui/dist/${file} is stale: run npm run ui:build and commit it`)
+      expect(fresh.length).toBeGreaterThan(0)
+    }
+  })
+})
