@@ -32,7 +32,11 @@ export interface Rig {
   readonly request: (path: string, init?: RequestInit & { readonly token?: string }) => Promise<Response>
 }
 
-export const startRig = async (label: string): Promise<Rig> => {
+/** `cleanup` registers the teardown: bun:test's `afterAll` in a test file, a list of its own in a script. */
+export const startRig = async (
+  label: string,
+  cleanup: (fn: () => Promise<void>) => void = afterAll
+): Promise<Rig> => {
   if (!existsSync(chromiumPath))
     throw new Error(
       `no Chromium at ${chromiumPath}: apt-get install -y chromium (.ci/run does), or set CHROMIUM_PATH`
@@ -62,7 +66,7 @@ export const startRig = async (label: string): Promise<Rig> => {
     executablePath: chromiumPath,
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
   })
-  afterAll(async () => {
+  cleanup(async () => {
     await browser.close()
     program.process.kill("SIGTERM")
     await Promise.race([program.process.exited, Bun.sleep(10_000)])
