@@ -85,7 +85,9 @@ await BenchDatabase.using("dashboard", async (db) => {
     await db.sql`DELETE FROM jobs WHERE queue = 'default'`
     await db.sql`VACUUM ANALYZE jobs`
     const rate = queued / (elapsed / 1000)
-    console.log(`${watched ? "watched" : "quiet  "} run ${run}: ${Math.round(rate)} jobs/s (${Math.round(elapsed)} ms, worker start included)`)
+    console.log(
+      `${watched ? "watched" : "quiet  "} run ${run}: ${Math.round(rate)} jobs/s (${Math.round(elapsed)} ms, worker start included)`
+    )
     return rate
   }
 
@@ -97,7 +99,9 @@ await BenchDatabase.using("dashboard", async (db) => {
     for (const watched of order) rates[String(watched)] = await drain(watched, pair * 2 + (watched ? 1 : 0))
     const ratio = rates.true! / rates.false!
     ratios.push(ratio)
-    rows.push(`| ${pair + 1} | ${Math.round(rates.false!)} | ${Math.round(rates.true!)} | ${ratio.toFixed(3)} |`)
+    rows.push(
+      `| ${pair + 1} | ${Math.round(rates.false!)} | ${Math.round(rates.true!)} | ${ratio.toFixed(3)} |`
+    )
   }
   await api.stop()
   const cost = (1 - median(ratios)) * 100

@@ -34,9 +34,17 @@ export const QueueStats = Schema.Struct({
     queued: Count,
     retrying: Count,
     running: Count,
-    succeeded: Count.annotate({ description: "Finished in the last 24 hours" }),
-    failed_permanent: Count.annotate({ description: "Finished in the last 24 hours" }),
-    cancelled: Count.annotate({ description: "Finished in the last 24 hours" })
+    succeeded: Schema.NullOr(Count).annotate({
+      description: "As of `finishedCountedAt`; null until counted"
+    }),
+    failed_permanent: Schema.NullOr(Count).annotate({
+      description: "As of `finishedCountedAt`; null until counted"
+    }),
+    cancelled: Schema.NullOr(Count).annotate({ description: "As of `finishedCountedAt`; null until counted" })
+  }),
+  finishedCountedAt: Schema.NullOr(Schema.Date).annotate({
+    description:
+      "When the workers' elected maintainer last counted the queue's finished jobs (counting them per request would read every finished row)"
   }),
   oldestReadyAgeMs: Schema.NullOr(Schema.Finite).annotate({
     description: "How long the oldest job ready to run (queued or retrying, due) has waited; null when none"
@@ -60,7 +68,7 @@ export const Latency = Schema.Struct({
 }).annotate({
   identifier: "Latency",
   description:
-    "Over the jobs of a queue and kind finished in the last hour: wait (due to started) and run (started to finished) times"
+    "Over the jobs of a queue and kind finished in the last hour (the latest 10,000 succeeded and 10,000 failed at most): wait (due to started) and run (started to finished) times"
 })
 
 export const Stats = Schema.Struct({

@@ -1,16 +1,24 @@
 /**
  * The dashboard's overview figures, read in one read-only transaction whose every statement runs under its
- * own `statement_timeout`: per queue, jobs by status (the active states exactly, the finished ones over the
- * last 24 hours through `jobs_finished_idx`, never a scan of every finished job) and the oldest ready job's
- * age; jobs succeeded and failed per minute over the last hour; wait and run time p50/p95 by queue and kind
- * over the jobs finished in the last hour. The API computes them at most once per interval and shares them
- * (src/http/StatsCache.ts).
+ * own `statement_timeout`, none of which reads every finished job:
+ *
+ * - per queue, the unfinished jobs by status, counted exactly through the two partial indexes (ready jobs,
+ *   running jobs; one `status IN` of all three matches neither and scanned the whole table), and the oldest
+ *   ready job's age; the finished ones as the elected maintainer last recounted them into `queues`
+ *   (`finishedCountedAt`);
+ * - jobs succeeded and failed per minute over the last hour (`jobs_finished_idx`);
+ * - wait and run time p50/p95 by queue and kind over the latest `latencySample` succeeded and as many
+ *   failed jobs of the last hour.
+ *
+ * The API computes them at most once per interval and shares them (src/http/StatsCache.ts).
  */
 import { Duration, Effect } from "effect"
 import { SqlClient } from "effect/sql"
 
 /** Most queues (and queue/kind pairs) the figures carry; the rest are left out and `truncated` says so. */
 export const maxStatsGroups = 200
+/** Most finished jobs of each status the percentiles are taken over (the latest of the last hour). */
+export const latencySample = 10_000
 
 export interface QueueStats {
   readonly queue: string
@@ -19,10 +27,11 @@ export interface QueueStats {
     readonly queued: number
     readonly retrying: number
     readonly running: number
-    readonly succeeded: number
-    readonly failed_permanent: number
-    readonly cancelled: number
+    readonly succeeded: number | null
+    readonly failed_permanent: number | null
+    readonly cancelled: number | null
   }
+  readonly finishedCountedAt: Date | null
   readonly oldestReadyAgeMs: number | null
 }
 
@@ -50,14 +59,22 @@ export interface Stats {
   readonly truncated: boolean
 }
 
-const emptyCounts = () => ({
-  queued: 0,
-  retrying: 0,
-  running: 0,
-  succeeded: 0,
-  failed_permanent: 0,
-  cancelled: 0
-})
+interface Builder {
+  queue: string
+  paused: boolean
+  counts: {
+    queued: number
+    retrying: number
+    running: number
+    succeeded: number | null
+    failed_permanent: number | null
+    cancelled: number | null
+  }
+  finishedCountedAt: Date | null
+  oldestReadyAgeMs: number | null
+}
+
+const orNull = (text: string | null) => (text === null ? null : Number(text))
 
 export const compute = (statementTimeout: Duration.Duration) =>
   Effect.gen(function* () {
@@ -69,13 +86,23 @@ export const compute = (statementTimeout: Duration.Duration) =>
         yield* sql`SELECT set_config('statement_timeout', ${String(timeoutMs)}, true)`
         const counts = yield* sql<{ queue: string; status: string; n: number }>`
           SELECT queue, status, count(*)::integer AS n FROM jobs
-          WHERE status IN ('queued', 'retrying', 'running')
+          WHERE status IN ('queued', 'retrying')
           GROUP BY queue, status
           UNION ALL
           SELECT queue, status, count(*)::integer FROM jobs
-          WHERE status IN ('succeeded', 'failed_permanent', 'cancelled')
-            AND finished_at > now() - interval '24 hours'
+          WHERE status = 'running'
           GROUP BY queue, status`
+        const finished = yield* sql<{
+          name: string
+          succeeded: string | null
+          failed: string | null
+          cancelled: string | null
+          countedAt: Date | null
+        }>`
+          SELECT name, count_succeeded::text AS succeeded, count_failed_permanent::text AS failed,
+                 count_cancelled::text AS cancelled, counted_at AS "countedAt"
+          FROM queues WHERE counted_at IS NOT NULL
+          ORDER BY name LIMIT ${maxStatsGroups + 1}`
         const oldest = yield* sql<{ queue: string; ageMs: number }>`
           SELECT queue, (extract(epoch FROM now() - min(run_at)) * 1000)::float8 AS "ageMs" FROM jobs
           WHERE status IN ('queued', 'retrying') AND run_at <= now()
@@ -98,26 +125,52 @@ export const compute = (statementTimeout: Duration.Duration) =>
             SELECT queue, kind,
               greatest(0, extract(epoch FROM started_at - greatest(run_at, created_at)) * 1000) AS wait_ms,
               greatest(0, extract(epoch FROM finished_at - started_at) * 1000) AS run_ms
-            FROM jobs
-            WHERE status IN ('succeeded', 'failed_permanent') AND finished_at > now() - interval '1 hour'
-              AND started_at IS NOT NULL
+            FROM (
+              (SELECT * FROM jobs WHERE status = 'succeeded' AND finished_at > now() - interval '1 hour'
+               ORDER BY finished_at DESC LIMIT ${latencySample})
+              UNION ALL
+              (SELECT * FROM jobs WHERE status = 'failed_permanent' AND finished_at > now() - interval '1 hour'
+               ORDER BY finished_at DESC LIMIT ${latencySample})
+            ) latest
+            WHERE started_at IS NOT NULL
           ) d
           GROUP BY queue, kind ORDER BY queue, kind LIMIT ${maxStatsGroups + 1}`
         const clock = yield* sql<{ now: Date }>`SELECT now() AS now`
-        const byQueue = new Map<string, QueueStats & { counts: ReturnType<typeof emptyCounts> }>()
+        const byQueue = new Map<string, Builder>()
         const pausedSet = new Set(paused.map((row) => row.name))
-        const entry = (queue: string) => {
+        const entry = (queue: string): Builder => {
           let found = byQueue.get(queue)
           if (found === undefined) {
-            found = { queue, paused: pausedSet.has(queue), counts: emptyCounts(), oldestReadyAgeMs: null }
+            found = {
+              queue,
+              paused: pausedSet.has(queue),
+              counts: {
+                queued: 0,
+                retrying: 0,
+                running: 0,
+                succeeded: null,
+                failed_permanent: null,
+                cancelled: null
+              },
+              finishedCountedAt: null,
+              oldestReadyAgeMs: null
+            }
             byQueue.set(queue, found)
           }
           return found
         }
-        for (const row of counts) entry(row.queue).counts[row.status as keyof QueueStats["counts"]] = row.n
-        for (const row of oldest) byQueue.set(row.queue, { ...entry(row.queue), oldestReadyAgeMs: row.ageMs })
+        for (const row of counts)
+          entry(row.queue).counts[row.status as "queued" | "retrying" | "running"] = row.n
+        for (const row of finished) {
+          const found = entry(row.name)
+          found.counts.succeeded = orNull(row.succeeded)
+          found.counts.failed_permanent = orNull(row.failed)
+          found.counts.cancelled = orNull(row.cancelled)
+          found.finishedCountedAt = row.countedAt
+        }
+        for (const row of oldest) entry(row.queue).oldestReadyAgeMs = row.ageMs
         for (const name of pausedSet) entry(name)
-        const queues = [...byQueue.values()].sort((a, b) =>
+        const queues: Array<QueueStats> = [...byQueue.values()].sort((a, b) =>
           a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0
         )
         return {

@@ -461,7 +461,7 @@ export interface components {
             /** @description More than 200 queues or queue/kind pairs: the rest are left out */
             truncated: boolean;
         };
-        /** @description Over the jobs of a queue and kind finished in the last hour: wait (due to started) and run (started to finished) times */
+        /** @description Over the jobs of a queue and kind finished in the last hour (the latest 10,000 succeeded and 10,000 failed at most): wait (due to started) and run (started to finished) times */
         Latency: {
             queue: string;
             kind: string;
@@ -484,13 +484,15 @@ export interface components {
                 queued: number;
                 retrying: number;
                 running: number;
-                /** @description Finished in the last 24 hours */
-                succeeded: number;
-                /** @description Finished in the last 24 hours */
-                failed_permanent: number;
-                /** @description Finished in the last 24 hours */
-                cancelled: number;
+                /** @description As of `finishedCountedAt`; null until counted */
+                succeeded: number | null;
+                /** @description As of `finishedCountedAt`; null until counted */
+                failed_permanent: number | null;
+                /** @description As of `finishedCountedAt`; null until counted */
+                cancelled: number | null;
             };
+            /** @description When the workers' elected maintainer last counted the queue's finished jobs (counting them per request would read every finished row) */
+            finishedCountedAt: string | null;
             /** @description How long the oldest job ready to run (queued or retrying, due) has waited; null when none */
             oldestReadyAgeMs: number | null;
         };

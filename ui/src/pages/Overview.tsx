@@ -67,7 +67,7 @@ export function Overview() {
       {error && <Notice kind="error">{error}</Notice>}
       <p class="muted">
         Figures of {new Date(data.computedAt).toLocaleTimeString(undefined, { hour12: false })}, shared by
-        every viewer; finished counts cover the last 24 hours.
+        every viewer. Finished counts are the workers' last recount (every few minutes); – until the first.
       </p>
       <h2>Queues</h2>
       <div class="table-wrap">
@@ -99,9 +99,9 @@ export function Overview() {
                 <td>{q.counts.queued}</td>
                 <td>{q.counts.retrying}</td>
                 <td>{q.counts.running}</td>
-                <td>{q.counts.succeeded}</td>
-                <td>{q.counts.failed_permanent}</td>
-                <td>{q.counts.cancelled}</td>
+                <td>{q.counts.succeeded ?? "–"}</td>
+                <td>{q.counts.failed_permanent ?? "–"}</td>
+                <td>{q.counts.cancelled ?? "–"}</td>
                 <td>{duration(q.oldestReadyAgeMs)}</td>
               </tr>
             ))}
