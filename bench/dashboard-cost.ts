@@ -123,10 +123,10 @@ to the moment no job is queued or running (process start-up included in both).
 |---|---:|---:|---:|
 ${rows.join("\n")}
 
-Median cost of watching: **${cost.toFixed(1)}%** of the drain's throughput (target < 5%: **${cost < 5 ? "met" : "missed"}**).
+Median cost of watching: **${cost.toFixed(1)}%** of the drain's throughput (paired ratios from ${Math.min(...ratios).toFixed(3)} to ${Math.max(...ratios).toFixed(3)}; target < 5%). On this shared machine the spread of the pairs is wider than the target itself: read the figure with the spread, and the direct cost below.
 
-While watched, \`GET /stats\` answered in p50 ${percentile(statsTimes, 0.5).toFixed(1)} ms, p95 ${percentile(statsTimes, 0.95).toFixed(1)} ms
-(${statsTimes.length} requests: most answered from the shared cache, one computation per 5 s), and
+While watched, \`GET /stats\` answered in p50 ${percentile(statsTimes, 0.5).toFixed(1)} ms, p99 ${percentile(statsTimes, 0.99).toFixed(1)} ms, max ${Math.max(...statsTimes).toFixed(1)} ms
+(${statsTimes.length} requests: most answered from the shared cache; the slowest are the ones that computed, once per 5 s), and
 \`GET /jobs?limit=50\` in p50 ${percentile(listTimes, 0.5).toFixed(1)} ms, p95 ${percentile(listTimes, 0.95).toFixed(1)} ms.
 `
   writeFileSync(new URL("./DASHBOARD.md", import.meta.url), report)

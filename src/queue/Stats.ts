@@ -84,13 +84,16 @@ export const compute = (statementTimeout: Duration.Duration) =>
       Effect.gen(function* () {
         yield* sql`SET TRANSACTION READ ONLY`
         yield* sql`SELECT set_config('statement_timeout', ${String(timeoutMs)}, true)`
-        const counts = yield* sql<{ queue: string; status: string; n: number }>`
-          SELECT queue, status, count(*)::integer AS n FROM jobs
-          WHERE status IN ('queued', 'retrying')
+        // both halves in one statement, each with the predicate of one partial index; the ready half also
+        // gives each queue's oldest ready job (the same rows, read once)
+        const counts = yield* sql<{ queue: string; status: string; n: number; ageMs: number | null }>`
+          SELECT queue, status, count(*)::integer AS n,
+                 (extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now())) * 1000)::float8 AS "ageMs"
+          FROM jobs WHERE status IN ('queued', 'retrying')
           GROUP BY queue, status
           UNION ALL
-          SELECT queue, status, count(*)::integer FROM jobs
-          WHERE status = 'running'
+          SELECT queue, status, count(*)::integer, NULL::float8
+          FROM jobs WHERE status = 'running'
           GROUP BY queue, status`
         const finished = yield* sql<{
           name: string
@@ -103,11 +106,8 @@ export const compute = (statementTimeout: Duration.Duration) =>
                  count_cancelled::text AS cancelled, counted_at AS "countedAt"
           FROM queues WHERE counted_at IS NOT NULL
           ORDER BY name LIMIT ${maxStatsGroups + 1}`
-        const oldest = yield* sql<{ queue: string; ageMs: number }>`
-          SELECT queue, (extract(epoch FROM now() - min(run_at)) * 1000)::float8 AS "ageMs" FROM jobs
-          WHERE status IN ('queued', 'retrying') AND run_at <= now()
-          GROUP BY queue`
-        const paused = yield* sql<{ name: string }>`SELECT name FROM queues WHERE paused_at IS NOT NULL`
+        const paused = yield* sql<{ name: string }>`
+          SELECT name FROM queues WHERE paused_at IS NOT NULL ORDER BY name LIMIT ${maxStatsGroups + 1}`
         const throughput = yield* sql<{ minute: Date; succeeded: number; failed: number }>`
           SELECT date_trunc('minute', finished_at) AS minute,
                  count(*) FILTER (WHERE status = 'succeeded')::integer AS succeeded,
@@ -159,8 +159,12 @@ export const compute = (statementTimeout: Duration.Duration) =>
           }
           return found
         }
-        for (const row of counts)
-          entry(row.queue).counts[row.status as "queued" | "retrying" | "running"] = row.n
+        for (const row of counts) {
+          const found = entry(row.queue)
+          found.counts[row.status as "queued" | "retrying" | "running"] = row.n
+          if (row.ageMs !== null)
+            found.oldestReadyAgeMs = Math.max(found.oldestReadyAgeMs ?? 0, Math.max(0, row.ageMs))
+        }
         for (const row of finished) {
           const found = entry(row.name)
           found.counts.succeeded = orNull(row.succeeded)
@@ -168,7 +172,6 @@ export const compute = (statementTimeout: Duration.Duration) =>
           found.counts.cancelled = orNull(row.cancelled)
           found.finishedCountedAt = row.countedAt
         }
-        for (const row of oldest) entry(row.queue).oldestReadyAgeMs = row.ageMs
         for (const name of pausedSet) entry(name)
         const queues: Array<QueueStats> = [...byQueue.values()].sort((a, b) =>
           a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0
