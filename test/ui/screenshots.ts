@@ -58,7 +58,14 @@ try {
     if (job.status === "failed_permanent" || Date.now() > deadline) break
     await Bun.sleep(200)
   }
-  await Bun.sleep(1500) // the statistics interval, so the overview includes the finished jobs
+  // the overview's finished counts are the maintainer's recount (every 30 s): wait for one that saw them
+  for (const until = Date.now() + 60_000; Date.now() < until; ) {
+    const stats = (await (await rig.request("/stats")).json()) as {
+      queues: Array<{ queue: string; counts: { succeeded: number | null } }>
+    }
+    if ((stats.queues.find((q) => q.queue === "emails")?.counts.succeeded ?? 0) >= 40) break
+    await Bun.sleep(1000)
+  }
   const pages = [
     ["overview", "#/"],
     ["jobs", "#/jobs?queue=webhooks"],
@@ -74,6 +81,8 @@ try {
     for (const [name, fragment] of pages) {
       await page.goto(`${rig.base}/ui/${fragment}`)
       await page.getByRole("heading", { level: 1 }).first().waitFor()
+      // a new fragment is no new document: wait for the page's data, not for the network
+      await page.waitForFunction(() => !document.body.innerText.includes("Loading…"))
       await page.waitForLoadState("networkidle")
       await page.screenshot({ path: join(out, `${name}-${scheme}.png`) })
       console.log(`docs/dashboard/${name}-${scheme}.png`)

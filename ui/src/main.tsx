@@ -143,7 +143,7 @@ function App() {
             }}
           />
         ) : (
-          <Page key={`${session}`} route={route} />
+          <Page key={`${session}-${scheme}`} route={route} />
         )}
       </main>
     </PollContext.Provider>

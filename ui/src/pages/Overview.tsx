@@ -9,8 +9,17 @@ import { href } from "../router.ts"
 function Throughput({ stats }: { readonly stats: Stats }) {
   const box = useRef<HTMLDivElement>(null)
   const plot = useRef<uPlot | null>(null)
+  const ink = useRef("")
   useEffect(() => {
     if (box.current === null) return
+    // a canvas does not follow CSS: the axes take the text colour of the scheme in force, and the chart is
+    // drawn anew when the scheme changed
+    const color = getComputedStyle(box.current).color
+    if (plot.current !== null && ink.current !== color) {
+      plot.current.destroy()
+      plot.current = null
+    }
+    ink.current = color
     // the last hour, minute by minute, minutes without finished jobs at 0
     const end = Math.floor(new Date(stats.computedAt).getTime() / 60_000) * 60
     const xs: Array<number> = []
@@ -36,8 +45,16 @@ function Throughput({ stats }: { readonly stats: Stats }) {
             { label: "failed / min", stroke: "#e03131", width: 2 }
           ],
           axes: [
-            { stroke: "currentColor", grid: { stroke: "rgba(128,128,128,0.2)" } },
-            { stroke: "currentColor", grid: { stroke: "rgba(128,128,128,0.2)" } }
+            {
+              stroke: color,
+              grid: { stroke: "rgba(128,128,128,0.25)" },
+              ticks: { stroke: "rgba(128,128,128,0.25)" }
+            },
+            {
+              stroke: color,
+              grid: { stroke: "rgba(128,128,128,0.25)" },
+              ticks: { stroke: "rgba(128,128,128,0.25)" }
+            }
           ]
         },
         data,
@@ -67,7 +84,7 @@ export function Overview() {
       {error && <Notice kind="error">{error}</Notice>}
       <p class="muted">
         Figures of {new Date(data.computedAt).toLocaleTimeString(undefined, { hour12: false })}, shared by
-        every viewer. Finished counts are the workers' last recount (every few minutes); – until the first.
+        every viewer. Finished counts are the workers' last recount (every 30 s or so); – until the first.
       </p>
       <h2>Queues</h2>
       <div class="table-wrap">
