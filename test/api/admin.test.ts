@@ -4,6 +4,8 @@
  * and the shared statistics.
  */
 import { describe, expect, it } from "bun:test"
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 import { JobRepo } from "../../src/queue/JobRepo.ts"
 import { json, setupApiTests } from "../support/api.ts"
 
@@ -107,6 +109,40 @@ describe("GET /jobs filters", () => {
   })
 })
 
+describe("the payload filter's bound", () => {
+  it("examines at most 10,000 jobs a page: past them, a short page whose cursor goes on from the window's end", async () => {
+    // 10,050 jobs that do not match, then one that does
+    await api.run(
+      Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql`
+          INSERT INTO jobs (queue, kind, payload)
+          SELECT 'window', 'sleep', jsonb_build_object('ms', 1) FROM generate_series(1, 10050)`
+      )
+    )
+    const match = await enqueue({ queue: "window", kind: "sleep", payload: { ms: 99 } })
+    const filter = `queue=window&payload=${encodeURIComponent('{"ms":99}')}`
+    const first = await list(filter)
+    expect(first.jobs).toEqual([])
+    expect(first.nextCursor).not.toBeNull()
+    const second = await list(`${filter}&cursor=${first.nextCursor}`)
+    expect(second.jobs.map((j) => j.id)).toEqual([match.id])
+    expect(second.nextCursor).toBeNull()
+    // a bulk action walks the same windows
+    const batch = await bulk({ action: "cancel", filter: { queue: "window", payload: '{"ms":99}' } })
+    const answer = (await json(batch)) as { matched: number; nextCursor: string | null; done: boolean }
+    expect(answer).toMatchObject({ matched: 0, done: false })
+    const next = (await json(
+      await bulk({
+        action: "cancel",
+        filter: { queue: "window", payload: '{"ms":99}' },
+        cursor: answer.nextCursor
+      })
+    )) as { matched: number; acted: number; done: boolean }
+    expect(next).toMatchObject({ matched: 1, acted: 1, done: true })
+  })
+})
+
 describe("DELETE /jobs/{id}", () => {
   it("deletes a job that is not running; a running one is a 409; an unknown one a 404", async () => {
     const job = await enqueue({ queue: "del" })
@@ -158,5 +194,29 @@ describe("POST /jobs/bulk", () => {
     expect((await list("queue=bulk&limit=500")).jobs.length).toBe(1)
     const invalid = await bulk({ action: "explode", filter: {}, extra: 1 })
     expect(invalid.status).toBe(422)
+  })
+
+  it("acts on a selection by ids; a running job's cancel is a request its worker carries out", async () => {
+    const claimed = await enqueue({ queue: "bulk-ids" })
+    const waiting = await enqueue({ queue: "bulk-ids" })
+    const untouched = await enqueue({ queue: "bulk-ids" })
+    // the claim takes the oldest: `claimed` runs
+    await api.run(JobRepo.use((repo) => repo.claim("worker-x", 1, 30_000, ["bulk-ids"])))
+    const r = await bulk({ action: "cancel", filter: { ids: [claimed.id, waiting.id] } })
+    expect(await json(r)).toMatchObject({ matched: 2, acted: 2, skipped: 0, done: true })
+    const states = await Promise.all(
+      [claimed, waiting, untouched].map(
+        async (j) =>
+          (await json(await api.request(`/jobs/${j.id}`, { headers: full }))) as {
+            status: string
+            cancelRequestedAt: string | null
+          }
+      )
+    )
+    expect(states.map((s) => [s.status, s.cancelRequestedAt !== null])).toEqual([
+      ["running", true],
+      ["cancelled", true],
+      ["queued", false]
+    ])
   })
 })

@@ -82,7 +82,7 @@ try {
       await page.goto(`${rig.base}/ui/${fragment}`)
       await page.getByRole("heading", { level: 1 }).first().waitFor()
       // a new fragment is no new document: wait for the page's data, not for the network
-      await page.waitForFunction(() => !document.body.innerText.includes("Loading…"))
+      await page.waitForFunction(() => !document.body.textContent?.includes("Loading…"))
       await page.waitForLoadState("networkidle")
       await page.screenshot({ path: join(out, `${name}-${scheme}.png`) })
       console.log(`docs/dashboard/${name}-${scheme}.png`)

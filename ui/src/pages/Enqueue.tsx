@@ -4,7 +4,7 @@
  * editor. The API checks the body; its 422 issues are shown beside the fields they name.
  */
 import { useState } from "preact/hooks"
-import { api, apiRoot, describeProblem } from "../api.ts"
+import { api, apiRoot, describeProblem, token } from "../api.ts"
 import { Notice } from "../components.tsx"
 import { usePolled } from "../hooks.ts"
 import { href } from "../router.ts"
@@ -34,7 +34,11 @@ interface KindForm {
 const scalar = (schema: JsonSchema) => ["integer", "number", "string", "boolean"].includes(schema.type ?? "")
 
 async function loadKinds(): Promise<ReadonlyArray<KindForm>> {
-  const response = await fetch(`${apiRoot}/api-docs/openapi.json`)
+  // with API_PUBLIC_DOCS=false the document needs the token too
+  const value = token.get()
+  const response = await fetch(`${apiRoot}/api-docs/openapi.json`, {
+    headers: value === null ? {} : { authorization: `Bearer ${value}` }
+  })
   if (!response.ok) throw new Error(`the API's document could not be read (${response.status})`)
   const document = (await response.json()) as { components: { schemas: Record<string, JsonSchema> } }
   const schemas = document.components.schemas
