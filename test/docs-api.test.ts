@@ -221,6 +221,7 @@ const setups: Record<string, () => Promise<string | undefined>> = {
   },
   "list-payload-invalid": async () => undefined,
   delete: () => enqueue({ kind: "noop", payload: {}, queue: "default" }),
+  "run-now": () => enqueue({ kind: "noop", payload: {}, queue: "default", delayMs: 3_600_000 }),
   bulk: async () => {
     for (let i = 0; i < 3; i++) await enqueue({ kind: "noop", payload: {}, queue: "bulk-example" })
     return undefined

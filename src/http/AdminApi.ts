@@ -6,7 +6,7 @@
  */
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
-import { JobId } from "../domain/Job.ts"
+import { Job, JobId } from "../domain/Job.ts"
 import { defaultBulkBatch, maxBulkBatch } from "../queue/JobAdmin.ts"
 import { JobIdParams, jobFilterFields } from "./JobSchemas.ts"
 import {
@@ -148,6 +148,14 @@ export const AdminGroup = HttpApiGroup.make("admin")
       success: JobDeleted,
       error: [JobNotFound, JobStateConflict, Forbidden, ...always]
     }).annotate(OpenApi.Summary, "Delete a job that is not running (409 for a running one: cancel it first)"),
+    HttpApiEndpoint.post("runNow", "/jobs/:id/run-now", {
+      params: JobIdParams,
+      success: Job,
+      error: [JobNotFound, JobStateConflict, Forbidden, ...always]
+    }).annotate(
+      OpenApi.Summary,
+      "Make a queued or retrying job due now (skip its delay or back-off); 409 in any other state"
+    ),
     HttpApiEndpoint.post("bulk", "/jobs/bulk", {
       payload: BulkRequest,
       success: BulkBatch,
@@ -156,4 +164,7 @@ export const AdminGroup = HttpApiGroup.make("admin")
       .annotate(HttpApi.PayloadParseOptions, strict)
       .annotate(OpenApi.Summary, "Retry, cancel or delete every job a filter matches, one batch per call")
   )
-  .annotate(OpenApi.Description, "What the dashboard needs: statistics, delete, bulk actions by filter")
+  .annotate(
+    OpenApi.Description,
+    "What the dashboard needs: statistics, delete, run now, bulk actions by filter"
+  )

@@ -28,6 +28,15 @@ export const makeAdminHandlers = (api: JobqApi) =>
                 Effect.fail(new JobStateConflict({ jobId: e.id, jobStatus: e.status, detail: e.message }))
             })
           ),
+        runNow: ({ params }) =>
+          admin.runNow(params.id).pipe(
+            database,
+            Effect.catchTags({
+              JobNotFound: (e) => Effect.fail(new JobNotFound({ jobId: e.id, detail: e.message })),
+              JobStateConflict: (e) =>
+                Effect.fail(new JobStateConflict({ jobId: e.id, jobStatus: e.status, detail: e.message }))
+            })
+          ),
         bulk: ({ payload }) =>
           admin
             .bulk({

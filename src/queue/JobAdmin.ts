@@ -57,6 +57,32 @@ const make = Effect.gen(function* () {
       )
     })
 
+  /**
+   * Makes a queued or retrying job due now (its delay or retry back-off is skipped) and wakes the workers of
+   * its queue; its attempts are unchanged. A paused or limited queue still holds it back.
+   */
+  const runNow = (id: string) =>
+    Effect.gen(function* () {
+      if (!isJobId(id)) return yield* Effect.fail(JobNotFound.of(id))
+      const rows = yield* sql<{ readonly id: string }>`
+        WITH due AS (
+          UPDATE jobs SET run_at = now(), updated_at = now()
+          WHERE id = ${id} AND status IN ('queued', 'retrying')
+          RETURNING id, queue)
+        SELECT id, pg_notify('jobq_ready', queue)::text AS notified FROM due`
+      const job: Job | undefined = yield* repo.get(id)
+      if (job === undefined) return yield* Effect.fail(JobNotFound.of(id))
+      if (rows.length === 0)
+        return yield* Effect.fail(
+          new JobStateConflict({
+            id,
+            status: job.status,
+            message: `cannot run job ${id} now: it is ${job.status} (only queued and retrying jobs wait)`
+          })
+        )
+      return job
+    })
+
   const batchStatement = (request: BulkRequest, upTo: string | undefined) => {
     const { filter, cursor, batchSize } = request
     const after = cursor === undefined ? undefined : sql`${cursor}::uuid`
@@ -149,7 +175,7 @@ const make = Effect.gen(function* () {
       return { matched, acted, nextCursor } satisfies BulkBatch
     }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
-  return { remove, bulk }
+  return { remove, runNow, bulk }
 })
 
 export class JobAdmin extends Context.Service<JobAdmin, Effect.Success<typeof make>>()("jobq/JobAdmin") {

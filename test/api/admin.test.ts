@@ -158,6 +158,25 @@ describe("DELETE /jobs/{id}", () => {
   })
 })
 
+describe("POST /jobs/{id}/run-now", () => {
+  it("makes a delayed job due now; a job that does not wait is a 409", async () => {
+    const delayed = await enqueue({ queue: "later", delayMs: 3_600_000 })
+    const response = await api.request(`/jobs/${delayed.id}/run-now`, { method: "POST", headers: full })
+    expect(response.status).toBe(200)
+    const job = (await json(response)) as { runAt: string; status: string; attempts: number }
+    expect(new Date(job.runAt).getTime()).toBeLessThanOrEqual(Date.now() + 1000)
+    expect({ status: job.status, attempts: job.attempts }).toEqual({ status: "queued", attempts: 0 })
+    await api.request(`/jobs/${delayed.id}/cancel`, { method: "POST", headers: full })
+    const again = await api.request(`/jobs/${delayed.id}/run-now`, { method: "POST", headers: full })
+    expect(again.status).toBe(409)
+    const unknown = await api.request("/jobs/01a221cf-db80-7733-b104-161470ea05be/run-now", {
+      method: "POST",
+      headers: full
+    })
+    expect(unknown.status).toBe(404)
+  })
+})
+
 describe("POST /jobs/bulk", () => {
   it("cancels every job a filter matches, batch by batch, then retries and deletes them", async () => {
     const response = await api.postJson(

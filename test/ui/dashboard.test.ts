@@ -88,6 +88,18 @@ describe("the dashboard", () => {
     await context.close()
   })
 
+  it("runs a delayed job now from its page", async () => {
+    const job = await enqueue({ kind: "noop", payload: {}, queue: "ui-later", delayMs: 3_600_000 })
+    const context = await rig.context(fullToken)
+    const page = await context.newPage()
+    await page.goto(ui(`#/jobs/${job.id}`))
+    await page.getByText("due", { exact: true }).waitFor() // the timeline shows when it is due
+    await page.getByRole("button", { name: "Run now" }).click()
+    await page.getByRole("dialog").getByRole("button", { name: "Yes, run now" }).click()
+    await untilStatus(job.id, "succeeded")
+    await context.close()
+  })
+
   it("pauses a queue: a job enqueued then waits; resumed, it runs", async () => {
     await untilStatus((await enqueue({ kind: "noop", payload: {}, queue: "ui-pause" })).id, "succeeded")
     const context = await rig.context(fullToken)

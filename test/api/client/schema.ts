@@ -207,6 +207,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jobs/{id}/run-now": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make a queued or retrying job due now (skip its delay or back-off); 409 in any other state */
+        post: operations["admin.runNow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jobs/bulk": {
         parameters: {
             query?: never;
@@ -444,6 +461,47 @@ export interface components {
             /** @enum {string} */
             title?: "No such job";
         };
+        Job: {
+            /**
+             * Format: uuid
+             * @description Job id (UUIDv7, time-ordered)
+             */
+            id: string;
+            queue: string;
+            kind: string;
+            /** @description The payload, as its kind's schema encodes it */
+            payload: unknown;
+            /** @enum {string} */
+            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
+            /** @description Lower runs first; default 0 */
+            priority: number;
+            /** @description Attempts started so far */
+            attempts: number;
+            /** @description Attempts before the job fails permanently; default 5 */
+            maxAttempts: number;
+            runAt: string;
+            leaseOwner: string | null;
+            leaseExpiresAt: string | null;
+            cancelRequestedAt: string | null;
+            idempotencyKey: string | null;
+            lastError: string | null;
+            errors: {
+                attempt: number;
+                at: string;
+                error: string;
+                retryDelayMs: number | null;
+            }[];
+            /** @description What the handler succeeded with (any JSON); null until the job succeeds */
+            result: unknown;
+            /** @description How often its handler snoozed (each snooze ended an attempt without spending it) */
+            snoozes: number;
+            /** @description What its handler last reported as progress (small JSON); null when it reported none */
+            progress: unknown;
+            createdAt: string;
+            startedAt: string | null;
+            finishedAt: string | null;
+            updatedAt: string;
+        };
         JobDeleted: {
             /**
              * Format: uuid
@@ -587,47 +645,6 @@ export interface components {
             queues: components["schemas"]["Queue"][];
             /** @description Pass as `cursor` for the next page; null on the last page */
             nextCursor: string | null;
-        };
-        Job: {
-            /**
-             * Format: uuid
-             * @description Job id (UUIDv7, time-ordered)
-             */
-            id: string;
-            queue: string;
-            kind: string;
-            /** @description The payload, as its kind's schema encodes it */
-            payload: unknown;
-            /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled";
-            /** @description Lower runs first; default 0 */
-            priority: number;
-            /** @description Attempts started so far */
-            attempts: number;
-            /** @description Attempts before the job fails permanently; default 5 */
-            maxAttempts: number;
-            runAt: string;
-            leaseOwner: string | null;
-            leaseExpiresAt: string | null;
-            cancelRequestedAt: string | null;
-            idempotencyKey: string | null;
-            lastError: string | null;
-            errors: {
-                attempt: number;
-                at: string;
-                error: string;
-                retryDelayMs: number | null;
-            }[];
-            /** @description What the handler succeeded with (any JSON); null until the job succeeds */
-            result: unknown;
-            /** @description How often its handler snoozed (each snooze ended an attempt without spending it) */
-            snoozes: number;
-            /** @description What its handler last reported as progress (small JSON); null when it reported none */
-            progress: unknown;
-            createdAt: string;
-            startedAt: string | null;
-            finishedAt: string | null;
-            updatedAt: string;
         };
         /** @description The job is running; its worker interrupts it and settles it as cancelled */
         CancelRequested: {
@@ -2046,6 +2063,86 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.runNow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Job */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description This token may only read */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Forbidden"];
+                };
+            };
+            /** @description No such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["JobNotFound"];
+                };
+            };
+            /** @description The job is in a state this operation does not apply to */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["JobStateConflict"];
                 };
             };
             /** @description The server failed to answer; it was logged */

@@ -10,7 +10,7 @@ import { usePolled } from "../hooks.ts"
 import { JsonView, type Lossless, member, parseLossless } from "../json.tsx"
 import { navigate } from "../router.ts"
 
-type Action = "retry" | "cancel" | "delete"
+type Action = "retry" | "cancel" | "delete" | "run now"
 
 async function load(id: string): Promise<{ job: Job; raw: Lossless } | { missing: true }> {
   const { status, text } = await getJobText(id)
@@ -37,9 +37,11 @@ export function JobDetail({ id }: { readonly id: string }) {
     const result =
       action === "retry"
         ? await api.POST("/jobs/{id}/retry", path)
-        : action === "cancel"
-          ? await api.POST("/jobs/{id}/cancel", path)
-          : await api.DELETE("/jobs/{id}", path)
+        : action === "run now"
+          ? await api.POST("/jobs/{id}/run-now", path)
+          : action === "cancel"
+            ? await api.POST("/jobs/{id}/cancel", path)
+            : await api.DELETE("/jobs/{id}", path)
     if (result.error !== undefined) {
       setMessage({ kind: "error", text: describeProblem(result.error, result.response.status) })
       return
@@ -48,7 +50,10 @@ export function JobDetail({ id }: { readonly id: string }) {
       navigate("/jobs")
       return
     }
-    setMessage({ kind: "info", text: action === "retry" ? "Queued again" : "Cancel sent" })
+    setMessage({
+      kind: "info",
+      text: action === "retry" ? "Queued again" : action === "run now" ? "Due now" : "Cancel sent"
+    })
     void reload()
   }
 
@@ -124,6 +129,9 @@ export function JobDetail({ id }: { readonly id: string }) {
         <button type="button" onClick={() => setPending("retry")}>
           Retry
         </button>
+        <button type="button" onClick={() => setPending("run now")}>
+          Run now
+        </button>
         <button type="button" onClick={() => setPending("cancel")}>
           Cancel
         </button>
@@ -172,7 +180,9 @@ export function JobDetail({ id }: { readonly id: string }) {
           ? "The job and its history are removed for good."
           : pending === "cancel"
             ? "A queued job will not run; a running one is interrupted by its worker."
-            : "The job runs again with fresh attempts."}
+            : pending === "run now"
+              ? "Its delay or retry back-off is skipped: it is due now (a paused or limited queue still holds it)."
+              : "The job runs again with fresh attempts."}
       </Confirm>
     </section>
   )
