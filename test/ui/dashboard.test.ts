@@ -167,6 +167,42 @@ describe("the dashboard", () => {
     await context.close()
   })
 
+  it("polls at the chosen interval, and not while the tab is hidden", async () => {
+    const context = await rig.context(fullToken)
+    const page = await context.newPage()
+    const polls: Array<number> = []
+    page.on("request", (request) => {
+      if (new URL(request.url()).pathname === "/stats") polls.push(Date.now())
+    })
+    await page.goto(ui())
+    await page.getByRole("heading", { name: "Overview" }).waitFor()
+    await page.getByLabel("Refresh").selectOption("1")
+    const visibleFrom = Date.now()
+    await eventually(
+      async () => polls.filter((t) => t > visibleFrom).length,
+      (n) => n >= 2,
+      5_000
+    )
+    const setHidden = (hidden: boolean) =>
+      page.evaluate((value) => {
+        Object.defineProperty(document, "hidden", { configurable: true, get: () => value })
+        document.dispatchEvent(new Event("visibilitychange"))
+      }, hidden)
+    await setHidden(true)
+    const hiddenFrom = Date.now()
+    await Bun.sleep(2500) // two and a half intervals: a poll would have come
+    expect(polls.filter((t) => t > hiddenFrom)).toEqual([])
+    await setHidden(false)
+    const shownAt = Date.now()
+    await eventually(
+      async () => polls.filter((t) => t >= shownAt).length,
+      (n) => n >= 1,
+      3_000
+    )
+    await page.getByLabel("Refresh").selectOption("0")
+    await context.close()
+  })
+
   it("asks for a token when the API needs one: the shell loads, no data does", async () => {
     const context = await rig.context()
     const page = await context.newPage()
