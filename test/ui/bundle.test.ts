@@ -4,9 +4,9 @@
  * fails here.
  */
 import { describe, expect, it } from "bun:test"
-import { mkdtempSync, readFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join, relative, resolve } from "node:path"
 
 const dist = join(import.meta.dir, "../../ui/dist")
 
@@ -27,5 +27,29 @@ describe("ui/dist", () => {
       if (fresh !== committed) throw new Error(`ui/dist/${file} is stale: run npm run ui:build and commit it`)
       expect(fresh.length).toBeGreaterThan(0)
     }
+  })
+})
+
+describe("ui/src", () => {
+  it("imports nothing from src/: only its own modules, its packages and the types generated from the OpenAPI document", () => {
+    const uiSource = join(import.meta.dir, "../../ui/src")
+    const repository = resolve(import.meta.dir, "../..")
+    const generated = "test/api/client/schema.ts"
+    // every specifier, type-only imports included (a transpiler's scan drops those)
+    const specifiers = /\b(?:from|import)\s*\(?\s*["']([^"']+)["']/g
+    const files = readdirSync(uiSource, { recursive: true, encoding: "utf8" }).filter((f) =>
+      /\.tsx?$/.test(f)
+    )
+    expect(files.length).toBeGreaterThan(5)
+    const strays: Array<string> = []
+    for (const file of files) {
+      const path = join(uiSource, file)
+      for (const [, target = ""] of readFileSync(path, "utf8").matchAll(specifiers)) {
+        if (!target.startsWith(".")) continue // a package
+        const resolved = relative(repository, resolve(dirname(path), target))
+        if (!resolved.startsWith("ui/src/") && resolved !== generated) strays.push(`${file} -> ${resolved}`)
+      }
+    }
+    expect(strays).toEqual([])
   })
 })
