@@ -40,6 +40,8 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY migrations ./migrations
 COPY src ./src
+# the dashboard the API serves under /ui (prebuilt, committed)
+COPY ui/dist ./ui/dist
 COPY docker/healthcheck.ts ./docker/healthcheck.ts
 # `bun` (uid 1000) is the unprivileged user the official image ships.
 USER bun

@@ -148,6 +148,18 @@ export class ApiConfig extends Context.Service<
      * statements are sent, the database bounds them (DATABASE_STATEMENT_TIMEOUT, DATABASE_LOCK_TIMEOUT).
      */
     readonly databaseAcquireTimeout: Duration.Duration
+    /**
+     * API_READ_TOKENS: comma-separated read-only bearer tokens. One reads everything a full token reads
+     * (GET and HEAD); any other method is answered 403. Setting them turns auth on like API_TOKENS does.
+     */
+    readonly readTokens: ReadonlyArray<Redacted.Redacted<string>>
+    /**
+     * API_STATS_INTERVAL: how long the dashboard's statistics (`GET /stats`) are kept before they are
+     * computed again (default 5 seconds); every viewer shares one computation per interval.
+     */
+    readonly statsInterval: Duration.Duration
+    /** API_STATS_STATEMENT_TIMEOUT: `statement_timeout` for each statistics query (default 2 seconds). */
+    readonly statsStatementTimeout: Duration.Duration
   }
 >()("jobq/Config/ApiConfig") {
   static readonly defaults = {
@@ -155,7 +167,10 @@ export class ApiConfig extends Context.Service<
     tokens: [],
     publicDocs: true,
     maxBodyBytes: 1024 * 1024,
-    databaseAcquireTimeout: Duration.seconds(3)
+    databaseAcquireTimeout: Duration.seconds(3),
+    readTokens: [],
+    statsInterval: Duration.seconds(5),
+    statsStatementTimeout: Duration.seconds(2)
   }
   static readonly layer = (settings: Partial<ApiConfig["Service"]> = {}) =>
     Layer.succeed(ApiConfig, ApiConfig.of({ ...ApiConfig.defaults, ...settings }))
@@ -163,13 +178,22 @@ export class ApiConfig extends Context.Service<
     ApiConfig,
     Effect.gen(function* () {
       const tokens = yield* Config.Redacted("API_TOKENS").pipe(Config.withDefault(Redacted.make("")))
-      return ApiConfig.of({
-        port: yield* Config.Port("PORT").pipe(Config.withDefault(ApiConfig.defaults.port)),
-        tokens: Redacted.value(tokens)
+      const readTokens = yield* Config.Redacted("API_READ_TOKENS").pipe(Config.withDefault(Redacted.make("")))
+      const tokenList = (value: Redacted.Redacted<string>) =>
+        Redacted.value(value)
           .split(",")
           .map((token) => token.trim())
           .filter((token) => token.length > 0)
-          .map((token) => Redacted.make(token)),
+          .map((token) => Redacted.make(token))
+      return ApiConfig.of({
+        port: yield* Config.Port("PORT").pipe(Config.withDefault(ApiConfig.defaults.port)),
+        tokens: tokenList(tokens),
+        readTokens: tokenList(readTokens),
+        statsInterval: yield* duration("API_STATS_INTERVAL", ApiConfig.defaults.statsInterval),
+        statsStatementTimeout: yield* duration(
+          "API_STATS_STATEMENT_TIMEOUT",
+          ApiConfig.defaults.statsStatementTimeout
+        ),
         publicDocs: yield* Config.Boolean("API_PUBLIC_DOCS").pipe(
           Config.withDefault(ApiConfig.defaults.publicDocs)
         ),

@@ -5,7 +5,7 @@
  * documented status, the documented headers, and the body's keys, types and values, ids and timestamps
  * compared by shape only. UPDATE_DOC_EXAMPLES=1 rewrites the documented responses from the API's answers.
  */
-import { describe, expect, it } from "bun:test"
+import { afterAll, describe, expect, it } from "bun:test"
 import { readFileSync, writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
@@ -15,6 +15,7 @@ import { demoKinds } from "../src/kinds/DemoKinds.ts"
 import { JobRepo } from "../src/queue/JobRepo.ts"
 import { WorkerRepo } from "../src/queue/WorkerRepo.ts"
 import { setupApiTests, webHandler } from "./support/api.ts"
+import { freshDatabase } from "./support/database.ts"
 
 const docPath = fileURLToPath(new URL("../docs/api.md", import.meta.url))
 const updating = process.env.UPDATE_DOC_EXAMPLES === "1"
@@ -70,8 +71,13 @@ const servers: Record<string, (request: Request) => Promise<Response>> = {
   "payload-too-large": webHandler(api.db.url, { maxBodyBytes: 64 }),
   unauthorized: webHandler(api.db.url, { tokens: ["docs-example-token"] }),
   // nothing listens on port 1: every connection is refused
-  "health-unavailable": webHandler("postgres://postgres@127.0.0.1:1/jobq")
+  "health-unavailable": webHandler("postgres://postgres@127.0.0.1:1/jobq"),
+  forbidden: webHandler(api.db.url, { tokens: ["docs-example-token"], readTokens: ["docs-read-token"] })
 }
+// the overview's figures on a database of their own: the other examples' jobs would make them vary
+const statsDatabase = await freshDatabase("docs-api-stats")
+afterAll(() => statsDatabase.drop())
+servers.stats = webHandler(statsDatabase.url)
 
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
   api.handler(
@@ -232,7 +238,30 @@ const setups: Record<string, () => Promise<string | undefined>> = {
   metrics: async () => undefined,
   "route-not-found": async () => undefined,
   "method-not-allowed": async () => undefined,
-  unauthorized: async () => undefined
+  unauthorized: async () => undefined,
+  stats: async () => {
+    for (let i = 0; i < 2; i++)
+      await servers.stats!(
+        new Request("http://api.test/jobs", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ kind: "noop", payload: {}, queue: "emails" })
+        })
+      )
+    return undefined
+  },
+  "list-payload": async () => {
+    await enqueue({ kind: "sleep", payload: { ms: 4241 }, queue: "dashboard" })
+    return enqueue({ kind: "sleep", payload: { ms: 4242 }, queue: "dashboard" })
+  },
+  "list-payload-invalid": async () => undefined,
+  delete: () => enqueue({ kind: "noop", payload: {}, queue: "default" }),
+  "run-now": () => enqueue({ kind: "noop", payload: {}, queue: "default", delayMs: 3_600_000 }),
+  bulk: async () => {
+    for (let i = 0; i < 3; i++) await enqueue({ kind: "noop", payload: {}, queue: "bulk-example" })
+    return undefined
+  },
+  forbidden: async () => undefined
 }
 
 // --- comparing -------------------------------------------------------------------------------------------
@@ -241,7 +270,7 @@ const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi
 const timestamp = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})/g
 const normalize = (text: string) => text.replace(uuid, "<id>").replace(timestamp, "<time>")
 /** Numbers that differ between runs. */
-const varyingNumbers = new Set(["retryDelayMs", "oldestReadyAgeSeconds"])
+const varyingNumbers = new Set(["retryDelayMs", "oldestReadyAgeSeconds", "oldestReadyAgeMs"])
 
 /** Where the answer's body departs from the documented one, as readable lines. */
 const drift = (documented: unknown, actual: unknown, path = "body"): Array<string> => {
@@ -291,6 +320,7 @@ const statusText: Record<number, string> = {
   202: "Accepted",
   400: "Bad Request",
   401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
   409: "Conflict",

@@ -308,11 +308,12 @@ describe("the npm package", () => {
     return tarball!.files.map((f) => f.path)
   }
 
-  it("npm pack lists only sources, migrations, package.json, README and LICENSE", () => {
+  it("npm pack lists only sources, migrations, the prebuilt dashboard, package.json, README and LICENSE", () => {
     const files = packed()
     const strays = files.filter(
-      (f) => !/^(src|migrations)\//.test(f) && !["package.json", "README.md", "LICENSE"].includes(f)
+      (f) => !/^(src|migrations|ui\/dist)\//.test(f) && !["package.json", "README.md", "LICENSE"].includes(f)
     )
+    for (const asset of ["index.html", "app.js", "app.css"]) expect(files).toContain(`ui/dist/${asset}`)
     expect(strays).toEqual([])
     expect(files).toContain("LICENSE")
     for (const target of Object.values(pkg.exports)) expect(files).toContain(target.replace(/^\.\//, ""))

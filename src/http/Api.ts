@@ -15,6 +15,7 @@ import {
 } from "effect/http-api"
 import { Job } from "../domain/Job.ts"
 import { type JobKind, payloadParseOptions } from "../domain/JobKind.ts"
+import { AdminGroup } from "./AdminApi.ts"
 import { makeFlowsGroup } from "./FlowsApi.ts"
 import {
   CancelRequested,
@@ -181,6 +182,7 @@ export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
     .add(QueuesGroup.middleware(RequestErrors).middleware(Authorization))
     .add(SchedulesGroup.middleware(RequestErrors).middleware(Authorization))
     .add(makeFlowsGroup(kinds).middleware(PayloadDepth).middleware(RequestErrors).middleware(Authorization))
+    .add(AdminGroup.middleware(RequestErrors).middleware(Authorization))
     .add(SystemGroup)
     .annotateMerge(
       OpenApi.annotations({

@@ -8,7 +8,7 @@
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Effect, Redacted } from "effect"
 import { HttpServerRequest, HttpServerRespondable, HttpServerResponse } from "effect/http"
-import { Unauthorized } from "./Problems.ts"
+import { Forbidden, Unauthorized } from "./Problems.ts"
 
 /** Paths always answered without a token: what load balancers and orchestrators probe. */
 export const probePaths: ReadonlyArray<string> = ["/health"]
@@ -43,14 +43,39 @@ const challenge = HttpServerRespondable.toResponse(
   new Unauthorized({ detail: "send Authorization: Bearer <token>" })
 ).pipe(Effect.map(HttpServerResponse.setHeader("www-authenticate", 'Bearer realm="jobq"')))
 
-/** Router middleware: the identity when no tokens are configured; `open` paths never need one. */
-export const middleware = (tokens: ReadonlyArray<Redacted.Redacted<string>>, open: ReadonlySet<string>) => {
-  if (tokens.length === 0)
+const forbidden = HttpServerRespondable.toResponse(
+  new Forbidden({ detail: "a read-only token (API_READ_TOKENS) may only GET; send a token from API_TOKENS" })
+)
+
+/** Methods a read-only token may use: they change nothing. */
+const readMethods: ReadonlySet<string> = new Set(["GET", "HEAD"])
+
+/**
+ * Router middleware: the identity when no tokens are configured; `open` paths (and every path under an
+ * `openPrefixes` entry: the dashboard's shell) never need one. A read-only token (`readTokens`) passes
+ * GET and HEAD; any other method is answered 403, whatever route it names.
+ */
+export const middleware = (
+  tokens: ReadonlyArray<Redacted.Redacted<string>>,
+  open: ReadonlySet<string>,
+  readTokens: ReadonlyArray<Redacted.Redacted<string>> = [],
+  openPrefixes: ReadonlyArray<string> = []
+) => {
+  if (tokens.length === 0 && readTokens.length === 0)
     return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => app
   const verify = makeVerifier(tokens)
+  const verifyRead = makeVerifier(readTokens)
   return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const pathname = new URL(request.url, "http://localhost").pathname
-      return open.has(pathname) || verify(request.headers.authorization) ? app : challenge
+      if (
+        open.has(pathname) ||
+        openPrefixes.some((prefix) => pathname === prefix || pathname.startsWith(`${prefix}/`))
+      )
+        return app
+      const authorization = request.headers.authorization
+      if (verify(authorization)) return app
+      if (verifyRead(authorization)) return readMethods.has(request.method) ? app : forbidden
+      return challenge
     })
 }

@@ -120,10 +120,59 @@ export const EnqueuedBatch = Schema.Struct({
   jobs: Schema.Array(BatchEntry).annotate({ description: "In request order" })
 }).annotate({ identifier: "EnqueuedBatch" })
 
-export const ListJobsQuery = {
+/** Longest payload filter (`GET /jobs?payload=`, a bulk action's `filter.payload`), in characters. */
+export const maxPayloadFilterLength = 4096
+const maxPayloadFilterDepth = 16
+
+const depthOf = (value: unknown, depth = 0): number => {
+  if (depth > maxPayloadFilterDepth || value === null || typeof value !== "object") return depth
+  let deepest = depth + 1
+  for (const inner of Object.values(value)) deepest = Math.max(deepest, depthOf(inner, depth + 1))
+  return deepest
+}
+
+/**
+ * A payload containment filter: a JSON object, as text, matched with Postgres's `@>` (so `{"customer":42}`
+ * finds every payload holding that key and value; numbers compare exactly, big ones included). Bounded:
+ * at most 4096 characters and 16 levels, and a page examines at most 10,000 jobs for it (see `nextCursor`).
+ */
+export const PayloadFilter = Schema.String.check(
+  Schema.isMaxLength(maxPayloadFilterLength),
+  Schema.makeFilter(
+    (text: string) => {
+      let value: unknown
+      try {
+        value = JSON.parse(text)
+      } catch {
+        return 'Expected a JSON object, e.g. {"customer":42}'
+      }
+      if (value === null || typeof value !== "object" || Array.isArray(value))
+        return 'Expected a JSON object, e.g. {"customer":42}'
+      return depthOf(value) > maxPayloadFilterDepth
+        ? `nests deeper than ${maxPayloadFilterDepth} levels`
+        : undefined
+    },
+    { description: "a JSON object" }
+  )
+).annotate({
+  description:
+    'Jobs whose payload contains this JSON object (Postgres `@>`), e.g. {"customer":42}; at most 4096 characters. Not indexed: a page examines at most 10,000 jobs (matching the other filters) for it, so a page may be short or empty with a `nextCursor`'
+})
+
+/** The filters `GET /jobs` and `POST /jobs/bulk` share. */
+export const jobFilterFields = {
   status: Schema.optionalKey(JobStatus),
   kind: Schema.optionalKey(KindName),
   queue: Schema.optionalKey(QueueName),
+  createdAfter: Schema.optionalKey(instant("Jobs created at or after this instant")),
+  createdBefore: Schema.optionalKey(instant("Jobs created before this instant")),
+  finishedAfter: Schema.optionalKey(instant("Jobs finished at or after this instant")),
+  finishedBefore: Schema.optionalKey(instant("Jobs finished before this instant")),
+  payload: Schema.optionalKey(PayloadFilter)
+}
+
+export const ListJobsQuery = {
+  ...jobFilterFields,
   cursor: Schema.optionalKey(
     JobId.annotate({ description: "`nextCursor` of the previous page; omit for the first page" })
   ),
@@ -137,7 +186,7 @@ export const ListJobsQuery = {
 export const JobPage = Schema.Struct({
   jobs: Schema.Array(Job),
   nextCursor: Schema.NullOr(Schema.String).annotate({
-    description: `Pass as \`cursor\` for the next page; null on the last page. A page may hold fewer than \`limit\` jobs: it also ends once its jobs' payloads, results and errors pass ${maxPageBytes / 1024 / 1024} MiB (it always holds one)`
+    description: `Pass as \`cursor\` for the next page; null on the last page. A page may hold fewer than \`limit\` jobs: it also ends once its jobs' payloads, results and errors pass ${maxPageBytes / 1024 / 1024} MiB (it always holds one), or, with a \`payload\` filter, once it has examined 10,000 jobs (it may then be empty)`
   })
 }).annotate({ identifier: "JobPage", description: "Jobs in id (creation) order" })
 

@@ -31,6 +31,12 @@ export class Unauthorized extends HttpApiError.Problem<Unauthorized>()("Unauthor
   title: "A valid bearer token is required"
 }) {}
 
+export class Forbidden extends HttpApiError.Problem<Forbidden>()("Forbidden", {
+  type: urn("forbidden"),
+  status: 403,
+  title: "This token may only read"
+}) {}
+
 export class JobNotFound extends HttpApiError.Problem<JobNotFound>()(
   "JobNotFound",
   { type: urn("job-not-found"), status: 404, title: "No such job" },

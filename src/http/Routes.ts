@@ -8,8 +8,10 @@ import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/h
 import { HttpApiBuilder, HttpApiSwagger } from "effect/http-api"
 import { ApiConfig } from "../Config.ts"
 import type { JobKind } from "../domain/JobKind.ts"
+import { makeAdminHandlers } from "./AdminHandlers.ts"
 import { Authorization, makeApi } from "./Api.ts"
 import * as BearerAuth from "./BearerAuth.ts"
+import * as Dashboard from "./Dashboard.ts"
 import * as ErrorResponses from "./ErrorResponses.ts"
 import { makeFlowsHandlers } from "./FlowsHandlers.ts"
 import { makeJobsHandlers } from "./JobsHandlers.ts"
@@ -38,20 +40,22 @@ const AuthorizationDeclared = Layer.succeed(
 const routerMiddleware = (api: ReturnType<typeof makeApi>) =>
   HttpRouter.middleware(
     Effect.gen(function* () {
-      const { tokens, publicDocs } = yield* ApiConfig
+      const { tokens, readTokens, publicDocs } = yield* ApiConfig
       const open = new Set([...BearerAuth.probePaths, ...(publicDocs ? [docsPath, openApiPath] : [])])
-      if (tokens.length === 0) yield* Effect.logWarning("API_TOKENS is not set: the API is open to anyone")
+      if (tokens.length === 0 && readTokens.length === 0)
+        yield* Effect.logWarning("API_TOKENS is not set: the API is open to anyone")
       else
         yield* Effect.logInfo(
-          `bearer auth on: ${tokens.length} token(s); open without one: ${[...open].join(", ")}`
+          `bearer auth on: ${tokens.length} token(s), ${readTokens.length} read-only; open without one: ${[...open].join(", ")}`
         )
       const matchRoute = RouteTable.make([
         ...RouteTable.fromApi(api),
         { method: "GET", path: openApiPath },
-        { method: "GET", path: docsPath }
+        { method: "GET", path: docsPath },
+        ...Dashboard.routes
       ])
       const metrics = RequestMetrics.middleware(yield* Effect.context<never>())
-      const auth = BearerAuth.middleware(tokens, open)
+      const auth = BearerAuth.middleware(tokens, open, readTokens, [Dashboard.path])
       // ErrorResponses answers every failure; only an interruption passes through. A path the route table
       // does not know is answered 404 without asking the router, which would match more (RouteTable).
       return (app: Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled>) =>
@@ -79,11 +83,13 @@ export const layer = (kinds: ReadonlyArray<JobKind>) => {
         makeQueuesHandlers(api),
         makeSchedulesHandlers(api),
         makeFlowsHandlers(api),
-        makeSystemHandlers(api)
+        makeSystemHandlers(api),
+        makeAdminHandlers(api)
       ]),
       Layer.provide([RequestErrors.layer, PayloadDepth.layer, AuthorizationDeclared])
     ),
     HttpApiSwagger.layer(api, { path: docsPath }),
+    Dashboard.layer,
     routerMiddleware(api)
   )
 }

@@ -8,6 +8,7 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
 import { parentsColumn } from "./FlowRepo.ts"
+import { conditions, type JobFilter, where as whereOf } from "./JobFilter.ts"
 import { jsonbText, replaceNulText } from "./nul.ts"
 import type { UniqueSpec } from "./Uniqueness.ts"
 
@@ -50,10 +51,9 @@ export interface ClaimedJob extends Job {
   readonly parents: Readonly<Record<string, unknown>> | null
 }
 
-export interface ListFilter {
-  readonly status?: JobStatus | undefined
-  readonly kind?: string | undefined
-  readonly queue?: string | undefined
+export interface ListFilter extends JobFilter {
+  /** Only jobs up to this id (a payload filter's scan window, `JobFilter.scanWindowEnd`). */
+  readonly upTo?: string | undefined
   /** Return jobs whose id sorts after this one (keyset pagination). */
   readonly after?: string | undefined
   /** At most this many jobs. */
@@ -311,15 +311,8 @@ const make = Effect.gen(function* () {
    * 157 MB). The walk goes one job past the page, without weighing it, to say whether more follow.
    */
   const list = (filter: ListFilter) => {
-    const where = (after: Statement.Fragment | undefined) => {
-      const conditions = [
-        filter.status === undefined ? undefined : sql`j.status = ${filter.status}`,
-        filter.kind === undefined ? undefined : sql`j.kind = ${filter.kind}`,
-        filter.queue === undefined ? undefined : sql`j.queue = ${filter.queue}`,
-        after === undefined ? undefined : sql`j.id > ${after}`
-      ].filter((c) => c !== undefined)
-      return conditions.length > 0 ? sql`WHERE ${sql.and(conditions)}` : sql``
-    }
+    const where = (after: Statement.Fragment | undefined) =>
+      whereOf(sql, conditions(sql, filter, after, { withPayload: true, upTo: filter.upTo }))
     const inPage = sql`w.n <= ${filter.limit} AND w.before < ${filter.maxBytes ?? Number.MAX_SAFE_INTEGER}`
     return sql<Job & { readonly walked: number }>`
       WITH RECURSIVE walk (id, n, before) AS (

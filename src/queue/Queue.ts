@@ -13,11 +13,12 @@ import {
   JobStateConflict,
   UnknownJobKind
 } from "../domain/errors.ts"
-import { type Enqueued, isJobId, type Job, type JobStatus, type NewJob } from "../domain/Job.ts"
+import { type Enqueued, isJobId, type Job, type NewJob } from "../domain/Job.ts"
 import { enqueuePayload, issuesOf, JobKinds, payloadParseOptions } from "../domain/JobKind.ts"
 import { FlowRepo, isBlockedByDependencies } from "./FlowRepo.ts"
 import * as Flows from "./Flows.ts"
 import { uuidv7 } from "./ids.ts"
+import * as JobFilter from "./JobFilter.ts"
 import { type JobInsert, JobRepo } from "./JobRepo.ts"
 import { depthIssue } from "./nesting.ts"
 import { nulIssues } from "./nul.ts"
@@ -38,10 +39,7 @@ export const defaultPageSize = 50
  */
 export const maxPageBytes = 4 * 1024 * 1024
 
-export interface ListQuery {
-  readonly status?: JobStatus | undefined
-  readonly kind?: string | undefined
-  readonly queue?: string | undefined
+export interface ListQuery extends Omit<JobFilter.JobFilter, "ids"> {
   readonly cursor?: string | undefined
   readonly limit?: number | undefined
 }
@@ -318,17 +316,21 @@ const make = Effect.gen(function* () {
       // whole numbers in [1, maxPageSize]; NaN means "not given" (a fraction or NaN would reach SQL's LIMIT)
       const asked = query.limit === undefined || Number.isNaN(query.limit) ? defaultPageSize : query.limit
       const limit = Math.min(maxPageSize, Math.max(1, Math.floor(asked)))
+      const { cursor, limit: _, ...filter } = query
+      // a payload filter examines a bounded window of jobs per page (JobFilter)
+      const upTo = yield* JobFilter.scanWindowEnd(filter, cursor).pipe(
+        Effect.provideService(SqlClient.SqlClient, sql)
+      )
       const { jobs, more } = yield* repo.list({
-        status: query.status,
-        kind: query.kind,
-        queue: query.queue,
-        after: query.cursor,
+        ...filter,
+        after: cursor,
+        upTo,
         limit,
         maxBytes: maxPageBytes
       })
       return {
         jobs,
-        nextCursor: more ? (jobs[jobs.length - 1]!.id as string) : null
+        nextCursor: more ? (jobs[jobs.length - 1]!.id as string) : (upTo ?? null)
       } satisfies JobPage
     })
 

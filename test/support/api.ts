@@ -13,6 +13,10 @@ import { setupQueueTests } from "./runtime.ts"
 
 export interface ApiSettings {
   readonly tokens?: ReadonlyArray<string>
+  /** API_READ_TOKENS */
+  readonly readTokens?: ReadonlyArray<string>
+  /** API_STATS_INTERVAL */
+  readonly statsInterval?: Duration.Input
   readonly maxBodyBytes?: number
   readonly publicDocs?: boolean
   readonly kinds?: ReadonlyArray<JobKind>
@@ -42,6 +46,10 @@ export const webHandler = (url: string, settings: ApiSettings = {}) => {
       Layer.provide(
         ApiConfig.layer({
           tokens: (settings.tokens ?? []).map((token) => Redacted.make(token)),
+          readTokens: (settings.readTokens ?? []).map((token) => Redacted.make(token)),
+          ...(settings.statsInterval === undefined
+            ? {}
+            : { statsInterval: Duration.fromInputUnsafe(settings.statsInterval) }),
           ...(settings.maxBodyBytes === undefined ? {} : { maxBodyBytes: settings.maxBodyBytes }),
           ...(settings.publicDocs === undefined ? {} : { publicDocs: settings.publicDocs }),
           ...(settings.databaseAcquireTimeout === undefined

@@ -46,7 +46,8 @@ export interface paths {
         get: operations["jobs.get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete a job that is not running (409 for a running one: cancel it first) */
+        delete: operations["admin.deleteJob"];
         options?: never;
         head?: never;
         patch?: never;
@@ -328,6 +329,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The dashboard's overview: counts, oldest ready job, throughput, wait and run times */
+        get: operations["admin.stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/run-now": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make a queued or retrying job due now (skip its delay or back-off); 409 in any other state */
+        post: operations["admin.runNow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Retry, cancel or delete every job a filter matches, one batch per call */
+        post: operations["admin.bulk"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -402,6 +454,254 @@ export interface components {
             /** @enum {string} */
             database: "up";
         };
+        Forbidden: {
+            detail?: string;
+            instance?: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:forbidden";
+            /** @enum {number} */
+            status?: 403;
+            /** @enum {string} */
+            title?: "This token may only read";
+        };
+        ValidationFailed: {
+            detail?: string;
+            instance?: string;
+            errors: components["schemas"]["ProblemIssue"][];
+            /** @enum {string} */
+            type: "urn:jobq:problem:validation-failed";
+            /** @enum {number} */
+            status?: 422;
+            /** @enum {string} */
+            title?: "The request does not match the schema";
+        };
+        ProblemIssue: {
+            /** @description Where the value is: its request part ("body", "query", "path", "headers"), then keys and indexes */
+            path: (string | number | ("Infinity" | "-Infinity" | "NaN"))[];
+            message: string;
+        };
+        UnsupportedMediaType: {
+            detail?: string;
+            instance?: string;
+            accepted: string[];
+            /** @enum {string} */
+            type: "urn:jobq:problem:unsupported-media-type";
+            /** @enum {number} */
+            status?: 415;
+            /** @enum {string} */
+            title?: "The request body must be application/json";
+        };
+        PayloadTooLarge: {
+            detail?: string;
+            instance?: string;
+            maxBytes: number;
+            /** @enum {string} */
+            type: "urn:jobq:problem:payload-too-large";
+            /** @enum {number} */
+            status?: 413;
+            /** @enum {string} */
+            title?: "The request body is too large";
+        };
+        MalformedJson: {
+            detail?: string;
+            instance?: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:malformed-json";
+            /** @enum {number} */
+            status?: 400;
+            /** @enum {string} */
+            title?: "The request body is not valid JSON";
+        };
+        BulkBatch: {
+            /**
+             * @description retry: failed_permanent and cancelled jobs; cancel: queued, retrying (cancelled) and running (cancel requested) jobs; delete: every job but running ones
+             * @enum {string}
+             */
+            action: "retry" | "cancel" | "delete";
+            /** @description Jobs of this batch that match the filter */
+            matched: number;
+            /** @description Of those, the ones the action changed */
+            acted: number;
+            /** @description Matched but in a state the action does not apply to */
+            skipped: number;
+            /** @description Pass as `cursor` for the next batch; null when done */
+            nextCursor: string | null;
+            done: boolean;
+        };
+        /** @description One batch of an action over every job the filter matches, in id order after `cursor`; call again with `nextCursor` until `done` */
+        BulkRequest: {
+            /**
+             * @description retry: failed_permanent and cancelled jobs; cancel: queued, retrying (cancelled) and running (cancel requested) jobs; delete: every job but running ones
+             * @enum {string}
+             */
+            action: "retry" | "cancel" | "delete";
+            filter: components["schemas"]["BulkFilter"];
+            /**
+             * Format: uuid
+             * @description `nextCursor` of the previous batch; omit for the first
+             */
+            cursor?: string;
+            /** @description Jobs per batch, 1-1000 (default 500) */
+            batchSize?: number;
+        };
+        /** @description Which jobs: the filters of GET /jobs, and ids; {} is every job */
+        BulkFilter: {
+            /**
+             * @description blocked: in a flow, waiting for its dependencies to succeed (never claimed)
+             * @enum {string}
+             */
+            status?: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
+            /** @description Job kind name */
+            kind?: string;
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            queue?: string;
+            /**
+             * Format: date-time
+             * @description Jobs created at or after this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            createdAfter?: string;
+            /**
+             * Format: date-time
+             * @description Jobs created before this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            createdBefore?: string;
+            /**
+             * Format: date-time
+             * @description Jobs finished at or after this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            finishedAfter?: string;
+            /**
+             * Format: date-time
+             * @description Jobs finished before this instant: an RFC 3339 date-time with an offset (Z or ±hh:mm), 1970 to 9999
+             */
+            finishedBefore?: string;
+            payload?: string;
+            /** @description Only these jobs (1-1000): a selection */
+            ids?: string[];
+        };
+        JobStateConflict: {
+            detail?: string;
+            instance?: string;
+            jobId: string;
+            /**
+             * @description blocked: in a flow, waiting for its dependencies to succeed (never claimed)
+             * @enum {string}
+             */
+            jobStatus: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
+            /** @enum {string} */
+            type: "urn:jobq:problem:job-state-conflict";
+            /** @enum {number} */
+            status?: 409;
+            /** @enum {string} */
+            title?: "The job is in a state this operation does not apply to";
+        };
+        JobNotFound: {
+            detail?: string;
+            instance?: string;
+            jobId: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:job-not-found";
+            /** @enum {number} */
+            status?: 404;
+            /** @enum {string} */
+            title?: "No such job";
+        };
+        Job: {
+            /**
+             * Format: uuid
+             * @description Job id (UUIDv7, time-ordered)
+             */
+            id: string;
+            queue: string;
+            kind: string;
+            /** @description The payload, as its kind's schema encodes it */
+            payload: unknown;
+            /**
+             * @description blocked: in a flow, waiting for its dependencies to succeed (never claimed)
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
+            /** @description Lower runs first; default 0 */
+            priority: number;
+            /** @description Attempts started so far */
+            attempts: number;
+            /** @description Attempts before the job fails permanently; default 5 */
+            maxAttempts: number;
+            runAt: string;
+            leaseOwner: string | null;
+            leaseExpiresAt: string | null;
+            cancelRequestedAt: string | null;
+            idempotencyKey: string | null;
+            lastError: string | null;
+            errors: {
+                attempt: number;
+                at: string;
+                error: string;
+                retryDelayMs: number | null;
+            }[];
+            /** @description What the handler succeeded with (any JSON); null until the job succeeds */
+            result: unknown;
+            /** @description How often its handler snoozed (each snooze ended an attempt without spending it) */
+            snoozes: number;
+            /** @description What its handler last reported as progress (small JSON); null when it reported none */
+            progress: unknown;
+            createdAt: string;
+            startedAt: string | null;
+            finishedAt: string | null;
+            updatedAt: string;
+        };
+        JobDeleted: {
+            /**
+             * Format: uuid
+             * @description Job id (UUIDv7, time-ordered)
+             */
+            deleted: string;
+        };
+        /** @description The dashboard's overview; computed at most once per API_STATS_INTERVAL (default 5 s) and shared by every caller */
+        Stats: {
+            computedAt: string;
+            queues: components["schemas"]["QueueStats"][];
+            /** @description Per minute over the last hour, minutes without finished jobs left out */
+            throughput: components["schemas"]["ThroughputMinute"][];
+            latency: components["schemas"]["Latency"][];
+            /** @description More than 200 queues or queue/kind pairs: the rest are left out */
+            truncated: boolean;
+        };
+        /** @description Over the jobs of a queue and kind finished in the last hour (the latest 10,000 succeeded and 10,000 failed at most): wait (due to started) and run (started to finished) times */
+        Latency: {
+            queue: string;
+            kind: string;
+            jobs: number;
+            waitP50Ms: number;
+            waitP95Ms: number;
+            runP50Ms: number;
+            runP95Ms: number;
+        };
+        ThroughputMinute: {
+            minute: string;
+            succeeded: number;
+            /** @description Jobs that failed permanently */
+            failed: number;
+        };
+        QueueStats: {
+            queue: string;
+            paused: boolean;
+            counts: {
+                queued: number;
+                retrying: number;
+                running: number;
+                /** @description As of `finishedCountedAt`; null until counted */
+                succeeded: number | null;
+                /** @description As of `finishedCountedAt`; null until counted */
+                failed_permanent: number | null;
+                /** @description As of `finishedCountedAt`; null until counted */
+                cancelled: number | null;
+            };
+            /** @description When the workers' elected maintainer last counted the queue's finished jobs (counting them per request would read every finished row) */
+            finishedCountedAt: string | null;
+            /** @description How long the oldest job ready to run (queued or retrying, due) has waited; null when none */
+            oldestReadyAgeMs: number | null;
+        };
         FlowNotFound: {
             detail?: string;
             instance?: string;
@@ -455,54 +755,6 @@ export interface components {
             lastError: string | null;
             createdAt: string;
             finishedAt: string | null;
-        };
-        ValidationFailed: {
-            detail?: string;
-            instance?: string;
-            errors: components["schemas"]["ProblemIssue"][];
-            /** @enum {string} */
-            type: "urn:jobq:problem:validation-failed";
-            /** @enum {number} */
-            status?: 422;
-            /** @enum {string} */
-            title?: "The request does not match the schema";
-        };
-        ProblemIssue: {
-            /** @description Where the value is: its request part ("body", "query", "path", "headers"), then keys and indexes */
-            path: (string | number | ("Infinity" | "-Infinity" | "NaN"))[];
-            message: string;
-        };
-        UnsupportedMediaType: {
-            detail?: string;
-            instance?: string;
-            accepted: string[];
-            /** @enum {string} */
-            type: "urn:jobq:problem:unsupported-media-type";
-            /** @enum {number} */
-            status?: 415;
-            /** @enum {string} */
-            title?: "The request body must be application/json";
-        };
-        PayloadTooLarge: {
-            detail?: string;
-            instance?: string;
-            maxBytes: number;
-            /** @enum {string} */
-            type: "urn:jobq:problem:payload-too-large";
-            /** @enum {number} */
-            status?: 413;
-            /** @enum {string} */
-            title?: "The request body is too large";
-        };
-        MalformedJson: {
-            detail?: string;
-            instance?: string;
-            /** @enum {string} */
-            type: "urn:jobq:problem:malformed-json";
-            /** @enum {number} */
-            status?: 400;
-            /** @enum {string} */
-            title?: "The request body is not valid JSON";
         };
         /** @description 1 to 1000 jobs with distinct names, each depending only on names of the same flow, without a cycle; inserted all or none */
         NewFlow: {
@@ -867,77 +1119,6 @@ export interface components {
             /** @description Pass as `cursor` for the next page; null on the last page */
             nextCursor: string | null;
         };
-        JobStateConflict: {
-            detail?: string;
-            instance?: string;
-            jobId: string;
-            /**
-             * @description blocked: in a flow, waiting for its dependencies to succeed (never claimed)
-             * @enum {string}
-             */
-            jobStatus: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
-            /** @enum {string} */
-            type: "urn:jobq:problem:job-state-conflict";
-            /** @enum {number} */
-            status?: 409;
-            /** @enum {string} */
-            title?: "The job is in a state this operation does not apply to";
-        };
-        JobNotFound: {
-            detail?: string;
-            instance?: string;
-            jobId: string;
-            /** @enum {string} */
-            type: "urn:jobq:problem:job-not-found";
-            /** @enum {number} */
-            status?: 404;
-            /** @enum {string} */
-            title?: "No such job";
-        };
-        Job: {
-            /**
-             * Format: uuid
-             * @description Job id (UUIDv7, time-ordered)
-             */
-            id: string;
-            queue: string;
-            kind: string;
-            /** @description The payload, as its kind's schema encodes it */
-            payload: unknown;
-            /**
-             * @description blocked: in a flow, waiting for its dependencies to succeed (never claimed)
-             * @enum {string}
-             */
-            status: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
-            /** @description Lower runs first; default 0 */
-            priority: number;
-            /** @description Attempts started so far */
-            attempts: number;
-            /** @description Attempts before the job fails permanently; default 5 */
-            maxAttempts: number;
-            runAt: string;
-            leaseOwner: string | null;
-            leaseExpiresAt: string | null;
-            cancelRequestedAt: string | null;
-            idempotencyKey: string | null;
-            lastError: string | null;
-            errors: {
-                attempt: number;
-                at: string;
-                error: string;
-                retryDelayMs: number | null;
-            }[];
-            /** @description What the handler succeeded with (any JSON); null until the job succeeds */
-            result: unknown;
-            /** @description How often its handler snoozed (each snooze ended an attempt without spending it) */
-            snoozes: number;
-            /** @description What its handler last reported as progress (small JSON); null when it reported none */
-            progress: unknown;
-            createdAt: string;
-            startedAt: string | null;
-            finishedAt: string | null;
-            updatedAt: string;
-        };
         /** @description The job is running; its worker interrupts it and settles it as cancelled */
         CancelRequested: {
             /** @enum {string} */
@@ -953,7 +1134,7 @@ export interface components {
         /** @description Jobs in id (creation) order */
         JobPage: {
             jobs: components["schemas"]["Job"][];
-            /** @description Pass as `cursor` for the next page; null on the last page. A page may hold fewer than `limit` jobs: it also ends once its jobs' payloads, results and errors pass 4 MiB (it always holds one) */
+            /** @description Pass as `cursor` for the next page; null on the last page. A page may hold fewer than `limit` jobs: it also ends once its jobs' payloads, results and errors pass 4 MiB (it always holds one), or, with a `payload` filter, once it has examined 10,000 jobs (it may then be empty) */
             nextCursor: string | null;
         };
         IdempotencyConflict: {
@@ -1223,6 +1404,11 @@ export interface operations {
                 status?: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
                 kind?: string;
                 queue?: string;
+                createdAfter?: string;
+                createdBefore?: string;
+                finishedAfter?: string;
+                finishedBefore?: string;
+                payload?: string;
                 cursor?: string;
                 limit?: string;
             };
@@ -1555,6 +1741,86 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["JobNotFound"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.deleteJob": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JobDeleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobDeleted"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description This token may only read */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Forbidden"];
+                };
+            };
+            /** @description No such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["JobNotFound"];
+                };
+            };
+            /** @description The job is in a state this operation does not apply to */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["JobStateConflict"];
                 };
             };
             /** @description The server failed to answer; it was logged */
@@ -3079,6 +3345,237 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["FlowNotFound"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The dashboard's overview; computed at most once per API_STATS_INTERVAL (default 5 s) and shared by every caller */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Stats"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.runNow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Job */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description This token may only read */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Forbidden"];
+                };
+            };
+            /** @description No such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["JobNotFound"];
+                };
+            };
+            /** @description The job is in a state this operation does not apply to */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["JobStateConflict"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkRequest"];
+            };
+        };
+        responses: {
+            /** @description BulkBatch */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkBatch"];
+                };
+            };
+            /** @description The request body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MalformedJson"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description This token may only read */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Forbidden"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The request body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnsupportedMediaType"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
                 };
             };
             /** @description The server failed to answer; it was logged */

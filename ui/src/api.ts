@@ -1,0 +1,81 @@
+/**
+ * The dashboard's one way to the server: the API's documented endpoints, typed by the types generated from
+ * the OpenAPI document (test/api/client/schema.ts), so an API change that breaks the dashboard fails
+ * `npm run typecheck`. The API's root is the parent of the dashboard's own URL (`<prefix>/ui/` -> `<prefix>/`):
+ * found at run time, so any proxy prefix works.
+ */
+import createClient, { type Middleware } from "openapi-fetch"
+import type { components, paths } from "../../test/api/client/schema.ts"
+
+export type Job = components["schemas"]["Job"]
+export type Stats = components["schemas"]["Stats"]
+export type QueueInfo = components["schemas"]["Queue"]
+export type WorkerInfo = components["schemas"]["Worker"]
+export type BulkBatch = components["schemas"]["BulkBatch"]
+export type BulkFilter = components["schemas"]["BulkFilter"]
+export type JobStatus = Job["status"]
+
+export const statuses: ReadonlyArray<JobStatus> = [
+  "queued",
+  "running",
+  "retrying",
+  "succeeded",
+  "failed_permanent",
+  "cancelled"
+]
+
+export const apiRoot = new URL("../", document.baseURI).href.replace(/\/$/, "")
+
+const tokenKey = "jobq.token"
+export const token = {
+  get: (): string | null => sessionStorage.getItem(tokenKey),
+  set: (value: string) => sessionStorage.setItem(tokenKey, value),
+  clear: () => sessionStorage.removeItem(tokenKey)
+}
+
+/** Listeners told when the server answers 401: the shell then asks for a token. */
+const unauthorizedListeners = new Set<() => void>()
+export const onUnauthorized = (listener: () => void) => {
+  unauthorizedListeners.add(listener)
+  return () => unauthorizedListeners.delete(listener)
+}
+
+const auth: Middleware = {
+  onRequest({ request }) {
+    const value = token.get()
+    if (value !== null) request.headers.set("authorization", `Bearer ${value}`)
+    return request
+  },
+  onResponse({ response }) {
+    if (response.status === 401) for (const listener of unauthorizedListeners) listener()
+    return response
+  }
+}
+
+export const api = createClient<paths>({ baseUrl: apiRoot })
+api.use(auth)
+
+/** A problem document's fields the dashboard shows. */
+export interface Problem {
+  readonly status?: number
+  readonly title?: string
+  readonly detail?: string
+  readonly errors?: ReadonlyArray<{ readonly path: ReadonlyArray<string | number>; readonly message: string }>
+}
+
+/** One line for an error answer. */
+export const describeProblem = (problem: unknown, status?: number): string => {
+  const p = (problem ?? {}) as Problem
+  const code = p.status ?? status
+  return [code === undefined ? undefined : String(code), p.title, p.detail].filter(Boolean).join(" · ")
+}
+
+/** A job read as text and parsed losslessly (big integers in payload, result, progress keep every digit). */
+export const getJobText = async (id: string): Promise<{ status: number; text: string }> => {
+  const headers: Record<string, string> = {}
+  const value = token.get()
+  if (value !== null) headers.authorization = `Bearer ${value}`
+  const response = await fetch(`${apiRoot}/jobs/${encodeURIComponent(id)}`, { headers })
+  if (response.status === 401) for (const listener of unauthorizedListeners) listener()
+  return { status: response.status, text: await response.text() }
+}

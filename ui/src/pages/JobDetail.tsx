@@ -1,0 +1,189 @@
+/**
+ * One job: a timeline (created, due, each failed attempt, the last start, the end, with wait and run
+ * times), every attempt's error, payload / result / progress read losslessly; retry, cancel, delete, each
+ * confirmed.
+ */
+import { useState } from "preact/hooks"
+import { api, describeProblem, getJobText, type Job } from "../api.ts"
+import { between, Confirm, duration, Notice, StatusBadge, time } from "../components.tsx"
+import { usePolled } from "../hooks.ts"
+import { JsonView, type Lossless, member, parseLossless } from "../json.tsx"
+import { navigate } from "../router.ts"
+
+type Action = "retry" | "cancel" | "delete" | "run now"
+
+async function load(id: string): Promise<{ job: Job; raw: Lossless } | { missing: true }> {
+  const { status, text } = await getJobText(id)
+  if (status === 404) return { missing: true }
+  if (status !== 200) {
+    let problem: unknown
+    try {
+      problem = JSON.parse(text)
+    } catch {}
+    throw new Error(describeProblem(problem, status))
+  }
+  return { job: JSON.parse(text) as Job, raw: parseLossless(text) }
+}
+
+export function JobDetail({ id }: { readonly id: string }) {
+  const { data, error, reload } = usePolled(() => load(id), [id])
+  const [pending, setPending] = useState<Action | null>(null)
+  const [message, setMessage] = useState<{ kind: "error" | "info"; text: string } | null>(null)
+
+  const act = async () => {
+    const action = pending
+    setPending(null)
+    const path = { params: { path: { id } } }
+    const result =
+      action === "retry"
+        ? await api.POST("/jobs/{id}/retry", path)
+        : action === "run now"
+          ? await api.POST("/jobs/{id}/run-now", path)
+          : action === "cancel"
+            ? await api.POST("/jobs/{id}/cancel", path)
+            : await api.DELETE("/jobs/{id}", path)
+    if (result.error !== undefined) {
+      setMessage({ kind: "error", text: describeProblem(result.error, result.response.status) })
+      return
+    }
+    if (action === "delete") {
+      navigate("/jobs")
+      return
+    }
+    setMessage({
+      kind: "info",
+      text: action === "retry" ? "Queued again" : action === "run now" ? "Due now" : "Cancel sent"
+    })
+    void reload()
+  }
+
+  if (data === undefined) return error ? <Notice kind="error">{error}</Notice> : <p>Loading…</p>
+  if ("missing" in data)
+    return (
+      <section>
+        <h1>Job {id}</h1>
+        <Notice kind="error">No such job (it may have been deleted or pruned).</Notice>
+      </section>
+    )
+  const { job, raw } = data
+  const due = [job.runAt, job.createdAt].sort()[1]
+  const events: Array<{ at: string; label: string; detail?: string }> = [
+    { at: job.createdAt, label: "created" },
+    ...(job.runAt > job.createdAt ? [{ at: job.runAt, label: "due" }] : []),
+    ...job.errors.map((e) => ({
+      at: e.at,
+      label: `attempt ${e.attempt} failed`,
+      ...(e.retryDelayMs === null ? {} : { detail: `retry in ${duration(e.retryDelayMs)}` })
+    })),
+    ...(job.startedAt === null
+      ? []
+      : [
+          {
+            at: job.startedAt,
+            label: `attempt ${job.attempts} started`,
+            detail: `waited ${duration(between(due, job.startedAt))}`
+          }
+        ]),
+    ...(job.finishedAt === null
+      ? []
+      : [
+          {
+            at: job.finishedAt,
+            label: job.status,
+            detail: `ran ${duration(between(job.startedAt, job.finishedAt))}`
+          }
+        ])
+  ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
+
+  return (
+    <section aria-labelledby="job-title">
+      <h1 id="job-title">
+        Job <span class="mono">{job.id}</span> <StatusBadge status={job.status} />
+      </h1>
+      <dl class="facts">
+        <dt>Queue</dt>
+        <dd>{job.queue}</dd>
+        <dt>Kind</dt>
+        <dd>{job.kind}</dd>
+        <dt>Attempts</dt>
+        <dd>
+          {job.attempts} of {job.maxAttempts}
+          {job.snoozes > 0 && `, ${job.snoozes} snoozes`}
+        </dd>
+        <dt>Priority</dt>
+        <dd>{job.priority}</dd>
+        {job.idempotencyKey !== null && (
+          <>
+            <dt>Idempotency key</dt>
+            <dd class="mono">{job.idempotencyKey}</dd>
+          </>
+        )}
+        {job.leaseOwner !== null && (
+          <>
+            <dt>Held by</dt>
+            <dd class="mono">{job.leaseOwner}</dd>
+          </>
+        )}
+      </dl>
+      <div class="row" role="toolbar" aria-label="Job actions">
+        <button type="button" onClick={() => setPending("retry")}>
+          Retry
+        </button>
+        <button type="button" onClick={() => setPending("run now")}>
+          Run now
+        </button>
+        <button type="button" onClick={() => setPending("cancel")}>
+          Cancel
+        </button>
+        <button type="button" class="danger" onClick={() => setPending("delete")}>
+          Delete
+        </button>
+      </div>
+      {message && <Notice kind={message.kind}>{message.text}</Notice>}
+      {error && <Notice kind="error">{error}</Notice>}
+      <h2>Timeline</h2>
+      <ol class="timeline">
+        {events.map((event) => (
+          <li key={`${event.at}-${event.label}`}>
+            <time dateTime={event.at}>{time(event.at)}</time> <strong>{event.label}</strong>
+            {event.detail !== undefined && <span class="muted"> · {event.detail}</span>}
+          </li>
+        ))}
+      </ol>
+      <h2>Errors</h2>
+      {job.errors.length === 0 ? (
+        <p class="muted">No attempt failed.</p>
+      ) : (
+        <ol class="errors">
+          {job.errors.map((e) => (
+            <li key={`${e.attempt}-${e.at}`}>
+              <strong>Attempt {e.attempt}</strong> <span class="muted">{time(e.at)}</span>
+              <pre>{e.error}</pre>
+            </li>
+          ))}
+        </ol>
+      )}
+      <h2>Payload</h2>
+      <JsonView value={member(raw, "payload")} label="Payload" />
+      <h2>Result</h2>
+      <JsonView value={member(raw, "result")} label="Result" />
+      <h2>Progress</h2>
+      <JsonView value={member(raw, "progress")} label="Progress" />
+      <Confirm
+        open={pending !== null}
+        title={`${pending ?? ""} job ${job.id}?`}
+        confirmLabel={pending === null ? "" : `Yes, ${pending}`}
+        onConfirm={act}
+        onCancel={() => setPending(null)}
+      >
+        {pending === "delete"
+          ? "The job and its history are removed for good."
+          : pending === "cancel"
+            ? "A queued job will not run; a running one is interrupted by its worker."
+            : pending === "run now"
+              ? "Its delay or retry back-off is skipped: it is due now (a paused or limited queue still holds it)."
+              : "The job runs again with fresh attempts."}
+      </Confirm>
+    </section>
+  )
+}
