@@ -13,6 +13,7 @@ import { Context, Deferred, type Duration, Effect, Layer, Option, Queue, type Sc
 import type { SqlError } from "effect/sql"
 import type { Notifications } from "../db/Notifications.ts"
 import type { Job, JobStatus } from "../domain/Job.ts"
+import * as GateKeeper from "./GateKeeper.ts"
 import { JobRepo } from "./JobRepo.ts"
 import { channels, subscribe } from "./Notifier.ts"
 import { decorrelatedJitter } from "./Retry.ts"
@@ -34,6 +35,9 @@ const readAgain: Wake = { _tag: "ReadAgain" }
 /** Every waiter on `*`: the notification did not list its ids. */
 const everyone = "*"
 
+/** How long the finished-jobs gate stays open after the last wait ended. */
+export const gateLinger = "10 seconds"
+
 const make = Effect.gen(function* () {
   const repo = yield* JobRepo
   const scope = yield* Effect.scope
@@ -42,6 +46,11 @@ const make = Effect.gen(function* () {
   const waiting = new Map<string, Set<Deferred.Deferred<Wake>>>()
   let waiters = 0
   const signals = yield* Queue.unbounded<string>()
+  // the database notifies finished jobs only while this gate is open (migrations/0008): held from the
+  // first wait until `gateLinger` after the last; (re)opened, it may have missed some: everyone reads again
+  const gate = yield* GateKeeper.make("finished", gateLinger, () =>
+    Queue.offer(signals, everyone).pipe(Effect.asVoid)
+  )
 
   /** Reads the waited-for jobs a burst of notifications names, in one statement, and wakes their waiters. */
   const recheck = (payloads: ReadonlyArray<string>) =>
@@ -142,6 +151,16 @@ const make = Effect.gen(function* () {
       Effect.gen(function* () {
         // the database notifies ids in lower case; a client may have written its id in upper case
         const woken = yield* register(id.toLowerCase())
+        // the gate open before the read: a job that finishes after it notifies
+        if (!closed)
+          yield* gate.enter.pipe(
+            Effect.catch((error: SqlError.SqlError) =>
+              Effect.logWarning(
+                "could not open the finished-jobs gate; this wait ends at its timeout",
+                error.message
+              )
+            )
+          )
         const job = yield* read(id)
         if (isTerminal(job.status)) return { job, finished: true }
         const wake = yield* Deferred.await(woken).pipe(Effect.timeoutOption(timeout))
