@@ -5,7 +5,7 @@
  * some session holds (or waits for) the gate's advisory lock.
  */
 import { PgClient, PgConnection } from "@effect/sql-pg"
-import { Context, Deferred, Duration, Effect, Layer, type Queue, Schedule, type Scope } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Layer, type Queue, Schedule, type Scope } from "effect"
 import type { SqlError } from "effect/sql"
 
 /** The gates of migrations/0008: `finished` wakes waiters, `events` writes the event log. */
@@ -68,7 +68,9 @@ export class Notifications extends Context.Service<
                 // then a look every 5 s that the session (and its lock) is still there
                 session.query("SELECT 1").pipe(Effect.repeat(Schedule.spaced("5 seconds")))
               ),
-              Effect.catchCause(() => Deferred.succeed(lost, undefined)),
+              Effect.catchCause((cause) =>
+                Cause.hasInterruptsOnly(cause) ? Effect.void : Deferred.succeed(lost, undefined)
+              ),
               Effect.forkScoped
             )
             // open once our request is queued or granted and no session holds the lock in shared mode

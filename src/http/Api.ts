@@ -15,6 +15,7 @@ import {
 } from "effect/http-api"
 import { Job } from "../domain/Job.ts"
 import { type JobKind, payloadParseOptions } from "../domain/JobKind.ts"
+import { EventsGroup } from "./EventsApi.ts"
 import {
   CancelRequested,
   EnqueuedBatch,
@@ -182,6 +183,7 @@ export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
   HttpApi.make("jobq")
     .add(makeJobsGroup(kinds))
     .add(QueuesGroup.middleware(RequestErrors).middleware(Authorization))
+    .add(EventsGroup.middleware(RequestErrors).middleware(Authorization))
     .add(SystemGroup)
     .annotateMerge(
       OpenApi.annotations({

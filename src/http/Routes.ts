@@ -11,6 +11,7 @@ import type { JobKind } from "../domain/JobKind.ts"
 import { Authorization, makeApi } from "./Api.ts"
 import * as BearerAuth from "./BearerAuth.ts"
 import * as ErrorResponses from "./ErrorResponses.ts"
+import { feedLayer, makeEventsHandlers } from "./EventsHandlers.ts"
 import { makeJobsHandlers } from "./JobsHandlers.ts"
 import * as PayloadDepth from "./PayloadDepth.ts"
 import { makeQueuesHandlers } from "./QueuesHandlers.ts"
@@ -72,7 +73,13 @@ export const layer = (kinds: ReadonlyArray<JobKind>) => {
   const api = makeApi(kinds)
   return Layer.mergeAll(
     HttpApiBuilder.layer(api, { openapiPath: openApiPath }).pipe(
-      Layer.provide([makeJobsHandlers(api), makeQueuesHandlers(api), makeSystemHandlers(api)]),
+      Layer.provide([
+        makeJobsHandlers(api),
+        makeQueuesHandlers(api),
+        makeSystemHandlers(api),
+        makeEventsHandlers(api)
+      ]),
+      Layer.provide(feedLayer),
       Layer.provide([RequestErrors.layer, PayloadDepth.layer, AuthorizationDeclared])
     ),
     HttpApiSwagger.layer(api, { path: docsPath }),

@@ -95,7 +95,14 @@ export const make = (
         if (users > 0) return
         closing = yield* Effect.forkIn(
           Effect.sleep(linger).pipe(
-            Effect.andThen(lock.withPermits(1)(Effect.suspend(() => ((closing = undefined), close))))
+            Effect.andThen(
+              lock.withPermits(1)(
+                Effect.suspend(() => {
+                  closing = undefined
+                  return close
+                })
+              )
+            )
           ),
           scope
         )
