@@ -68,37 +68,41 @@ CREATE UNLOGGED TABLE event_log (
   data     jsonb,
   PRIMARY KEY (tx, id)
 );
-CREATE INDEX event_log_resets_idx ON event_log (tx, id) WHERE type = 'reset';
 
+-- One row per event, inserted by a row-level trigger while the gate is open (about 5-10 us a row:
+-- bench/RESULTS.md). Fields are read from NEW/OLD directly: copying the row into a variable copies it whole.
 CREATE FUNCTION jobq_record_event() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-  r jobs;
-  t text;
-  d jsonb;
 BEGIN
-  IF TG_OP = 'DELETE' THEN
-    r := OLD;
-    -- the queue deletes a running job as it succeeds (JOB_RETENTION=0); anything else removed it unrun
-    t := CASE WHEN OLD.status = 'running' THEN 'succeeded' ELSE 'cancelled' END;
+  IF TG_OP = 'UPDATE' THEN
+    INSERT INTO event_log (type, job_id, queue, kind, attempt, data)
+    VALUES (CASE WHEN OLD.status = NEW.status THEN 'progress' WHEN NEW.status = 'running' THEN 'started'
+                 WHEN NEW.status = 'queued' THEN 'enqueued' WHEN NEW.status = 'failed_permanent' THEN 'failed'
+                 ELSE NEW.status END,
+            NEW.id, NEW.queue, NEW.kind, NEW.attempts,
+            CASE WHEN OLD.status = NEW.status THEN NEW.progress
+                 WHEN NEW.status IN ('retrying', 'failed_permanent') AND NEW.last_error IS NOT NULL
+                 THEN jsonb_build_object('error', left(NEW.last_error, 1000)) END);
+  ELSIF TG_OP = 'INSERT' THEN
+    INSERT INTO event_log (type, job_id, queue, kind, attempt)
+    VALUES (CASE WHEN NEW.status = 'queued' THEN 'enqueued' ELSE NEW.status END,
+            NEW.id, NEW.queue, NEW.kind, NEW.attempts);
   ELSE
-    r := NEW;
-    IF TG_OP = 'UPDATE' AND OLD.status = NEW.status THEN
-      t := 'progress';
-      d := NEW.progress;
-    ELSE
-      t := CASE NEW.status
-        WHEN 'queued' THEN 'enqueued' WHEN 'running' THEN 'started' WHEN 'failed_permanent' THEN 'failed'
-        ELSE NEW.status END;
-      IF t IN ('retrying', 'failed') AND NEW.last_error IS NOT NULL THEN
-        d := jsonb_build_object('error', left(NEW.last_error, 1000));
-      END IF;
-    END IF;
+    -- the queue deletes a running job as it succeeds (JOB_RETENTION=0); anything else removed it unrun
+    INSERT INTO event_log (type, job_id, queue, kind, attempt)
+    VALUES (CASE WHEN OLD.status = 'running' THEN 'succeeded' ELSE 'cancelled' END,
+            OLD.id, OLD.queue, OLD.kind, OLD.attempts);
   END IF;
-  INSERT INTO event_log (type, job_id, queue, kind, attempt, data)
-  VALUES (t, r.id, r.queue, r.kind, r.attempts, d);
-  -- identical payloads collapse: one notification per transaction
-  PERFORM pg_notify('jobq_events', '');
+  -- Wake the readers at most once per 50 ms per session: a notifying transaction holds a global lock
+  -- through its commit (docs/tradeoffs.md), so notifying every transaction serialized every job-changing
+  -- commit while someone followed. Readers also look every 50 ms while they have followers, so an event
+  -- a throttled session did not announce waits at most that long. (Identical payloads collapse anyway:
+  -- at most one notification per transaction.) A rolled-back transaction rolls the setting back too.
+  IF coalesce(current_setting('jobq.events_notified', true), '') = ''
+     OR current_setting('jobq.events_notified', true)::timestamptz < clock_timestamp() - interval '50 milliseconds' THEN
+    PERFORM pg_notify('jobq_events', '');
+    PERFORM set_config('jobq.events_notified', clock_timestamp()::text, false);
+  END IF;
   RETURN NULL;
 END
 $$;

@@ -200,7 +200,10 @@ export class EventsConfig extends Context.Service<
     readonly replayWindow: Duration.Duration
     /** EVENTS_MAX: at most this many events kept in the log (default 100,000); older ones are pruned. */
     readonly maxEvents: number
-    /** EVENTS_SUBSCRIBER_BUFFER: events one client may have waiting (default 1,000); beyond, it gets a reset. */
+    /**
+     * EVENTS_SUBSCRIBER_BUFFER: events one client may have waiting (default 10,000, a few MB); beyond, it
+     * gets a reset and its stream ends.
+     */
     readonly subscriberBuffer: number
     /** EVENTS_HEARTBEAT: a `: ping` comment this often on an open stream (default 15 seconds). */
     readonly heartbeat: Duration.Duration
@@ -211,7 +214,7 @@ export class EventsConfig extends Context.Service<
   static readonly defaults = {
     replayWindow: Duration.minutes(5),
     maxEvents: 100_000,
-    subscriberBuffer: 1_000,
+    subscriberBuffer: 10_000,
     heartbeat: Duration.seconds(15),
     maxLifetime: Duration.minutes(30)
   }

@@ -63,16 +63,23 @@ export class Notifications extends Context.Service<
             const session = yield* PgConnection.make(pg.config)
             const lost = yield* Deferred.make<void>()
             // granted at once, or after the holders of the shared lock end, or when another holder lets go
-            yield* session.query("SELECT pg_advisory_lock($1, $2)", [gateKey, gates[gate]]).pipe(
-              Effect.andThen(
-                // then a look every 5 s that the session (and its lock) is still there
-                session.query("SELECT 1").pipe(Effect.repeat(Schedule.spaced("5 seconds")))
-              ),
-              Effect.catchCause((cause) =>
-                Cause.hasInterruptsOnly(cause) ? Effect.void : Deferred.succeed(lost, undefined)
-              ),
-              Effect.forkScoped
-            )
+            // the pool's settings bound statements and lock waits (DATABASE_LOCK_TIMEOUT): not this one, which
+            // may wait for as long as another process holds the gate
+            yield* session
+              .query(
+                "SELECT set_config('lock_timeout', '0', false), set_config('statement_timeout', '0', false)"
+              )
+              .pipe(
+                Effect.andThen(session.query("SELECT pg_advisory_lock($1, $2)", [gateKey, gates[gate]])),
+                Effect.andThen(
+                  // then a look every 5 s that the session (and its lock) is still there
+                  session.query("SELECT 1").pipe(Effect.repeat(Schedule.spaced("5 seconds")))
+                ),
+                Effect.catchCause((cause) =>
+                  Cause.hasInterruptsOnly(cause) ? Effect.void : Deferred.succeed(lost, undefined)
+                ),
+                Effect.forkScoped
+              )
             // open once our request is queued or granted and no session holds the lock in shared mode
             const look = pg.unsafe<{
               readonly queued: boolean

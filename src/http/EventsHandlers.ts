@@ -60,7 +60,9 @@ export const makeEventsHandlers = (api: JobqApi) =>
             types: list(query.type)
           }
           const messages = feed.follow(filter, headers["last-event-id"] ?? query.lastEventId).pipe(
-            Stream.map(sseMessage),
+            // what the feed has ready goes out as one write: a write per event cost the API more than the
+            // events themselves when a follower took every event of a drain
+            Stream.mapArray((items) => [items.map(sseMessage).join("")] as const),
             Stream.catchCause((cause) =>
               Stream.fromEffect(
                 Effect.logWarning("an event stream failed; it ends, and its client reconnects", cause)

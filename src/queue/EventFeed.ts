@@ -96,11 +96,13 @@ export interface FeedSettings {
 export const defaultFeedSettings: FeedSettings = {
   replayWindow: Duration.minutes(5),
   maxEvents: 100_000,
-  subscriberBuffer: 1_000
+  subscriberBuffer: 10_000
 }
 
 /** Rows read per statement. */
 const pageSize = 500
+/** How often the reader looks for events while it has followers, notified or not. */
+export const pollInterval = Duration.millis(50)
 
 interface Row {
   readonly tx: string
@@ -169,6 +171,21 @@ const make = (settings: FeedSettings) =>
       Effect.map((rows): Position => ({ tx: BigInt(rows[0]!.horizon), id: 0n }))
     )
 
+    /**
+     * A follower starting now: from the oldest running transaction on, leaving out the transactions that had
+     * committed already (visible to this snapshot): every event committed later arrives, none before.
+     */
+    const startNow = sql<{ snapshot: string }>`SELECT pg_current_snapshot()::text AS snapshot`.pipe(
+      Effect.map((rows) => {
+        const [xmin = "0", xmax = "0", xip = ""] = rows[0]!.snapshot.split(":")
+        const low = BigInt(xmin)
+        const high = BigInt(xmax)
+        const running = new Set(xip === "" ? [] : xip.split(",").map(BigInt))
+        const committedBefore = (tx: bigint) => tx < low || (tx < high && !running.has(tx))
+        return { from: { tx: low, id: 0n } as Position, committedBefore }
+      })
+    )
+
     /** Why a follower cannot replay from `from`, if it cannot. */
     const replayRefused = (from: Position) =>
       sql<{ oldest_tx: string | null; oldest_id: string | null; reset: boolean }>`
@@ -215,9 +232,12 @@ const make = (settings: FeedSettings) =>
       }
     })
 
-    const reading = Queue.take(signals).pipe(
-      Effect.andThen(Queue.clear(signals)),
-      Effect.andThen(readLive),
+    // woken by a notification, or every `pollInterval` while anyone follows: the database announces a
+    // session's events at most once per 50 ms (migrations/0008)
+    const reading = Effect.timeoutOption(Queue.take(signals), pollInterval).pipe(
+      Effect.tap(() => Queue.clear(signals)),
+      // nobody to read for and nothing announced: wait on
+      Effect.flatMap((signal) => (Option.isNone(signal) && subscribers.size === 0 ? Effect.void : readLive)),
       Effect.catch((error: SqlError.SqlError) =>
         Effect.logWarning("reading the event log failed; trying again", error.message).pipe(
           Effect.andThen(Effect.sleep("1 second")),
@@ -302,7 +322,12 @@ const make = (settings: FeedSettings) =>
     )
 
     /** Pages of events after `from` until caught up; emits them and ends with the last position read. */
-    const replay = (from: Position, filter: Filter, last: { position: Position }) =>
+    const replay = (
+      from: Position,
+      filter: Filter,
+      last: { position: Position },
+      before: (tx: bigint) => boolean
+    ) =>
       Stream.paginate(from, (position) =>
         readPage(position).pipe(
           Effect.retry({ schedule: decorrelatedJitter({ base: "20 millis", cap: "1 second" }), times: 5 }),
@@ -313,7 +338,7 @@ const make = (settings: FeedSettings) =>
           })
         )
       ).pipe(
-        Stream.filter((event) => matches(filter, event)),
+        Stream.filter((event) => !before(event.position.tx) && matches(filter, event)),
         Stream.map((event): FeedItem => ({ _tag: "Event", event }))
       )
 
@@ -337,7 +362,11 @@ const make = (settings: FeedSettings) =>
               : asked === undefined
                 ? Option.some("not an event id")
                 : yield* replayRefused(asked)
-          const from = asked !== undefined && Option.isNone(refused) ? asked : yield* now
+          const replayable = asked !== undefined && Option.isNone(refused)
+          const fresh = replayable ? undefined : yield* startNow
+          const from = fresh?.from ?? asked!
+          // a replay takes everything after its id; a fresh start leaves out what had committed before it
+          const before = fresh?.committedBefore ?? (() => false)
           const reset: Stream.Stream<FeedItem> = Option.match(refused, {
             onNone: () => Stream.empty,
             onSome: (reason) => Stream.succeed<FeedItem>({ _tag: "Reset", position: from, reason })
@@ -350,7 +379,10 @@ const make = (settings: FeedSettings) =>
           const join = Effect.acquireRelease(
             Effect.sync(() => {
               if (closed) Queue.endUnsafe(subscriber.queue)
-              else subscribers.add(subscriber)
+              else {
+                subscribers.add(subscriber)
+                Queue.offerUnsafe(signals, undefined)
+              }
             }),
             () =>
               Effect.sync(() => {
@@ -359,7 +391,10 @@ const make = (settings: FeedSettings) =>
           )
           const live = Stream.fromQueue(subscriber.queue).pipe(
             // replayed already
-            Stream.filter((event) => after(event.position, last.position) && matches(filter, event)),
+            Stream.filter(
+              (event) =>
+                after(event.position, last.position) && !before(event.position.tx) && matches(filter, event)
+            ),
             Stream.map((event): FeedItem => ({ _tag: "Event", event })),
             Stream.concat(
               Stream.suspend(() =>
@@ -376,11 +411,11 @@ const make = (settings: FeedSettings) =>
           return Stream.succeed<FeedItem>({ _tag: "Open", position: from }).pipe(
             Stream.concat(reset),
             // caught up (the log read to its end), then joined, then read again for what came meanwhile
-            Stream.concat(replay(from, filter, last)),
+            Stream.concat(replay(from, filter, last, before)),
             Stream.concat(
               Stream.unwrap(
                 Effect.map(join, () =>
-                  replay(last.position, filter, last).pipe(Stream.concat(Stream.suspend(() => live)))
+                  replay(last.position, filter, last, before).pipe(Stream.concat(Stream.suspend(() => live)))
                 )
               )
             )
