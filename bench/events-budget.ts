@@ -5,8 +5,11 @@
  * `GET /events` and reads everything until the drain ends, then the API stops (releasing the events gate);
  * the run without has no API. The drain is the drain scenario's (OurDrain: one worker process, backlog
  * BACKLOG, default 20,000, concurrency CONCURRENCY, default 8 and 32). Prints each pair, the median of the
- * paired ratios, and how many events the follower received per drained job.
+ * paired ratios, and how many events the follower received per drained job. GATE_ONLY=1 splits the cost:
+ * instead of an API and a follower, a session only holds the events gate (the database writes every event,
+ * nobody reads them).
  */
+import { SQL } from "bun"
 import * as ApiProcess from "./ApiProcess.ts"
 import * as BenchDatabase from "./BenchDatabase.ts"
 import { freePort } from "./FreePort.ts"
@@ -16,6 +19,7 @@ import * as OurDrain from "./scenarios/OurDrain.ts"
 const runs = Number(process.env.RUNS ?? 3)
 const backlog = Number(process.env.BACKLOG ?? 20_000)
 const levels = (process.env.CONCURRENCY ?? "8,32").split(",").map(Number)
+const gateOnly = process.env.GATE_ONLY === "1"
 
 /** Opens `GET /events` and counts events (and resets) until `stop`. */
 const follower = async (baseUrl: string) => {
@@ -73,7 +77,9 @@ await BenchDatabase.using("events_budget", async (db) => {
     for (let i = 0; i < runs; i++) {
       const result = new Map<boolean, number>()
       for (const following of i % 2 === 0 ? [true, false] : [false, true]) {
-        const api = following ? await ApiProcess.start(db.url, freePort()) : undefined
+        const holder = following && gateOnly ? new SQL({ url: db.url, max: 1 }) : undefined
+        await holder?.unsafe("SELECT pg_advisory_lock(1785684594, 2)")
+        const api = following && !gateOnly ? await ApiProcess.start(db.url, freePort()) : undefined
         const client = api === undefined ? undefined : await follower(api.baseUrl)
         const run = await OurDrain.run(
           db,
@@ -84,6 +90,7 @@ await BenchDatabase.using("events_budget", async (db) => {
         if (client !== undefined) await Bun.sleep(1000)
         const seen = client === undefined ? undefined : await client.stop()
         await api?.stop()
+        await holder?.close()
         result.set(following, run.jobsPerSecond)
         console.log(
           `c=${concurrency} run ${i + 1} ${following ? "with a follower" : "without"}: ${run.jobsPerSecond.toFixed(0)} jobs/s` +
