@@ -62,6 +62,13 @@ export class Notifications extends Context.Service<
           Effect.gen(function* () {
             const session = yield* PgConnection.make(pg.config)
             const lost = yield* Deferred.make<void>()
+            const granted = yield* Deferred.make<void>()
+            // closed: the gate closes now, not when the server notices the session ended
+            yield* Effect.addFinalizer(() =>
+              session
+                .query("SELECT pg_advisory_unlock($1, $2)", [gateKey, gates[gate]])
+                .pipe(Effect.timeout("1 second"), Effect.ignore)
+            )
             // granted at once, or after the holders of the shared lock end, or when another holder lets go
             // the pool's settings bound statements and lock waits (DATABASE_LOCK_TIMEOUT): not this one, which
             // may wait for as long as another process holds the gate
@@ -71,6 +78,7 @@ export class Notifications extends Context.Service<
               )
               .pipe(
                 Effect.andThen(session.query("SELECT pg_advisory_lock($1, $2)", [gateKey, gates[gate]])),
+                Effect.andThen(Deferred.succeed(granted, undefined)),
                 Effect.andThen(
                   // then a look every 5 s that the session (and its lock) is still there
                   session.query("SELECT 1").pipe(Effect.repeat(Schedule.spaced("5 seconds")))
@@ -94,12 +102,19 @@ export class Notifications extends Context.Service<
                  AND classid = $1 AND objid = $2 AND objsubid = 2`,
               [gateKey, gates[gate], session.processId]
             )
-            const state = yield* look.pipe(
+            const polled = look.pipe(
               Effect.map((rows) => rows[0]!),
               Effect.repeat({
                 until: (s) => s.queued && !s.shared,
                 schedule: Schedule.spaced("2 millis")
-              }),
+              })
+            )
+            // usually granted within milliseconds (only transactions that skipped the gate hold it up); the
+            // lock table is looked at only when another process holds the gate (then our request waits)
+            const state = yield* Effect.raceFirst(
+              Effect.as(Deferred.await(granted), { other: false }),
+              Effect.andThen(Effect.sleep("50 millis"), polled)
+            ).pipe(
               Effect.timeoutOrElse({
                 duration: Duration.seconds(30),
                 orElse: () => Effect.die(new Error(`the ${gate} gate did not open within 30 s`))

@@ -301,7 +301,7 @@ const make = (settings: FeedSettings) =>
           ),
           Effect.forkIn(listening.pipe(Effect.provideContext(context)), scope),
           Effect.forkIn(
-            Effect.suspend(() => (subscribers.size > 0 ? prune : Effect.void)).pipe(
+            Effect.flatMap(gate.isOpen, (open) => (open ? prune : Effect.void)).pipe(
               Effect.repeat(Schedule.spaced(pruneEvery)),
               Effect.provideContext(context)
             ),
@@ -309,6 +309,13 @@ const make = (settings: FeedSettings) =>
           )
         ],
         { discard: true }
+      ).pipe(
+        // the next follower tries again
+        Effect.onError(() =>
+          Effect.sync(() => {
+            started = false
+          })
+        )
       )
     })
 

@@ -5,7 +5,7 @@
  * the hot path pays (almost) nothing for notifications or events. A lost gate session is reopened, and
  * `onOpen` is told each time the gate (re)opens.
  */
-import { Deferred, type Duration, Effect, Fiber, type Scope, Semaphore } from "effect"
+import { Cause, Deferred, type Duration, Effect, Exit, Fiber, type Scope, Semaphore } from "effect"
 import type { SqlError } from "effect/sql"
 import { type Gate, type HeldGate, Notifications } from "../db/Notifications.ts"
 import { decorrelatedJitter } from "./Retry.ts"
@@ -59,29 +59,21 @@ export const make = (
       )
     }
 
-    const open = Effect.gen(function* () {
+    let opened: Deferred.Deferred<void, SqlError.SqlError> | undefined
+
+    /** Counts a user in and starts a keeper if none runs (or the last one ended); quick, under the lock. */
+    const join = Effect.gen(function* () {
       if (closing !== undefined) {
         yield* Fiber.interrupt(closing)
         closing = undefined
       }
       users++
-      if (keeper !== undefined) return
-      const opened = yield* Deferred.make<void, SqlError.SqlError>()
-      keeper = yield* Effect.forkIn(keep(opened), scope)
-      const started = keeper
-      // a keeper that ends without opening (its scope closed: shutdown) leaves the gate as it is
-      yield* Effect.raceFirst(Deferred.await(opened), Effect.asVoid(Fiber.await(started))).pipe(
-        Effect.onError(() =>
-          Effect.suspend(() => {
-            users--
-            const failed = keeper
-            keeper = undefined
-            return failed === undefined ? Effect.void : Fiber.interrupt(failed)
-          })
-        )
-      )
+      if (keeper === undefined || keeper.pollUnsafe() !== undefined || opened === undefined) {
+        opened = yield* Deferred.make<void, SqlError.SqlError>()
+        keeper = yield* Effect.forkIn(keep(opened), scope)
+      }
+      return { opened, keeper }
     })
-
     const close = Effect.gen(function* () {
       if (users > 0 || keeper === undefined) return
       const held = keeper
@@ -110,7 +102,21 @@ export const make = (
     )
 
     return {
-      enter: Effect.acquireRelease(lock.withPermits(1)(open), () => leave),
+      // waiting for the gate to open is interruptible (a wait that ends meanwhile stops waiting); a keeper
+      // that ends without opening it (its scope closed: shutdown) leaves the gate as it is
+      enter: Effect.acquireRelease(lock.withPermits(1)(join), () => leave).pipe(
+        Effect.flatMap(({ opened, keeper }) =>
+          Effect.raceFirst(
+            Deferred.await(opened),
+            // failed: `opened` carries the error; interrupted: the gate stays as it is
+            Effect.flatMap(Fiber.await(keeper), (exit) =>
+              Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)
+                ? Deferred.await(opened)
+                : Effect.void
+            )
+          )
+        )
+      ),
       isOpen: Effect.sync(() => keeper !== undefined)
     }
   })
