@@ -1,8 +1,8 @@
 /**
  * Waiting for jobs to finish, for any number of waiters on one LISTEN connection per process.
  *
- * The database notifies `jobq_finished` once per statement that finished jobs (migrations/0005), with the
- * ids when they fit or `*`. One fiber listens (started by the first wait, then kept until the layer
+ * The database notifies `jobq_finished` (payload `*`) once per transaction that finished jobs, while some
+ * process holds the finished-jobs gate (migrations/0008): a process holds it from its first wait. One fiber listens (started by the first wait, then kept until the layer
  * closes); another reads, per notification (or per burst of them), every waited-for job it names in one
  * query and wakes the waiters whose job is terminal or gone. A waiter subscribes before it reads its job,
  * so a job that finishes between the two is caught by one or the other. Notifications can be lost while
