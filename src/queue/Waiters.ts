@@ -166,8 +166,9 @@ const make = Effect.gen(function* () {
         const wake = yield* Deferred.await(woken).pipe(Effect.timeoutOption(timeout))
         if (Option.isSome(wake) && wake.value._tag === "Finished")
           return { job: wake.value.job, finished: true }
-        // timed out, gone, or shutting down: the job as it stands now
-        const now = yield* read(id)
+        // timed out, gone, or shutting down: the job as it stands now (at shutdown, as last read when the
+        // database is closing under the read: the pool may close while the API drains)
+        const now = yield* closed ? read(id).pipe(Effect.orElseSucceed(() => job)) : read(id)
         return { job: now, finished: isTerminal(now.status) }
       })
     )
