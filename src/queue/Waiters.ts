@@ -149,9 +149,11 @@ const make = Effect.gen(function* () {
   ): Effect.Effect<WaitOutcome, E, R> =>
     Effect.scoped(
       Effect.gen(function* () {
-        // the database notifies ids in lower case; a client may have written its id in upper case
-        const woken = yield* register(id.toLowerCase())
-        // the gate open before the read: a job that finishes after it notifies
+        // the gate open, then the waiter registered, then the read: a job that finishes after the read
+        // notifies, and the notification finds the waiter (the gate first: a wait counted as registered is
+        // past it, and reads at once, as before the gate)
+        // the listener starts first (with the first wait), while the gate opens
+        yield* start
         if (!closed)
           yield* gate.enter.pipe(
             Effect.catch((error: SqlError.SqlError) =>
@@ -161,6 +163,8 @@ const make = Effect.gen(function* () {
               )
             )
           )
+        // the database notifies ids in lower case; a client may have written its id in upper case
+        const woken = yield* register(id.toLowerCase())
         const job = yield* read(id)
         if (isTerminal(job.status)) return { job, finished: true }
         const wake = yield* Deferred.await(woken).pipe(Effect.timeoutOption(timeout))
