@@ -210,6 +210,56 @@ export class ApiConfig extends Context.Service<
 }
 
 /**
+ * EVENTS_REPLAY_WINDOW, EVENTS_MAX, EVENTS_SUBSCRIBER_BUFFER, EVENTS_HEARTBEAT, EVENTS_MAX_LIFETIME: the
+ * event stream's settings (`GET /events`, docs/api.md). Optional: without this service the defaults apply.
+ */
+export class EventsConfig extends Context.Service<
+  EventsConfig,
+  {
+    /**
+     * EVENTS_REPLAY_WINDOW: how long events stay replayable with `Last-Event-ID` (default 5 minutes): the
+     * log keeps them this long, and the API keeps the database writing them this long after its last
+     * follower left.
+     */
+    readonly replayWindow: Duration.Duration
+    /** EVENTS_MAX: at most this many events kept in the log (default 100,000); older ones are pruned. */
+    readonly maxEvents: number
+    /**
+     * EVENTS_SUBSCRIBER_BUFFER: events one client may have waiting (default 10,000, a few MB); beyond, it
+     * gets a reset and its stream ends.
+     */
+    readonly subscriberBuffer: number
+    /** EVENTS_HEARTBEAT: a `: ping` comment this often on an open stream (default 15 seconds). */
+    readonly heartbeat: Duration.Duration
+    /** EVENTS_MAX_LIFETIME: a stream ends after this long (default 30 minutes); the client reconnects. */
+    readonly maxLifetime: Duration.Duration
+  }
+>()("jobq/Config/EventsConfig") {
+  static readonly defaults = {
+    replayWindow: Duration.minutes(5),
+    maxEvents: 100_000,
+    subscriberBuffer: 10_000,
+    heartbeat: Duration.seconds(15),
+    maxLifetime: Duration.minutes(30)
+  }
+  static readonly layer = (settings: Partial<EventsConfig["Service"]> = {}) =>
+    Layer.succeed(EventsConfig, EventsConfig.of({ ...EventsConfig.defaults, ...settings }))
+  static readonly fromEnv = Layer.effect(
+    EventsConfig,
+    Effect.gen(function* () {
+      const d = EventsConfig.defaults
+      return EventsConfig.of({
+        replayWindow: yield* duration("EVENTS_REPLAY_WINDOW", d.replayWindow),
+        maxEvents: yield* atLeastOne("EVENTS_MAX", d.maxEvents),
+        subscriberBuffer: yield* atLeastOne("EVENTS_SUBSCRIBER_BUFFER", d.subscriberBuffer),
+        heartbeat: yield* duration("EVENTS_HEARTBEAT", d.heartbeat),
+        maxLifetime: yield* duration("EVENTS_MAX_LIFETIME", d.maxLifetime)
+      })
+    })
+  )
+}
+
+/**
  * MAX_PAYLOAD_DEPTH: how deeply a job's payload may nest (a scalar is 0, `{}` is 1, `{"a": []}` is 2).
  * Default 100, the default of Ruby's JSON parser (`max_nesting`): real payloads nest a handful of levels,
  * while every level costs a stack frame in each walk over the payload (schema decoding, Postgres's `jsonb`

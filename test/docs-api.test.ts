@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "bun:test"
 import { readFileSync, writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 import { makeApi } from "../src/http/Api.ts"
 import * as RouteTable from "../src/http/RouteTable.ts"
 import { demoKinds } from "../src/kinds/DemoKinds.ts"
@@ -233,6 +234,9 @@ const setups: Record<string, () => Promise<string | undefined>> = {
   "schedule-trigger": async () => undefined,
   "schedule-resume": async () => undefined,
   "schedule-delete": async () => undefined,
+  // a job no worker serves: the example's stream follows it while the test runs it (`whileStreaming`),
+  // then deletes it (the queue listings below stay as documented)
+  events: () => enqueue({ kind: "noop", payload: {}, queue: "nightly" }),
   health: async () => undefined,
   "health-unavailable": async () => undefined,
   metrics: async () => undefined,
@@ -262,6 +266,78 @@ const setups: Record<string, () => Promise<string | undefined>> = {
     return undefined
   },
   forbidden: async () => undefined
+}
+
+/** What happens while an example's event stream is open: its job runs, as a worker's statements run it. */
+const whileStreaming: Record<string, (jobId: string | undefined) => Promise<void>> = {
+  events: async (id) => {
+    await api.run(
+      Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql`UPDATE jobs SET status = 'running', attempts = 1, lease_owner = 'docs', lease_expires_at = now() + interval '1 minute', started_at = now() WHERE id = ${id!}`.pipe(
+          Effect.andThen(
+            sql`UPDATE jobs SET status = 'succeeded', result = '{}', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE id = ${id!}`
+          ),
+          Effect.andThen(sql`DELETE FROM jobs WHERE id = ${id!}`)
+        )
+      )
+    )
+  }
+}
+
+/**
+ * The body of an event stream: the messages up to as many events as the documented body shows (it never
+ * ends by itself), then the stream is cancelled. Comments (`: ping`) are dropped, but for the first.
+ */
+const readEventStream = async (response: Response, documented: string, onOpen: () => Promise<void>) => {
+  const wanted = documented.split("\n\n").filter((m) => /^event:/m.test(m)).length
+  const reader = response.body!.getReader()
+  const decoder = new TextDecoder()
+  let text = ""
+  const deadline = Date.now() + 10_000
+  const events = () => text.split("\n\n").filter((m) => /^event:/m.test(m)).length
+  let during: Promise<void> | undefined
+  while (events() < Math.max(1, wanted) && Date.now() < deadline) {
+    const chunk = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => undefined)])
+    if (chunk === undefined || chunk.done) break
+    text += decoder.decode(chunk.value, { stream: true })
+    // subscribed once `: open` arrived: what happens from then on is streamed
+    if (during === undefined && text.includes("\n\n")) during = onOpen()
+  }
+  await during
+  await reader.cancel()
+  const messages = text.split("\n\n").filter((m) => m.trim() !== "")
+  return messages.filter((m, i) => i === 0 || !m.startsWith(": ping")).join("\n\n")
+}
+
+/** An event stream's messages as comparable lines: ids (`<tx>-<id>`) by shape, data as JSON by `drift`. */
+const streamDrift = (documented: string, actual: string): Array<string> => {
+  const parse = (text: string) =>
+    text
+      .split("\n\n")
+      .filter((m) => m.trim() !== "")
+      .map((m) => m.replace(/(id: |"id":"|"position":"|open )\d+-\d+/g, "$1<event-id>"))
+  const want = parse(documented)
+  const got = parse(actual)
+  if (want.length !== got.length)
+    return [`documented ${want.length} messages, got ${got.length}: ${JSON.stringify(got)}`]
+  return want.flatMap((w, i) => {
+    const g = got[i]!
+    const data = (m: string) =>
+      m
+        .split("\n")
+        .find((l) => l.startsWith("data: "))
+        ?.slice(6)
+    const strip = (m: string) =>
+      m
+        .split("\n")
+        .filter((l) => !l.startsWith("data: "))
+        .join("\n")
+    if (strip(w) !== strip(g))
+      return [`message ${i}: documented ${JSON.stringify(w)}, got ${JSON.stringify(g)}`]
+    const [dw, dg] = [data(w), data(g)]
+    if (dw === undefined || dg === undefined) return dw === dg ? [] : [`message ${i}: data ${dw} / ${dg}`]
+    return drift(JSON.parse(dw), JSON.parse(dg), `message ${i}`)
+  })
 }
 
 // --- comparing -------------------------------------------------------------------------------------------
@@ -367,6 +443,7 @@ const render = (
   let text = body
   const type = response.headers.get("content-type") ?? ""
   if (type.includes("json")) text = pretty(JSON.parse(body))
+  else if (type.startsWith("text/event-stream")) text = body
   else if (type.startsWith("text/plain")) {
     // keep the documented excerpt; a new one starts from the queue's own metric types
     text =
@@ -406,7 +483,12 @@ describe("docs/api.md examples", () => {
       const jobId = await setups[example.name]!()
       const handler = servers[example.name] ?? api.handler
       const response = await handler(toRequest(example, jobId))
-      const body = await response.text()
+      const streaming = (response.headers.get("content-type") ?? "").startsWith("text/event-stream")
+      const body = streaming
+        ? await readEventStream(response, example.response.body, () =>
+            (whileStreaming[example.name] ?? (async () => {}))(jobId)
+          )
+        : await response.text()
       if (updating) {
         const docId = example.request.startLine.match(uuid)?.[0]
         updates.push({ at: example.responseAt, text: render(response, body, example.response, jobId, docId) })
@@ -423,6 +505,8 @@ describe("docs/api.md examples", () => {
       const type = response.headers.get("content-type") ?? ""
       if (type.includes("json")) {
         expect(drift(JSON.parse(example.response.body), JSON.parse(body))).toEqual([])
+      } else if (streaming) {
+        expect(streamDrift(example.response.body, body)).toEqual([])
       } else {
         // text (Prometheus): each documented line is there, up to its value
         const lines = body.split("\n")

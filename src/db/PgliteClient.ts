@@ -10,7 +10,7 @@ import type { PGlite } from "@electric-sql/pglite"
 import { Context, Effect, Layer, Queue, Semaphore, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import { SqlClient, type SqlConnection, SqlError } from "effect/sql"
-import { Notifications } from "./Notifications.ts"
+import { type Gate, Notifications } from "./Notifications.ts"
 
 const reasonOf = (cause: unknown, operation: string): SqlError.SqlErrorReason => {
   const code = (cause as { code?: unknown })?.code
@@ -81,6 +81,7 @@ export const make = (db: PGlite) =>
       driver: "pglite"
     } as SqlClient.SqlClient.MakeOptions)
 
+    const held: Record<Gate, number> = { finished: 0, events: 0 }
     const notifications = Notifications.of({
       listen: (channel) =>
         Effect.gen(function* () {
@@ -93,7 +94,20 @@ export const make = (db: PGlite) =>
             (unsubscribe) => Effect.promise(() => unsubscribe())
           )
           return queue
-        })
+        }),
+      // one session: a gate is a setting of it, on while anyone holds the gate
+      hold: (gate) =>
+        Effect.acquireRelease(
+          Effect.suspend(() =>
+            (held[gate]++ === 0 ? sql.unsafe(`SET jobq.${gate} = 'open'`) : Effect.void).pipe(
+              Effect.as({ reopened: held[gate] === 1, lost: Effect.never })
+            )
+          ),
+          () =>
+            Effect.suspend(() => (--held[gate] === 0 ? sql.unsafe(`RESET jobq.${gate}`) : Effect.void)).pipe(
+              Effect.ignore
+            )
+        )
     })
 
     return { sql, notifications } satisfies PgliteSql

@@ -16,6 +16,7 @@ import {
 import { Job } from "../domain/Job.ts"
 import { type JobKind, payloadParseOptions } from "../domain/JobKind.ts"
 import { AdminGroup } from "./AdminApi.ts"
+import { EventsGroup } from "./EventsApi.ts"
 import { makeFlowsGroup } from "./FlowsApi.ts"
 import {
   CancelRequested,
@@ -183,6 +184,7 @@ export const makeApi = (kinds: ReadonlyArray<JobKind>) =>
     .add(SchedulesGroup.middleware(RequestErrors).middleware(Authorization))
     .add(makeFlowsGroup(kinds).middleware(PayloadDepth).middleware(RequestErrors).middleware(Authorization))
     .add(AdminGroup.middleware(RequestErrors).middleware(Authorization))
+    .add(EventsGroup.middleware(RequestErrors).middleware(Authorization))
     .add(SystemGroup)
     .annotateMerge(
       OpenApi.annotations({

@@ -13,6 +13,7 @@ import { Authorization, makeApi } from "./Api.ts"
 import * as BearerAuth from "./BearerAuth.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as ErrorResponses from "./ErrorResponses.ts"
+import { feedLayer, makeEventsHandlers } from "./EventsHandlers.ts"
 import { makeFlowsHandlers } from "./FlowsHandlers.ts"
 import { makeJobsHandlers } from "./JobsHandlers.ts"
 import * as PayloadDepth from "./PayloadDepth.ts"
@@ -84,8 +85,10 @@ export const layer = (kinds: ReadonlyArray<JobKind>) => {
         makeSchedulesHandlers(api),
         makeFlowsHandlers(api),
         makeSystemHandlers(api),
-        makeAdminHandlers(api)
+        makeAdminHandlers(api),
+        makeEventsHandlers(api)
       ]),
+      Layer.provide(feedLayer),
       Layer.provide([RequestErrors.layer, PayloadDepth.layer, AuthorizationDeclared])
     ),
     HttpApiSwagger.layer(api, { path: docsPath }),

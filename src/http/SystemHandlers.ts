@@ -7,8 +7,9 @@ import { Effect, Metric, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
 import * as Health from "../db/Health.ts"
+import { EventFeed } from "../queue/EventFeed.ts"
 import { Waiters } from "../queue/Waiters.ts"
-import { dbConnections, dbPoolMax, jobWaiters } from "../telemetry/ApiMetrics.ts"
+import { dbConnections, dbPoolMax, eventFollowers, jobWaiters } from "../telemetry/ApiMetrics.ts"
 import { Prometheus } from "../telemetry/Prometheus.ts"
 import type { JobqApi } from "./Api.ts"
 import { DatabaseUnavailable } from "./Problems.ts"
@@ -23,6 +24,7 @@ export const makeSystemHandlers = (api: JobqApi) =>
       const pg = yield* Effect.serviceOption(PgClient.PgClient)
       const prometheus = yield* Prometheus
       const waiters = yield* Waiters
+      const feed = yield* EventFeed
       const poolMax = Option.match(pg, {
         onNone: () => 1,
         onSome: (client) => (client.config as { readonly maxConnections?: number }).maxConnections ?? 10
@@ -58,6 +60,7 @@ export const makeSystemHandlers = (api: JobqApi) =>
         health: () => health,
         metrics: () =>
           Effect.flatMap(waiters.size, (n) => Metric.update(jobWaiters, n)).pipe(
+            Effect.andThen(Effect.flatMap(feed.size, (n) => Metric.update(eventFollowers, n))),
             Effect.andThen(samplePool),
             Effect.andThen(prometheus.scrape)
           )

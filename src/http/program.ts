@@ -4,7 +4,7 @@
  */
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
-import { ApiConfig, PayloadConfig } from "../Config.ts"
+import { ApiConfig, EventsConfig, PayloadConfig } from "../Config.ts"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import * as KindsFromEnv from "../kinds/fromEnv.ts"
 import * as Listen from "../platform/Listen.ts"
@@ -45,5 +45,6 @@ export const layerFromEnv = Layer.unwrap(
 ).pipe(
   Layer.provide(KindsFromEnv.layer),
   Layer.provide(ApiConfig.fromEnv),
-  Layer.provide(PayloadConfig.fromEnv)
+  Layer.provide(PayloadConfig.fromEnv),
+  Layer.provide(EventsConfig.fromEnv)
 )

@@ -2,8 +2,9 @@
  * LISTEN/NOTIFY channels the queue uses, with reconnection. The database sends `jobq_ready` (payload: the
  * queue name) when jobs become ready, or `!queues` when a queue was paused, resumed or its limits changed;
  * `jobq_cancel` (payload: the job id) when a running job is asked to cancel (see migrations/0001_jobs.sql);
- * and `jobq_finished` (payload: the ids, or `*`) when a statement finished jobs
- * (migrations/0005_job_finished_notify.sql, for waiters: `Waiters`). Notifications are a latency optimisation only: workers poll too,
+ * `jobq_finished` (payload `*`) when a transaction finished jobs while someone waits (migrations/0008_events.sql,
+ * for waiters: `Waiters`); and `jobq_events` (empty) when job events were written while someone follows
+ * (`EventFeed`). Notifications are a latency optimisation only: workers poll too,
  * so one lost while reconnecting delays a job, it never loses it.
  */
 import { Effect, Queue } from "effect"

@@ -1,8 +1,8 @@
 /**
  * Waiting for jobs to finish, for any number of waiters on one LISTEN connection per process.
  *
- * The database notifies `jobq_finished` once per statement that finished jobs (migrations/0005), with the
- * ids when they fit or `*`. One fiber listens (started by the first wait, then kept until the layer
+ * The database notifies `jobq_finished` (payload `*`) once per transaction that finished jobs, while some
+ * process holds the finished-jobs gate (migrations/0008): a process holds it from its first wait. One fiber listens (started by the first wait, then kept until the layer
  * closes); another reads, per notification (or per burst of them), every waited-for job it names in one
  * query and wakes the waiters whose job is terminal or gone. A waiter subscribes before it reads its job,
  * so a job that finishes between the two is caught by one or the other. Notifications can be lost while
@@ -13,6 +13,7 @@ import { Context, Deferred, type Duration, Effect, Layer, Option, Queue, type Sc
 import type { SqlError } from "effect/sql"
 import type { Notifications } from "../db/Notifications.ts"
 import type { Job, JobStatus } from "../domain/Job.ts"
+import * as GateKeeper from "./GateKeeper.ts"
 import { JobRepo } from "./JobRepo.ts"
 import { channels, subscribe } from "./Notifier.ts"
 import { decorrelatedJitter } from "./Retry.ts"
@@ -34,6 +35,9 @@ const readAgain: Wake = { _tag: "ReadAgain" }
 /** Every waiter on `*`: the notification did not list its ids. */
 const everyone = "*"
 
+/** How long the finished-jobs gate stays open after the last wait ended. */
+export const gateLinger = "10 seconds"
+
 const make = Effect.gen(function* () {
   const repo = yield* JobRepo
   const scope = yield* Effect.scope
@@ -42,6 +46,11 @@ const make = Effect.gen(function* () {
   const waiting = new Map<string, Set<Deferred.Deferred<Wake>>>()
   let waiters = 0
   const signals = yield* Queue.unbounded<string>()
+  // the database notifies finished jobs only while this gate is open (migrations/0008): held from the
+  // first wait until `gateLinger` after the last; (re)opened, it may have missed some: everyone reads again
+  const gate = yield* GateKeeper.make("finished", gateLinger, () =>
+    Queue.offer(signals, everyone).pipe(Effect.asVoid)
+  )
 
   /** Reads the waited-for jobs a burst of notifications names, in one statement, and wakes their waiters. */
   const recheck = (payloads: ReadonlyArray<string>) =>
@@ -140,6 +149,20 @@ const make = Effect.gen(function* () {
   ): Effect.Effect<WaitOutcome, E, R> =>
     Effect.scoped(
       Effect.gen(function* () {
+        // the gate open, then the waiter registered, then the read: a job that finishes after the read
+        // notifies, and the notification finds the waiter (the gate first: a wait counted as registered is
+        // past it, and reads at once, as before the gate)
+        // the listener starts first (with the first wait), while the gate opens
+        yield* start
+        if (!closed)
+          yield* gate.enter.pipe(
+            Effect.catch((error: SqlError.SqlError) =>
+              Effect.logWarning(
+                "could not open the finished-jobs gate; this wait ends at its timeout",
+                error.message
+              )
+            )
+          )
         // the database notifies ids in lower case; a client may have written its id in upper case
         const woken = yield* register(id.toLowerCase())
         const job = yield* read(id)
@@ -147,8 +170,9 @@ const make = Effect.gen(function* () {
         const wake = yield* Deferred.await(woken).pipe(Effect.timeoutOption(timeout))
         if (Option.isSome(wake) && wake.value._tag === "Finished")
           return { job: wake.value.job, finished: true }
-        // timed out, gone, or shutting down: the job as it stands now
-        const now = yield* read(id)
+        // timed out, gone, or shutting down: the job as it stands now (at shutdown, as last read when the
+        // database is closing under the read: the pool may close while the API drains)
+        const now = yield* closed ? read(id).pipe(Effect.orElseSucceed(() => job)) : read(id)
         return { job: now, finished: isTerminal(now.status) }
       })
     )

@@ -37,6 +37,10 @@ export const dbPoolMax = Metric.gauge("jobq_db_pool_max_connections", {
   description: "Most connections this process's pool opens"
 })
 
+export const eventFollowers = Metric.gauge("jobq_event_followers", {
+  description: "Clients following GET /events, sampled at each scrape"
+})
+
 export const jobWaiters = Metric.gauge("jobq_job_waiters", {
   description:
     "Requests waiting for a job to finish (GET /jobs/{id}/wait, POST /jobs?wait=), sampled at each scrape"

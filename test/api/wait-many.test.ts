@@ -100,8 +100,9 @@ describe("1,000 concurrent waits", () => {
     await untilAllWaiting()
     const during = await apiSessions()
     expect(during.listeners).toBe(1)
-    // the pool's one connection and the listener: the waits themselves hold none
-    expect(during.sessions).toBeLessThanOrEqual(2)
+    // the pool's one connection, the listener and the session holding the finished-jobs gate open
+    // (migrations/0008, one per process however many wait): the waits themselves hold none
+    expect(during.sessions).toBeLessThanOrEqual(3)
 
     const committedAt = await finishAll(ids)
     const answered = await Promise.all(answers)
@@ -113,7 +114,7 @@ describe("1,000 concurrent waits", () => {
     // loose on purpose: the machine is shared; the measured figures are in docs/api.md
     expect(p99).toBeLessThan(2_000)
     expect(await waiters()).toBe(0)
-    expect((await apiSessions()).sessions).toBeLessThanOrEqual(2)
+    expect((await apiSessions()).sessions).toBeLessThanOrEqual(3)
   })
 
   it("answers each waiter soon after its own job's commit when jobs finish ten at a time", async () => {

@@ -49,7 +49,9 @@ const send = async (request: FuzzRequest) => {
       ...(request.body === undefined ? {} : { body: request.body as BodyInit })
     })
   )
-  const text = await response.text()
+  // an event stream (GET /events) never ends by itself: its headers and status are the answer
+  const streaming = (response.headers.get("content-type") ?? "").startsWith("text/event-stream")
+  const text = streaming ? await response.body!.cancel().then(() => "") : await response.text()
   statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1)
   const where = `${request.method} ${request.path.slice(0, 120)}`
   if (process.env.FUZZ_DEBUG && response.status === 422)

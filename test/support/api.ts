@@ -4,7 +4,13 @@
  */
 import { afterAll, expect } from "bun:test"
 import { Duration, Layer, Redacted } from "effect"
-import { ApiConfig, DatabaseConfig, type DatabaseDefaults, PayloadConfig } from "../../src/Config.ts"
+import {
+  ApiConfig,
+  DatabaseConfig,
+  type DatabaseDefaults,
+  EventsConfig,
+  PayloadConfig
+} from "../../src/Config.ts"
 import * as Database from "../../src/db/Database.ts"
 import type { JobKind } from "../../src/domain/JobKind.ts"
 import { apiLayer, makeWebHandler } from "../../src/http/handler.ts"
@@ -26,6 +32,8 @@ export interface ApiSettings {
   readonly database?: DatabaseDefaults & { readonly maxConnections?: number }
   /** API_DATABASE_ACQUIRE_TIMEOUT */
   readonly databaseAcquireTimeout?: Duration.Input
+  /** EVENTS_*; unset: the defaults, as when an application provides no `EventsConfig`. */
+  readonly events?: Partial<EventsConfig["Service"]>
 }
 
 /** The application_name of the test API's sessions (to find them in pg_stat_activity). */
@@ -33,7 +41,14 @@ export const apiApplicationName = "jobq-api-tests"
 
 /** A web handler for the API on the database at `url`; disposed after the file's tests. */
 export const webHandler = (url: string, settings: ApiSettings = {}) => {
-  const { handler, dispose } = makeWebHandler(
+  const { handler, dispose } = disposableWebHandler(url, settings)
+  afterAll(dispose)
+  return handler
+}
+
+/** A web handler for the API on the database at `url`, which the caller disposes (shutting the API down). */
+export const disposableWebHandler = (url: string, settings: ApiSettings = {}) =>
+  makeWebHandler(
     apiLayer(settings.kinds ?? demoKinds).pipe(
       Layer.provide(
         Database.layerUrl(url, {
@@ -59,12 +74,10 @@ export const webHandler = (url: string, settings: ApiSettings = {}) => {
       ),
       settings.maxPayloadDepth === undefined
         ? (layer) => layer
-        : Layer.provide(PayloadConfig.layer({ maxDepth: settings.maxPayloadDepth }))
+        : Layer.provide(PayloadConfig.layer({ maxDepth: settings.maxPayloadDepth })),
+      settings.events === undefined ? (layer) => layer : Layer.provide(EventsConfig.layer(settings.events))
     )
   )
-  afterAll(dispose)
-  return handler
-}
 
 /** A fresh database, the queue runtime on it (to arrange state) and the API over it. */
 export const setupApiTests = async (file: string, settings: ApiSettings = {}) => {

@@ -380,6 +380,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Follow job events (Server-Sent Events), filtered by job, queue, kind and type; replays from Last-Event-ID within the replay window */
+        get: operations["events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -454,16 +471,6 @@ export interface components {
             /** @enum {string} */
             database: "up";
         };
-        Forbidden: {
-            detail?: string;
-            instance?: string;
-            /** @enum {string} */
-            type: "urn:jobq:problem:forbidden";
-            /** @enum {number} */
-            status?: 403;
-            /** @enum {string} */
-            title?: "This token may only read";
-        };
         ValidationFailed: {
             detail?: string;
             instance?: string;
@@ -479,6 +486,16 @@ export interface components {
             /** @description Where the value is: its request part ("body", "query", "path", "headers"), then keys and indexes */
             path: (string | number | ("Infinity" | "-Infinity" | "NaN"))[];
             message: string;
+        };
+        Forbidden: {
+            detail?: string;
+            instance?: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:forbidden";
+            /** @enum {number} */
+            status?: 403;
+            /** @enum {string} */
+            title?: "This token may only read";
         };
         UnsupportedMediaType: {
             detail?: string;
@@ -3567,6 +3584,74 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["UnsupportedMediaType"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    events: {
+        parameters: {
+            query?: {
+                job?: string;
+                queue?: string;
+                kind?: string;
+                type?: string;
+                lastEventId?: string;
+            };
+            header?: {
+                "last-event-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
                 };
             };
             /** @description The request does not match the schema */

@@ -1,0 +1,447 @@
+/**
+ * Job events for followers (`GET /events`), read from the database's event log (migrations/0008) and fanned
+ * out in memory: one reader per process, woken by `jobq_events` notifications on the process's one listener
+ * for the channel (at most one notification per transaction: the payload is empty, the events are rows).
+ *
+ * - The log is written only while the events gate is open: the feed holds it from the first follower until
+ *   `replayWindow` after the last one left, so a follower that reconnects within the window finds what it
+ *   missed. A gate opened when nobody held it writes a `reset` row: events before it may be missing.
+ * - Order: (tx, id), read only below the oldest running transaction (the log's comment says why). An event's
+ *   id is `<tx>-<id>`; ids are unique and ordered as the events are delivered, not consecutive.
+ * - Replay (`Last-Event-ID`): from the id on, if every event after it is still in the log (it is not older
+ *   than the oldest row kept and no `reset` row follows it); otherwise the follower gets a reset and goes on
+ *   from now. Pages are read until the follower has caught up, then it joins the live feed, whose events it
+ *   has already replayed are skipped: each event arrives once, in order.
+ * - Each follower has a bounded buffer (`subscriberBuffer` events); one that cannot take an event (a client
+ *   reading too slowly) is dropped with a reset rather than buffered for without bound.
+ * - The elected feed prunes the log while it holds the gate: rows older than `replayWindow`, and beyond the
+ *   newest `maxEvents`.
+ */
+import { type Cause, Context, Duration, Effect, Layer, Option, Queue, Schedule, Stream } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
+import type { Notifications } from "../db/Notifications.ts"
+import * as GateKeeper from "./GateKeeper.ts"
+import { subscribe } from "./Notifier.ts"
+import { decorrelatedJitter } from "./Retry.ts"
+
+export const eventTypes = [
+  "enqueued",
+  "started",
+  "succeeded",
+  "retrying",
+  "failed",
+  "cancelled",
+  "progress"
+] as const
+export type EventType = (typeof eventTypes)[number]
+
+export const eventsChannel = "jobq_events"
+
+/** A position in the log: events are ordered by (tx, id). */
+export interface Position {
+  readonly tx: bigint
+  readonly id: bigint
+}
+
+export const formatPosition = (p: Position) => `${p.tx}-${p.id}`
+export const parsePosition = (text: string): Position | undefined => {
+  const match = /^(\d{1,19})-(\d{1,19})$/.exec(text.trim())
+  return match === null ? undefined : { tx: BigInt(match[1]!), id: BigInt(match[2]!) }
+}
+const after = (a: Position, b: Position) => a.tx > b.tx || (a.tx === b.tx && a.id > b.id)
+
+export interface JobEvent {
+  readonly position: Position
+  readonly type: string
+  readonly at: string
+  readonly job: string
+  readonly queue: string
+  readonly kind: string
+  readonly attempt: number
+  readonly data: unknown
+}
+
+/**
+ * What a follower receives: first `Open` (from then on every event arrives), then events, or a reset
+ * (re-list: events may be missing before what follows).
+ */
+export type FeedItem =
+  | { readonly _tag: "Open"; readonly position: Position }
+  | { readonly _tag: "Event"; readonly event: JobEvent }
+  | { readonly _tag: "Reset"; readonly position: Position; readonly reason: string }
+
+/** Which events a follower wants; an empty list takes every value. */
+export interface Filter {
+  readonly jobs: ReadonlyArray<string>
+  readonly queues: ReadonlyArray<string>
+  readonly kinds: ReadonlyArray<string>
+  readonly types: ReadonlyArray<string>
+}
+
+const matches = (filter: Filter, event: JobEvent) =>
+  (filter.jobs.length === 0 || filter.jobs.includes(event.job)) &&
+  (filter.queues.length === 0 || filter.queues.includes(event.queue)) &&
+  (filter.kinds.length === 0 || filter.kinds.includes(event.kind)) &&
+  (filter.types.length === 0 || filter.types.includes(event.type))
+
+export interface FeedSettings {
+  /** How long events stay replayable (kept in the log, the gate held after the last follower left). */
+  readonly replayWindow: Duration.Duration
+  /** At most this many events kept in the log. */
+  readonly maxEvents: number
+  /** Events one follower may have waiting before it is dropped with a reset. */
+  readonly subscriberBuffer: number
+}
+
+export const defaultFeedSettings: FeedSettings = {
+  replayWindow: Duration.minutes(5),
+  maxEvents: 100_000,
+  subscriberBuffer: 10_000
+}
+
+/** Rows read per statement. */
+const pageSize = 500
+/** How often the reader looks for events while it has followers, notified or not. */
+export const pollInterval = Duration.millis(50)
+
+interface Row {
+  readonly tx: string
+  readonly id: string
+  readonly at: Date | string
+  readonly type: string
+  readonly job_id: string | null
+  readonly queue: string | null
+  readonly kind: string | null
+  readonly attempt: number | null
+  readonly data: unknown
+  readonly horizon: string
+}
+
+const toEvent = (row: Row): JobEvent => ({
+  position: { tx: BigInt(row.tx), id: BigInt(row.id) },
+  type: row.type,
+  at: row.at instanceof Date ? row.at.toISOString() : new Date(row.at).toISOString(),
+  job: row.job_id ?? "",
+  queue: row.queue ?? "",
+  kind: row.kind ?? "",
+  attempt: row.attempt ?? 0,
+  data: typeof row.data === "string" ? JSON.parse(row.data) : row.data
+})
+
+interface Subscriber {
+  readonly queue: Queue.Queue<JobEvent, Cause.Done>
+  overflowed: boolean
+}
+
+const make = (settings: FeedSettings) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const scope = yield* Effect.scope
+    const context = yield* Effect.context<Notifications>()
+    const subscribers = new Set<Subscriber>()
+    const signals = yield* Queue.unbounded<void>()
+    let closed = false
+
+    /** Up to `pageSize` events after `from`, those below the horizon, and whether any were held back. */
+    const readPage = (from: Position) =>
+      sql<Row>`
+        SELECT tx::text AS tx, id::text AS id, at, type, job_id, queue, kind, attempt, data,
+               pg_snapshot_xmin(pg_current_snapshot())::text AS horizon
+        FROM event_log
+        WHERE (tx, id) > (${from.tx.toString()}::bigint, ${from.id.toString()}::bigint)
+        ORDER BY tx, id
+        LIMIT ${pageSize}`.pipe(
+        Effect.map((rows) => {
+          const events: Array<JobEvent> = []
+          let heldBack = false
+          for (const row of rows) {
+            if (BigInt(row.tx) >= BigInt(row.horizon)) {
+              heldBack = true
+              break
+            }
+            events.push(toEvent(row))
+          }
+          return { events, heldBack, full: !heldBack && rows.length === pageSize }
+        })
+      )
+
+    /** Where a follower starting now starts: after every transaction that has ended. */
+    const now = sql<{ horizon: string }>`
+      SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon`.pipe(
+      Effect.map((rows): Position => ({ tx: BigInt(rows[0]!.horizon), id: 0n }))
+    )
+
+    /**
+     * A follower starting now: from the oldest running transaction on, leaving out the transactions that had
+     * committed already (visible to this snapshot): every event committed later arrives, none before.
+     */
+    const startNow = sql<{ snapshot: string }>`SELECT pg_current_snapshot()::text AS snapshot`.pipe(
+      Effect.map((rows) => {
+        const [xmin = "0", xmax = "0", xip = ""] = rows[0]!.snapshot.split(":")
+        const low = BigInt(xmin)
+        const high = BigInt(xmax)
+        const running = new Set(xip === "" ? [] : xip.split(",").map(BigInt))
+        const committedBefore = (tx: bigint) => tx < low || (tx < high && !running.has(tx))
+        return { from: { tx: low, id: 0n } as Position, committedBefore }
+      })
+    )
+
+    /** Why a follower cannot replay from `from`, if it cannot. */
+    const replayRefused = (from: Position) =>
+      sql<{ oldest_tx: string | null; oldest_id: string | null; reset: boolean }>`
+        SELECT (SELECT tx::text FROM event_log ORDER BY tx, id LIMIT 1) AS oldest_tx,
+               (SELECT id::text FROM event_log ORDER BY tx, id LIMIT 1) AS oldest_id,
+               EXISTS (SELECT 1 FROM event_log WHERE type = 'reset'
+                       AND (tx, id) > (${from.tx.toString()}::bigint, ${from.id.toString()}::bigint)) AS reset`.pipe(
+        Effect.map(([row]) => {
+          if (row === undefined || row.oldest_tx === null || row.oldest_id === null)
+            return Option.some("no events are kept")
+          if (row.reset)
+            return Option.some("events may be missing after this id: nobody followed for a while")
+          if (after({ tx: BigInt(row.oldest_tx), id: BigInt(row.oldest_id) }, from))
+            return Option.some("this id is older than the events kept")
+          return Option.none()
+        })
+      )
+
+    // the live reader: one per process, from where the log stood when it started
+    let cursor: Position | undefined
+    const readLive: Effect.Effect<void, SqlError.SqlError> = Effect.gen(function* () {
+      let position = cursor ?? (yield* now)
+      cursor = position
+      for (;;) {
+        const page: { events: ReadonlyArray<JobEvent>; heldBack: boolean; full: boolean } =
+          yield* readPage(position)
+        for (const event of page.events) {
+          position = event.position
+          cursor = position
+          for (const subscriber of subscribers) {
+            if (!Queue.offerUnsafe(subscriber.queue, event)) {
+              subscriber.overflowed = true
+              subscribers.delete(subscriber)
+              Queue.endUnsafe(subscriber.queue)
+            }
+          }
+        }
+        if (page.heldBack) {
+          // an older transaction is still running: look again soon (its commit may notify nobody)
+          yield* Effect.sleep("20 millis")
+          continue
+        }
+        if (!page.full) return
+      }
+    })
+
+    // woken by a notification, or every `pollInterval` while anyone follows: the database announces a
+    // session's events at most once per 50 ms (migrations/0008)
+    const reading = Effect.timeoutOption(Queue.take(signals), pollInterval).pipe(
+      Effect.tap(() => Queue.clear(signals)),
+      // nobody to read for and nothing announced: wait on
+      Effect.flatMap((signal) => (Option.isNone(signal) && subscribers.size === 0 ? Effect.void : readLive)),
+      Effect.catch((error: SqlError.SqlError) =>
+        Effect.logWarning("reading the event log failed; trying again", error.message).pipe(
+          Effect.andThen(Effect.sleep("1 second")),
+          Effect.andThen(Queue.offer(signals, undefined))
+        )
+      ),
+      Effect.forever
+    )
+    const listening = subscribe(
+      eventsChannel,
+      () => Queue.offer(signals, undefined).pipe(Effect.asVoid),
+      Queue.offer(signals, undefined).pipe(Effect.asVoid)
+    )
+
+    const prune = Effect.gen(function* () {
+      const cutoff = new Date(Date.now() - Duration.toMillis(settings.replayWindow))
+      const [kept] = yield* sql<{ tx: string; id: string }>`
+        SELECT tx::text AS tx, id::text AS id FROM event_log WHERE at >= ${cutoff} ORDER BY tx, id LIMIT 1`
+      yield* kept === undefined
+        ? sql`DELETE FROM event_log WHERE at < ${cutoff}`
+        : sql`DELETE FROM event_log WHERE (tx, id) < (${kept.tx}::bigint, ${kept.id}::bigint)`
+      yield* sql`
+        DELETE FROM event_log WHERE (tx, id) <= (
+          SELECT tx, id FROM event_log ORDER BY tx DESC, id DESC OFFSET ${settings.maxEvents} LIMIT 1)`
+    }).pipe(
+      Effect.catch((error: SqlError.SqlError) =>
+        Effect.logWarning("pruning the event log failed", error.message)
+      )
+    )
+
+    const gate = yield* GateKeeper.make("events", settings.replayWindow, (held) =>
+      // a gate nobody held before: events may be missing before this row
+      (held.reopened ? sql`INSERT INTO event_log (type) VALUES ('reset')` : Effect.void).pipe(
+        Effect.andThen(Queue.offer(signals, undefined)),
+        Effect.catch((error: SqlError.SqlError) =>
+          Effect.logWarning("could not mark the reopened event gate", error.message)
+        ),
+        Effect.asVoid
+      )
+    )
+
+    let started = false
+    const start = Effect.suspend(() => {
+      if (started) return Effect.void
+      started = true
+      // the live reader starts from here, before any follower joins it: it reads on from this position
+      // without a gap, and what a follower replayed already is skipped
+      const pruneEvery = Duration.millis(
+        Math.max(1000, Math.min(60_000, Duration.toMillis(settings.replayWindow) / 5))
+      )
+      return Effect.all(
+        [
+          Effect.tap(now, (position) =>
+            Effect.sync(() => {
+              cursor = position
+            })
+          ),
+          Effect.forkIn(
+            reading.pipe(Effect.annotateLogs({ module: "EventFeed" }), Effect.provideContext(context)),
+            scope
+          ),
+          Effect.forkIn(listening.pipe(Effect.provideContext(context)), scope),
+          Effect.forkIn(
+            Effect.flatMap(gate.isOpen, (open) => (open ? prune : Effect.void)).pipe(
+              Effect.repeat(Schedule.spaced(pruneEvery)),
+              Effect.provideContext(context)
+            ),
+            scope
+          )
+        ],
+        { discard: true }
+      ).pipe(
+        // the next follower tries again
+        Effect.onError(() =>
+          Effect.sync(() => {
+            started = false
+          })
+        )
+      )
+    })
+
+    // shutdown: every follower's stream ends (after what it has buffered), and any that starts later at once
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        for (const subscriber of subscribers) Queue.endUnsafe(subscriber.queue)
+        subscribers.clear()
+      })
+    )
+
+    /** Pages of events after `from` until caught up; emits them and ends with the last position read. */
+    const replay = (
+      from: Position,
+      filter: Filter,
+      last: { position: Position },
+      before: (tx: bigint) => boolean
+    ) =>
+      Stream.paginate(from, (position) =>
+        readPage(position).pipe(
+          Effect.retry({ schedule: decorrelatedJitter({ base: "20 millis", cap: "1 second" }), times: 5 }),
+          Effect.map((page): readonly [ReadonlyArray<JobEvent>, Option.Option<Position>] => {
+            const end = page.events.at(-1)?.position
+            if (end !== undefined) last.position = end
+            return [page.events, page.full && end !== undefined ? Option.some(end) : Option.none()]
+          })
+        )
+      ).pipe(
+        Stream.filter((event) => !before(event.position.tx) && matches(filter, event)),
+        Stream.map((event): FeedItem => ({ _tag: "Event", event }))
+      )
+
+    /**
+     * The events matching `filter`, from `lastEventId` on when it can be replayed (else a reset first), or
+     * from now. Ends at shutdown, or after a reset when the follower fell `subscriberBuffer` events behind.
+     */
+    const follow = (
+      filter: Filter,
+      lastEventId: string | undefined
+    ): Stream.Stream<FeedItem, SqlError.SqlError> =>
+      Stream.unwrap(
+        Effect.gen(function* () {
+          if (closed) return Stream.empty
+          yield* gate.enter
+          yield* start
+          const asked = lastEventId === undefined ? undefined : parsePosition(lastEventId)
+          const refused =
+            lastEventId === undefined
+              ? Option.none<string>()
+              : asked === undefined
+                ? Option.some("not an event id")
+                : yield* replayRefused(asked)
+          const replayable = asked !== undefined && Option.isNone(refused)
+          const fresh = replayable ? undefined : yield* startNow
+          const from = fresh?.from ?? asked!
+          // a replay takes everything after its id; a fresh start leaves out what had committed before it
+          const before = fresh?.committedBefore ?? (() => false)
+          const reset: Stream.Stream<FeedItem> = Option.match(refused, {
+            onNone: () => Stream.empty,
+            onSome: (reason) => Stream.succeed<FeedItem>({ _tag: "Reset", position: from, reason })
+          })
+          const last = { position: from }
+          const subscriber: Subscriber = {
+            queue: yield* Queue.bounded<JobEvent, Cause.Done>(settings.subscriberBuffer),
+            overflowed: false
+          }
+          const join = Effect.acquireRelease(
+            Effect.sync(() => {
+              if (closed) Queue.endUnsafe(subscriber.queue)
+              else {
+                subscribers.add(subscriber)
+                Queue.offerUnsafe(signals, undefined)
+              }
+            }),
+            () =>
+              Effect.sync(() => {
+                subscribers.delete(subscriber)
+              })
+          )
+          const live = Stream.fromQueue(subscriber.queue).pipe(
+            // replayed already
+            Stream.filter(
+              (event) =>
+                after(event.position, last.position) && !before(event.position.tx) && matches(filter, event)
+            ),
+            Stream.map((event): FeedItem => ({ _tag: "Event", event })),
+            Stream.concat(
+              Stream.suspend(() =>
+                subscriber.overflowed
+                  ? Stream.succeed<FeedItem>({
+                      _tag: "Reset",
+                      position: last.position,
+                      reason: `more than ${settings.subscriberBuffer} events were waiting for this client`
+                    })
+                  : Stream.empty
+              )
+            )
+          )
+          return Stream.succeed<FeedItem>({ _tag: "Open", position: from }).pipe(
+            Stream.concat(reset),
+            // caught up (the log read to its end), then joined, then read again for what came meanwhile
+            Stream.concat(replay(from, filter, last, before)),
+            Stream.concat(
+              Stream.unwrap(
+                Effect.map(join, () =>
+                  replay(last.position, filter, last, before).pipe(Stream.concat(Stream.suspend(() => live)))
+                )
+              )
+            )
+          )
+        })
+      ).pipe(Stream.scoped)
+
+    return {
+      follow,
+      /** Followers now (0 once every stream has ended). */
+      size: Effect.sync(() => subscribers.size),
+      /** Deletes events older than the window and beyond the count now (the feed does so on its own too). */
+      prune
+    }
+  })
+
+export class EventFeed extends Context.Service<EventFeed, Effect.Success<ReturnType<typeof make>>>()(
+  "jobq/EventFeed"
+) {
+  static readonly layer = (settings: Partial<FeedSettings> = {}) =>
+    Layer.effect(EventFeed, make({ ...defaultFeedSettings, ...settings }))
+}
