@@ -119,7 +119,7 @@ export function FlowDetail({ id }: { readonly id: string }) {
                     {job.kind} on {job.queue}
                     {job.attempts > 0 && `, ${job.attempts} attempts`}
                   </div>
-                  <div>
+                  <div class="deps">
                     {job.dependsOn.length === 0 ? (
                       <span class="muted">waits for nothing</span>
                     ) : (
