@@ -117,7 +117,7 @@ export function FlowDetail({ id }: { readonly id: string }) {
                   <StatusBadge status={job.status} />
                   <div class="muted">
                     {job.kind} on {job.queue}
-                    {job.attempts > 0 && `, ${job.attempts} attempts`}
+                    {job.attempts > 0 && `, ${job.attempts} attempt${job.attempts === 1 ? "" : "s"}`}
                   </div>
                   <div class="deps">
                     {job.dependsOn.length === 0 ? (
