@@ -342,16 +342,20 @@ describe("the dashboard", () => {
       reason: "maintenance window"
     })
     // trigger (a paused schedule still triggers): the job it enqueued is linked, and runs
-    await card.getByRole("button", { name: "Trigger ui-nightly" }).focus()
+    // Tab from Resume reaches Trigger
+    await card.getByRole("button", { name: "Resume ui-nightly" }).focus()
+    await page.keyboard.press("Tab")
+    const trigger = card.getByRole("button", { name: "Trigger ui-nightly" })
+    expect(await trigger.evaluate((e) => e === document.activeElement)).toBe(true)
     await page.keyboard.press("Enter")
     await page.getByRole("dialog").getByRole("button", { name: "Trigger now" }).click()
     const link = card.getByRole("status").getByRole("link")
     const jobId = (await link.textContent())!
     await untilStatus(jobId, "succeeded")
-    await card.locator(".badge", { hasText: "succeeded" }).waitFor() // the last run, once reloaded
     await card.getByRole("button", { name: "Resume ui-nightly" }).click()
     await page.getByRole("dialog").getByRole("button", { name: "Resume", exact: true }).click()
     await card.getByRole("button", { name: "Pause ui-nightly" }).waitFor()
+    await card.locator(".badge", { hasText: "succeeded" }).waitFor() // the last run, read again after the resume
     expect(((await (await rig.request("/schedules/ui-nightly")).json()) as { paused: boolean }).paused).toBe(
       false
     )
@@ -425,7 +429,11 @@ describe("the dashboard", () => {
       `#/jobs/${idOf("join")}`
     )
     // cancel by keyboard: the button, Enter, Tab to the confirmation, Enter
-    await page.getByRole("button", { name: "Cancel flow" }).focus()
+    // from the header's last control, Tab reaches the flow's Cancel first
+    await page.getByRole("button", { name: "Forget token" }).focus()
+    await page.keyboard.press("Tab")
+    const cancel = page.getByRole("button", { name: "Cancel flow" })
+    expect(await cancel.evaluate((e) => e === document.activeElement)).toBe(true)
     await page.keyboard.press("Enter")
     await page.getByRole("dialog").getByRole("button", { name: "Yes, cancel the flow" }).waitFor()
     await page.keyboard.press("Tab")
