@@ -204,6 +204,7 @@ describe("listing queues", () => {
       queued: 3,
       retrying: 0,
       running: 1,
+      blocked: 0,
       succeeded: null,
       failed_permanent: null,
       cancelled: null

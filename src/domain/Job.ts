@@ -175,7 +175,13 @@ export const Job = Schema.Struct({
   createdAt: Schema.Date,
   startedAt: Schema.NullOr(Schema.Date),
   finishedAt: Schema.NullOr(Schema.Date),
-  updatedAt: Schema.Date
+  updatedAt: Schema.Date,
+  flowId: Schema.NullOr(Schema.String).annotate({
+    description: "The flow the job belongs to (GET /flows/{id}); null outside flows"
+  }),
+  flowName: Schema.NullOr(Schema.String).annotate({
+    description: "The job's name within its flow; null outside flows"
+  })
 }).annotate({ identifier: "Job" })
 export type Job = typeof Job.Type
 

@@ -58,13 +58,14 @@ export const QueueCounts = Schema.Struct({
   queued: Schema.Int,
   retrying: Schema.Int,
   running: Schema.Int,
+  blocked: Schema.Int.annotate({ description: "Jobs waiting in flows for their dependencies" }),
   succeeded: Schema.NullOr(Schema.Int),
   failed_permanent: Schema.NullOr(Schema.Int),
   cancelled: Schema.NullOr(Schema.Int)
 }).annotate({
   identifier: "QueueCounts",
   description:
-    "Jobs by status. queued, retrying and running are counted at the request; the finished ones as of " +
+    "Jobs by status. queued, retrying, running and blocked are counted at the request; the finished ones as of " +
     "`finishedCountedAt` (recounted by the workers' elected maintainer), null until first counted"
 })
 

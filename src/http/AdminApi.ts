@@ -34,6 +34,7 @@ export const QueueStats = Schema.Struct({
     queued: Count,
     retrying: Count,
     running: Count,
+    blocked: Count.annotate({ description: "Jobs waiting in flows for their dependencies" }),
     succeeded: Schema.NullOr(Count).annotate({
       description: "As of `finishedCountedAt`; null until counted"
     }),

@@ -147,7 +147,9 @@ const insertedJob = (job: JobInsert, row: InsertedRow): Job => ({
   createdAt: row.createdAt,
   startedAt: null,
   finishedAt: null,
-  updatedAt: row.createdAt
+  updatedAt: row.createdAt,
+  flowId: null,
+  flowName: null
 })
 
 const maxErrorLength = 4000
@@ -167,7 +169,7 @@ const make = Effect.gen(function* () {
     j.lease_expires_at AS "leaseExpiresAt", j.cancel_requested_at AS "cancelRequestedAt",
     j.idempotency_key AS "idempotencyKey", j.last_error AS "lastError", j.errors, j.result,
     j.created_at AS "createdAt", j.started_at AS "startedAt", j.finished_at AS "finishedAt",
-    j.updated_at AS "updatedAt", j.snoozes, j.progress`)
+    j.updated_at AS "updatedAt", j.snoozes, j.progress, j.flow_id AS "flowId", j.flow_name AS "flowName"`)
 
   /** A row's `run_at`: the instant asked for, or now plus its delay (the database's clock). */
   const runAtOf = sql.literal(
@@ -343,7 +345,7 @@ const make = Effect.gen(function* () {
     j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.idempotency_key AS "idempotencyKey",
     j.last_error AS "lastError", j.errors, j.created_at AS "createdAt", j.started_at AS "startedAt",
     j.trace_context AS "traceContext", j.unstarted_rescues > 0 AS "recordStartFirst", j.snoozes, j.progress,
-    j.flow_id AS "flowId"`)
+    j.flow_id AS "flowId", j.flow_name AS "flowName"`)
 
   /**
    * Queues no plain claim may take from: paused ones, and limited ones (claimed one queue at a time under

@@ -23,6 +23,7 @@ interface QueueRow {
   readonly queued: number
   readonly retrying: number
   readonly running: number
+  readonly blocked: number
   readonly succeeded: string | null
   readonly failedPermanent: string | null
   readonly cancelled: string | null
@@ -44,6 +45,7 @@ const toInfo = (row: QueueRow): QueueInfo => ({
     queued: row.queued,
     retrying: row.retrying,
     running: row.running,
+    blocked: row.blocked,
     succeeded: count(row.succeeded),
     failed_permanent: count(row.failedPermanent),
     cancelled: count(row.cancelled)
@@ -91,8 +93,9 @@ const make = Effect.gen(function* () {
 
   /**
    * Queues with their counts. Unfinished jobs are counted through the partial indexes (ready jobs of each
-   * listed queue through `jobs_queue_ready_idx`, running ones through `jobs_lease_expiry_idx`), so no
-   * finished row is read: those are counted by `recountFinished`, off the request path.
+   * listed queue through `jobs_queue_ready_idx`, running ones through `jobs_lease_expiry_idx`, blocked ones
+   * through the flow jobs' `jobs_flow_idx`), so no finished row outside flows is read: those are counted by
+   * `recountFinished`, off the request path.
    */
   const select = (where: Statement.Fragment, limit: number) => sql<QueueRow>`
     WITH page AS (
@@ -101,10 +104,14 @@ const make = Effect.gen(function* () {
       SELECT queue, count(*)::integer AS n FROM jobs
       WHERE status = 'running' AND queue IN (SELECT name FROM page)
       GROUP BY queue
+    ), blocked AS (
+      SELECT queue, count(*)::integer AS n FROM jobs
+      WHERE flow_id IS NOT NULL AND status = 'blocked' AND queue IN (SELECT name FROM page)
+      GROUP BY queue
     )
     SELECT p.name, p.paused_at AS "pausedAt", p.paused_by AS "pausedBy", p.pause_reason AS "pauseReason",
            p.concurrency_limit AS "concurrencyLimit", p.rate_max AS "rateMax", p.rate_per_ms AS "ratePerMs",
-           r.queued, r.retrying, coalesce(ru.n, 0) AS running,
+           r.queued, r.retrying, coalesce(ru.n, 0) AS running, coalesce(bl.n, 0) AS blocked,
            p.count_succeeded::text AS succeeded, p.count_failed_permanent::text AS "failedPermanent",
            p.count_cancelled::text AS cancelled, p.counted_at AS "countedAt",
            r.oldest AS "oldestReadyAgeSeconds", p.created_at AS "createdAt", p.updated_at AS "updatedAt"
@@ -116,6 +123,7 @@ const make = Effect.gen(function* () {
       FROM jobs j WHERE j.queue = p.name AND j.status IN ('queued', 'retrying')
     ) r
     LEFT JOIN running ru ON ru.queue = p.name
+    LEFT JOIN blocked bl ON bl.queue = p.name
     ORDER BY p.name`
 
   /** Up to `limit` queues in name order, after `after` when given. */
@@ -242,10 +250,10 @@ const make = Effect.gen(function* () {
              idempotency_key AS "idempotencyKey", last_error AS "lastError", errors, created_at AS "createdAt",
              started_at AS "startedAt", trace_context AS "traceContext",
              coalesce(record_start_first, false) AS "recordStartFirst", snoozes, progress, held_back AS "heldBack",
-             reopens_at AS "reopensAt", f.flow_id AS "flowId", ${sql.literal(parentsColumn("c.id", "f.flow_id"))}
+             reopens_at AS "reopensAt", f.flow_id AS "flowId", f.flow_name AS "flowName", ${sql.literal(parentsColumn("c.id", "f.flow_id"))}
       FROM jobq_claim_limited(${workerId}, ${limit}, ${leaseMs}, ${queues === undefined ? null : [...queues]}::text[]) c
       -- the function's columns are fixed (migration 0004): the flow is read beside them
-      LEFT JOIN LATERAL (SELECT j.flow_id FROM jobs j WHERE j.id = c.id) f ON true`.pipe(
+      LEFT JOIN LATERAL (SELECT j.flow_id, j.flow_name FROM jobs j WHERE j.id = c.id) f ON true`.pipe(
       Effect.map((rows): LimitedClaim => {
         const jobs: Array<ClaimedJob> = []
         const heldBack: Array<HeldBack> = []

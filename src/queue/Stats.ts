@@ -4,7 +4,8 @@
  *
  * - per queue, the unfinished jobs by status, counted exactly through the two partial indexes (ready jobs,
  *   running jobs; one `status IN` of all three matches neither and scanned the whole table), and the oldest
- *   ready job's age; the finished ones as the elected maintainer last recounted them into `queues`
+ *   ready job's age; blocked jobs (waiting in flows) through the flow jobs' index (`jobs_flow_idx`), so
+ *   their count costs what the flow jobs kept cost (finished ones until pruned), never a scan of all jobs; the finished ones as the elected maintainer last recounted them into `queues`
  *   (`finishedCountedAt`);
  * - jobs succeeded and failed per minute over the last hour (`jobs_finished_idx`);
  * - wait and run time p50/p95 by queue and kind over the latest `latencySample` succeeded and as many
@@ -27,6 +28,7 @@ export interface QueueStats {
     readonly queued: number
     readonly retrying: number
     readonly running: number
+    readonly blocked: number
     readonly succeeded: number | null
     readonly failed_permanent: number | null
     readonly cancelled: number | null
@@ -66,6 +68,7 @@ interface Builder {
     queued: number
     retrying: number
     running: number
+    blocked: number
     succeeded: number | null
     failed_permanent: number | null
     cancelled: number | null
@@ -94,6 +97,10 @@ export const compute = (statementTimeout: Duration.Duration) =>
           UNION ALL
           SELECT queue, status, count(*)::integer, NULL::float8
           FROM jobs WHERE status = 'running'
+          GROUP BY queue, status
+          UNION ALL
+          SELECT queue, status, count(*)::integer, NULL::float8
+          FROM jobs WHERE flow_id IS NOT NULL AND status = 'blocked'
           GROUP BY queue, status`
         const finished = yield* sql<{
           name: string
@@ -148,6 +155,7 @@ export const compute = (statementTimeout: Duration.Duration) =>
                 queued: 0,
                 retrying: 0,
                 running: 0,
+                blocked: 0,
                 succeeded: null,
                 failed_permanent: null,
                 cancelled: null
@@ -161,7 +169,7 @@ export const compute = (statementTimeout: Duration.Duration) =>
         }
         for (const row of counts) {
           const found = entry(row.queue)
-          found.counts[row.status as "queued" | "retrying" | "running"] = row.n
+          found.counts[row.status as "queued" | "retrying" | "running" | "blocked"] = row.n
           if (row.ageMs !== null)
             found.oldestReadyAgeMs = Math.max(found.oldestReadyAgeMs ?? 0, Math.max(0, row.ageMs))
         }

@@ -39,6 +39,13 @@ describe("POST /flows, GET /flows/{id}, POST /flows/{id}/cancel", () => {
     // a blocked job shows in GET /jobs under its status
     const blocked = await json(await request("/jobs?status=blocked&queue=api-flows"))
     expect(blocked.jobs.map((j: any) => j.id).sort()).toEqual([flow.jobs[1].id, flow.jobs[2].id].sort())
+    // a flow's job names its flow and its name there; a job outside flows has null for both
+    const second = await json(await request(`/jobs/${flow.jobs[1].id}`))
+    expect({ flowId: second.flowId, flowName: second.flowName }).toEqual({ flowId: flow.id, flowName: "b" })
+    const single = await json(await postJson("/jobs", { kind: "noop", payload: {}, queue: "api-flows-none" }))
+    expect({ flowId: single.flowId, flowName: single.flowName }).toEqual({ flowId: null, flowName: null })
+    const alone = await json(await request(`/jobs/${single.id}`))
+    expect({ flowId: alone.flowId, flowName: alone.flowName }).toEqual({ flowId: null, flowName: null })
     const cancelled = await request(`/flows/${flow.id}/cancel`, { method: "POST" })
     expect(cancelled.status).toBe(200)
     const after = await json(cancelled)

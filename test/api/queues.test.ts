@@ -36,7 +36,15 @@ describe("GET /queues and /queues/{name}", () => {
       pause: null,
       concurrencyLimit: null,
       rateLimit: null,
-      counts: { queued: 2, retrying: 0, running: 1, succeeded: null, failed_permanent: null, cancelled: null }
+      counts: {
+        queued: 2,
+        retrying: 0,
+        running: 1,
+        blocked: 0,
+        succeeded: null,
+        failed_permanent: null,
+        cancelled: null
+      }
     })
     expect(queue.oldestReadyAgeSeconds).toBeGreaterThanOrEqual(0)
     const list = await json(await api.request("/queues"))

@@ -29,6 +29,21 @@ const stats = async () => {
 }
 
 describe("GET /stats", () => {
+  it("counts the jobs waiting in flows as blocked, as GET /queues/{name} does", async () => {
+    const created = await api.postJson("/flows", {
+      jobs: [
+        { name: "a", kind: "noop", payload: {}, queue: "sq-flow", delayMs: 3_600_000 },
+        { name: "b", kind: "noop", payload: {}, queue: "sq-flow", dependsOn: ["a"] },
+        { name: "c", kind: "noop", payload: {}, queue: "sq-flow", dependsOn: ["a"] }
+      ]
+    })
+    expect(created.status).toBe(201)
+    const counted = (await stats()).queues.find((q) => q.queue === "sq-flow")!
+    expect(counted.counts).toMatchObject({ queued: 1, blocked: 2, running: 0 })
+    const queue = await json(await api.request("/queues/sq-flow"))
+    expect(queue.counts).toMatchObject({ queued: 1, blocked: 2, running: 0 })
+  })
+
   it("reports finished jobs' throughput and wait/run percentiles, and finished counts once recounted", async () => {
     // five jobs finished two minutes ago: waits of 100..500 ms, runs of 10..50 ms; the last one failed
     await api.run(
@@ -52,6 +67,7 @@ describe("GET /stats", () => {
       queued: 1,
       retrying: 0,
       running: 0,
+      blocked: 0,
       succeeded: null,
       failed_permanent: null,
       cancelled: null

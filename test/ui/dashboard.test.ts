@@ -297,9 +297,185 @@ describe("the dashboard", () => {
     await context.close()
   })
 
+  it("schedules: pauses with a reason, resumes and triggers a schedule from its card, with the keyboard", async () => {
+    const defined = await rig.request("/schedules", {
+      method: "POST",
+      body: JSON.stringify({
+        name: "ui-nightly",
+        cron: "30 2 * * *",
+        timeZone: "Europe/Berlin",
+        kind: "noop",
+        queue: "ui-sched"
+      })
+    })
+    expect(defined.status).toBe(200)
+    const context = await rig.context(fullToken)
+    const page = await context.newPage()
+    await page.goto(ui("#/schedules"))
+    const card = page.getByRole("article").filter({ has: page.getByRole("heading", { name: "ui-nightly" }) })
+    await card.getByText("30 2 * * *").waitFor()
+    // the next fire times read in the schedule's zone: 02:30 at Berlin's offset
+    expect(await card.getByRole("list", { name: /Next fire times/ }).textContent()).toMatch(
+      /\d{4}-\d{2}-\d{2} 02:30 \+0[12]:00/
+    )
+    // pause by keyboard: the reason field, then Tab to its button, Enter; in the dialog Tab to the confirmation
+    await card.getByLabel("Reason").fill("maintenance window")
+    await card.getByLabel("Reason").focus()
+    await page.keyboard.press("Tab")
+    expect(
+      await card
+        .getByRole("button", { name: "Pause ui-nightly" })
+        .evaluate((e) => e === document.activeElement)
+    ).toBe(true)
+    await page.keyboard.press("Enter")
+    await page.getByRole("dialog").getByRole("button", { name: "Pause", exact: true }).waitFor()
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await card.getByText("maintenance window").waitFor()
+    await card.getByText("none while paused").waitFor()
+    const paused = (await (await rig.request("/schedules/ui-nightly")).json()) as {
+      paused: boolean
+      pause: { reason: string } | null
+    }
+    expect({ paused: paused.paused, reason: paused.pause?.reason }).toEqual({
+      paused: true,
+      reason: "maintenance window"
+    })
+    // trigger (a paused schedule still triggers): the job it enqueued is linked, and runs
+    // Tab from Resume reaches Trigger
+    await card.getByRole("button", { name: "Resume ui-nightly" }).focus()
+    await page.keyboard.press("Tab")
+    const trigger = card.getByRole("button", { name: "Trigger ui-nightly" })
+    expect(await trigger.evaluate((e) => e === document.activeElement)).toBe(true)
+    await page.keyboard.press("Enter")
+    await page.getByRole("dialog").getByRole("button", { name: "Trigger now" }).click()
+    const link = card.getByRole("status").getByRole("link")
+    const jobId = (await link.textContent())!
+    await untilStatus(jobId, "succeeded")
+    await card.getByRole("button", { name: "Resume ui-nightly" }).click()
+    await page.getByRole("dialog").getByRole("button", { name: "Resume", exact: true }).click()
+    await card.getByRole("button", { name: "Pause ui-nightly" }).waitFor()
+    await card.locator(".badge", { hasText: "succeeded" }).waitFor() // the last run, read again after the resume
+    expect(((await (await rig.request("/schedules/ui-nightly")).json()) as { paused: boolean }).paused).toBe(
+      false
+    )
+    // the last run links to its job
+    await card.getByRole("link", { name: jobId }).click()
+    await page.locator("h1 .badge", { hasText: "succeeded" }).waitFor()
+    await context.close()
+  })
+
+  it("flows: a diamond's page shows its jobs by level and their dependencies; cancel from the page", async () => {
+    const gate = join(rig.scratch, "diamond-gate")
+    const created = await rig.request("/flows", {
+      method: "POST",
+      body: JSON.stringify({
+        onFailure: "wait", // a failed dependency leaves its dependents blocked (for the page to cancel)
+        jobs: [
+          { name: "fetch", kind: "noop", payload: {}, queue: "ui-flow" },
+          {
+            name: "left",
+            kind: "gate",
+            payload: { path: gate },
+            queue: "ui-flow",
+            dependsOn: ["fetch"],
+            maxAttempts: 1
+          },
+          {
+            name: "right",
+            kind: "noop",
+            payload: {},
+            queue: "ui-flow",
+            dependsOn: ["fetch"],
+            delayMs: 3_600_000
+          },
+          { name: "join", kind: "noop", payload: {}, queue: "ui-flow", dependsOn: ["left", "right"] }
+        ]
+      })
+    })
+    expect(created.status).toBe(201)
+    const flow = (await created.json()) as { id: string; jobs: Array<{ id: string; name: string }> }
+    const idOf = (name: string) => flow.jobs.find((j) => j.name === name)!.id
+    await untilStatus(idOf("left"), "failed_permanent")
+    const context = await rig.context(fullToken)
+    const page = await context.newPage()
+    // from a job of the flow to the flow
+    await page.goto(ui(`#/jobs/${idOf("join")}`))
+    await page.locator("h1 .badge", { hasText: "blocked" }).waitFor()
+    await page.getByRole("link", { name: /join in flow/ }).click()
+    await page.getByRole("heading", { name: /^Flow / }).waitFor()
+    const levels = page.locator("ol.levels > li")
+    await levels.nth(2).waitFor()
+    const level = async (n: number) =>
+      levels
+        .nth(n)
+        .locator(".flow-job")
+        .evaluateAll((items) =>
+          items.map((item) => [
+            (item as HTMLElement).dataset.name,
+            item.querySelector(".badge")?.textContent,
+            item.querySelector(".deps")?.textContent
+          ])
+        )
+    expect([await level(0), await level(1), await level(2)]).toEqual([
+      [["fetch", "succeeded", "waits for nothing"]],
+      [
+        ["left", "failed permanent", "waits for fetch"],
+        ["right", "queued", "waits for fetch"]
+      ],
+      [["join", "blocked", "waits for left, right"]]
+    ])
+    expect(await page.getByRole("link", { name: "join", exact: true }).getAttribute("href")).toBe(
+      `#/jobs/${idOf("join")}`
+    )
+    // cancel by keyboard: the button, Enter, Tab to the confirmation, Enter
+    // from the header's last control, Tab reaches the flow's Cancel first
+    await page.getByRole("button", { name: "Forget token" }).focus()
+    await page.keyboard.press("Tab")
+    const cancel = page.getByRole("button", { name: "Cancel flow" })
+    expect(await cancel.evaluate((e) => e === document.activeElement)).toBe(true)
+    await page.keyboard.press("Enter")
+    await page.getByRole("dialog").getByRole("button", { name: "Yes, cancel the flow" }).waitFor()
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await page.locator("h1 .badge", { hasText: "cancelled" }).waitFor()
+    const after = (await (await rig.request(`/flows/${flow.id}`)).json()) as {
+      jobs: Array<{ name: string; status: string }>
+    }
+    expect(Object.fromEntries(after.jobs.map((j) => [j.name, j.status]))).toEqual({
+      fetch: "succeeded",
+      left: "failed_permanent",
+      right: "cancelled",
+      join: "cancelled"
+    })
+    await context.close()
+  })
+
   it("has no serious or critical accessibility violations on any page, light or dark", async () => {
     const job = await enqueue({ kind: "flaky", payload: { failTimes: 1 }, queue: "ui-axe" })
     await untilStatus(job.id, "succeeded")
+    const flow = (await (
+      await rig.request("/flows", {
+        method: "POST",
+        body: JSON.stringify({
+          jobs: [
+            { name: "first", kind: "noop", payload: {}, queue: "ui-axe" },
+            {
+              name: "later",
+              kind: "noop",
+              payload: {},
+              queue: "ui-axe",
+              dependsOn: ["first"],
+              delayMs: 3_600_000
+            }
+          ]
+        })
+      })
+    ).json()) as { id: string }
+    await rig.request("/schedules", {
+      method: "POST",
+      body: JSON.stringify({ name: "ui-axe-hourly", cron: "@hourly", kind: "noop", queue: "ui-axe" })
+    })
     for (const colorScheme of ["light", "dark"] as const) {
       const context = await rig.context(fullToken, { colorScheme })
       const page = await context.newPage()
@@ -309,6 +485,8 @@ describe("the dashboard", () => {
         [`#/jobs/${job.id}`, "Timeline"],
         ["#/queues", "Queues"],
         ["#/workers", "Workers"],
+        ["#/schedules", "Schedules"],
+        [`#/flows/${flow.id}`, "Jobs by level"],
         ["#/enqueue", "Enqueue a job"]
       ] as const) {
         await page.goto(ui(fragment))

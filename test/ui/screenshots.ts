@@ -1,6 +1,7 @@
 /**
  * `npm run screenshots` (with TEST_DATABASE_URL set, as for the tests): starts the service on a fresh
- * database, gives it a little of everything (finished, failed, waiting jobs, a paused queue), and saves
+ * database, gives it a little of everything (finished, failed, waiting jobs, a paused queue, schedules, a
+ * flow), and saves
  * every dashboard page at 1280x800 in the light and the dark scheme as docs/dashboard/<page>-<scheme>.png.
  */
 import { mkdirSync } from "node:fs"
@@ -46,6 +47,36 @@ try {
   await post("/jobs/batch", {
     jobs: Array.from({ length: 12 }, (_, i) => ({ kind: "noop", queue: "imports", payload: {}, priority: i }))
   })
+  await post("/schedules", {
+    name: "nightly-report",
+    cron: "30 2 * * *",
+    timeZone: "Europe/Berlin",
+    kind: "cpu_hash",
+    queue: "reports",
+    payload: { rounds: 1000, seed: "nightly" },
+    overlap: "skip"
+  })
+  await post("/schedules", { name: "hourly-cleanup", cron: "@hourly", kind: "noop", queue: "maintenance" })
+  await post("/schedules", { name: "supplier-sync", cron: "*/15 * * * *", kind: "noop", queue: "imports" })
+  await post("/schedules/supplier-sync/pause", { reason: "supplier feed is down", by: "ops" })
+  await post("/schedules/nightly-report/trigger")
+  const flow = await post("/flows", {
+    onFailure: "wait",
+    jobs: [
+      { name: "fetch", kind: "sleep", queue: "etl", payload: { ms: 30 } },
+      { name: "transform-a", kind: "sleep", queue: "etl", payload: { ms: 40 }, dependsOn: ["fetch"] },
+      {
+        name: "transform-b",
+        kind: "gate",
+        queue: "etl",
+        payload: { path: "/nonexistent" },
+        maxAttempts: 1,
+        dependsOn: ["fetch"]
+      },
+      { name: "load", kind: "noop", queue: "etl", payload: {}, dependsOn: ["transform-a", "transform-b"] },
+      { name: "notify", kind: "noop", queue: "etl", payload: {}, dependsOn: ["load"] }
+    ]
+  })
   const failed = await post("/jobs", {
     kind: "gate",
     queue: "webhooks",
@@ -72,6 +103,8 @@ try {
     ["job", `#/jobs/${failed.id}`],
     ["queues", "#/queues"],
     ["workers", "#/workers"],
+    ["schedules", "#/schedules"],
+    ["flow", `#/flows/${flow.id}`],
     ["enqueue", "#/enqueue"]
   ] as const
   for (const scheme of ["light", "dark"] as const) {

@@ -13,12 +13,16 @@ export type QueueInfo = components["schemas"]["Queue"]
 export type WorkerInfo = components["schemas"]["Worker"]
 export type BulkBatch = components["schemas"]["BulkBatch"]
 export type BulkFilter = components["schemas"]["BulkFilter"]
+export type Schedule = components["schemas"]["ScheduleInfo"]
+export type Flow = components["schemas"]["Flow"]
+export type FlowJob = components["schemas"]["FlowJob"]
 export type JobStatus = Job["status"]
 
 export const statuses: ReadonlyArray<JobStatus> = [
   "queued",
   "running",
   "retrying",
+  "blocked",
   "succeeded",
   "failed_permanent",
   "cancelled"

@@ -4,10 +4,12 @@ import { useEffect, useState } from "preact/hooks"
 import { onUnauthorized, token } from "./api.ts"
 import { intervals, loadInterval, PollContext, saveInterval } from "./hooks.ts"
 import { Enqueue } from "./pages/Enqueue.tsx"
+import { FlowDetail } from "./pages/FlowDetail.tsx"
 import { JobDetail } from "./pages/JobDetail.tsx"
 import { Jobs } from "./pages/Jobs.tsx"
 import { Overview } from "./pages/Overview.tsx"
 import { Queues } from "./pages/Queues.tsx"
+import { Schedules } from "./pages/Schedules.tsx"
 import { Workers } from "./pages/Workers.tsx"
 import { href, type Route, useRoute } from "./router.ts"
 
@@ -46,6 +48,7 @@ const pages = [
   ["/", "Overview"],
   ["/jobs", "Jobs"],
   ["/queues", "Queues"],
+  ["/schedules", "Schedules"],
   ["/workers", "Workers"],
   ["/enqueue", "Enqueue"]
 ] as const
@@ -53,11 +56,15 @@ const pages = [
 function Page({ route }: { readonly route: Route }) {
   const detail = /^\/jobs\/([^/]+)$/.exec(route.path)
   if (detail !== null) return <JobDetail id={decodeURIComponent(detail[1]!)} />
+  const flow = /^\/flows\/([^/]+)$/.exec(route.path)
+  if (flow !== null) return <FlowDetail id={decodeURIComponent(flow[1]!)} />
   switch (route.path) {
     case "/jobs":
       return <Jobs route={route} />
     case "/queues":
       return <Queues />
+    case "/schedules":
+      return <Schedules />
     case "/workers":
       return <Workers />
     case "/enqueue":

@@ -666,6 +666,10 @@ export interface components {
             startedAt: string | null;
             finishedAt: string | null;
             updatedAt: string;
+            /** @description The flow the job belongs to (GET /flows/{id}); null outside flows */
+            flowId: string | null;
+            /** @description The job's name within its flow; null outside flows */
+            flowName: string | null;
         };
         JobDeleted: {
             /**
@@ -707,6 +711,8 @@ export interface components {
                 queued: number;
                 retrying: number;
                 running: number;
+                /** @description Jobs waiting in flows for their dependencies */
+                blocked: number;
                 /** @description As of `finishedCountedAt`; null until counted */
                 succeeded: number | null;
                 /** @description As of `finishedCountedAt`; null until counted */
@@ -1074,11 +1080,13 @@ export interface components {
             createdAt: string;
             updatedAt: string;
         };
-        /** @description Jobs by status. queued, retrying and running are counted at the request; the finished ones as of `finishedCountedAt` (recounted by the workers' elected maintainer), null until first counted */
+        /** @description Jobs by status. queued, retrying, running and blocked are counted at the request; the finished ones as of `finishedCountedAt` (recounted by the workers' elected maintainer), null until first counted */
         QueueCounts: {
             queued: number;
             retrying: number;
             running: number;
+            /** @description Jobs waiting in flows for their dependencies */
+            blocked: number;
             succeeded: number | null;
             failed_permanent: number | null;
             cancelled: number | null;
@@ -1403,6 +1411,10 @@ export interface components {
             startedAt: string | null;
             finishedAt: string | null;
             updatedAt: string;
+            /** @description The flow the job belongs to (GET /flows/{id}); null outside flows */
+            flowId: string | null;
+            /** @description The job's name within its flow; null outside flows */
+            flowName: string | null;
             /** @description true: a unique job already held the slot (this is that job); false: an idempotent repeat */
             duplicate: boolean;
         };

@@ -8,7 +8,7 @@ import { api, describeProblem, getJobText, type Job } from "../api.ts"
 import { between, Confirm, duration, Notice, StatusBadge, time } from "../components.tsx"
 import { usePolled } from "../hooks.ts"
 import { JsonView, type Lossless, member, parseLossless } from "../json.tsx"
-import { navigate } from "../router.ts"
+import { href, navigate } from "../router.ts"
 
 type Action = "retry" | "cancel" | "delete" | "run now"
 
@@ -112,6 +112,16 @@ export function JobDetail({ id }: { readonly id: string }) {
         </dd>
         <dt>Priority</dt>
         <dd>{job.priority}</dd>
+        {job.flowId !== null && (
+          <>
+            <dt>Flow</dt>
+            <dd>
+              <a href={href(`/flows/${job.flowId}`)}>
+                {job.flowName ?? "?"} in flow <span class="mono">{job.flowId}</span>
+              </a>
+            </dd>
+          </>
+        )}
         {job.idempotencyKey !== null && (
           <>
             <dt>Idempotency key</dt>

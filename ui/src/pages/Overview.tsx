@@ -95,6 +95,7 @@ export function Overview() {
               <th scope="col">Queued</th>
               <th scope="col">Retrying</th>
               <th scope="col">Running</th>
+              <th scope="col">Blocked</th>
               <th scope="col">Succeeded</th>
               <th scope="col">Failed</th>
               <th scope="col">Cancelled</th>
@@ -104,7 +105,7 @@ export function Overview() {
           <tbody>
             {queues.length === 0 && (
               <tr>
-                <td colSpan={8}>No jobs yet.</td>
+                <td colSpan={9}>No jobs yet.</td>
               </tr>
             )}
             {queues.map((q) => (
@@ -116,6 +117,7 @@ export function Overview() {
                 <td>{q.counts.queued}</td>
                 <td>{q.counts.retrying}</td>
                 <td>{q.counts.running}</td>
+                <td>{q.counts.blocked}</td>
                 <td>{q.counts.succeeded ?? "–"}</td>
                 <td>{q.counts.failed_permanent ?? "–"}</td>
                 <td>{q.counts.cancelled ?? "–"}</td>

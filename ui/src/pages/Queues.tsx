@@ -65,8 +65,8 @@ function QueueRow({ queue, onChanged }: { readonly queue: QueueInfo; readonly on
           {queue.paused && <span class="badge s-paused">paused</span>}
         </h2>
         <p class="counts">
-          {queue.counts.queued} queued · {queue.counts.retrying} retrying · {queue.counts.running} running ·
-          oldest ready{" "}
+          {queue.counts.queued} queued · {queue.counts.retrying} retrying · {queue.counts.running} running ·{" "}
+          {queue.counts.blocked} blocked · oldest ready{" "}
           {duration(
             typeof queue.oldestReadyAgeSeconds === "number" ? queue.oldestReadyAgeSeconds * 1000 : null
           )}
