@@ -1,0 +1,42 @@
+/**
+ * Serving an Effect HTTP app on whichever runtime runs the program, picked when the layer is built: Bun
+ * (`Bun.serve`), Deno (`Deno.serve`) or Node (`node:http`). Each runtime's module is imported only on that
+ * runtime, so Node never loads Bun's server code and Bun or Deno never load `@effect/platform-node`.
+ */
+import { Effect, Layer } from "effect"
+import type { HttpServer, HttpServerError } from "effect/http"
+
+export interface ServerOptions {
+  readonly port: number
+  readonly hostname?: string | undefined
+  /** Largest request body the runtime accepts before our own limits apply (bytes; Bun only). */
+  readonly maxRequestBodySize?: number | undefined
+  /**
+   * Seconds a connection may stay silent before the runtime closes it (Bun: default 10, a request still
+   * waiting for its answer included; Node: between requests on a kept-alive connection; Deno: none).
+   */
+  readonly idleTimeout?: number | undefined
+}
+
+/** What a server layer provides: the server and the services serving needs. */
+export type Served = HttpServer.HttpServer | Layer.Success<typeof HttpServer.layerServices>
+
+export type Runtime = "bun" | "deno" | "node"
+
+/** The runtime this process runs on. */
+export const runtime: Runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node"
+
+/** The server layer for this runtime. */
+export const layer = (options: ServerOptions): Layer.Layer<Served, HttpServerError.ServeError> =>
+  Layer.unwrap(
+    Effect.promise(async () => {
+      switch (runtime) {
+        case "bun":
+          return (await import("./BunServer.ts")).layer(options)
+        case "deno":
+          return (await import("./DenoServer.ts")).layer(options)
+        case "node":
+          return (await import("./NodeServer.ts")).layer(options)
+      }
+    })
+  )
