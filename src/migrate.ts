@@ -1,4 +1,4 @@
-/** `bun run migrate`: apply pending migrations to DATABASE_URL and exit. */
+/** `npm run migrate` (Bun), `migrate:node`, `migrate:deno`: apply pending migrations to DATABASE_URL and exit. */
 import { Console, Effect } from "effect"
 import * as Database from "./db/Database.ts"
 import * as Migrator from "./db/Migrator.ts"

@@ -93,7 +93,7 @@ beforeAll(async () => {
     ["npm", "install", "--prefer-offline", "--no-audit", "--no-fund", "--engine-strict=false"],
     project
   )
-  for (const file of ["enqueue-and-work.mjs", "import-graph.mjs"])
+  for (const file of ["enqueue-and-work.mjs", "import-graph.mjs", "typed.ts"])
     copyFileSync(join(fixtures, file), join(project, file))
 }, 240_000)
 
@@ -124,6 +124,12 @@ describe("npm pack", () => {
 })
 
 describe("the installed package", () => {
+  it("has declarations a TypeScript user compiles against (tsc, module nodenext)", async () => {
+    const tsc = join(root, "node_modules/typescript/bin/tsc")
+    const flags = ["--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", "--skipLibCheck"]
+    await run([executable("node24"), tsc, ...flags, "typed.ts"], project, baseEnv)
+  }, 60_000)
+
   const runtimes: ReadonlyArray<RuntimeName> = ["node22", "node24", "deno", "bun"]
   for (const runtime of runtimes) {
     it(`on ${runtime}: migrates, enqueues and cancels through the API handler, and a worker runs the job`, async () => {

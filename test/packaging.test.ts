@@ -295,3 +295,20 @@ describe("settings", () => {
 })
 
 // The npm package itself (npm pack, the installed tarball, what each entry loads): test/package-install.test.ts
+
+describe("runtimes", () => {
+  it("only src/platform/ names a runtime: no Bun or Deno global and no import.meta.main in code elsewhere", () => {
+    const named = sourceFiles()
+      .filter((file) => !file.startsWith("src/platform/"))
+      .flatMap((file) => {
+        // the code as it runs: comments and types gone
+        const code = transpiler.transformSync(read(file))
+        return [
+          ...code.matchAll(/\b(?:Bun|Deno)\s*\.\s*\w+|\bimport\.meta\.main\b|\bglobalThis\.(?:Bun|Deno)\b/g)
+        ].map((m) => `${file}: ${m[0]}`)
+      })
+    expect(named).toEqual([])
+    // the scan sees what it looks for
+    expect(transpiler.transformSync(read("src/platform/BunServer.ts"))).toMatch(/\bBun\.serve\b/)
+  })
+})

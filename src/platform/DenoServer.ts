@@ -10,8 +10,27 @@ import * as WebServer from "./WebServer.ts"
 interface DenoServe {
   serve(
     options: { port: number; hostname: string; onListen: (address: unknown) => void },
-    handler: (request: Request) => Promise<Response>
+    handler: (request: Request, info: { readonly completed: Promise<void> }) => Promise<Response>
   ): { readonly addr: { hostname: string; port: number }; shutdown(): Promise<void> }
+}
+
+/**
+ * The request with a signal that aborts only when the client goes away before its answer is delivered
+ * (Deno's own `request.signal` also aborts after every successful response, and warns when it is
+ * listened to: Effect listens to it to interrupt a request whose client left).
+ */
+const withClientAbort = (request: Request, completed: Promise<void>) => {
+  const controller = new AbortController()
+  completed.catch(() => controller.abort())
+  // from its parts: `new Request(request, ...)` reads the original's signal, which is what warns
+  return new Request(request.url, {
+    method: request.method,
+    headers: request.headers,
+    body: request.body,
+    signal: controller.signal,
+    // a streamed body (Deno's, like the standard's, needs this for a ReadableStream body)
+    ...(request.body === null ? {} : { duplex: "half" })
+  } as RequestInit)
 }
 
 export const layer = (options: ServerOptions) =>
@@ -20,7 +39,7 @@ export const layer = (options: ServerOptions) =>
     const server = deno.serve(
       // onListen: say nothing (Deno prints "Listening on ..." otherwise; the programs log their own line)
       { port: options.port, hostname: options.hostname ?? "0.0.0.0", onListen: () => {} },
-      fetch
+      (request, info) => fetch(withClientAbort(request, info.completed))
     )
     return { hostname: server.addr.hostname, port: server.addr.port, stop: () => server.shutdown() }
   })

@@ -12,8 +12,8 @@ export interface ServerOptions {
   /** Largest request body the runtime accepts before our own limits apply (bytes; Bun only). */
   readonly maxRequestBodySize?: number | undefined
   /**
-   * Seconds a connection may stay silent before the runtime closes it (Bun: default 10, a request still
-   * waiting for its answer included; Node: between requests on a kept-alive connection; Deno: none).
+   * Seconds a connection may stay silent before Bun closes it (default 10), a request still waiting for its
+   * answer included. Node and Deno never cut a connection that waits for its answer: nothing to set.
    */
   readonly idleTimeout?: number | undefined
 }

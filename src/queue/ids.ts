@@ -15,7 +15,7 @@ let counter = 0
 
 export const uuidv7 = (now: number = Date.now()): string => {
   if (offset + 16 > pool.length) {
-    crypto.getRandomValues(pool) // Web Crypto: a global on Bun, Node, Deno and edge hosts
+    crypto.getRandomValues(pool) // Web Crypto: a global on every runtime we run on, edge hosts included
     offset = 0
   }
   const b = pool.subarray(offset, offset + 16)
