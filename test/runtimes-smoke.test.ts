@@ -218,3 +218,20 @@ for (const runtime of allRuntimes) {
     }, 90_000)
   })
 }
+
+describe("examples/deno-deploy.ts", () => {
+  it("serves the API on Deno.serve with --allow-net --allow-env only", async () => {
+    const port = freePort()
+    const base = `http://127.0.0.1:${port}`
+    const example = start(
+      [executable("deno"), "run", "--allow-net", "--allow-env", "examples/deno-deploy.ts"],
+      { DATABASE_URL: db.url, PORT: String(port) }
+    )
+    await healthy(`${base}/health`, example)
+    const created = await post(`${base}/jobs`, { kind: "noop", payload: {}, queue: "deno_deploy" })
+    expect(created.status).toBe(201)
+    expect((await json(await fetch(`${base}/jobs/${created.body.id}`))).body.status).toBe("queued")
+    example.child.kill("SIGTERM")
+    await example.child.exited
+  }, 60_000)
+})
