@@ -3,7 +3,7 @@
  * `api:node`, `api:deno`, ...): Bun 1.4, Node 22, Node 24 (type stripping) and Deno 2, all from npm
  * (test/support/runtimes.ts). On each: `migrate` applies the migrations to an empty database; `api` and
  * `worker` serve the API's endpoints and the worker's /health and /metrics, run one job and cancel one
- * running job; `start` (src/dev.ts) runs a job on the embedded PGlite; and SIGTERM ends each program
+ * running job; `start` (src/dev.ts) runs a job on the embedded PGlite (Bun: test/zero-setup.test.ts); and SIGTERM ends each program
  * cleanly (exit 130 after its finalizers ran). The Deno API runs with `--allow-net --allow-env` only: no
  * file system, no `sys`, no subprocess, what a Deno Deploy-style host grants.
  */
@@ -203,19 +203,21 @@ for (const runtime of allRuntimes) {
       await expect(fetch(`${base}/health`)).rejects.toThrow()
     }, 90_000)
 
-    it("start (npm start) runs a job on the embedded PGlite and stops on SIGTERM", async () => {
-      const port = freePort()
-      const base = `http://127.0.0.1:${port}`
-      const dev = start(documentedCommand(runtime, "start"), {
-        PORT: String(port),
-        PGLITE_DATA_DIR: join(scratch, `pglite-${runtime}`)
-      })
-      await healthy(`${base}/health`, dev)
-      const created = await post(`${base}/jobs`, { kind: "noop", payload: {} })
-      expect(created.status).toBe(201)
-      await statusOf(base, created.body.id, "succeeded")
-      expect(await stop(dev)).toBe(130)
-    }, 90_000)
+    // on Bun, test/zero-setup.test.ts covers it (and more)
+    if (runtime !== "bun")
+      it("start (npm start) runs a job on the embedded PGlite and stops on SIGTERM", async () => {
+        const port = freePort()
+        const base = `http://127.0.0.1:${port}`
+        const dev = start(documentedCommand(runtime, "start"), {
+          PORT: String(port),
+          PGLITE_DATA_DIR: join(scratch, `pglite-${runtime}`)
+        })
+        await healthy(`${base}/health`, dev)
+        const created = await post(`${base}/jobs`, { kind: "noop", payload: {} })
+        expect(created.status).toBe(201)
+        await statusOf(base, created.body.id, "succeeded")
+        expect(await stop(dev)).toBe(130)
+      }, 90_000)
   })
 }
 
