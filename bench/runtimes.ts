@@ -3,7 +3,8 @@
  * process at concurrency 8 and 32) and `POST /jobs` (64 keep-alive connections, after a warm-up) with the
  * worker and the API run by Bun, Node 24 and Deno (BENCH_RUNTIME, bench/Runtime.ts); the harness, the load
  * generator and Postgres are the same for all. Drains are paired: each run index drains once per runtime,
- * in turn. Prints a markdown section for bench/RESULTS.md.
+ * in turn, and so are the POST runs (the three APIs are up together, 5 connections each). Prints a
+ * markdown section for bench/RESULTS.md.
  */
 import * as ApiProcess from "./ApiProcess.ts"
 import * as BenchDatabase from "./BenchDatabase.ts"
@@ -13,11 +14,11 @@ import { summarize } from "./Stats.ts"
 import * as OurDrain from "./scenarios/OurDrain.ts"
 
 const quick = process.argv.includes("--quick")
-const runs = quick ? 2 : 3
+const runs = quick ? 2 : 5
 const backlog = quick ? 5_000 : 20_000
 const levels = [8, 32]
 const runtimes = ["bun", "node24", "deno"] as const
-const seconds = quick ? 3 : 6
+const seconds = quick ? 3 : 4
 const warmUpRequests = quick ? 5_000 : 20_000
 const log = (line: string) => console.error(`[runtimes] ${line}`)
 
@@ -41,30 +42,36 @@ await BenchDatabase.using("runtimes", async (db) => {
     }
   }
   const body = JSON.stringify({ kind: "noop", payload: {} })
-  for (const runtime of runtimes) {
-    process.env.BENCH_RUNTIME = runtime
-    const api = await ApiProcess.start(db.url, 18_090)
-    try {
-      const load = (maxRequests: number, s: number) =>
-        HttpLoad.closedLoop({
-          url: `${api.baseUrl}/jobs`,
-          body: () => body,
-          connections: 64,
-          seconds: s,
-          maxRequests
-        })
-      await load(warmUpRequests, 30) // the JIT settles (see scenarios/Enqueue.ts)
-      for (let r = 0; r < runs; r++) {
+  // all three APIs up at once, so that each run index measures them one after the other (paired, like the
+  // drains); a pool of 5 each (not 10) keeps the three within a shared server's connection budget
+  process.env.DATABASE_POOL_MAX = "5"
+  const apis = new Map<string, ApiProcess.ApiProcess>()
+  try {
+    for (const [i, runtime] of runtimes.entries()) {
+      process.env.BENCH_RUNTIME = runtime
+      apis.set(runtime, await ApiProcess.start(db.url, 18_090 + i))
+    }
+    const load = (runtime: string, maxRequests: number, s: number) =>
+      HttpLoad.closedLoop({
+        url: `${apis.get(runtime)!.baseUrl}/jobs`,
+        body: () => body,
+        connections: 64,
+        seconds: s,
+        maxRequests
+      })
+    for (const runtime of runtimes) await load(runtime, warmUpRequests, 30) // the JIT settles (scenarios/Enqueue.ts)
+    for (let r = 0; r < runs; r++) {
+      for (const runtime of runtimes) {
         await db.sql`TRUNCATE jobs`
-        const result = await load(2_000_000, seconds)
+        const result = await load(runtime, 2_000_000, seconds)
         posts.set(runtime, [...(posts.get(runtime) ?? []), result])
         log(
           `POST /jobs ${runtime} run ${r + 1}: ${integer(result.perSecond)} req/s, p99 ${decimal(result.latencyMs.p99)} ms, ${result.errors} errors`
         )
       }
-    } finally {
-      await api.stop()
     }
+  } finally {
+    for (const api of apis.values()) await api.stop()
   }
 })
 
@@ -97,7 +104,7 @@ console.log(
     "",
     table(["runtime", ...levels.map((c) => `c=${c}`), ...levels.map((c) => `vs Bun, c=${c}`)], drainRows),
     "",
-    `\`POST /jobs\`, 64 keep-alive connections (Bun's fetch as the client), ${seconds} s runs after ${integer(warmUpRequests)} warm-up requests, ${runs} runs:`,
+    `\`POST /jobs\`, 64 keep-alive connections (Bun's fetch as the client), ${seconds} s runs after ${integer(warmUpRequests)} warm-up requests, ${runs} paired runs, \`DATABASE_POOL_MAX=5\` per API:`,
     "",
     table(["runtime", "req/s", "vs Bun", "p50 ms", "p99 ms", "errors"], postRows)
   ].join("\n")
