@@ -124,6 +124,18 @@ const statusOf = (base: string, id: string, wanted: string) =>
     { timeoutMs: 20_000, intervalMs: 50 }
   )
 
+/** Waits until the API's `jobq_job_waiters` gauge reads `count`. */
+const waiters = (base: string, count: number) =>
+  waitFor(
+    `jobq_job_waiters to be ${count}`,
+    async () => {
+      const text = await (await fetch(`${base}/metrics`)).text()
+      const value = /^jobq_job_waiters(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1]
+      return Number(value) === count ? true : undefined
+    },
+    { timeoutMs: 10_000, intervalMs: 50 }
+  )
+
 for (const runtime of allRuntimes) {
   describe(`on ${runtime}`, () => {
     it("migrate applies every migration to an empty database and exits 0", async () => {
@@ -143,7 +155,7 @@ for (const runtime of allRuntimes) {
       }
     }, 60_000)
 
-    it("api and worker: every endpoint answers, a job runs, a running job is cancelled, SIGTERM ends both", async () => {
+    it("api and worker: every endpoint answers, a job runs, a running job is cancelled, a client leaving a wait ends it, SIGTERM ends both", async () => {
       const port = freePort()
       const workerPort = freePort()
       const base = `http://127.0.0.1:${port}`
@@ -188,6 +200,18 @@ for (const runtime of allRuntimes) {
         outcome: "cancel_requested"
       })
       await statusOf(base, long.body.id, "cancelled")
+
+      // a client that leaves a wait ends it on the server at once (Effect interrupts the request when the
+      // runtime aborts its signal), not at the wait's timeout
+      const parked = await post(`${base}/jobs`, { kind: "noop", payload: {}, queue: `${queue}_parked` })
+      const leaving = new AbortController()
+      const wait = fetch(`${base}/jobs/${parked.body.id}/wait?timeout=60s`, { signal: leaving.signal }).catch(
+        () => "left"
+      )
+      await waiters(base, 1)
+      leaving.abort()
+      expect(await wait).toBe("left")
+      await waiters(base, 0)
 
       expect((await fetch(`${base}/jobs/00000000-0000-7000-8000-000000000000`)).status).toBe(404)
       expect((await post(`${base}/jobs`, { kind: "noop", payload: {}, priority: "high" })).status).toBe(422)

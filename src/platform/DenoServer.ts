@@ -2,6 +2,13 @@
  * An Effect `HttpServer` served by `Deno.serve` through the web-standard handler. Deno has no request body
  * limit and no idle timeout of its own, so the API's own limits are the only ones (`maxRequestBodySize`
  * and `idleTimeout` have nothing to set here). Needs `--allow-net` (and nothing else).
+ *
+ * Effect listens to `request.signal` to interrupt a request whose client went away (a `GET /jobs/{id}/wait`
+ * then stops waiting). Deno's signal also aborts after every successful response (its "legacy" behaviour,
+ * harmless here: the request's fiber is done by then) and Deno prints one warning about it per process.
+ * A request rebuilt with a signal of our own avoids the warning but loses the interruption (Deno's
+ * `info.completed` only settles once the handler answered), so we keep Deno's signal and its warning;
+ * `--unstable-no-legacy-abort` silences it.
  */
 import type { ServerOptions } from "./Server.ts"
 import * as WebServer from "./WebServer.ts"
@@ -10,27 +17,8 @@ import * as WebServer from "./WebServer.ts"
 interface DenoServe {
   serve(
     options: { port: number; hostname: string; onListen: (address: unknown) => void },
-    handler: (request: Request, info: { readonly completed: Promise<void> }) => Promise<Response>
+    handler: (request: Request) => Promise<Response>
   ): { readonly addr: { hostname: string; port: number }; shutdown(): Promise<void> }
-}
-
-/**
- * The request with a signal that aborts only when the client goes away before its answer is delivered
- * (Deno's own `request.signal` also aborts after every successful response, and warns when it is
- * listened to: Effect listens to it to interrupt a request whose client left).
- */
-const withClientAbort = (request: Request, completed: Promise<void>) => {
-  const controller = new AbortController()
-  completed.catch(() => controller.abort())
-  // from its parts: `new Request(request, ...)` reads the original's signal, which is what warns
-  return new Request(request.url, {
-    method: request.method,
-    headers: request.headers,
-    body: request.body,
-    signal: controller.signal,
-    // a streamed body (Deno's, like the standard's, needs this for a ReadableStream body)
-    ...(request.body === null ? {} : { duplex: "half" })
-  } as RequestInit)
 }
 
 export const layer = (options: ServerOptions) =>
@@ -39,7 +27,7 @@ export const layer = (options: ServerOptions) =>
     const server = deno.serve(
       // onListen: say nothing (Deno prints "Listening on ..." otherwise; the programs log their own line)
       { port: options.port, hostname: options.hostname ?? "0.0.0.0", onListen: () => {} },
-      (request, info) => fetch(withClientAbort(request, info.completed))
+      fetch
     )
     return { hostname: server.addr.hostname, port: server.addr.port, stop: () => server.shutdown() }
   })
