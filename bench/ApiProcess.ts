@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs"
 import { rootDirectory } from "./BenchDependencies.ts"
 import { modulePath } from "./BenchKinds.ts"
+import * as Runtime from "./Runtime.ts"
 import { logPath } from "./WorkerProcess.ts"
 
 export const present = () => existsSync(`${rootDirectory}src/api.ts`)
@@ -17,7 +18,7 @@ export interface ApiProcess {
 
 export const start = async (databaseUrl: string, port: number): Promise<ApiProcess> => {
   const logFile = logPath(`api-${port}.log`)
-  const child = Bun.spawn([process.execPath, "src/api.ts"], {
+  const child = Bun.spawn(Runtime.program("src/api.ts"), {
     cwd: rootDirectory,
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), JOBS_MODULE: modulePath },
     stdout: Bun.file(logFile),

@@ -6,6 +6,7 @@
 import { mkdirSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { rootDirectory } from "./BenchDependencies.ts"
+import * as Runtime from "./Runtime.ts"
 
 export interface WorkerProcess {
   readonly process: Bun.Subprocess
@@ -28,7 +29,7 @@ export const spawn = (
   env: Readonly<Record<string, string>> = {}
 ): WorkerProcess => {
   const logFile = logPath(`${name}.log`)
-  const child = Bun.spawn([process.execPath, "src/worker.ts"], {
+  const child = Bun.spawn(Runtime.program("src/worker.ts"), {
     cwd: rootDirectory,
     env: {
       ...process.env,

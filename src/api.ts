@@ -1,5 +1,6 @@
 /**
- * `bun run api`: the HTTP API on PORT (default 8080), served by Bun.serve through the web handler.
+ * `npm run api` (Bun), `npm run api:node`, `npm run api:deno`: the HTTP API on PORT (default 8080), served
+ * by the runtime's own server (src/platform/Server.ts). Deno needs `--allow-net --allow-env` only.
  * SIGTERM/SIGINT interrupt the main fiber: the server stops accepting, in-flight requests finish, the pool
  * closes. Settings: DATABASE_URL, PORT, API_TOKENS, MAX_BODY_BYTES, MAX_PAYLOAD_DEPTH, JOBS_MODULE, LOG_*, OTEL_*
  * (.env.example).

@@ -1,5 +1,6 @@
 /**
- * `npm start`: migrations, then the API and a worker pool in one process. With DATABASE_URL it uses that
+ * `npm start` (Bun; `npm run start:node`, `npm run start:deno`): migrations, then the API and a worker pool
+ * in one process. With DATABASE_URL it uses that
  * server; without, an embedded Postgres (PGlite) under ./.data/ (PGLITE_DATA_DIR), so a machine with only
  * Node and npm runs the whole service. `npm run api` and `npm run worker` always need a real server.
  */

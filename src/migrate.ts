@@ -1,8 +1,8 @@
-/** `bun run migrate`: apply pending migrations to DATABASE_URL and exit. */
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+/** `npm run migrate` (Bun), `migrate:node`, `migrate:deno`: apply pending migrations to DATABASE_URL and exit. */
 import { Console, Effect } from "effect"
 import * as Database from "./db/Database.ts"
 import * as Migrator from "./db/Migrator.ts"
+import * as Main from "./platform/Main.ts"
 import * as Logging from "./telemetry/Logging.ts"
 
 const program = Migrator.migrate().pipe(
@@ -21,4 +21,4 @@ const program = Migrator.migrate().pipe(
   )
 )
 
-NodeRuntime.runMain(program)
+Main.runMain(program)

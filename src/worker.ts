@@ -1,4 +1,7 @@
-/** `bun run worker`: the worker pool on DATABASE_URL, until SIGTERM/SIGINT drains it. */
+/**
+ * `npm run worker` (Bun), `npm run worker:node`, `npm run worker:deno`: the worker pool on DATABASE_URL,
+ * until SIGTERM/SIGINT drains it.
+ */
 import { Layer } from "effect"
 import * as Database from "./db/Database.ts"
 import * as Main from "./platform/Main.ts"

@@ -29,7 +29,7 @@ const database = async (): Promise<TestDatabase> => {
 /** A copy of migrations/ we may edit. */
 const migrationsCopy = async () => {
   const dir = await mkdtemp(join(tmpdir(), "jobq-migrations-"))
-  await cp(Migrator.defaultDirectory, dir, { recursive: true })
+  await cp(Migrator.defaultDirectory(), dir, { recursive: true })
   cleanups.push(() => rm(dir, { recursive: true, force: true }))
   return dir
 }

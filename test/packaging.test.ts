@@ -1,8 +1,7 @@
 /**
  * What ships: the Docker image and Compose stack run programs that exist and that package.json names, every
- * setting the programs read is documented and reachable through Compose, the npm tarball holds only what a
- * user needs, and each subpath export imports on its own without loading the others' dependencies.
- * No database and no Docker engine needed.
+ * setting the programs read is documented and reachable through Compose. No database and no Docker engine
+ * needed. (The npm package: test/package-install.test.ts.)
  */
 import { describe, expect, it } from "bun:test"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
@@ -15,7 +14,6 @@ const read = (path: string) => readFileSync(join(root, path), "utf8")
 const pkg = JSON.parse(read("package.json")) as {
   name: string
   engines: Record<string, string>
-  exports: Record<string, string>
   files: Array<string>
   scripts: Record<string, string>
   devDependencies: Record<string, string>
@@ -296,87 +294,21 @@ describe("settings", () => {
   })
 })
 
-describe("the npm package", () => {
-  const packed = () => {
-    const result = Bun.spawnSync(["npm", "pack", "--dry-run", "--json", "--ignore-scripts"], {
-      cwd: root,
-      env: { ...process.env, npm_config_update_notifier: "false" },
-      stderr: "pipe"
-    })
-    expect(result.exitCode).toBe(0)
-    const [tarball] = JSON.parse(result.stdout.toString()) as Array<{ files: Array<{ path: string }> }>
-    return tarball!.files.map((f) => f.path)
-  }
+// The npm package itself (npm pack, the installed tarball, what each entry loads): test/package-install.test.ts
 
-  it("npm pack lists only sources, migrations, the prebuilt dashboard, package.json, README and LICENSE", () => {
-    const files = packed()
-    const strays = files.filter(
-      (f) => !/^(src|migrations|ui\/dist)\//.test(f) && !["package.json", "README.md", "LICENSE"].includes(f)
-    )
-    for (const asset of ["index.html", "app.js", "app.css"]) expect(files).toContain(`ui/dist/${asset}`)
-    expect(strays).toEqual([])
-    expect(files).toContain("LICENSE")
-    for (const target of Object.values(pkg.exports)) expect(files).toContain(target.replace(/^\.\//, ""))
-    for (const migration of readdirSync(join(root, "migrations"))) {
-      expect(files).toContain(`migrations/${migration}`)
-    }
-  })
-
-  /** Imports the entry by its package name in a fresh Bun, answers the modules that got loaded. */
-  const loadedBy = (entry: string) => {
-    const code = `await import(${JSON.stringify(entry)}); console.log(JSON.stringify(Object.keys(require.cache)))`
-    const { DATABASE_URL: _, ...env } = process.env
-    const result = Bun.spawnSync([process.execPath, "--no-install", "-e", code], {
-      cwd: root,
-      env,
-      stderr: "pipe"
-    })
-    if (result.exitCode !== 0) throw new Error(`importing ${entry} failed: ${result.stderr.toString()}`)
-    return (JSON.parse(result.stdout.toString()) as Array<string>).map((path) =>
-      path.startsWith(root) ? path.slice(root.length) : path
-    )
-  }
-
-  const httpApi = /node_modules\/effect\/dist\/http-api\//
-  const otel = /node_modules\/@(effect\/)?opentelemetry\//
-  const platformNode = /node_modules\/@effect\/platform-node/
-
-  const cases: Array<{ subpath: string; forbidden: (path: string) => boolean }> = [
-    {
-      // the core: domain, migrations, queue. No HTTP API, worker, metrics or tracing dependencies.
-      subpath: ".",
-      forbidden: (p) =>
-        p.startsWith("src/http/") ||
-        p.startsWith("src/worker/") ||
-        httpApi.test(p) ||
-        otel.test(p) ||
-        platformNode.test(p)
-    },
-    {
-      // the worker: its own small /metrics + /health listener is served by src/platform/, never the API's code
-      subpath: "./worker",
-      forbidden: (p) =>
-        p.startsWith("src/http/") ||
-        httpApi.test(p) ||
-        p === "src/telemetry/ApiMetrics.ts" ||
-        platformNode.test(p)
-    },
-    {
-      subpath: "./api",
-      forbidden: (p) =>
-        p.startsWith("src/worker/") || p === "src/worker/WorkerMetrics.ts" || platformNode.test(p)
-    }
-  ]
-
-  for (const { subpath, forbidden } of cases) {
-    it(`"${subpath}" imports on its own without loading the other entries' dependencies`, () => {
-      const loaded = loadedBy(subpath === "." ? pkg.name : `${pkg.name}/${subpath.slice(2)}`)
-      expect(loaded).toContain(pkg.exports[subpath]!.replace(/^\.\//, ""))
-      expect(loaded.filter(forbidden)).toEqual([])
-    })
-  }
-
-  it("the api entry does load the HTTP API (the check above can see it)", () => {
-    expect(loadedBy(`${pkg.name}/api`).some((p) => httpApi.test(p))).toBe(true)
+describe("runtimes", () => {
+  it("only src/platform/ names a runtime: no Bun or Deno global and no import.meta.main in code elsewhere", () => {
+    const named = sourceFiles()
+      .filter((file) => !file.startsWith("src/platform/"))
+      .flatMap((file) => {
+        // the code as it runs: comments and types gone
+        const code = transpiler.transformSync(read(file))
+        return [
+          ...code.matchAll(/\b(?:Bun|Deno)\s*\.\s*\w+|\bimport\.meta\.main\b|\bglobalThis\.(?:Bun|Deno)\b/g)
+        ].map((m) => `${file}: ${m[0]}`)
+      })
+    expect(named).toEqual([])
+    // the scan sees what it looks for
+    expect(transpiler.transformSync(read("src/platform/BunServer.ts"))).toMatch(/\bBun\.serve\b/)
   })
 })

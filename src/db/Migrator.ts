@@ -3,13 +3,28 @@
  * runners starting together apply each file once. Applied files are recorded with a checksum; a file
  * edited after it was applied stops the run instead of leaving the schema in an unknown state.
  */
-import { createHash } from "node:crypto"
-import { readdir, readFile } from "node:fs/promises"
-import { fileURLToPath } from "node:url"
 import { Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 
-export const defaultDirectory = fileURLToPath(new URL("../../migrations", import.meta.url))
+/**
+ * The package's `migrations/` folder, two levels above this module (`src/db/` in the sources,
+ * `dist/db/` in the package). Resolved when a run asks for it, never at import time: a runtime without
+ * a file system (an edge host) can load this module, and the API never calls it.
+ */
+export const defaultDirectory = (): string => {
+  const url = new URL("../../migrations", import.meta.url)
+  if (url.protocol !== "file:") {
+    throw new Error(
+      `the migrations are not on a local file system (${url.href}): pass their folder to migrate()`
+    )
+  }
+  return decodeURIComponent(url.pathname)
+}
+
+const sha256Hex = async (text: string) =>
+  Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))), (byte) =>
+    byte.toString(16).padStart(2, "0")
+  ).join("")
 
 export class MigrationError extends Schema.TaggedError<MigrationError>()("MigrationError", {
   message: Schema.String,
@@ -40,9 +55,12 @@ export const rootMessage = (error: unknown): string => {
   return message
 }
 
-export const load = (directory: string = defaultDirectory) =>
+export const load = (directory?: string) =>
   Effect.tryPromise({
     try: async () => {
+      directory ??= defaultDirectory()
+      // node:fs is loaded by a run, not by an import of this module (see defaultDirectory)
+      const { readdir, readFile } = await import("node:fs/promises")
       const files = (await readdir(directory)).filter((f) => f.endsWith(".sql")).sort()
       const migrations: Array<Migration> = []
       for (const file of files) {
@@ -54,7 +72,7 @@ export const load = (directory: string = defaultDirectory) =>
           name: match[2]!,
           file,
           sql,
-          checksum: createHash("sha256").update(sql).digest("hex")
+          checksum: await sha256Hex(sql)
         })
       }
       const versions = new Set(migrations.map((m) => m.version))
@@ -62,7 +80,10 @@ export const load = (directory: string = defaultDirectory) =>
       return migrations
     },
     catch: (cause) =>
-      new MigrationError({ message: `cannot read migrations from ${directory}: ${String(cause)}`, cause })
+      new MigrationError({
+        message: `cannot read migrations from ${directory ?? "the package's migrations folder"}: ${String(cause)}`,
+        cause
+      })
   })
 
 // A dollar-quote tag no migration uses: lets a whole multi-statement file run as one extended-protocol query.
@@ -76,7 +97,7 @@ export interface MigrationResult {
   readonly alreadyApplied: number
 }
 
-export const migrate = (directory: string = defaultDirectory) =>
+export const migrate = (directory?: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const migrations = yield* load(directory)

@@ -2,10 +2,10 @@
  * Optional bearer tokens (`API_TOKENS`). When any are configured, every request but `/health` must carry
  * `Authorization: Bearer <one of them>`, or it is answered 401 before it is routed or its body is read;
  * the routes that serve the API's description (Swagger UI, the OpenAPI document) may be left open too.
- * Tokens are compared as SHA-256 digests with `timingSafeEqual`, against every configured token, so the
- * time taken says nothing about how much of a token matched, nor which one.
+ * Tokens are compared as SHA-256 digests (Web Crypto: no Node API, so the API runs on edge hosts too) in
+ * constant time, against every configured token, so the time taken says nothing about how much of a token
+ * matched, nor which one.
  */
-import { createHash, timingSafeEqual } from "node:crypto"
 import { Effect, Redacted } from "effect"
 import { HttpServerRequest, HttpServerRespondable, HttpServerResponse } from "effect/http"
 import { Forbidden, Unauthorized } from "./Problems.ts"
@@ -13,7 +13,16 @@ import { Forbidden, Unauthorized } from "./Problems.ts"
 /** Paths always answered without a token: what load balancers and orchestrators probe. */
 export const probePaths: ReadonlyArray<string> = ["/health"]
 
-const digest = (value: string) => createHash("sha256").update(value).digest()
+const digest = async (value: string) =>
+  new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value)))
+
+/** Whether two byte strings are equal, in a time that depends on their lengths only. */
+export const constantTimeEqual = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  let difference = 0
+  for (let i = 0; i < a.length; i++) difference |= a[i]! ^ b[i]!
+  return difference === 0
+}
 
 const bearer = (header: string | undefined): string | undefined => {
   const match = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header)
@@ -22,19 +31,20 @@ const bearer = (header: string | undefined): string | undefined => {
 
 /**
  * Whether an `Authorization` header carries one of the tokens. Undefined `tokens` never match. `compare`
- * is node's `timingSafeEqual`; a test passes its own to see what is compared.
+ * is `constantTimeEqual`; a test passes its own to see what is compared.
  */
 export const makeVerifier = (
   tokens: ReadonlyArray<Redacted.Redacted<string>>,
-  compare: (a: Uint8Array, b: Uint8Array) => boolean = timingSafeEqual
+  compare: (a: Uint8Array, b: Uint8Array) => boolean = constantTimeEqual
 ) => {
-  const digests = tokens.map((token) => digest(Redacted.value(token)))
-  return (authorization: string | undefined): boolean => {
+  let digests: Promise<Array<Uint8Array>> | undefined
+  return async (authorization: string | undefined): Promise<boolean> => {
     const presented = bearer(authorization)
     if (presented === undefined) return false
-    const candidate = digest(presented)
+    digests ??= Promise.all(tokens.map((token) => digest(Redacted.value(token))))
+    const candidate = await digest(presented)
     let matched = false
-    for (const known of digests) matched = compare(known, candidate) || matched
+    for (const known of await digests) matched = compare(known, candidate) || matched
     return matched
   }
 }
@@ -74,8 +84,10 @@ export const middleware = (
       )
         return app
       const authorization = request.headers.authorization
-      if (verify(authorization)) return app
-      if (verifyRead(authorization)) return readMethods.has(request.method) ? app : forbidden
-      return challenge
+      return Effect.flatMap(
+        Effect.promise(() => Promise.all([verify(authorization), verifyRead(authorization)])),
+        ([full, read]) =>
+          full ? app : read ? (readMethods.has(request.method) ? app : forbidden) : challenge
+      )
     })
 }

@@ -1,11 +1,11 @@
 /**
- * The API as a web-standard `(Request) => Promise<Response>`, for any fetch-style runtime (Bun.serve,
- * Deno.serve, Cloudflare Workers, a test):
+ * The API as a web-standard `(Request) => Promise<Response>`, for any fetch-style server or host (see
+ * docs/api.md, "Mounting the handler"), or a test:
  *
  *   const { handler, dispose } = makeWebHandler(
  *     apiLayer(kinds).pipe(Layer.provide(Database.layerUrl(url)), Layer.provide(ApiConfig.layer()))
  *   )
- *   Bun.serve({ fetch: handler })
+ *   export default { fetch: handler }
  */
 import { Layer } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"

@@ -8,7 +8,7 @@
  *   )
  */
 export { ApiConfig } from "../Config.ts"
-export * as BunServer from "../platform/BunServer.ts"
+export * as Server from "../platform/Server.ts"
 export { Authorization, type JobqApi, makeApi, RequestErrors } from "./Api.ts"
 export { apiLayer, makeWebHandler } from "./handler.ts"
 export * as JobSchemas from "./JobSchemas.ts"

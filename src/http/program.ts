@@ -1,6 +1,6 @@
 /**
  * The API program's layers, configured from the environment: the routes for the kinds of JOBS_MODULE,
- * served by Bun.serve on PORT. Needs the database and telemetry layers.
+ * served on PORT by the runtime's own server (src/platform/Server.ts). Needs the database and telemetry layers.
  */
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
@@ -13,7 +13,7 @@ import { maxWaitSeconds } from "./JobSchemas.ts"
 import { routerConfig } from "./Routes.ts"
 
 /**
- * Bun's own limits, set so that every answer comes from the API:
+ * The server's own limits (Bun's; Node and Deno have neither), set so that every answer comes from the API:
  *
  * - no body limit of Bun's: it answers a `Content-Length` over its limit (128 MiB by default) with a bare
  *   413 before the API sees the request. `MAX_BODY_BYTES` is enforced by the API on every body it reads
@@ -27,7 +27,7 @@ import { routerConfig } from "./Routes.ts"
  */
 const serverLimits = { maxRequestBodySize: Number.MAX_SAFE_INTEGER, idleTimeout: maxWaitSeconds + 30 }
 
-/** The API for `kinds` on Bun.serve; needs the database and `ApiConfig`. */
+/** The API for `kinds` on this runtime's server; needs the database and `ApiConfig`. */
 export const serve = (kinds: ReadonlyArray<JobKind>, options: { readonly port: number }) =>
   HttpRouter.serve(apiLayer(kinds), { disableLogger: true, routerConfig }).pipe(
     Layer.provide(Listen.layer("PORT", options.port, serverLimits))

@@ -1,27 +1,29 @@
 /**
- * Listening on a port named by a setting: the Bun server, whose failure to bind says which setting to
- * change ("PORT 8080 is in use") instead of Bun's own "Failed to start server" defect and its stack.
+ * Listening on a port named by a setting, on whichever runtime runs the program (Server.ts): a failure to
+ * bind says which setting to change ("PORT 8080 is in use") instead of the runtime's own error and stack.
  */
 import { Cause, Effect, Layer, Schema } from "effect"
-import * as BunServer from "./BunServer.ts"
+import * as Server from "./Server.ts"
 
 /** The port a setting names is taken by another program. */
 export class PortInUse extends Schema.TaggedError<PortInUse>()("PortInUse", {
   message: Schema.String
 }) {}
 
+/** Node and Bun say `code: "EADDRINUSE"`, Deno throws `Deno.errors.AddrInUse`; either may be wrapped. */
 const addressInUse = (cause: Cause.Cause<unknown>) => {
-  const error = Cause.squash(cause) as { readonly code?: unknown }
-  return typeof error === "object" && error !== null && error.code === "EADDRINUSE"
+  let error: unknown = Cause.squash(cause)
+  for (let depth = 0; depth < 5 && typeof error === "object" && error !== null; depth++) {
+    const { code, name } = error as { readonly code?: unknown; readonly name?: unknown }
+    if (code === "EADDRINUSE" || name === "AddrInUse") return true
+    error = (error as { readonly cause?: unknown }).cause
+  }
+  return false
 }
 
-/** `BunServer.layer` on `port`, which the setting `setting` (e.g. `PORT`) chose. */
-export const layer = (
-  setting: string,
-  port: number,
-  options: Omit<BunServer.BunServerOptions, "port"> = {}
-) => {
-  const server = BunServer.layer({ ...options, port })
+/** `Server.layer` on `port`, which the setting `setting` (e.g. `PORT`) chose. */
+export const layer = (setting: string, port: number, options: Omit<Server.ServerOptions, "port"> = {}) => {
+  const server = Server.layer({ ...options, port })
   return server.pipe(
     Layer.catchCause((cause) =>
       Layer.effectContext<Layer.Success<typeof server>, PortInUse | Layer.Error<typeof server>, never>(

@@ -25,7 +25,14 @@ import { nulIssues } from "./nul.ts"
 import { QueueControl } from "./QueueControl.ts"
 import { requestHash } from "./requestHash.ts"
 import * as TraceContext from "./TraceContext.ts"
-import { declaredFields, isUniqueSpec, isUniqueViolation, type UniqueSpec, uniqueSpec } from "./Uniqueness.ts"
+import {
+  declaredFields,
+  hashUnique,
+  isUniqueSpec,
+  isUniqueViolation,
+  type UniqueRequest,
+  uniqueSpec
+} from "./Uniqueness.ts"
 import { Waiters, type WaitOutcome } from "./Waiters.ts"
 
 export const defaultQueue = "default"
@@ -63,6 +70,16 @@ export interface CancelOutcome {
 const spanned = (name: string, attributes?: Record<string, unknown>) =>
   Effect.withSpan(name, { attributes }, { captureStackTrace: false })
 
+/**
+ * One validated request: its row, whose hashes `hashed` fills in, and what they are made of (the request,
+ * when it has an idempotency key; the `unique` parts).
+ */
+interface Prepared {
+  readonly row: { -readonly [K in keyof JobInsert]: JobInsert[K] }
+  readonly request: Readonly<Record<string, unknown>> | null
+  readonly unique: UniqueRequest | null
+}
+
 const make = Effect.gen(function* () {
   const repo = yield* JobRepo
   const kinds = yield* JobKinds
@@ -86,7 +103,7 @@ const make = Effect.gen(function* () {
     input: NewJob,
     index: number | undefined,
     captured: TraceContext.TraceCarrier | undefined
-  ): JobInsert | UnknownJobKind | InvalidPayload | InvalidUnique => {
+  ): Prepared | UnknownJobKind | InvalidPayload | InvalidUnique => {
     const at = index === undefined ? {} : { index }
     const kind = kinds.get(input.kind)
     if (kind === undefined) {
@@ -135,7 +152,7 @@ const make = Effect.gen(function* () {
     const runAt = input.runAt ?? null
     const delayMs = runAt === null ? (input.delayMs ?? null) : null
     const key = input.idempotencyKey ?? null
-    let unique: UniqueSpec | null = null
+    let unique: UniqueRequest | null = null
     if (input.unique !== undefined) {
       const spec = uniqueSpec(input.unique, { kind: kind.name, queue, payload }, payloadFields.get(kind.name))
       if (!isUniqueSpec(spec)) {
@@ -149,19 +166,24 @@ const make = Effect.gen(function* () {
       unique = spec
     }
     return {
-      id: uuidv7(),
-      queue,
-      kind: input.kind,
-      payload,
-      priority,
-      maxAttempts,
-      runAt,
-      delayMs,
-      idempotencyKey: key,
-      requestHash:
+      row: {
+        id: uuidv7(),
+        queue,
+        kind: input.kind,
+        payload,
+        priority,
+        maxAttempts,
+        runAt,
+        delayMs,
+        idempotencyKey: key,
+        requestHash: null, // set by `hashed`
+        traceContext: input.traceContext ?? captured ?? null,
+        unique: null // set by `hashed`
+      },
+      request:
         key === null
           ? null
-          : requestHash({
+          : {
               kind: input.kind,
               queue,
               payload,
@@ -169,15 +191,31 @@ const make = Effect.gen(function* () {
               maxAttempts,
               runAt: runAt?.toISOString() ?? null,
               delayMs
-            }),
-      traceContext: input.traceContext ?? captured ?? null,
+            },
       unique
     }
   }
 
   const isRow = (
-    prepared: JobInsert | UnknownJobKind | InvalidPayload | InvalidUnique
-  ): prepared is JobInsert => !("_tag" in prepared)
+    prepared: Prepared | UnknownJobKind | InvalidPayload | InvalidUnique
+  ): prepared is Prepared => !("_tag" in prepared)
+
+  /**
+   * The rows with their idempotency and unique hashes (Web Crypto, asynchronous: one round for the whole
+   * batch, none when no row has a key or `unique`).
+   */
+  const hashed = (batch: ReadonlyArray<Prepared>): Effect.Effect<Array<JobInsert>> => {
+    const rows = batch.map((p) => p.row)
+    if (batch.every((p) => p.request === null && p.unique === null)) return Effect.succeed(rows)
+    return Effect.promise(() =>
+      Promise.all(
+        batch.map(async (p) => {
+          if (p.request !== null) p.row.requestHash = await requestHash(p.request)
+          if (p.unique !== null) p.row.unique = await hashUnique(p.unique)
+        })
+      )
+    ).pipe(Effect.as(rows))
+  }
 
   const conflict = (key: string, jobId: string) =>
     new IdempotencyConflict({
@@ -247,8 +285,9 @@ const make = Effect.gen(function* () {
     UnknownJobKind | InvalidPayload | InvalidUnique | IdempotencyConflict | SqlError.SqlError
   > =>
     Effect.gen(function* () {
-      const row = prepare(input, undefined, yield* TraceContext.capture)
-      if (!isRow(row)) return yield* row
+      const prepared = prepare(input, undefined, yield* TraceContext.capture)
+      if (!isRow(prepared)) return yield* prepared
+      const [row] = (yield* hashed([prepared])) as [JobInsert]
       if (row.unique !== null) return (yield* enqueueUnique([row]))[0]!
       // A key's row can vanish between our failed insert and the lookup (pruned); then insert again.
       for (let round = 0; ; round++) {
@@ -270,12 +309,13 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       if (inputs.length === 0) return []
       const captured = yield* TraceContext.capture
-      const rows: Array<JobInsert> = []
+      const batch: Array<Prepared> = []
       for (let index = 0; index < inputs.length; index++) {
-        const row = prepare(inputs[index]!, index, captured)
-        if (!isRow(row)) return yield* row
-        rows.push(row)
+        const prepared = prepare(inputs[index]!, index, captured)
+        if (!isRow(prepared)) return yield* prepared
+        batch.push(prepared)
       }
+      const rows = yield* hashed(batch)
       if (rows.some((row) => row.unique !== null)) return yield* sql.withTransaction(enqueueUnique(rows))
       return yield* sql.withTransaction(
         Effect.gen(function* () {
@@ -405,7 +445,18 @@ const make = Effect.gen(function* () {
     })
 
   // enqueueFlow, getFlow, cancelFlow: see Flows
-  const flows = Flows.make({ sql, jobRepo: repo, flowRepo, prepare })
+  // flow jobs take neither an idempotency key nor `unique` (their type has neither; dropped here for a
+  // caller without types), so no hash is to be made
+  const flows = Flows.make({
+    sql,
+    jobRepo: repo,
+    flowRepo,
+    prepare: (input, index, captured) => {
+      const { idempotencyKey: _, unique: __, ...rest } = input
+      const prepared = prepare(rest, index, captured)
+      return isRow(prepared) ? prepared.row : prepared
+    }
+  })
 
   return { enqueue, enqueueMany, get, list, cancel, retry, awaitResult, enqueueAndWait, ...control, ...flows }
 })

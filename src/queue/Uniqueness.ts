@@ -16,6 +16,13 @@ import {
 } from "../domain/Unique.ts"
 import { requestHash } from "./requestHash.ts"
 
+/** A valid `unique` before its key is hashed: `parts` is what the hash is made of (`hashUnique`). */
+export interface UniqueRequest {
+  readonly parts: Readonly<Record<string, unknown>>
+  readonly periodMs: number | null
+  readonly states: number
+}
+
 /** What the insert stores: `unique_key = hash [|| '@' || bucket]` and `unique_states`. */
 export interface UniqueSpec {
   readonly hash: string
@@ -43,7 +50,7 @@ export const uniqueSpec = (
   options: unknown,
   job: { readonly kind: string; readonly queue: string; readonly payload: unknown },
   fields: ReadonlySet<string> | undefined
-): UniqueSpec | ReadonlyArray<Issue> => {
+): UniqueRequest | ReadonlyArray<Issue> => {
   const decoded = decodeOptions(options, { errors: "all", onExcessProperty: "error" })
   if (Exit.isFailure(decoded)) {
     const error = Cause.findErrorOption(decoded.cause)
@@ -69,7 +76,7 @@ export const uniqueSpec = (
   const periodMs = period === undefined ? null : (parsePeriodMs(period) as number)
   const mask = stateMask(states)
   return {
-    hash: requestHash({
+    parts: {
       by: parts,
       kind: parts.includes("kind") ? job.kind : undefined,
       queue: parts.includes("queue") ? job.queue : undefined,
@@ -77,11 +84,18 @@ export const uniqueSpec = (
       fields: named,
       periodMs,
       states: mask
-    }),
+    },
     periodMs,
     states: mask
   }
 }
+
+/** The spec the insert stores, its key hashed. */
+export const hashUnique = async (request: UniqueRequest): Promise<UniqueSpec> => ({
+  hash: await requestHash(request.parts),
+  periodMs: request.periodMs,
+  states: request.states
+})
 
 /** Whether a statement was refused by `jobs_unique_key_idx` (a job entering a slot another holds). */
 export const isUniqueViolation = (error: SqlError.SqlError) => {
@@ -91,4 +105,5 @@ export const isUniqueViolation = (error: SqlError.SqlError) => {
   return cause?.code === "23505"
 }
 
-export const isUniqueSpec = (spec: UniqueSpec | ReadonlyArray<Issue>): spec is UniqueSpec => "hash" in spec
+export const isUniqueSpec = (spec: UniqueRequest | ReadonlyArray<Issue>): spec is UniqueRequest =>
+  "parts" in spec

@@ -4,8 +4,6 @@
  * millisecond the counter counts up from a random start; when it runs out, the timestamp borrows the next
  * millisecond. A batch's ids therefore keep the batch's order.
  */
-import { randomFillSync } from "node:crypto"
-
 const pool = new Uint8Array(16 * 256)
 let offset = pool.length
 
@@ -17,7 +15,7 @@ let counter = 0
 
 export const uuidv7 = (now: number = Date.now()): string => {
   if (offset + 16 > pool.length) {
-    randomFillSync(pool)
+    crypto.getRandomValues(pool) // Web Crypto: a global on every runtime we run on, edge hosts included
     offset = 0
   }
   const b = pool.subarray(offset, offset + 16)

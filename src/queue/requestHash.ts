@@ -1,8 +1,9 @@
 /**
  * What identifies an idempotent enqueue: a SHA-256 of the request in canonical JSON, so key order does not
  * change it. A repeat with the same key and the same hash is the same request; another hash is a conflict.
+ * Hashed with Web Crypto (`crypto.subtle`, a global on every runtime we run on, edge hosts included), which
+ * is asynchronous: the queue validates a batch synchronously, then hashes what needs it in one go.
  */
-import { createHash } from "node:crypto"
 
 /**
  * JSON with every object's keys sorted (by UTF-16 code units) and `undefined` members left out. A loop over
@@ -46,6 +47,13 @@ export const canonicalJson = (value: unknown): string => {
   return out.join("")
 }
 
-/** The hash stored with an idempotency key. */
-export const requestHash = (request: unknown) =>
-  createHash("sha256").update(canonicalJson(request)).digest("hex")
+const hex = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"))
+const encoder = new TextEncoder()
+
+/** The hash stored with an idempotency key (lowercase hex SHA-256 of `canonicalJson(request)`). */
+export const requestHash = async (request: unknown): Promise<string> => {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(canonicalJson(request))))
+  let out = ""
+  for (const byte of digest) out += hex[byte]!
+  return out
+}

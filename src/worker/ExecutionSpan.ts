@@ -14,7 +14,6 @@
  * enqueues carries the unsampled flag, so its execution is not traced either. Inside such a handler there
  * is no current span to annotate, which would record nothing anyway.
  */
-import { randomUUID } from "node:crypto"
 import { Clock, Context, type Exit, Option, Tracer } from "effect"
 import type { ClaimedJob } from "../queue/JobRepo.ts"
 import { CaptureTraceContext, parentSpan } from "../queue/TraceContext.ts"
@@ -30,7 +29,7 @@ export interface ExecutionSpans {
 }
 
 /** Random lowercase hex digits (at most 32). */
-const randomHex = (length: number) => randomUUID().replaceAll("-", "").slice(0, length)
+const randomHex = (length: number) => crypto.randomUUID().replaceAll("-", "").slice(0, length)
 
 /** Execution spans from the tracer in `services`; none without a tracing layer (no backend would see them). */
 export const make = (services: Context.Context<never>): ExecutionSpans => {

@@ -59,7 +59,7 @@ describe("bearer auth (API_TOKENS set)", () => {
     }
   })
 
-  it("compares fixed-size digests against every token, whatever is presented: nothing short-circuits", () => {
+  it("compares fixed-size digests against every token, whatever is presented: nothing short-circuits", async () => {
     const compared: Array<[number, number]> = []
     const recording = (a: Uint8Array, b: Uint8Array) => {
       compared.push([a.length, b.length])
@@ -81,7 +81,7 @@ describe("bearer auth (API_TOKENS set)", () => {
     ]
     for (const token of presented) {
       compared.length = 0
-      expect(verify(`Bearer ${token}`)).toBe(tokens.includes(token))
+      expect(await verify(`Bearer ${token}`)).toBe(tokens.includes(token))
       // one comparison per configured token, each of two 32-byte SHA-256 digests: the time taken depends
       // on neither the presented token's length, nor how much of it matched, nor which token it is
       expect(compared).toEqual(tokens.map(() => [32, 32]))
