@@ -22,4 +22,21 @@ describe("text Postgres cannot store is a 422, not a 500", () => {
     expect((await json(await request("/queues/nul-pause"))).paused ?? false).toBe(false)
     expect((await json(await request("/schedules/nul-pause"))).paused).toBe(false)
   })
+
+  it("a payload filter with the escape of a NUL or a lone surrogate (GET /jobs, POST /jobs/bulk)", async () => {
+    for (const filter of ['{"a":"\\u0000"}', '{"a\\u0000":1}', '{"a":{"b":"\\ud800"}}']) {
+      const listed = await expectProblem(
+        await request(`/jobs?payload=${encodeURIComponent(filter)}`),
+        422,
+        "validation-failed"
+      )
+      expect(listed.errors[0].path).toEqual(["query", "payload"])
+      const bulk = await expectProblem(
+        await postJson("/jobs/bulk", { action: "cancel", filter: { payload: filter } }),
+        422,
+        "validation-failed"
+      )
+      expect(bulk.errors[0].path).toEqual(["body", "filter", "payload"])
+    }
+  })
 })
