@@ -40,3 +40,39 @@ describe("text Postgres cannot store is a 422, not a 500", () => {
     }
   })
 })
+
+describe("bulk actions on flow jobs", () => {
+  const step = (queue: string, name: string, dependsOn?: Array<string>) => ({
+    name,
+    kind: "sleep",
+    payload: { ms: 1 },
+    queue,
+    delayMs: 3_600_000,
+    ...(dependsOn === undefined ? {} : { dependsOn })
+  })
+  const statuses = async (flowId: string) =>
+    Object.fromEntries(
+      (await json(await request(`/flows/${flowId}`))).jobs.map((j: any) => [j.name, j.status])
+    )
+
+  it("bulk retry of a flow's cancelled jobs: the parent queued, the dependent back to blocked (was a 500 for the batch)", async () => {
+    const queue = "review-bulk-retry"
+    const flow = await json(await postJson("/flows", { jobs: [step(queue, "a"), step(queue, "b", ["a"])] }))
+    expect((await request(`/jobs/${flow.jobs[0].id}/cancel`, { method: "POST" })).status).toBe(200)
+    expect(await statuses(flow.id)).toEqual({ a: "cancelled", b: "cancelled" })
+    const response = await postJson("/jobs/bulk", { action: "retry", filter: { queue } })
+    expect(response.status).toBe(200)
+    const batch = await json(response)
+    expect([batch.matched, batch.acted, batch.done]).toEqual([2, 2, true])
+    expect(await statuses(flow.id)).toEqual({ a: "queued", b: "blocked" })
+  })
+
+  it("bulk retry skips the jobs of a cancelled flow, as POST /jobs/{id}/retry refuses them", async () => {
+    const queue = "review-bulk-retry-cancelled-flow"
+    const flow = await json(await postJson("/flows", { jobs: [step(queue, "a"), step(queue, "b", ["a"])] }))
+    expect((await request(`/flows/${flow.id}/cancel`, { method: "POST" })).status).toBe(200)
+    const batch = await json(await postJson("/jobs/bulk", { action: "retry", filter: { queue } }))
+    expect([batch.matched, batch.acted]).toEqual([2, 0])
+    expect(await statuses(flow.id)).toEqual({ a: "cancelled", b: "cancelled" })
+  })
+})
