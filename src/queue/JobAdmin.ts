@@ -98,7 +98,10 @@ const make = Effect.gen(function* () {
           acted: number
           retryUnique: ReadonlyArray<string>
         }>`
-          WITH batch AS (${selected}),
+          -- blocked flow jobs too, as POST /jobs/{id}/cancel does (their dependents follow by the flow's
+          -- policy, in jobq_flow_advance); the batch's rows locked in id order, the order every statement
+          -- that moves flows locks blocked jobs in
+          WITH batch AS (${selected} FOR UPDATE),
           acted AS (
             UPDATE jobs AS j
             SET status = CASE WHEN j.status = 'running' THEN j.status ELSE 'cancelled' END,
@@ -106,7 +109,7 @@ const make = Effect.gen(function* () {
                 cancel_requested_at = coalesce(j.cancel_requested_at, now()),
                 updated_at = now()
             FROM batch b
-            WHERE j.id = b.id AND j.status IN ('queued', 'retrying', 'running')
+            WHERE j.id = b.id AND j.status IN ('queued', 'retrying', 'running', 'blocked')
             RETURNING j.id)
           SELECT (SELECT count(*) FROM batch)::integer AS matched,
                  (SELECT id FROM batch ORDER BY id DESC LIMIT 1)::text AS last,

@@ -75,4 +75,16 @@ describe("bulk actions on flow jobs", () => {
     expect([batch.matched, batch.acted]).toEqual([2, 0])
     expect(await statuses(flow.id)).toEqual({ a: "cancelled", b: "cancelled" })
   })
+
+  it("bulk cancel cancels blocked jobs, as POST /jobs/{id}/cancel does (it skipped them)", async () => {
+    const queue = "review-bulk-cancel-blocked"
+    const flow = await json(
+      await postJson("/flows", { jobs: [step(queue, "a"), step(queue, "b", ["a"]), step(queue, "c", ["b"])] })
+    )
+    const batch = await json(
+      await postJson("/jobs/bulk", { action: "cancel", filter: { queue, status: "blocked" } })
+    )
+    expect([batch.matched, batch.acted]).toEqual([2, 2])
+    expect(await statuses(flow.id)).toEqual({ a: "queued", b: "cancelled", c: "cancelled" })
+  })
 })
