@@ -88,3 +88,64 @@ describe("bulk actions on flow jobs", () => {
     expect(await statuses(flow.id)).toEqual({ a: "queued", b: "cancelled", c: "cancelled" })
   })
 })
+
+describe("deleting a flow job strands none of its dependents", () => {
+  const step = (name: string, dependsOn?: Array<string>) => ({
+    name,
+    kind: "sleep",
+    payload: { ms: 1 },
+    queue: "review-flow-delete",
+    delayMs: 3_600_000,
+    ...(dependsOn === undefined ? {} : { dependsOn })
+  })
+  const read = async (flowId: string) => {
+    const flow = await json(await request(`/flows/${flowId}`))
+    return { flow, statuses: Object.fromEntries(flow.jobs.map((j: any) => [j.name, j.status])) }
+  }
+
+  it("DELETE /jobs/{id} of a queued parent cancels its blocked descendants, whatever the policy (they waited for ever)", async () => {
+    for (const onFailure of ["cancel", "wait"]) {
+      const created = await json(
+        await postJson("/flows", {
+          onFailure,
+          jobs: [step("a"), step("b", ["a"]), step("c", ["b"]), step("d")]
+        })
+      )
+      expect((await request(`/jobs/${created.jobs[0].id}`, { method: "DELETE" })).status).toBe(200)
+      const { flow, statuses } = await read(created.id)
+      expect(statuses).toEqual({ b: "cancelled", c: "cancelled", d: "queued" })
+      expect(flow.jobs.find((j: any) => j.name === "b").lastError).toBe(
+        `dependency "a" (job ${created.jobs[0].id}) was deleted`
+      )
+      // a retry would wait for the deleted job for ever: refused
+      await expectProblem(
+        await request(`/jobs/${created.jobs[1].id}/retry`, { method: "POST" }),
+        409,
+        "job-state-conflict"
+      )
+      expect((await read(created.id)).statuses.b).toBe("cancelled")
+    }
+  })
+
+  it("DELETE of a blocked job, and a bulk delete of a parent, cancel the jobs waiting for them", async () => {
+    const one = await json(
+      await postJson("/flows", { jobs: [step("a"), step("b", ["a"]), step("c", ["b"])] })
+    )
+    expect((await request(`/jobs/${one.jobs[1].id}`, { method: "DELETE" })).status).toBe(200)
+    expect((await read(one.id)).statuses).toEqual({ a: "queued", c: "cancelled" })
+
+    const two = await json(
+      await postJson("/flows", {
+        onFailure: "wait",
+        jobs: [step("a"), step("b", ["a"]), step("c", ["a", "b"])]
+      })
+    )
+    const batch = await json(
+      await postJson("/jobs/bulk", { action: "delete", filter: { ids: [two.jobs[0].id] } })
+    )
+    expect(batch.acted).toBe(1)
+    const after = await read(two.id)
+    expect(after.statuses).toEqual({ b: "cancelled", c: "cancelled" })
+    expect(after.flow.status).toBe("failed")
+  })
+})
