@@ -3,9 +3,11 @@
  * bad input answered with a 4xx (never a 500), and flow jobs that an operator's action must not strand.
  */
 import { describe, expect, it } from "bun:test"
-import { expectProblem, json, setupApiTests } from "../support/api.ts"
+import { SQL } from "bun"
+import { apiApplicationName, expectProblem, json, setupApiTests } from "../support/api.ts"
+import { waitFor } from "../support/runtime.ts"
 
-const { request, postJson } = await setupApiTests(import.meta.file)
+const { request, postJson, db } = await setupApiTests(import.meta.file)
 
 describe("text Postgres cannot store is a 422, not a 500", () => {
   it("a pause reason or pauser with NUL or a lone surrogate (queues and schedules)", async () => {
@@ -147,5 +149,60 @@ describe("deleting a flow job strands none of its dependents", () => {
     const after = await read(two.id)
     expect(after.statuses).toEqual({ b: "cancelled", c: "cancelled" })
     expect(after.flow.status).toBe("failed")
+  })
+})
+
+describe("PATCH /schedules/{name} against a concurrent change", () => {
+  /** Runs `hold` in a transaction on its own connection, sends `patch` meanwhile, and commits once the PATCH waits for the row's lock. */
+  const whileLocked = async (hold: (tx: SQL) => Promise<unknown>, patch: () => Promise<Response>) => {
+    const pg = new SQL({ url: db.url, max: 1 })
+    const tx = await pg.reserve()
+    try {
+      await tx`BEGIN`
+      await hold(tx)
+      const answer = patch()
+      await waitFor("the PATCH to wait for the schedule's row lock", async () => {
+        const [row] = await tx`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE application_name = ${apiApplicationName} AND wait_event_type = 'Lock'`
+        return row.n > 0 ? true : undefined
+      })
+      await tx`COMMIT`
+      return await answer
+    } finally {
+      tx.release()
+      await pg.close()
+    }
+  }
+  const patch = (name: string, body: unknown) => () =>
+    request(`/schedules/${name}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body)
+    })
+
+  it("a schedule deleted meanwhile answers 404 and stays deleted (the PATCH re-created it)", async () => {
+    expect(
+      (await postJson("/schedules", { name: "patch-vs-delete", kind: "noop", cron: "0 3 * * *" })).status
+    ).toBe(200)
+    const answer = await whileLocked(
+      (tx) => tx`DELETE FROM schedules WHERE name = 'patch-vs-delete'`,
+      patch("patch-vs-delete", { cron: "0 4 * * *" })
+    )
+    await expectProblem(answer, 404, "schedule-not-found")
+    await expectProblem(await request("/schedules/patch-vs-delete"), 404, "schedule-not-found")
+  })
+
+  it("a change made meanwhile is kept (the PATCH wrote back the fields it had read before)", async () => {
+    expect(
+      (await postJson("/schedules", { name: "patch-vs-patch", kind: "noop", cron: "0 3 * * *" })).status
+    ).toBe(200)
+    const answer = await whileLocked(
+      (tx) => tx`UPDATE schedules SET expression = '0 5 * * *' WHERE name = 'patch-vs-patch'`,
+      patch("patch-vs-patch", { priority: 7 })
+    )
+    expect(answer.status).toBe(200)
+    const after = await json(await request("/schedules/patch-vs-patch"))
+    expect([after.cron, after.priority]).toEqual(["0 5 * * *", 7])
   })
 })
