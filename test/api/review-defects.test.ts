@@ -206,3 +206,20 @@ describe("PATCH /schedules/{name} against a concurrent change", () => {
     expect([after.cron, after.priority]).toEqual(["0 5 * * *", 7])
   })
 })
+
+it("a schedule name in the path longer than the router takes is called a schedule name (it said queue)", async () => {
+  const problem = await expectProblem(
+    await request(`/schedules/${"s".repeat(300)}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: "{}"
+    }),
+    422,
+    "validation-failed"
+  )
+  expect(problem.errors).toEqual([
+    { path: ["path", "name"], message: "a schedule name has at most 128 characters" }
+  ])
+  const queue = await expectProblem(await request(`/queues/${"q".repeat(300)}`), 422, "validation-failed")
+  expect(queue.errors[0].message).toBe("a queue name has at most 128 characters")
+})
