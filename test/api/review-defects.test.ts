@@ -223,3 +223,57 @@ it("a schedule name in the path longer than the router takes is called a schedul
   const queue = await expectProblem(await request(`/queues/${"q".repeat(300)}`), 422, "validation-failed")
   expect(queue.errors[0].message).toBe("a queue name has at most 128 characters")
 })
+
+it("bulk cancel by status=blocked while a job of its batch changes: the batch is not cut short, no blocked job is left", async () => {
+  const queue = "review-bulk-cancel-race"
+  const step = (name: string, dependsOn?: Array<string>) => ({
+    name,
+    kind: "sleep",
+    payload: { ms: 1 },
+    queue,
+    delayMs: 3_600_000,
+    ...(dependsOn === undefined ? {} : { dependsOn })
+  })
+  const flow = await json(
+    await postJson("/flows", {
+      onFailure: "wait",
+      jobs: [step("a"), step("b1", ["a"]), step("b2", ["a"]), step("b3", ["a"]), step("b4", ["a"])]
+    })
+  )
+  const pg = new SQL({ url: db.url, max: 2 })
+  const tx = await pg.reserve()
+  let batch: any
+  try {
+    await tx`BEGIN`
+    // another cancel of b1, not committed yet: the bulk cancel waits for its row
+    await tx`UPDATE jobs SET status = 'cancelled', finished_at = now() WHERE id = ${flow.jobs[1].id}`
+    const answer = postJson("/jobs/bulk", {
+      action: "cancel",
+      filter: { queue, status: "blocked" },
+      batchSize: 3
+    })
+    await waitFor("the bulk cancel to wait for b1's row lock", async () => {
+      const [row] = await pg`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE application_name = ${apiApplicationName} AND wait_event_type = 'Lock'`
+      return row.n > 0 ? true : undefined
+    })
+    await tx`COMMIT`
+    batch = await json(await answer)
+  } finally {
+    tx.release()
+  }
+  while (!batch.done) {
+    batch = await json(
+      await postJson("/jobs/bulk", {
+        action: "cancel",
+        filter: { queue, status: "blocked" },
+        batchSize: 3,
+        cursor: batch.nextCursor
+      })
+    )
+  }
+  await pg.close()
+  const statuses = (await json(await request(`/flows/${flow.id}`))).jobs.map((j: any) => j.status)
+  expect(statuses).toEqual(["queued", "cancelled", "cancelled", "cancelled", "cancelled"])
+})
