@@ -50,13 +50,13 @@ const storableText = Schema.makeFilter<string>((text) =>
 )
 
 export const PauseReason = Schema.String.pipe(
-  Schema.check(Schema.isBetweenLength(1, maxPauseReasonLength)),
   Schema.check(storableText),
+  Schema.check(Schema.isBetweenLength(1, maxPauseReasonLength)),
   Schema.annotate({ description: `Why the queue is paused (1-${maxPauseReasonLength} characters)` })
 )
 export const PausedBy = Schema.String.pipe(
-  Schema.check(Schema.isBetweenLength(1, maxPausedByLength)),
   Schema.check(storableText),
+  Schema.check(Schema.isBetweenLength(1, maxPausedByLength)),
   Schema.annotate({
     description: `Who paused it, as they say (1-${maxPausedByLength} characters); the API does not check it`
   })
