@@ -37,11 +37,25 @@ export interface LimitsChange {
   readonly rateLimit?: RateLimit | null | undefined
 }
 
+/**
+ * Text Postgres can store as it was given: no NUL (U+0000), which `text` refuses (a 500 before this check),
+ * and no lone UTF-16 surrogate, which it would silently turn into U+FFFD.
+ */
+const storableText = Schema.makeFilter<string>((text) =>
+  text.includes("\u0000")
+    ? "contains the NUL character (\\u0000), which cannot be stored"
+    : /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(text)
+      ? "contains a lone UTF-16 surrogate, which is not Unicode and cannot be stored"
+      : undefined
+)
+
 export const PauseReason = Schema.String.pipe(
+  Schema.check(storableText),
   Schema.check(Schema.isBetweenLength(1, maxPauseReasonLength)),
   Schema.annotate({ description: `Why the queue is paused (1-${maxPauseReasonLength} characters)` })
 )
 export const PausedBy = Schema.String.pipe(
+  Schema.check(storableText),
   Schema.check(Schema.isBetweenLength(1, maxPausedByLength)),
   Schema.annotate({
     description: `Who paused it, as they say (1-${maxPausedByLength} characters); the API does not check it`

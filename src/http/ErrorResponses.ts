@@ -65,7 +65,7 @@ export const middleware =
             return render(new JobNotFound({ jobId: id, detail: `no job with id ${shorten(id)}: not a UUID` }))
           }
           if (match._tag === "Matched" && match.route.includes(":name")) {
-            const message = "a queue name has at most 128 characters"
+            const message = `a ${match.route.startsWith("/schedules/") ? "schedule" : "queue"} name has at most 128 characters`
             return render(
               new ValidationFailed({
                 detail: `path.name: ${message}`,

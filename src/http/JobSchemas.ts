@@ -17,6 +17,7 @@ import {
 } from "../domain/Job.ts"
 import { enqueuePayload, type JobKind } from "../domain/JobKind.ts"
 import { UniqueOptions } from "../domain/Unique.ts"
+import { nulIssues } from "../queue/nul.ts"
 import { defaultPageSize, maxPageBytes, maxPageSize } from "../queue/Queue.ts"
 
 /** Most jobs one `POST /jobs/batch` may carry. */
@@ -148,9 +149,12 @@ export const PayloadFilter = Schema.String.check(
       }
       if (value === null || typeof value !== "object" || Array.isArray(value))
         return 'Expected a JSON object, e.g. {"customer":42}'
-      return depthOf(value) > maxPayloadFilterDepth
-        ? `nests deeper than ${maxPayloadFilterDepth} levels`
-        : undefined
+      if (depthOf(value) > maxPayloadFilterDepth) return `nests deeper than ${maxPayloadFilterDepth} levels`
+      // jsonb refuses these (the escape of a NUL or lone surrogate): a 500 before this check
+      const unstorable = nulIssues(value)[0]
+      return unstorable === undefined
+        ? undefined
+        : `${unstorable.path.length === 0 ? "" : `at ${unstorable.path.join(".")}: `}${unstorable.message}`
     },
     { description: "a JSON object" }
   )

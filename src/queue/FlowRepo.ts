@@ -194,6 +194,10 @@ const make = Effect.gen(function* () {
           started_at = NULL, updated_at = now(), snoozes = 0, unstarted_rescues = 0, attempt_started = false,
           progress = NULL
       WHERE id = ${id} AND status IN ('failed_permanent', 'cancelled') AND pending_deps > 0
+        -- not when a dependency it waits for was deleted (migration 0011): it would wait for ever
+        AND NOT EXISTS (
+          SELECT 1 FROM job_deps d
+          WHERE d.job_id = jobs.id AND NOT d.satisfied AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.id = d.depends_on))
       RETURNING id`.pipe(Effect.map((rows) => rows.length > 0))
 
   /** Whether the job belongs to a cancelled flow. */

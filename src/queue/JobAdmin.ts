@@ -98,7 +98,10 @@ const make = Effect.gen(function* () {
           acted: number
           retryUnique: ReadonlyArray<string>
         }>`
-          WITH batch AS (${selected}),
+          -- blocked flow jobs too, as POST /jobs/{id}/cancel does (their dependents follow by the flow's
+          -- policy, in jobq_flow_advance); the batch's rows locked in id order, the order every statement
+          -- that moves flows locks blocked jobs in
+          WITH batch AS (${selected} FOR UPDATE),
           acted AS (
             UPDATE jobs AS j
             SET status = CASE WHEN j.status = 'running' THEN j.status ELSE 'cancelled' END,
@@ -106,7 +109,7 @@ const make = Effect.gen(function* () {
                 cancel_requested_at = coalesce(j.cancel_requested_at, now()),
                 updated_at = now()
             FROM batch b
-            WHERE j.id = b.id AND j.status IN ('queued', 'retrying', 'running')
+            WHERE j.id = b.id AND j.status IN ('queued', 'retrying', 'running', 'blocked')
             RETURNING j.id)
           SELECT (SELECT count(*) FROM batch)::integer AS matched,
                  (SELECT id FROM batch ORDER BY id DESC LIMIT 1)::text AS last,
@@ -127,7 +130,10 @@ const make = Effect.gen(function* () {
                  (SELECT count(*) FROM acted)::integer AS acted,
                  ARRAY[]::text[] AS "retryUnique"`
       case "retry":
-        // jobs with a unique key go one by one through Queue.retry: another job may hold their slot
+        // jobs with a unique key go one by one through Queue.retry (another job may hold their slot), and so
+        // do flow jobs (one whose dependencies have not all succeeded goes back to blocked, and
+        // `jobs_blocked_until_deps` refuses to queue it: set-based, that failed the whole batch with a 500;
+        // a job of a cancelled flow is not retried)
         return sql<{
           matched: number
           last: string | null
@@ -142,13 +148,15 @@ const make = Effect.gen(function* () {
                 snoozes = 0, unstarted_rescues = 0, attempt_started = false, progress = NULL
             FROM batch b
             WHERE j.id = b.id AND j.status IN ('failed_permanent', 'cancelled') AND j.unique_key IS NULL
+              AND j.flow_id IS NULL
             RETURNING j.id, j.queue),
           notified AS (SELECT pg_notify('jobq_ready', q.queue) FROM (SELECT DISTINCT queue FROM acted) q)
           SELECT (SELECT count(*) FROM batch)::integer AS matched,
                  (SELECT id FROM batch ORDER BY id DESC LIMIT 1)::text AS last,
                  ((SELECT count(*) FROM acted) + 0 * (SELECT count(*) FROM notified))::integer AS acted,
                  ARRAY(SELECT j.id::text FROM jobs j JOIN batch b ON j.id = b.id
-                       WHERE j.status IN ('failed_permanent', 'cancelled') AND j.unique_key IS NOT NULL
+                       WHERE j.status IN ('failed_permanent', 'cancelled')
+                         AND (j.unique_key IS NOT NULL OR j.flow_id IS NOT NULL)
                        ORDER BY j.id) AS "retryUnique"`
     }
   }

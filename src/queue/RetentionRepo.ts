@@ -52,9 +52,17 @@ const make = Effect.gen(function* () {
           FOR UPDATE SKIP LOCKED`
         if (doomed.length === 0) return 0
         const ids = doomed.map((row) => row.id)
-        yield* sql`DELETE FROM jobs WHERE flow_id = ANY(${ids}::uuid[])`
-        yield* sql`DELETE FROM flows WHERE id = ANY(${ids}::uuid[])`
-        return ids.length
+        // the conditions again: a job retried (or claimed once retried) since the select above is
+        // re-read by the delete after its lock is released, and kept, with its flow
+        yield* sql`
+          DELETE FROM jobs
+          WHERE flow_id = ANY(${ids}::uuid[]) AND status IN ('succeeded', 'failed_permanent', 'cancelled')
+            AND finished_at < now() - ${olderThanMs} * interval '1 millisecond'`
+        const flows = yield* sql<{ id: string }>`
+          DELETE FROM flows f
+          WHERE f.id = ANY(${ids}::uuid[]) AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.flow_id = f.id)
+          RETURNING f.id`
+        return flows.length
       })
     )
 

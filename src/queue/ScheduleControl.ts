@@ -169,53 +169,75 @@ const make = Effect.gen(function* () {
   const info = (name: string) =>
     Effect.flatMap(Effect.all([found(name), now]), ([row, at]) => Effect.succeed(toInfo(row, at)))
 
+  /**
+   * Writes a checked definition over `before` (the row as locked by the caller's transaction, undefined for
+   * a new schedule), moving the cursor as the module's note says.
+   */
+  const store = (
+    write: Omit<ScheduleWrite, "cursorAt" | "nextAt">,
+    before: ScheduleRow | undefined,
+    at: Date
+  ) =>
+    Effect.gen(function* () {
+      const cron = parseCron(write.expression, write.timeZone)
+      if (Result.isFailure(cron)) return yield* Effect.die(cron.failure)
+      const same =
+        before !== undefined && before.expression === write.expression && before.timeZone === write.timeZone
+      const cursorAt = same
+        ? before.cursorAt
+        : before !== undefined && before.cursorAt > at
+          ? before.cursorAt
+          : at
+      yield* repo.upsert({ ...write, cursorAt, nextAt: upcoming(cron.success, cursorAt, 1)[0]! })
+    })
+
   /** Creates the schedule or replaces its definition (see the module's note on the cursor). */
   const define = (input: unknown, source: "code" | "api" = "api") =>
     Effect.gen(function* () {
       const at = yield* now
       const write = yield* Effect.fromResult(resolve(input, source))
       yield* sql.withTransaction(
-        Effect.gen(function* () {
-          const before = yield* repo.getForUpdate(write.name)
-          const cron = parseCron(write.expression, write.timeZone)
-          if (Result.isFailure(cron)) return yield* Effect.die(cron.failure)
-          const same =
-            before !== undefined &&
-            before.expression === write.expression &&
-            before.timeZone === write.timeZone
-          const cursorAt = same
-            ? before.cursorAt
-            : before !== undefined && before.cursorAt > at
-              ? before.cursorAt
-              : at
-          yield* repo.upsert({ ...write, cursorAt, nextAt: upcoming(cron.success, cursorAt, 1)[0]! })
-        })
+        Effect.flatMap(repo.getForUpdate(write.name), (before) => store(write, before, at))
       )
       return yield* info(write.name)
     }).pipe(Effect.withSpan("Schedule.define", {}, { captureStackTrace: false }))
 
-  /** Changes some fields; the result is checked like a new definition. */
+  /**
+   * Changes some fields; the result is checked like a new definition. The row is read and written under
+   * its lock, in one transaction: a change never re-creates a schedule deleted meanwhile (a 404), nor
+   * writes back fields another change made meanwhile.
+   */
   const change = (name: string, patch: ScheduleChange) =>
     Effect.gen(function* () {
-      const row = yield* found(name)
-      return yield* define(
-        {
-          name,
-          cron: row.expression,
-          timeZone: row.timeZone,
-          kind: row.kind,
-          payload: row.payload,
-          queue: row.queue,
-          priority: row.priority,
-          maxAttempts: row.maxAttempts,
-          catchUp: row.catchUp,
-          backfill: formatBackfill(row.backfillMs),
-          overlap: row.overlap,
-          ...patch
-        },
-        row.source
+      const at = yield* now
+      yield* sql.withTransaction(
+        Effect.gen(function* () {
+          const row = yield* repo.getForUpdate(name)
+          if (row === undefined) return yield* Effect.fail(ScheduleNotFound.of(name))
+          const write = yield* Effect.fromResult(
+            resolve(
+              {
+                name,
+                cron: row.expression,
+                timeZone: row.timeZone,
+                kind: row.kind,
+                payload: row.payload,
+                queue: row.queue,
+                priority: row.priority,
+                maxAttempts: row.maxAttempts,
+                catchUp: row.catchUp,
+                backfill: formatBackfill(row.backfillMs),
+                overlap: row.overlap,
+                ...patch
+              },
+              row.source
+            )
+          )
+          yield* store(write, row, at)
+        })
       )
-    })
+      return yield* info(name)
+    }).pipe(Effect.withSpan("Schedule.change", {}, { captureStackTrace: false }))
 
   const list = (
     options: { readonly cursor?: string | undefined; readonly limit?: number | undefined } = {}
