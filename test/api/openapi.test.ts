@@ -218,6 +218,8 @@ describe("a client generated with openapi-typescript", () => {
     expect(result.page.status).toBe(200)
     expect(result.page.ids).toContain(result.created.job.id)
     expect(result.cancelled).toEqual({ status: 200, outcome: "cancelled" })
+    expect(result.waited).toEqual({ status: 200, jobStatus: "cancelled" })
+    expect(result.timedOut).toEqual({ status: 202, jobStatus: "queued" })
     expect(result.missing).toEqual({ status: 404, type: "urn:jobq:problem:job-not-found" })
     expect(result.invalid).toEqual({ status: 422, paths: ["body.payload.ms"] })
   })

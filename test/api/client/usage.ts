@@ -33,6 +33,12 @@ export const exercise = async (baseUrl: string, token?: string) => {
   const batch = await client.POST("/jobs/batch", { body: { jobs: [hash, { kind: "noop", payload: {} }] } })
   const page = await client.GET("/jobs", { params: { query: { kind: "sleep", limit: "10" } } })
   const cancelled = await client.POST("/jobs/{id}/cancel", { params: { path: { id } } })
+  // waiting: a terminal job answers at once (200); one no worker takes answers at the timeout (202)
+  const waited = await client.GET("/jobs/{id}/wait", { params: { path: { id }, query: { timeout: "5s" } } })
+  const queuedId = batch.data?.jobs[1]?.id ?? crypto.randomUUID()
+  const timedOut = await client.GET("/jobs/{id}/wait", {
+    params: { path: { id: queuedId }, query: { timeout: "200ms" } }
+  })
   const missing = await client.GET("/jobs/{id}", { params: { path: { id: crypto.randomUUID() } } })
   const invalid = await client.POST("/jobs", {
     body: { kind: "sleep", payload: { ms: -1 } }
@@ -43,6 +49,8 @@ export const exercise = async (baseUrl: string, token?: string) => {
     batch: { status: batch.response.status, statuses: batch.data?.jobs.map((e) => e.status) },
     page: { status: page.response.status, ids: page.data?.jobs.map((j) => j.id) ?? [] },
     cancelled: { status: cancelled.response.status, outcome: cancelled.data?.outcome },
+    waited: { status: waited.response.status, jobStatus: waited.data?.status },
+    timedOut: { status: timedOut.response.status, jobStatus: timedOut.data?.status },
     missing: { status: missing.response.status, type: missing.error?.type },
     invalid: {
       status: invalid.response.status,
