@@ -87,6 +87,11 @@ describe("the elected maintainer", () => {
     // of it (plus slack for a loaded machine)
     expect(takeoverMs).toBeLessThan(leaseMs * (4 / 3) + 1_000)
     const survivors = three.filter((w) => w !== leader)
+    // the database names the new maintainer as it commits; its log line follows a moment later
+    const successor = survivors.find((w) => w.id === next)!
+    await waitFor("the new maintainer to log its election", async () =>
+      (await electedIn(successor)) > 0 ? true : undefined
+    )
     expect(await Promise.all(survivors.map(electedIn))).toEqual(survivors.map((w) => (w.id === next ? 1 : 0)))
 
     // and the new maintainer rescues the dead one's job (its lease expired), no one else does

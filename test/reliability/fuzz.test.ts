@@ -51,7 +51,10 @@ const send = async (request: FuzzRequest) => {
   )
   // an event stream (GET /events) never ends by itself: its headers and status are the answer
   const streaming = (response.headers.get("content-type") ?? "").startsWith("text/event-stream")
-  const text = streaming ? await response.body!.cancel().then(() => "") : await response.text()
+  // (a HEAD has no body at all)
+  const text = streaming
+    ? await (response.body?.cancel() ?? Promise.resolve()).then(() => "")
+    : await response.text()
   statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1)
   const where = `${request.method} ${request.path.slice(0, 120)}`
   if (process.env.FUZZ_DEBUG && response.status === 422)
