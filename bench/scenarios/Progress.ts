@@ -76,6 +76,27 @@ const measure = async (
   backlog: number,
   label: string
 ): Promise<Measured> => {
+  // other work on the shared server writes WAL fast and its CREATE DATABASEs checkpoint often, so the
+  // run's WAL would be recycled before it is read: a temporary slot keeps it, and goes with its session
+  const slotSession = await db.sql.reserve()
+  const slot = `jobq_bench_progress_${process.pid}`
+  try {
+    await slotSession`SELECT pg_create_physical_replication_slot(${slot}, true, true)`
+    return await measureKept(context, db, kind, backlog, label)
+  } finally {
+    // temporary: dropped with its session in any case; dropped here since the session goes back to the pool
+    await slotSession`SELECT pg_drop_replication_slot(${slot})`.catch(() => undefined)
+    slotSession.release()
+  }
+}
+
+const measureKept = async (
+  context: Context,
+  db: BenchDatabase.BenchDatabase,
+  kind: string,
+  backlog: number,
+  label: string
+): Promise<Measured> => {
   let before: Counters | undefined
   const drained = await OurDrain.run(
     db,
