@@ -39,5 +39,38 @@ export const drainNoop = defineKind({
     })
 })
 
-export const kinds = [...demoKinds, stamp, drainNoop]
+/** How long a `progress_*` bench job runs, and how often the reporting one reports. */
+export const progressJobMs = 1000
+export const progressEveryMs = 100
+let progressFirstCallWritten = false
+
+/**
+ * Benchmark (the progress scenario): a job that runs `progressJobMs` in steps of `progressEveryMs`,
+ * reporting `{ step, of }` after each step or not, and records its process's first call as `drain_noop`
+ * does. The two kinds differ only in the report.
+ */
+const progressKind = (name: string, reports: boolean) =>
+  defineKind({
+    name,
+    description: `Benchmark: runs ${progressJobMs} ms in ${progressEveryMs} ms steps${reports ? ", reporting progress after each" : ""}.`,
+    payload: Schema.Struct({}),
+    handler: (_, { progress }) =>
+      Effect.gen(function* () {
+        if (!progressFirstCallWritten) {
+          progressFirstCallWritten = true
+          const file = process.env[firstCallFileVariable]
+          if (file !== undefined) writeFileSync(file, String(now()))
+        }
+        const steps = Math.round(progressJobMs / progressEveryMs)
+        for (let step = 1; step <= steps; step++) {
+          yield* Effect.sleep(progressEveryMs)
+          if (reports) yield* progress({ step, of: steps })
+        }
+      })
+  })
+
+export const progressReporting = progressKind("progress_reporting", true)
+export const progressQuiet = progressKind("progress_quiet", false)
+
+export const kinds = [...demoKinds, stamp, drainNoop, progressReporting, progressQuiet]
 export const modulePath = new URL("./BenchKinds.ts", import.meta.url).pathname

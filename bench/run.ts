@@ -21,6 +21,7 @@ import * as Limits from "./scenarios/Limits.ts"
 import * as Pgbench from "./scenarios/Pgbench.ts"
 import * as Pickup from "./scenarios/Pickup.ts"
 import * as Profile from "./scenarios/Profile.ts"
+import * as Progress from "./scenarios/Progress.ts"
 import * as Prune from "./scenarios/Prune.ts"
 import * as Tracing from "./scenarios/Tracing.ts"
 
@@ -40,6 +41,7 @@ const scenarios: ReadonlyArray<{ readonly name: string; readonly run: (c: Contex
   { name: "depth", run: Depth.run },
   { name: "limits", run: Limits.run },
   { name: "prune", run: Prune.run },
+  { name: "progress", run: Progress.run },
   { name: "profile", run: Profile.run },
   { name: "embedded", run: Embedded.run },
   { name: "tracing", run: Tracing.run },

@@ -42,6 +42,8 @@ export interface DrainOptions {
    * unfinished jobs it added that the drain leaves alone (a paused queue's backlog), to count them out.
    */
   readonly prepare?: (db: BenchDatabase) => Promise<number>
+  /** The backlog's kind (default `drain_noop`); it must record its first call as `drain_noop` does. */
+  readonly kind?: string
 }
 
 /**
@@ -63,7 +65,7 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
   await Backlog.reset(db.sql)
   const finishedRows = options.finishedRows ?? 0
   if (finishedRows > 0) await Backlog.fill(db.sql, finishedRows, { status: "succeeded" })
-  await Backlog.fill(db.sql, options.backlog, { kind: drainNoop.name })
+  await Backlog.fill(db.sql, options.backlog, { kind: options.kind ?? drainNoop.name })
   const untouched = (await options.prepare?.(db)) ?? 0
   await Backlog.analyze(db.sql)
   const warmUp = options.warmUp ?? 0
