@@ -83,6 +83,8 @@ export interface FailInput {
 export interface LeaseState {
   readonly id: JobId
   readonly cancelRequested: boolean
+  /** False: held, but its row was locked by another transaction, so its lease was not extended this time. */
+  readonly renewed: boolean
 }
 
 /** A lease to renew, and whether the job's handler has started (the rescuer refunds an unstarted job). */
@@ -568,16 +570,36 @@ const make = Effect.gen(function* () {
 
   /**
    * Extends the leases this worker holds and records which of those jobs' handlers have started; answers
-   * which it still holds and whether each was asked to cancel.
+   * which it still holds, whether each was asked to cancel, and whether its lease was extended.
+   *
+   * It never waits for a row lock: a held job whose row another transaction has locked (this worker's own
+   * batched completion, a cancel) is skipped this round (`renewed: false`, still held as far as the
+   * last committed state says) instead of locked in whatever order the join meets it. Waiting there is how
+   * a renewal and a batched completion of the same worker deadlocked: each locked some of the same rows and
+   * waited for the other's. A row locked that briefly is renewed at the next round, well inside the lease.
    */
-  const renewLeases = (workerId: string, leases: ReadonlyArray<HeldLease>, leaseMs: number) =>
-    sql<LeaseState>`
-      UPDATE jobs AS j
-      SET lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
-          attempt_started = j.attempt_started OR x.started
-      FROM unnest(${leases.map((l) => l.id)}::uuid[], ${leases.map((l) => l.started)}::boolean[]) AS x (id, started)
-      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
-      RETURNING j.id, j.cancel_requested_at IS NOT NULL AS "cancelRequested"`
+  const renewLeases = (workerId: string, leases: ReadonlyArray<HeldLease>, leaseMs: number) => {
+    const ids = leases.map((l) => l.id)
+    return sql<LeaseState>`
+      WITH locked AS (
+        SELECT id FROM jobs
+        WHERE id = ANY(${ids}::uuid[]) AND status = 'running' AND lease_owner = ${workerId}
+        FOR UPDATE SKIP LOCKED
+      ), renewed AS (
+        UPDATE jobs AS j
+        SET lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+            attempt_started = j.attempt_started OR x.started
+        FROM locked
+        JOIN unnest(${ids}::uuid[], ${leases.map((l) => l.started)}::boolean[]) AS x (id, started) ON x.id = locked.id
+        WHERE j.id = locked.id
+        RETURNING j.id, j.cancel_requested_at IS NOT NULL AS "cancelRequested"
+      )
+      SELECT id, "cancelRequested", true AS renewed FROM renewed
+      UNION ALL
+      SELECT id, cancel_requested_at IS NOT NULL, false FROM jobs
+      WHERE id = ANY(${ids}::uuid[]) AND status = 'running' AND lease_owner = ${workerId}
+        AND id NOT IN (SELECT id FROM locked)`
+  }
 
   /** Records that these jobs' handlers start now (before they run); answers the ids this worker still holds. */
   const markStarted = (workerId: string, ids: ReadonlyArray<string>) =>

@@ -384,7 +384,10 @@ const make = Effect.gen(function* () {
       leaseMs
     )
     const stillHeld = new Set<string>(states.map((s) => s.id))
-    leases.leased(stillHeld, askedAt)
+    leases.leased(
+      states.filter((s) => s.renewed).map((s) => s.id),
+      askedAt
+    )
     for (const state of states) if (state.cancelRequested) yield* stop(state.id, "cancel")
     // missing from the answer: rescued by another worker, so our copy must not run or settle
     for (const id of ids) if (!stillHeld.has(id) && held.has(id)) yield* stop(id, "lease_lost")
