@@ -373,6 +373,16 @@ const make = Effect.gen(function* () {
     Effect.annotateLogs({ module: "WorkerPool", fiber: "fetch" })
   )
 
+  const renewIntervalMs = Duration.toMillis(config.renewInterval)
+  const watchMarginMs = Math.min(renewIntervalMs, leaseMs / 4)
+  /**
+   * A lease is extended once it has less than this left (by `leases`, our own conservative clock): half a
+   * lease, and never so late that the lease watch below could stop the job first (two of its looks plus two
+   * renewal rounds). Every round still looks at every held job (cancel asked? still ours?), which writes
+   * nothing: with the defaults (30 s lease, 1 s rounds) a running job's row is written about every 15 s
+   * instead of every second. With a lease of a few renewal intervals every round extends every lease.
+   */
+  const renewAheadMs = Math.min(leaseMs, Math.max(leaseMs / 2, 2 * watchMarginMs + 2 * renewIntervalMs))
   const renewLoop = Effect.gen(function* () {
     yield* Metric.update(Metrics.running, running.size)
     const ids = [...held.keys()]
@@ -380,7 +390,11 @@ const make = Effect.gen(function* () {
     const askedAt = performance.now()
     const states = yield* repo.renewLeases(
       workerId,
-      ids.map((id) => ({ id, started: !unstarted.has(id) && !recording.has(id) })),
+      ids.map((id) => ({
+        id,
+        started: !unstarted.has(id) && !recording.has(id),
+        due: leases.endsBefore(id, askedAt + renewAheadMs)
+      })),
       leaseMs
     )
     const stillHeld = new Set<string>(states.map((s) => s.id))
@@ -402,7 +416,6 @@ const make = Effect.gen(function* () {
    * unreachable; a hung renewal cannot hold this up, it runs apart): past its lease another worker may run
    * the job, and it counts no more against its queue's concurrency limit. Their settlement writes nothing.
    */
-  const watchMarginMs = Math.min(Duration.toMillis(config.renewInterval), leaseMs / 4)
   const leaseWatch = Effect.gen(function* () {
     // two looks ahead: a job is stopped at least one look (and its interruption's time) before its lease ends
     const expiring = leases.expiring(performance.now() + 2 * watchMarginMs, (id) => held.has(id))
