@@ -33,6 +33,7 @@ import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
+import * as ClaimSize from "./ClaimSize.ts"
 import * as Completer from "./Completer.ts"
 import * as ExecutionSpan from "./ExecutionSpan.ts"
 import { run as runAttempt } from "./Executor.ts"
@@ -53,9 +54,12 @@ const make = Effect.gen(function* () {
   const { workerId, concurrency, prefetch } = config
   const stopNow = yield* StopNow
   const leaseMs = Duration.toMillis(config.lease)
-  const capacity = concurrency + prefetch
+  // `WORKER_PREFETCH=auto`: the buffer follows observed job and claim times, up to `prefetch`
+  const claimSize = config.adaptivePrefetch === true ? ClaimSize.make(concurrency, prefetch) : undefined
+  const prefetchNow = () => (claimSize === undefined ? prefetch : claimSize.prefetch())
+  const capacity = () => concurrency + prefetchNow()
   // refill once the buffer is half empty (with no prefetch: as soon as a slot frees)
-  const lowWater = concurrency + Math.floor(prefetch / 2) - 1
+  const lowWater = () => concurrency + Math.floor(prefetchNow() / 2) - 1
   // job fibers start from plain callbacks (a claim landing, another job's fiber exiting) with the pool's
   // services; each is a root fiber, tracked in `running` below and stopped by the pool's finalizer
   const services = yield* Effect.context<never>()
@@ -65,7 +69,7 @@ const make = Effect.gen(function* () {
   // made first, so that closing the pool's scope flushes its pending completions last
   const completer = yield* Completer.make({
     workerId,
-    capacity,
+    capacity: concurrency + prefetch,
     deleteSucceeded: Duration.isZero(retentionOf(config).succeeded ?? Duration.infinity)
   })
   /** Claimed and not yet settled: buffered, running, or waiting for its completion to commit. */
@@ -129,6 +133,7 @@ const make = Effect.gen(function* () {
     return runAttempt(kinds, job, report).pipe(
       Effect.onExit((exit) => {
         metrics.executionSeconds.observe((performance.now() - startedAt) / 1000)
+        claimSize?.ran(performance.now() - startedAt)
         const reason = stopReasons.get(job.id)
         if (span !== undefined) spans.setOutcome(span, Settlement.outcomeOf(exit, reason))
         const settle = settlement.settle(job, exit, reason)
@@ -178,7 +183,7 @@ const make = Effect.gen(function* () {
         buffer = []
         next = 0
       }
-      if (backlog && !refillAsked && unfinished() <= lowWater) {
+      if (backlog && !refillAsked && unfinished() <= lowWater()) {
         refillAsked = true
         Queue.offerUnsafe(wake, undefined)
       }
@@ -288,7 +293,7 @@ const make = Effect.gen(function* () {
     refillAsked = false
     if (!accepting) return
     yield* claimLimited
-    const limit = capacity - unfinished()
+    const limit = capacity() - unfinished()
     if (limit <= 0) return startReady()
     const began = performance.now()
     const claimed = yield* steering.claim(limit).pipe(
@@ -296,6 +301,7 @@ const make = Effect.gen(function* () {
       Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": limit } })
     )
     yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
+    claimSize?.claimed(performance.now() - began)
     yield* Metric.update(Metrics.running, running.size)
     backlog = claimed.length === limit
     land(claimed, began, false)
@@ -490,7 +496,7 @@ const make = Effect.gen(function* () {
   )
 
   yield* Effect.logInfo(
-    `worker ${workerId} started: concurrency ${concurrency}, prefetch ${prefetch}, queues ${config.queues?.join(",") ?? "all"}`
+    `worker ${workerId} started: concurrency ${concurrency}, prefetch ${claimSize === undefined ? prefetch : `auto (0-${prefetch})`}, queues ${config.queues?.join(",") ?? "all"}`
   ).pipe(Effect.annotateLogs({ module: "WorkerPool" }))
 
   return {
