@@ -280,7 +280,10 @@ export interface WorkerSettings {
   readonly pollInterval: Duration.Duration
   /** WORKER_LEASE: how long a claim holds a job before another worker may rescue it (default 30 seconds). */
   readonly lease: Duration.Duration
-  /** WORKER_LEASE_RENEW: how often held leases are renewed and cancel requests checked (default 1 second). */
+  /**
+   * WORKER_LEASE_RENEW: how often held leases are looked at (cancel requests, jobs lost) and those with half a
+   * lease left renewed (default 1 second).
+   */
   readonly renewInterval: Duration.Duration
   /**
    * WORKER_QUEUE_REFRESH: how often the worker reads the queues' pauses and limits when no notification
