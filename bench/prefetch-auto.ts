@@ -2,7 +2,7 @@
  * Drain of 20,000 no-op jobs by one worker process: the default claim buffer (WORKER_PREFETCH unset:
  * max(concurrency, 32)), `WORKER_PREFETCH=auto` and `WORKER_PREFETCH=500`, taken in turn within each round
  * (paired, alternating), at concurrency 8 and 32, timed as in the drain scenario (bench/scenarios/OurDrain.ts).
- * Run: `bun bench/prefetch-auto.ts` (PREFETCH_ROUNDS, default 3).
+ * Run: `bun bench/prefetch-auto.ts` (PREFETCH_ROUNDS, default 3; PREFETCH_CONCURRENCY, default 8,32).
  */
 import * as BenchDatabase from "./BenchDatabase.ts"
 import * as OurDrain from "./scenarios/OurDrain.ts"
@@ -10,7 +10,7 @@ import * as OurDrain from "./scenarios/OurDrain.ts"
 const rounds = Number(process.env.PREFETCH_ROUNDS ?? 3)
 const settings = { default: "32", auto: "auto", "500": "500" } as const
 await BenchDatabase.using("prefetch", async (db) => {
-  for (const concurrency of [8, 32]) {
+  for (const concurrency of (process.env.PREFETCH_CONCURRENCY ?? "8,32").split(",").map(Number)) {
     const results: Record<string, Array<number>> = {}
     for (let round = 0; round < rounds; round++) {
       for (const [label, prefetch] of Object.entries(settings)) {

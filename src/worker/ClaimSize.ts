@@ -12,6 +12,9 @@
  */
 export const make = (concurrency: number, ceiling: number) => {
   const weight = 0.1
+  // a handler's time counts from its fiber's creation, so a no-op's includes a few milliseconds of
+  // scheduling when the worker is busy: jobs this short are short whatever the claim time
+  const shortMs = 2
   let runMs: number | undefined
   let claimMs: number | undefined
   return {
@@ -27,7 +30,7 @@ export const make = (concurrency: number, ceiling: number) => {
     prefetch: (): number => {
       if (runMs === undefined) return 0
       const claim = claimMs ?? 1
-      if (runMs <= claim) return ceiling
+      if (runMs <= Math.max(claim, shortMs)) return ceiling
       const wanted = (concurrency * 2 * claim) / Math.max(runMs, 0.001)
       return Math.max(0, Math.min(ceiling, Math.floor(wanted)))
     }
