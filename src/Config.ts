@@ -319,13 +319,21 @@ export interface WorkerSettings {
    * job waiting in one worker's buffer would rather run on another, idle worker.
    */
   readonly prefetch: number
+  /**
+   * WORKER_PREFETCH=auto: the buffer adapts between 0 and 500 (`prefetch`) to observed job and claim times
+   * (src/worker/ClaimSize.ts): big claims for short jobs, none ahead of free slots for long ones.
+   */
+  readonly adaptivePrefetch?: boolean
   /** WORKER_QUEUES: comma-separated queues to serve; unset serves every queue. */
   readonly queues: ReadonlyArray<string> | undefined
   /** WORKER_POLL_INTERVAL: how often an idle worker looks for jobs when no notification came (default 1 second). */
   readonly pollInterval: Duration.Duration
   /** WORKER_LEASE: how long a claim holds a job before another worker may rescue it (default 30 seconds). */
   readonly lease: Duration.Duration
-  /** WORKER_LEASE_RENEW: how often held leases are renewed and cancel requests checked (default 1 second). */
+  /**
+   * WORKER_LEASE_RENEW: how often held leases are looked at (cancel requests, jobs lost) and those with half a
+   * lease left renewed (default 1 second).
+   */
   readonly renewInterval: Duration.Duration
   /**
    * WORKER_QUEUE_REFRESH: how often the worker reads the queues' pauses and limits when no notification
@@ -447,7 +455,15 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       return WorkerConfig.of({
         workerId: yield* Config.String("WORKER_ID").pipe(Config.withDefault(d.workerId)),
         concurrency,
-        prefetch: yield* Config.Int("WORKER_PREFETCH").pipe(Config.withDefault(Math.max(concurrency, 32))),
+        ...(yield* Config.Int("WORKER_PREFETCH").pipe(
+          Config.map((prefetch) => ({ prefetch, adaptivePrefetch: false })),
+          Config.orElse(() =>
+            Config.Literal("auto", "WORKER_PREFETCH").pipe(
+              Config.map(() => ({ prefetch: 500, adaptivePrefetch: true }))
+            )
+          ),
+          Config.withDefault({ prefetch: Math.max(concurrency, 32), adaptivePrefetch: false })
+        )),
         queues:
           queues._tag === "None"
             ? undefined

@@ -274,8 +274,8 @@ describe("leases", () => {
     const renewed = await renew("w1", [a!.id, b!.id, c!.id, done.job.id], 120_000)
     expect([...renewed].sort((x, y) => (x.id < y.id ? -1 : 1))).toEqual(
       [
-        { id: a!.id, cancelRequested: false },
-        { id: b!.id, cancelRequested: true }
+        { id: a!.id, cancelRequested: false, renewed: true },
+        { id: b!.id, cancelRequested: true, renewed: true }
       ].sort((x, y) => (x.id < y.id ? -1 : 1))
     )
     const now = (await dbNow()).getTime()

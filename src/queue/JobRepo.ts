@@ -83,12 +83,19 @@ export interface FailInput {
 export interface LeaseState {
   readonly id: JobId
   readonly cancelRequested: boolean
+  /** False: held, but its row was locked by another transaction, so its lease was not extended this time. */
+  readonly renewed: boolean
 }
 
 /** A lease to renew, and whether the job's handler has started (the rescuer refunds an unstarted job). */
 export interface HeldLease {
   readonly id: string
   readonly started: boolean
+  /**
+   * Whether to extend the lease now (default true). A lease not due is only checked (still held? cancel
+   * asked?), which writes nothing, unless its start is still to be recorded.
+   */
+  readonly due?: boolean
 }
 
 export type ClaimedRow = Omit<
@@ -569,17 +576,43 @@ const make = Effect.gen(function* () {
     )
 
   /**
-   * Extends the leases this worker holds and records which of those jobs' handlers have started; answers
-   * which it still holds and whether each was asked to cancel.
+   * Looks at the leases this worker holds: answers which it still holds, whether each was asked to cancel,
+   * and whether its lease was extended. Writes a job's row only when its lease is `due` or its start is
+   * still to be recorded (once per attempt); a lease that is not due costs an index lookup, no write, so a
+   * worker can look every second and extend each lease only once per half lease.
+   *
+   * It never waits for a row lock: a held job whose row another transaction has locked (this worker's own
+   * batched completion, a cancel) is skipped this round (`renewed: false`, still held as far as the
+   * last committed state says) instead of locked in whatever order the join meets it. Waiting there is how
+   * a renewal and a batched completion of the same worker deadlocked: each locked some of the same rows and
+   * waited for the other's. A row locked that briefly is renewed at the next round, well inside the lease.
    */
-  const renewLeases = (workerId: string, leases: ReadonlyArray<HeldLease>, leaseMs: number) =>
-    sql<LeaseState>`
-      UPDATE jobs AS j
-      SET lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
-          attempt_started = j.attempt_started OR x.started
-      FROM unnest(${leases.map((l) => l.id)}::uuid[], ${leases.map((l) => l.started)}::boolean[]) AS x (id, started)
-      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
-      RETURNING j.id, j.cancel_requested_at IS NOT NULL AS "cancelRequested"`
+  const renewLeases = (workerId: string, leases: ReadonlyArray<HeldLease>, leaseMs: number) => {
+    const ids = leases.map((l) => l.id)
+    return sql<LeaseState>`
+      WITH x AS (
+        SELECT * FROM unnest(${ids}::uuid[], ${leases.map((l) => l.started)}::boolean[],
+                             ${leases.map((l) => l.due ?? true)}::boolean[]) AS x (id, started, due)
+      ), locked AS (
+        SELECT j.id, x.started, x.due FROM jobs AS j JOIN x ON j.id = x.id
+        WHERE j.status = 'running' AND j.lease_owner = ${workerId}
+          AND (x.due OR (x.started AND NOT j.attempt_started))
+        FOR UPDATE OF j SKIP LOCKED
+      ), written AS (
+        UPDATE jobs AS j
+        SET lease_expires_at = CASE WHEN l.due THEN now() + ${leaseMs} * interval '1 millisecond'
+                                    ELSE j.lease_expires_at END,
+            attempt_started = j.attempt_started OR l.started
+        FROM locked AS l
+        WHERE j.id = l.id
+        RETURNING j.id, j.cancel_requested_at IS NOT NULL AS "cancelRequested", l.due AS renewed
+      )
+      SELECT id, "cancelRequested", renewed FROM written
+      UNION ALL
+      SELECT id, cancel_requested_at IS NOT NULL, false FROM jobs
+      WHERE id = ANY(${ids}::uuid[]) AND status = 'running' AND lease_owner = ${workerId}
+        AND id NOT IN (SELECT id FROM written)`
+  }
 
   /** Records that these jobs' handlers start now (before they run); answers the ids this worker still holds. */
   const markStarted = (workerId: string, ids: ReadonlyArray<string>) =>

@@ -12,6 +12,8 @@ export const make = (leaseMs: number) => {
     leased: (ids: Iterable<string>, askedAt: number) => {
       for (const id of ids) until.set(id, askedAt + leaseMs)
     },
+    /** Whether the job's lease runs out before `before` (performance.now()), or is unknown. */
+    endsBefore: (id: string, before: number): boolean => (until.get(id) ?? 0) < before,
     /**
      * The held jobs whose lease runs out before `before` (performance.now()); jobs no longer held are
      * forgotten on the way.

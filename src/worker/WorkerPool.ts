@@ -33,6 +33,7 @@ import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
+import * as ClaimSize from "./ClaimSize.ts"
 import * as Completer from "./Completer.ts"
 import * as ExecutionSpan from "./ExecutionSpan.ts"
 import { run as runAttempt } from "./Executor.ts"
@@ -53,9 +54,12 @@ const make = Effect.gen(function* () {
   const { workerId, concurrency, prefetch } = config
   const stopNow = yield* StopNow
   const leaseMs = Duration.toMillis(config.lease)
-  const capacity = concurrency + prefetch
+  // `WORKER_PREFETCH=auto`: the buffer follows observed job and claim times, up to `prefetch`
+  const claimSize = config.adaptivePrefetch === true ? ClaimSize.make(concurrency, prefetch) : undefined
+  const prefetchNow = () => (claimSize === undefined ? prefetch : claimSize.prefetch())
+  const capacity = () => concurrency + prefetchNow()
   // refill once the buffer is half empty (with no prefetch: as soon as a slot frees)
-  const lowWater = concurrency + Math.floor(prefetch / 2) - 1
+  const lowWater = () => concurrency + Math.floor(prefetchNow() / 2) - 1
   // job fibers start from plain callbacks (a claim landing, another job's fiber exiting) with the pool's
   // services; each is a root fiber, tracked in `running` below and stopped by the pool's finalizer
   const services = yield* Effect.context<never>()
@@ -65,7 +69,7 @@ const make = Effect.gen(function* () {
   // made first, so that closing the pool's scope flushes its pending completions last
   const completer = yield* Completer.make({
     workerId,
-    capacity,
+    capacity: concurrency + prefetch,
     deleteSucceeded: Duration.isZero(retentionOf(config).succeeded ?? Duration.infinity)
   })
   /** Claimed and not yet settled: buffered, running, or waiting for its completion to commit. */
@@ -129,6 +133,7 @@ const make = Effect.gen(function* () {
     return runAttempt(kinds, job, report).pipe(
       Effect.onExit((exit) => {
         metrics.executionSeconds.observe((performance.now() - startedAt) / 1000)
+        claimSize?.ran(performance.now() - startedAt)
         const reason = stopReasons.get(job.id)
         if (span !== undefined) spans.setOutcome(span, Settlement.outcomeOf(exit, reason))
         const settle = settlement.settle(job, exit, reason)
@@ -178,7 +183,7 @@ const make = Effect.gen(function* () {
         buffer = []
         next = 0
       }
-      if (backlog && !refillAsked && unfinished() <= lowWater) {
+      if (backlog && !refillAsked && unfinished() <= lowWater()) {
         refillAsked = true
         Queue.offerUnsafe(wake, undefined)
       }
@@ -288,7 +293,7 @@ const make = Effect.gen(function* () {
     refillAsked = false
     if (!accepting) return
     yield* claimLimited
-    const limit = capacity - unfinished()
+    const limit = capacity() - unfinished()
     if (limit <= 0) return startReady()
     const began = performance.now()
     const claimed = yield* steering.claim(limit).pipe(
@@ -296,6 +301,7 @@ const make = Effect.gen(function* () {
       Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": limit } })
     )
     yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
+    claimSize?.claimed(performance.now() - began)
     yield* Metric.update(Metrics.running, running.size)
     backlog = claimed.length === limit
     land(claimed, began, false)
@@ -373,6 +379,16 @@ const make = Effect.gen(function* () {
     Effect.annotateLogs({ module: "WorkerPool", fiber: "fetch" })
   )
 
+  const renewIntervalMs = Duration.toMillis(config.renewInterval)
+  const watchMarginMs = Math.min(renewIntervalMs, leaseMs / 4)
+  /**
+   * A lease is extended once it has less than this left (by `leases`, our own conservative clock): half a
+   * lease, and never so late that the lease watch below could stop the job first (two of its looks plus two
+   * renewal rounds). Every round still looks at every held job (cancel asked? still ours?), which writes
+   * nothing: with the defaults (30 s lease, 1 s rounds) a running job's row is written about every 15 s
+   * instead of every second. With a lease of a few renewal intervals every round extends every lease.
+   */
+  const renewAheadMs = Math.min(leaseMs, Math.max(leaseMs / 2, 2 * watchMarginMs + 2 * renewIntervalMs))
   const renewLoop = Effect.gen(function* () {
     yield* Metric.update(Metrics.running, running.size)
     const ids = [...held.keys()]
@@ -380,11 +396,18 @@ const make = Effect.gen(function* () {
     const askedAt = performance.now()
     const states = yield* repo.renewLeases(
       workerId,
-      ids.map((id) => ({ id, started: !unstarted.has(id) && !recording.has(id) })),
+      ids.map((id) => ({
+        id,
+        started: !unstarted.has(id) && !recording.has(id),
+        due: leases.endsBefore(id, askedAt + renewAheadMs)
+      })),
       leaseMs
     )
     const stillHeld = new Set<string>(states.map((s) => s.id))
-    leases.leased(stillHeld, askedAt)
+    leases.leased(
+      states.filter((s) => s.renewed).map((s) => s.id),
+      askedAt
+    )
     for (const state of states) if (state.cancelRequested) yield* stop(state.id, "cancel")
     // missing from the answer: rescued by another worker, so our copy must not run or settle
     for (const id of ids) if (!stillHeld.has(id) && held.has(id)) yield* stop(id, "lease_lost")
@@ -399,7 +422,6 @@ const make = Effect.gen(function* () {
    * unreachable; a hung renewal cannot hold this up, it runs apart): past its lease another worker may run
    * the job, and it counts no more against its queue's concurrency limit. Their settlement writes nothing.
    */
-  const watchMarginMs = Math.min(Duration.toMillis(config.renewInterval), leaseMs / 4)
   const leaseWatch = Effect.gen(function* () {
     // two looks ahead: a job is stopped at least one look (and its interruption's time) before its lease ends
     const expiring = leases.expiring(performance.now() + 2 * watchMarginMs, (id) => held.has(id))
@@ -474,7 +496,7 @@ const make = Effect.gen(function* () {
   )
 
   yield* Effect.logInfo(
-    `worker ${workerId} started: concurrency ${concurrency}, prefetch ${prefetch}, queues ${config.queues?.join(",") ?? "all"}`
+    `worker ${workerId} started: concurrency ${concurrency}, prefetch ${claimSize === undefined ? prefetch : `auto (0-${prefetch})`}, queues ${config.queues?.join(",") ?? "all"}`
   ).pipe(Effect.annotateLogs({ module: "WorkerPool" }))
 
   return {
