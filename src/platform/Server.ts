@@ -30,9 +30,9 @@ export const runtime: Runtime = "Bun" in globalThis ? "bun" : "Deno" in globalTh
 
 /**
  * The server layer for this runtime. Bun's and Deno's are plain modules over a global (loaded always, used
- * on their runtime only) and bind as soon as the layer is built, so a worker whose port is taken stops
- * before its pool claims a job (test/entry-programs.test.ts). Node's pulls in `@effect/platform-node`, so it
- * is imported only on Node, when the layer is built: there the bind comes a module load later.
+ * on their runtime only) and bind as soon as the layer is built. Node's pulls in `@effect/platform-node`, so
+ * it is imported only on Node, when the layer is built: there the bind comes a module load later. Whatever
+ * must not start before the bind is built after this layer (the worker's pool: WorkerHttp.layer).
  */
 export const layer = (options: ServerOptions): Layer.Layer<Served, HttpServerError.ServeError> => {
   switch (runtime) {

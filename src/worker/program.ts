@@ -36,8 +36,12 @@ export const poolFromEnv = Layer.mergeAll(
   Layer.provide(RetryConfig.fromEnv)
 )
 
-/** `bun run worker`: the pool with its `/metrics` and `/health` on WORKER_METRICS_PORT. */
-export const layerFromEnv = WorkerHttp.layer.pipe(
-  Layer.provideMerge(poolFromEnv),
+/**
+ * `bun run worker`: the pool with its `/metrics` and `/health` on WORKER_METRICS_PORT, which binds before
+ * the pool claims anything (WorkerHttp.layer).
+ */
+export const layerFromEnv = WorkerHttp.layer(poolFromEnv).pipe(
+  Layer.provideMerge(WorkerConfig.fromEnv),
+  Layer.provideMerge(MetricsConfig.fromEnv),
   Layer.provide(Prometheus.layer("jobq-worker"))
 )
