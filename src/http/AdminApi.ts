@@ -9,20 +9,10 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api
 import { Job, JobId } from "../domain/Job.ts"
 import { defaultBulkBatch, maxBulkBatch } from "../queue/JobAdmin.ts"
 import { JobIdParams, jobFilterFields } from "./JobSchemas.ts"
-import {
-  DatabaseUnavailable,
-  Forbidden,
-  InternalError,
-  JobNotFound,
-  JobStateConflict,
-  MalformedJson,
-  PayloadTooLarge,
-  UnsupportedMediaType,
-  ValidationFailed
-} from "./Problems.ts"
+import { alwaysProblems, bodyProblems, Forbidden, JobNotFound, JobStateConflict } from "./Problems.ts"
 
-const always = [InternalError, DatabaseUnavailable]
-const withBody = [MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
+const always = alwaysProblems
+const withBody = bodyProblems
 const strict = { errors: "all", onExcessProperty: "error" } as const
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))

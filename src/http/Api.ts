@@ -36,15 +36,13 @@ import {
 import * as OpenApiDocument from "./OpenApiDocument.ts"
 import { PayloadEnclosing } from "./PayloadEnclosing.ts"
 import {
-  DatabaseUnavailable,
+  alwaysProblems,
+  bodyProblems,
   IdempotencyConflict,
   InternalError,
   JobNotFound,
   JobStateConflict,
-  MalformedJson,
-  PayloadTooLarge,
   Unauthorized,
-  UnsupportedMediaType,
   ValidationFailed
 } from "./Problems.ts"
 import { QueuesGroup } from "./QueuesApi.ts"
@@ -75,8 +73,8 @@ export class PayloadDepth extends HttpApiMiddleware.Service<PayloadDepth>()("job
 
 export { PayloadEnclosing } from "./PayloadEnclosing.ts"
 
-const always = [InternalError, DatabaseUnavailable]
-const withBody = [MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
+const always = alwaysProblems
+const withBody = bodyProblems
 
 const JobCreated = Job.pipe(HttpApiSchema.status(201))
 /**

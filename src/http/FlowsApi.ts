@@ -9,14 +9,7 @@ import { FailurePolicy, Flow, FlowJobName, maxFlowJobs } from "../domain/Flow.ts
 import { enqueuePayload, type JobKind } from "../domain/JobKind.ts"
 import { jobOptions, oneSchedule } from "./JobSchemas.ts"
 import { PayloadEnclosing } from "./PayloadEnclosing.ts"
-import {
-  DatabaseUnavailable,
-  InternalError,
-  MalformedJson,
-  PayloadTooLarge,
-  UnsupportedMediaType,
-  ValidationFailed
-} from "./Problems.ts"
+import { alwaysProblems, bodyProblems } from "./Problems.ts"
 
 export class FlowNotFound extends HttpApiError.Problem<FlowNotFound>()(
   "FlowNotFound",
@@ -24,8 +17,8 @@ export class FlowNotFound extends HttpApiError.Problem<FlowNotFound>()(
   { flowId: Schema.String }
 ) {}
 
-const always = [InternalError, DatabaseUnavailable]
-const withBody = [MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
+const always = alwaysProblems
+const withBody = bodyProblems
 
 const { idempotencyKey: _, unique: __, ...flowJobOptions } = jobOptions
 

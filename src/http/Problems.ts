@@ -134,3 +134,9 @@ export class DatabaseUnavailable extends HttpApiError.Problem<DatabaseUnavailabl
 
 /** Seconds a client should wait before retrying after a 503. */
 export const retryAfterSeconds = 5
+
+/** Problems every endpoint may answer: a defect, or a database that refuses work. */
+export const alwaysProblems = [InternalError, DatabaseUnavailable]
+
+/** Problems every endpoint that reads a JSON body may answer. */
+export const bodyProblems = [MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]

@@ -15,18 +15,10 @@ import {
   WorkerInfo
 } from "../domain/Queues.ts"
 import { maxQueuesPage } from "../queue/QueueControl.ts"
-import {
-  DatabaseUnavailable,
-  InternalError,
-  MalformedJson,
-  PayloadTooLarge,
-  QueueNotFound,
-  UnsupportedMediaType,
-  ValidationFailed
-} from "./Problems.ts"
+import { alwaysProblems, bodyProblems, QueueNotFound, ValidationFailed } from "./Problems.ts"
 
-const always = [InternalError, DatabaseUnavailable]
-const withBody = [MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
+const always = alwaysProblems
+const withBody = bodyProblems
 const strict = { errors: "all", onExcessProperty: "error" } as const
 
 export const QueueNameParams = { name: QueueName }

@@ -16,14 +16,7 @@ import {
   ScheduleName
 } from "../domain/Schedule.ts"
 import { maxSchedulesPage } from "../queue/ScheduleControl.ts"
-import {
-  DatabaseUnavailable,
-  InternalError,
-  MalformedJson,
-  PayloadTooLarge,
-  UnsupportedMediaType,
-  ValidationFailed
-} from "./Problems.ts"
+import { alwaysProblems, bodyProblems, ValidationFailed } from "./Problems.ts"
 
 export class ScheduleNotFound extends HttpApiError.Problem<ScheduleNotFound>()(
   "ScheduleNotFound",
@@ -31,8 +24,8 @@ export class ScheduleNotFound extends HttpApiError.Problem<ScheduleNotFound>()(
   { schedule: Schema.String }
 ) {}
 
-const always = [InternalError, DatabaseUnavailable]
-const withBody = [MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
+const always = alwaysProblems
+const withBody = bodyProblems
 const strict = { errors: "all", onExcessProperty: "error" } as const
 
 export const ScheduleNameParams = { name: ScheduleName }

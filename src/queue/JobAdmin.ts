@@ -13,6 +13,15 @@ import * as JobFilter from "./JobFilter.ts"
 import { JobRepo } from "./JobRepo.ts"
 import { Queue } from "./Queue.ts"
 
+/** What one bulk batch statement answers: how many matched, the last id seen, how many it acted on, and the
+ * unique jobs a retry left to `Queue.retry`. */
+interface BatchRow {
+  readonly matched: number
+  readonly last: string | null
+  readonly acted: number
+  readonly retryUnique: ReadonlyArray<string>
+}
+
 export type BulkAction = "retry" | "cancel" | "delete"
 
 export interface BulkRequest {
@@ -92,12 +101,7 @@ const make = Effect.gen(function* () {
       ORDER BY j.id LIMIT ${batchSize}`
     switch (request.action) {
       case "cancel":
-        return sql<{
-          matched: number
-          last: string | null
-          acted: number
-          retryUnique: ReadonlyArray<string>
-        }>`
+        return sql<BatchRow>`
           -- blocked flow jobs too, as POST /jobs/{id}/cancel does (their dependents follow by the flow's
           -- policy, in jobq_flow_advance); the batch's rows locked in id order, the order every statement
           -- that moves flows locks blocked jobs in
@@ -116,12 +120,7 @@ const make = Effect.gen(function* () {
                  (SELECT count(*) FROM acted)::integer AS acted,
                  ARRAY[]::text[] AS "retryUnique"`
       case "delete":
-        return sql<{
-          matched: number
-          last: string | null
-          acted: number
-          retryUnique: ReadonlyArray<string>
-        }>`
+        return sql<BatchRow>`
           WITH batch AS (${selected}),
           acted AS (
             DELETE FROM jobs j USING batch b WHERE j.id = b.id AND j.status <> 'running' RETURNING j.id)
@@ -134,12 +133,7 @@ const make = Effect.gen(function* () {
         // do flow jobs (one whose dependencies have not all succeeded goes back to blocked, and
         // `jobs_blocked_until_deps` refuses to queue it: set-based, that failed the whole batch with a 500;
         // a job of a cancelled flow is not retried)
-        return sql<{
-          matched: number
-          last: string | null
-          acted: number
-          retryUnique: ReadonlyArray<string>
-        }>`
+        return sql<BatchRow>`
           WITH batch AS (${selected}),
           acted AS (
             UPDATE jobs AS j
