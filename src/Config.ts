@@ -53,17 +53,44 @@ export interface DatabaseDefaults {
 }
 
 /**
- * DATABASE_URL, DATABASE_POOL_MAX, DATABASE_CONNECT_TIMEOUT, DATABASE_PREPARE, DATABASE_MULTIPLEX,
- * DATABASE_STATEMENT_TIMEOUT, DATABASE_LOCK_TIMEOUT.
+ * What DATABASE_URL leads to (`DATABASE_POOLER`, docs/runbook.md "Behind a connection pooler"):
+ * - `none`: Postgres itself (or a proxy that passes everything through).
+ * - `session`: a pooler in session mode (PgBouncer's `pool_mode = session`): a client keeps one server
+ *   session for as long as it is connected, so everything works, but the pooler refuses startup parameters
+ *   it does not know (`statement_timeout`, `lock_timeout`): those must be the server's settings for the
+ *   role or database, and the program checks them when it starts.
+ * - `transaction`: a pooler in transaction mode (PgBouncer's `pool_mode = transaction`): consecutive
+ *   transactions of one client may run on different server sessions. As `session`, and besides: named
+ *   prepared statements are off unless DATABASE_PREPARE says otherwise, and the sessions that LISTEN and
+ *   hold the event gates' advisory locks connect to DATABASE_LISTEN_URL, which must then be set.
+ */
+export type Pooler = "none" | "session" | "transaction"
+
+/**
+ * DATABASE_URL, DATABASE_LISTEN_URL, DATABASE_POOLER, DATABASE_POOL_MAX, DATABASE_CONNECT_TIMEOUT,
+ * DATABASE_PREPARE, DATABASE_MULTIPLEX, DATABASE_STATEMENT_TIMEOUT, DATABASE_LOCK_TIMEOUT.
  */
 export class DatabaseConfig extends Context.Service<
   DatabaseConfig,
   {
     readonly url: Redacted.Redacted<string>
+    /**
+     * DATABASE_LISTEN_URL: where the sessions that LISTEN (workers' wake-ups, the API's waiters and event
+     * followers) and that hold the event gates' session advisory locks connect; unset: DATABASE_URL. Behind
+     * a transaction-mode pooler, Postgres directly or a session-mode pool: a LISTEN or a session lock through
+     * transaction pooling is left on whichever server session ran it.
+     */
+    readonly listenUrl: Redacted.Redacted<string> | undefined
+    /** DATABASE_POOLER: `none` (default), `session` or `transaction` (see `Pooler`). */
+    readonly pooler: Pooler
     readonly maxConnections: number
     readonly connectTimeout: Duration.Duration
     readonly applicationName: string
-    /** DATABASE_PREPARE: cache prepared statements (default true); false for PgBouncer < 1.21 in transaction mode. */
+    /**
+     * DATABASE_PREPARE: cache named prepared statements per connection (default true; false with
+     * DATABASE_POOLER=transaction). PgBouncer before 1.21 cannot keep them in transaction mode; 1.21 and
+     * later can with `max_prepared_statements` set, and then DATABASE_PREPARE=true may be set again.
+     */
     readonly prepare: boolean
     /**
      * DATABASE_MULTIPLEX: how many statements may share one pooled connection, pipelined into one write
@@ -112,11 +139,29 @@ export class DatabaseConfig extends Context.Service<
               "everything in one process on an embedded database."
           )
         }
+        const pooler = yield* choice<Pooler>(
+          "DATABASE_POOLER",
+          { none: "none", session: "session", transaction: "transaction" },
+          "none"
+        )
+        const listenUrl = yield* Config.option(Config.Redacted("DATABASE_LISTEN_URL"))
+        const listenUrlGiven = listenUrl._tag === "Some" && Redacted.value(listenUrl.value) !== ""
+        if (pooler === "transaction" && !listenUrlGiven) {
+          return yield* invalidSetting(
+            "DATABASE_POOLER=transaction needs DATABASE_LISTEN_URL: LISTEN and the event gates' advisory locks " +
+              "need a session of their own, which transaction pooling does not give; point it at Postgres " +
+              "directly or at a session-mode pool (docs/runbook.md, Behind a connection pooler)"
+          )
+        }
         return DatabaseConfig.of({
           url: url.value,
+          listenUrl: listenUrlGiven ? listenUrl.value : undefined,
+          pooler,
           maxConnections: yield* Config.Int("DATABASE_POOL_MAX").pipe(Config.withDefault(10)),
           connectTimeout: yield* duration("DATABASE_CONNECT_TIMEOUT", "5 seconds"),
-          prepare: yield* Config.Boolean("DATABASE_PREPARE").pipe(Config.withDefault(true)),
+          prepare: yield* Config.Boolean("DATABASE_PREPARE").pipe(
+            Config.withDefault(pooler !== "transaction")
+          ),
           multiplex: yield* atLeastOne("DATABASE_MULTIPLEX", defaults.multiplex ?? 1),
           statementTimeout: yield* optionalDuration("DATABASE_STATEMENT_TIMEOUT", defaults.statementTimeout),
           lockTimeout: yield* optionalDuration("DATABASE_LOCK_TIMEOUT", defaults.lockTimeout),

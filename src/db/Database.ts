@@ -5,35 +5,41 @@
  * Name transforms stay off: they would rewrite keys inside JSON payloads. Rows are mapped explicitly.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
 import type { SqlClient } from "effect/sql"
-import { DatabaseConfig, type DatabaseDefaults } from "../Config.ts"
+import { DatabaseConfig, type DatabaseDefaults, type Pooler } from "../Config.ts"
 import { Notifications } from "./Notifications.ts"
+import * as SessionBounds from "./SessionBounds.ts"
 
 const multiplexing = (statements: number) =>
   statements > 1 ? { multiplex: true, multiplexConcurrency: statements } : {}
 
-/**
- * `statement_timeout` and `lock_timeout` as startup parameters: every session of the pool (and each
- * listener's) starts with them, so bounding a statement costs no round trip.
- */
-const serverTimeouts = (timeouts: {
-  readonly statementTimeout?: Duration.Input | undefined
-  readonly lockTimeout?: Duration.Input | undefined
-}) => {
-  const parameters: Record<string, string> = {}
-  const set = (name: string, value: Duration.Input | undefined) => {
-    if (value === undefined) return
-    const ms = Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(value)))
-    if (ms > 0) parameters[name] = String(ms)
-  }
-  set("statement_timeout", timeouts.statementTimeout)
-  set("lock_timeout", timeouts.lockTimeout)
-  return Object.keys(parameters).length === 0 ? {} : { startupParameters: parameters }
+interface Sessions extends SessionBounds.Bounds {
+  /** Where LISTEN and the gates' sessions connect; undefined: where the pool does. */
+  readonly listenUrl?: Redacted.Redacted<string> | undefined
+  readonly pooler: Pooler
 }
 
-const withNotifications = <E, R>(pool: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, E, R>) =>
-  Notifications.layerPg.pipe(Layer.provideMerge(pool))
+/**
+ * The pool with `Notifications` beside it, whose sessions (LISTEN, the gates' advisory locks) connect to
+ * `listenUrl` with the pool's settings but no pipelining and no bounds (a gate's session waits as long as
+ * another process holds the gate). Behind a pooler, the server's bounds are checked when the pool opens.
+ */
+const withNotifications = <E, R>(
+  pool: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, E, R>,
+  sessions: Sessions
+) =>
+  Notifications.layerPg({
+    ...(sessions.listenUrl === undefined ? {} : { url: sessions.listenUrl }),
+    multiplex: false,
+    startupParameters: undefined
+  }).pipe(
+    Layer.provideMerge(
+      Layer.tap(pool, (services) =>
+        SessionBounds.verify(Context.get(services, PgClient.PgClient), sessions, sessions.pooler)
+      )
+    )
+  )
 
 export const layer = Layer.unwrap(
   Effect.gen(function* () {
@@ -46,8 +52,9 @@ export const layer = Layer.unwrap(
         applicationName: config.applicationName,
         prepare: config.prepare,
         ...multiplexing(config.multiplex),
-        ...serverTimeouts(config)
-      })
+        ...SessionBounds.startupParameters(config, config.pooler)
+      }),
+      config
     )
   })
 )
@@ -58,17 +65,31 @@ export const layerUrl = (
   options: {
     readonly maxConnections?: number
     readonly applicationName?: string
+    /** As DATABASE_LISTEN_URL; unset: `url`. */
+    readonly listenUrl?: string
+    /** As DATABASE_POOLER; default `none`. */
+    readonly pooler?: Pooler
+    /** As DATABASE_PREPARE; default: true, false with `pooler: "transaction"`. */
+    readonly prepare?: boolean
   } & DatabaseDefaults = {}
-) =>
-  withNotifications(
+) => {
+  const pooler = options.pooler ?? "none"
+  return withNotifications(
     PgClient.layer({
       url: Redacted.make(url),
       maxConnections: options.maxConnections ?? 10,
       applicationName: options.applicationName ?? "jobq",
+      prepare: options.prepare ?? pooler !== "transaction",
       ...multiplexing(options.multiplex ?? 1),
-      ...serverTimeouts(options)
-    })
+      ...SessionBounds.startupParameters(options, pooler)
+    }),
+    {
+      ...options,
+      pooler,
+      listenUrl: options.listenUrl === undefined ? undefined : Redacted.make(options.listenUrl)
+    }
   )
+}
 
 /**
  * DATABASE_URL and friends from the environment; `defaults` are the program's own (the API multiplexes and

@@ -44,7 +44,8 @@ export class Notifications extends Context.Service<
   }
 >()("jobq/db/Notifications") {
   /**
-   * Each listener opens its own session beside the pool (same settings), held until its scope closes.
+   * Each listener opens its own session beside the pool (the pool's settings with `sessions` over them:
+   * DATABASE_LISTEN_URL's address, no pipelining), held until its scope closes.
    * `PgClient.listen` would reserve a pooled connection for as long as it listens: a worker listens on two
    * channels, so with DATABASE_POOL_MAX=2 it held the whole pool and never claimed a job again.
    *
@@ -52,77 +53,82 @@ export class Notifications extends Context.Service<
    * may wait behind another process that holds it, which keeps the gate open as well (a session waiting in
    * exclusive mode makes every shared try fail).
    */
-  static readonly layerPg = Layer.effect(
-    Notifications,
-    Effect.map(PgClient.PgClient, (pg) =>
-      Notifications.of({
-        listen: (channel) =>
-          Effect.flatMap(PgConnection.make(pg.config), (session) => session.listen(channel)),
-        hold: (gate) =>
-          Effect.gen(function* () {
-            const session = yield* PgConnection.make(pg.config)
-            const lost = yield* Deferred.make<void>()
-            const granted = yield* Deferred.make<void>()
-            // closed: the gate closes now, not when the server notices the session ended
-            yield* Effect.addFinalizer(() =>
-              session
-                .query("SELECT pg_advisory_unlock($1, $2)", [gateKey, gates[gate]])
-                .pipe(Effect.timeout("1 second"), Effect.ignore)
-            )
-            // granted at once, or after the holders of the shared lock end, or when another holder lets go
-            // the pool's settings bound statements and lock waits (DATABASE_LOCK_TIMEOUT): not this one, which
-            // may wait for as long as another process holds the gate
-            yield* session
-              .query(
-                "SELECT set_config('lock_timeout', '0', false), set_config('statement_timeout', '0', false)"
-              )
-              .pipe(
-                Effect.andThen(session.query("SELECT pg_advisory_lock($1, $2)", [gateKey, gates[gate]])),
-                Effect.andThen(Deferred.succeed(granted, undefined)),
-                Effect.andThen(
-                  // then a look every 5 s that the session (and its lock) is still there
-                  session.query("SELECT 1").pipe(Effect.repeat(Schedule.spaced("5 seconds")))
-                ),
-                Effect.catchCause((cause) =>
-                  Cause.hasInterruptsOnly(cause) ? Effect.void : Deferred.succeed(lost, undefined)
-                ),
-                Effect.forkScoped
-              )
-            // open once our request is queued or granted and no session holds the lock in shared mode
-            const look = pg.unsafe<{
-              readonly queued: boolean
-              readonly shared: boolean
-              readonly other: boolean
-            }>(
-              `SELECT coalesce(bool_or(pid = $3), false) AS queued,
+  static readonly layerPg = (sessions: Partial<PgConnection.Config> = {}) =>
+    Layer.effect(
+      Notifications,
+      Effect.map(PgClient.PgClient, (pg) => Notifications.make({ ...pg.config, ...sessions }, pg))
+    )
+
+  /**
+   * Sessions opened with `config` (the pool's settings, or DATABASE_LISTEN_URL's: behind a transaction-mode
+   * pooler they must reach Postgres itself or a session-mode pool); `pg` looks at the lock table.
+   */
+  static readonly make = (config: PgConnection.Config, pg: PgClient.PgClient) =>
+    Notifications.of({
+      listen: (channel) => Effect.flatMap(PgConnection.make(config), (session) => session.listen(channel)),
+      hold: (gate) =>
+        Effect.gen(function* () {
+          const session = yield* PgConnection.make(config)
+          const lost = yield* Deferred.make<void>()
+          const granted = yield* Deferred.make<void>()
+          // closed: the gate closes now, not when the server notices the session ended
+          yield* Effect.addFinalizer(() =>
+            session
+              .query("SELECT pg_advisory_unlock($1, $2)", [gateKey, gates[gate]])
+              .pipe(Effect.timeout("1 second"), Effect.ignore)
+          )
+          // the server's bounds on statements and lock waits (DATABASE_LOCK_TIMEOUT, or the role's own
+          // settings behind a pooler) are not for this session, which may wait for as long as another process
+          // holds the gate. Its backend's pid is asked for, not taken from the session's key data: through a
+          // session-mode pooler that key is the pooler's own
+          const [{ pid }] = (yield* session.query(
+            "SELECT pg_backend_pid() AS pid, set_config('lock_timeout', '0', false), set_config('statement_timeout', '0', false)"
+          )).rows as unknown as [{ readonly pid: number }]
+          // granted at once, or after the holders of the shared lock end, or when another holder lets go
+          yield* session.query("SELECT pg_advisory_lock($1, $2)", [gateKey, gates[gate]]).pipe(
+            Effect.andThen(Deferred.succeed(granted, undefined)),
+            Effect.andThen(
+              // then a look every 5 s that the session (and its lock) is still there
+              session.query("SELECT 1").pipe(Effect.repeat(Schedule.spaced("5 seconds")))
+            ),
+            Effect.catchCause((cause) =>
+              Cause.hasInterruptsOnly(cause) ? Effect.void : Deferred.succeed(lost, undefined)
+            ),
+            Effect.forkScoped
+          )
+          // open once our request is queued or granted and no session holds the lock in shared mode
+          const look = pg.unsafe<{
+            readonly queued: boolean
+            readonly shared: boolean
+            readonly other: boolean
+          }>(
+            `SELECT coalesce(bool_or(pid = $3), false) AS queued,
                       coalesce(bool_or(mode = 'ShareLock' AND granted), false) AS shared,
                       coalesce(bool_or(pid <> $3 AND mode = 'ExclusiveLock' AND granted), false) AS other
                FROM pg_locks
                WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
                  AND classid = $1 AND objid = $2 AND objsubid = 2`,
-              [gateKey, gates[gate], session.processId]
-            )
-            const polled = look.pipe(
-              Effect.map((rows) => rows[0]!),
-              Effect.repeat({
-                until: (s) => s.queued && !s.shared,
-                schedule: Schedule.spaced("2 millis")
-              })
-            )
-            // usually granted within milliseconds (only transactions that skipped the gate hold it up); the
-            // lock table is looked at only when another process holds the gate (then our request waits)
-            const state = yield* Effect.raceFirst(
-              Effect.as(Deferred.await(granted), { other: false }),
-              Effect.andThen(Effect.sleep("50 millis"), polled)
-            ).pipe(
-              Effect.timeoutOrElse({
-                duration: Duration.seconds(30),
-                orElse: () => Effect.die(new Error(`the ${gate} gate did not open within 30 s`))
-              })
-            )
-            return { reopened: !state.other, lost: Deferred.await(lost) }
-          })
-      })
-    )
-  )
+            [gateKey, gates[gate], pid]
+          )
+          const polled = look.pipe(
+            Effect.map((rows) => rows[0]!),
+            Effect.repeat({
+              until: (s) => s.queued && !s.shared,
+              schedule: Schedule.spaced("2 millis")
+            })
+          )
+          // usually granted within milliseconds (only transactions that skipped the gate hold it up); the
+          // lock table is looked at only when another process holds the gate (then our request waits)
+          const state = yield* Effect.raceFirst(
+            Effect.as(Deferred.await(granted), { other: false }),
+            Effect.andThen(Effect.sleep("50 millis"), polled)
+          ).pipe(
+            Effect.timeoutOrElse({
+              duration: Duration.seconds(30),
+              orElse: () => Effect.die(new Error(`the ${gate} gate did not open within 30 s`))
+            })
+          )
+          return { reopened: !state.other, lost: Deferred.await(lost) }
+        })
+    })
 }
