@@ -16,11 +16,15 @@ export interface ApiProcess {
   readonly stop: () => Promise<void>
 }
 
-export const start = async (databaseUrl: string, port: number): Promise<ApiProcess> => {
+export const start = async (
+  databaseUrl: string,
+  port: number,
+  env: Record<string, string> = {}
+): Promise<ApiProcess> => {
   const logFile = logPath(`api-${port}.log`)
   const child = Bun.spawn(Runtime.program("src/api.ts"), {
     cwd: rootDirectory,
-    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), JOBS_MODULE: modulePath },
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), JOBS_MODULE: modulePath, ...env },
     stdout: Bun.file(logFile),
     stderr: Bun.file(`${logFile}.err`)
   })

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "bun:test"
 import { SQL } from "bun"
-import { ConfigProvider, Duration, Effect, Exit, Layer } from "effect"
+import { ConfigProvider, Duration, Effect, Exit, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { DatabaseConfig, type DatabaseDefaults } from "../src/Config.ts"
 import * as Database from "../src/db/Database.ts"
@@ -44,6 +44,40 @@ describe("DATABASE_MULTIPLEX", () => {
     const exit = await configWith({ DATABASE_URL: url, DATABASE_MULTIPLEX: "0" })
     expect(Exit.isFailure(exit)).toBe(true)
     expect(String(Exit.isFailure(exit) ? exit.cause : "")).toContain("DATABASE_MULTIPLEX must be 1 or more")
+  })
+})
+
+describe("DATABASE_POOLER and DATABASE_LISTEN_URL", () => {
+  const listen = "postgres://postgres@127.0.0.1:5432/other"
+
+  it("default to Postgres itself: prepared statements on, LISTEN where the pool connects", async () => {
+    expect(await configWith({ DATABASE_URL: url })).toMatchObject({
+      value: { pooler: "none", prepare: true, listenUrl: undefined }
+    })
+  })
+
+  it("in transaction mode turn prepared statements off unless DATABASE_PREPARE says otherwise", async () => {
+    const pooled = { DATABASE_URL: url, DATABASE_POOLER: "Transaction", DATABASE_LISTEN_URL: listen }
+    const exit = await configWith(pooled)
+    expect(exit).toMatchObject({ value: { pooler: "transaction", prepare: false } })
+    expect(Exit.isSuccess(exit) && Redacted.value(exit.value.listenUrl!)).toBe(listen)
+    expect(await configWith({ ...pooled, DATABASE_PREPARE: "true" })).toMatchObject({
+      value: { prepare: true }
+    })
+    expect(await configWith({ DATABASE_URL: url, DATABASE_POOLER: "session" })).toMatchObject({
+      value: { pooler: "session", prepare: true, listenUrl: undefined }
+    })
+  })
+
+  it("refuse transaction mode without DATABASE_LISTEN_URL, and a mode they do not know, naming the variable", async () => {
+    const without = await configWith({ DATABASE_URL: url, DATABASE_POOLER: "transaction" })
+    expect(String(Exit.isFailure(without) ? without.cause : "")).toContain(
+      "DATABASE_POOLER=transaction needs DATABASE_LISTEN_URL"
+    )
+    const unknown = await configWith({ DATABASE_URL: url, DATABASE_POOLER: "statement" })
+    expect(String(Exit.isFailure(unknown) ? unknown.cause : "")).toContain(
+      'DATABASE_POOLER="statement" is not one of none, session, transaction'
+    )
   })
 })
 

@@ -8,6 +8,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { SQL } from "bun"
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
+import * as Database from "../src/db/Database.ts"
 import { freshDatabase } from "./support/database.ts"
 import * as PgBouncer from "./support/pgbouncer.ts"
 import { freePort, waitUntilHealthy } from "./support/ports.ts"
@@ -271,5 +274,34 @@ describe("the API behind PgBouncer in transaction mode, a worker connected direc
       holder.release()
     }
     expect(await statusOf(locked)).toBe("queued")
+  })
+})
+
+describe("a pipelined pool through PgBouncer in transaction mode", () => {
+  it("answers each of 5,000 statements from 4 client connections on 2 server connections, one in seven failing alone", async () => {
+    const outcomes = await Effect.runPromise(
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        return yield* Effect.forEach(
+          Array.from({ length: 5000 }, (_, i) => i),
+          (i) =>
+            sql<{ n: number }>`SELECT ${i}::int / ${i % 7 === 3 ? 0 : 1} AS n`.pipe(
+              Effect.map((rows) => i % 7 !== 3 && rows[0]!.n === i),
+              Effect.catch(() => Effect.succeed(i % 7 === 3))
+            ),
+          { concurrency: 200 }
+        )
+      }).pipe(
+        Effect.provide(
+          Database.layerUrl(bouncer.url(db.name), {
+            maxConnections: 4,
+            multiplex: 32,
+            pooler: "transaction",
+            listenUrl: db.url
+          })
+        )
+      )
+    )
+    expect(outcomes.filter((ok) => !ok)).toEqual([])
   })
 })

@@ -11,6 +11,7 @@ import { freePort } from "./ports.ts"
 
 export interface PgBouncer {
   readonly port: number
+  readonly pid: number
   /** The version line it printed (`PgBouncer 1.18.0`). */
   readonly version: string
   /** The URL of `database` through the pooler, as the URL's user. */
@@ -111,6 +112,7 @@ export const start = async (options: PgBouncerOptions): Promise<PgBouncer> => {
   const version = /PgBouncer [0-9.]+/.exec(log)?.[0] ?? "PgBouncer (version unknown)"
   return {
     port,
+    pid: child.pid,
     version,
     url: (database) => {
       const url = new URL(options.server)
