@@ -180,9 +180,7 @@ describe("worker processes", () => {
     // row was extended a second after their claim, and its looks come as often as its heartbeats (200 ms)
     await waitFor("the buffered jobs to be held and looked at", async () => {
       const rows = await sql<{ n: number }>(
-        (
-          s
-        ) => s`SELECT count(*)::int AS n FROM jobs j JOIN workers w ON w.id = j.lease_owner
+        (s) => s`SELECT count(*)::int AS n FROM jobs j JOIN workers w ON w.id = j.lease_owner
                  WHERE j.id = ANY(${buffered}::uuid[]) AND j.status = 'running' AND j.lease_owner = 'buffer-doomed'
                    AND w.heartbeat_at > j.started_at + interval '1000 milliseconds'`
       )

@@ -434,7 +434,12 @@ const make = Effect.gen(function* () {
    * end with the statement. Steered queues are left out by the statement itself, whatever the caller
    * believes; a queue missing from `queues` is simply not claimed from.
    */
-  const claimFromQueues = (workerId: string, limit: number, leaseMs: LeaseMs, queues: ReadonlyArray<string>) =>
+  const claimFromQueues = (
+    workerId: string,
+    limit: number,
+    leaseMs: LeaseMs,
+    queues: ReadonlyArray<string>
+  ) =>
     claimReady(
       workerId,
       leaseMs,

@@ -87,9 +87,7 @@ const make = Effect.gen(function* () {
   const deleteExpired = sql<{ id: string }>`
     DELETE FROM workers
     WHERE expires_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at <= now())
-    RETURNING id`.pipe(
-    Effect.map((rows) => rows.map((r) => r.id))
-  )
+    RETURNING id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
 
   /**
    * Takes or renews `role` for `holder` until `ttlMs` from now: succeeds when `holder` holds it already or

@@ -11,8 +11,8 @@
 import { hostname } from "node:os"
 import { Cause, Context, Duration, Effect, Layer, Metric } from "effect"
 import { WorkerConfig } from "../Config.ts"
-import { WorkerRepo } from "../queue/WorkerRepo.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
+import { WorkerRepo } from "../queue/WorkerRepo.ts"
 import * as LeaseClock from "./LeaseClock.ts"
 import { heartbeats } from "./WorkerMetrics.ts"
 
