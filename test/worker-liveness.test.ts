@@ -132,12 +132,13 @@ describe("liveness per worker, across worker processes", () => {
     const queue = "hb-frozen"
     const settings = {
       WORKER_QUEUES: queue,
-      WORKER_LEASE: "1 second",
       WORKER_LEASE_RENEW: "200 millis",
       WORKER_RESCUE_INTERVAL: "200 millis",
       WORKER_LEADER_LEASE: "1 second"
     }
-    const frozen = spawn("hb-frozen", settings)
+    // the frozen one's lease is what runs out; the other's is long, so that a loaded machine's pauses cannot
+    // cost it its run of the job too
+    const frozen = spawn("hb-frozen", { ...settings, WORKER_LEASE: "2 seconds" })
     await started(frozen)
     // long enough that it still runs when the second worker has started (under load, seconds)
     const [id] = await enqueueRecords(queue, 1, 5000)
@@ -145,7 +146,7 @@ describe("liveness per worker, across worker processes", () => {
       const [row] = await rows([id!])
       return row?.status === "running" && row.started && row.owner === "hb-frozen" ? true : undefined
     })
-    const other = spawn("hb-thawed-other", settings)
+    const other = spawn("hb-thawed-other", { ...settings, WORKER_LEASE: "10 seconds" })
     await started(other)
     expect((await rows([id!]))[0]).toMatchObject({ status: "running", owner: "hb-frozen" })
     frozen.process.kill("SIGSTOP")
