@@ -30,7 +30,8 @@ export const spawn = (
 ): WorkerProcess => {
   const logFile = logPath(`${name}.log`)
   const child = Bun.spawn(Runtime.program("src/worker.ts"), {
-    cwd: rootDirectory,
+    // JOBQ_BENCH_ROOT: another checkout's worker (a paired before/after run, e.g. bench/liveness-drain.ts)
+    cwd: env.JOBQ_BENCH_ROOT ?? rootDirectory,
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,

@@ -2,7 +2,8 @@
  * WAL written by one lease-renewal round of 250 running jobs, per statement (EXPLAIN (ANALYZE, WAL)), which
  * other engineers' load on the shared server cannot distort (pg_stat_wal is cluster-wide): main's renewal,
  * which extends every lease every round, against the current one when the leases are due and when they are
- * only looked at. The statements are copies of JobRepo.renewLeases' text. Run: `bun bench/renewal-wal.ts`.
+ * only looked at, and the per-worker heartbeat that replaced per-job leases (issue #21). The statements are
+ * copies of JobRepo.renewLeases' and WorkerRepo.beat's text. Run: `bun bench/renewal-wal.ts`.
  */
 import * as BenchDatabase from "./BenchDatabase.ts"
 
@@ -32,4 +33,16 @@ await BenchDatabase.using("walprobe", async (db) => {
   await explain("main (every round writes every lease)", oldQ)
   await explain("new, lease due", newQ(true))
   await explain("new, look only (not due)", newQ(false))
+  // liveness per worker (migration 0013): the heartbeat, a copy of WorkerRepo.beat's text, is the one write
+  // per worker however many jobs it holds ($1 is unused: the helper always passes the ids)
+  await db.sql.unsafe(`INSERT INTO workers (id, host, pid, concurrency, expires_at, lease_expires_at, live_since)
+    VALUES ('w', 'h', 1, 250, now() + interval '15 seconds', now() + interval '30 seconds', now())`)
+  const beat = `INSERT INTO workers AS w (id, host, pid, queues, concurrency, expires_at, lease_expires_at, live_since)
+    VALUES ('w', 'h', 1, NULL, 250, now() + 15000 * interval '1 millisecond', now() + 30000 * interval '1 millisecond', now())
+    ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, queues = EXCLUDED.queues, concurrency = EXCLUDED.concurrency,
+      heartbeat_at = now(), expires_at = EXCLUDED.expires_at, lease_expires_at = EXCLUDED.lease_expires_at,
+      live_since = CASE WHEN NOT false AND w.lease_expires_at > now() THEN w.live_since ELSE now() END,
+      started_at = CASE WHEN w.pid = EXCLUDED.pid AND w.host = EXCLUDED.host THEN w.started_at ELSE now() END
+    RETURNING w.live_since < now() AS continued, cardinality($1::uuid[])`
+  await explain("per worker: one heartbeat (whatever the jobs held)", beat)
 })

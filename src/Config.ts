@@ -373,11 +373,14 @@ export interface WorkerSettings {
   readonly queues: ReadonlyArray<string> | undefined
   /** WORKER_POLL_INTERVAL: how often an idle worker looks for jobs when no notification came (default 1 second). */
   readonly pollInterval: Duration.Duration
-  /** WORKER_LEASE: how long a claim holds a job before another worker may rescue it (default 30 seconds). */
+  /**
+   * WORKER_LEASE: how long the worker holds its jobs after its last heartbeat before another worker may rescue
+   * them (default 30 seconds); the lease is the worker's row in `workers`, not one per job.
+   */
   readonly lease: Duration.Duration
   /**
-   * WORKER_LEASE_RENEW: how often held leases are looked at (cancel requests, jobs lost) and those with half a
-   * lease left renewed (default 1 second).
+   * WORKER_LEASE_RENEW: how often the held jobs are looked at (cancel requests, jobs rescued from this
+   * worker), a statement that writes nothing but starts to record (default 1 second).
    */
   readonly renewInterval: Duration.Duration
   /**
@@ -388,7 +391,8 @@ export interface WorkerSettings {
    */
   readonly queueRefresh: Duration.Duration
   /**
-   * WORKER_HEARTBEAT: how often the worker writes its row in `workers` (default 5 seconds). A worker that
+   * WORKER_HEARTBEAT: how often the worker writes its row in `workers` (default 5 seconds), which also
+   * extends the lease over its jobs; sooner when `WORKER_LEASE` asks for it (half a lease left). A worker that
    * misses three heartbeats in a row leaves `GET /workers` (15 s by default).
    */
   readonly heartbeat: Duration.Duration

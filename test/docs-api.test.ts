@@ -218,7 +218,9 @@ const setups: Record<string, () => Promise<string | undefined>> = {
           pid: 4242,
           queues: ["emails"],
           concurrency: 10,
-          ttlMs: 15_000
+          ttlMs: 15_000,
+          leaseMs: 30_000,
+          first: true
         })
       )
     )

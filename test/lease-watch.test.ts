@@ -1,6 +1,7 @@
 /**
- * A worker that loses its database connection keeps no job past its lease, and its job counts no more
- * against its queue's concurrency limit once that lease ran out. One worker reaches the database through a
+ * A worker that loses its database connection keeps no job past its lease (its row's in `workers`, which
+ * only its heartbeat extends), and its job counts no more against its queue's concurrency limit once that
+ * lease ran out. One worker reaches the database through a
  * proxy the test cuts; another reaches it directly; the queue's limit is 1 and no rescue runs meanwhile.
  */
 import { describe, expect, it } from "bun:test"
@@ -40,10 +41,12 @@ describe("a worker cut off from the database", () => {
     await started(direct)
 
     await proxy.cut()
+    // the job's lease is its worker's (migration 0013): the row's, which the cut worker can no longer extend
     const [first] = await sql<{ id: string; expires: number }>(
       (s) => s`
-        SELECT id, extract(epoch FROM lease_expires_at)::float8 * 1000 AS expires
-        FROM jobs WHERE queue = ${queue} AND lease_owner = 'cut-off'`
+        SELECT j.id, extract(epoch FROM coalesce(j.lease_expires_at, w.lease_expires_at))::float8 * 1000 AS expires
+        FROM jobs j JOIN workers w ON w.id = j.lease_owner
+        WHERE j.queue = ${queue} AND j.lease_owner = 'cut-off'`
     )
     const next = await waitFor(
       "the other worker to start the second job",

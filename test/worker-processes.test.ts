@@ -176,13 +176,13 @@ describe("worker processes", () => {
     const [long] = await enqueueRecords(queue, 1, 60_000, true, 1)
     await startRecorded(long!)
     const buffered = await enqueueRecords(queue, 3, 10, true, 1)
-    // claimed into the buffer, and a lease renewal came since (it must not record them as started)
-    await waitFor("the buffered jobs to be held and renewed", async () => {
+    // claimed into the buffer, and looked at since (a look must not record them as started): the worker's
+    // row was extended a second after their claim, and its looks come as often as its heartbeats (200 ms)
+    await waitFor("the buffered jobs to be held and looked at", async () => {
       const rows = await sql<{ n: number }>(
-        (
-          s
-        ) => s`SELECT count(*)::int AS n FROM jobs WHERE id = ANY(${buffered}::uuid[]) AND status = 'running'
-                 AND lease_owner = 'buffer-doomed' AND lease_expires_at > started_at + interval '1100 milliseconds'`
+        (s) => s`SELECT count(*)::int AS n FROM jobs j JOIN workers w ON w.id = j.lease_owner
+                 WHERE j.id = ANY(${buffered}::uuid[]) AND j.status = 'running' AND j.lease_owner = 'buffer-doomed'
+                   AND w.heartbeat_at > j.started_at + interval '1000 milliseconds'`
       )
       return rows[0]!.n === 3 ? true : undefined
     })

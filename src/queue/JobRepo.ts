@@ -104,16 +104,23 @@ export type ClaimedRow = Omit<
 > & { readonly startedAt: Date }
 
 /**
+ * The lease a claim gives each job, in milliseconds; null: none of its own, the claiming worker's row in
+ * `workers` holds it (`Heartbeat`: what a worker's pool claims with), and the rescuer takes it back once that
+ * row's lease ran out. A job with a lease of its own is rescued when that lease runs out.
+ */
+export type LeaseMs = number | null
+
+/**
  * A claimed job from the columns the claim returns. The others are what the claim itself set, or what a
  * job that could be claimed always holds: it was queued or retrying, so it has no result, no finish time,
  * and no pending cancel (a cancel ends such a job at once); `started_at`, `updated_at` and the lease all
  * come from the same `now()`.
  */
-export const claimedJob = (row: ClaimedRow, workerId: string, leaseMs: number): ClaimedJob => ({
+export const claimedJob = (row: ClaimedRow, workerId: string, leaseMs: LeaseMs): ClaimedJob => ({
   ...row,
   status: "running",
   leaseOwner: workerId,
-  leaseExpiresAt: new Date(row.startedAt.getTime() + leaseMs),
+  leaseExpiresAt: leaseMs === null ? null : new Date(row.startedAt.getTime() + leaseMs),
   cancelRequestedAt: null,
   result: null,
   finishedAt: null,
@@ -370,7 +377,7 @@ const make = Effect.gen(function* () {
    * 50,000 jobs claimed 500 at a time, bench method in bench/RESULTS.md).
    */
   const parents = sql.literal(parentsColumn("c.id", 'c."flowId"'))
-  const claimReady = (workerId: string, leaseMs: number, ready: Statement.Fragment) =>
+  const claimReady = (workerId: string, leaseMs: LeaseMs, ready: Statement.Fragment) =>
     sql<ClaimedRow>`
       WITH ready AS (${ready}), claimed AS (
         UPDATE jobs AS j
@@ -398,7 +405,7 @@ const make = Effect.gen(function* () {
    * claim before it. Call it in autocommit: inside a caller's transaction the setting would cover that
    * transaction's commit too. Jobs of paused and limited queues are never among them (`steered`).
    */
-  const claim = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) =>
+  const claim = (workerId: string, limit: number, leaseMs: LeaseMs, queues?: ReadonlyArray<string>) =>
     claimReady(
       workerId,
       leaseMs,
@@ -427,7 +434,12 @@ const make = Effect.gen(function* () {
    * end with the statement. Steered queues are left out by the statement itself, whatever the caller
    * believes; a queue missing from `queues` is simply not claimed from.
    */
-  const claimFromQueues = (workerId: string, limit: number, leaseMs: number, queues: ReadonlyArray<string>) =>
+  const claimFromQueues = (
+    workerId: string,
+    limit: number,
+    leaseMs: LeaseMs,
+    queues: ReadonlyArray<string>
+  ) =>
     claimReady(
       workerId,
       leaseMs,
@@ -624,14 +636,15 @@ const make = Effect.gen(function* () {
       RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
 
   /**
-   * Running jobs whose lease expired (their worker died or stalled). One whose handler had started goes back
-   * to `retrying`, or ends `failed_permanent` when that was its last attempt: the crashed attempt counts,
-   * so a job that kills its worker cannot loop forever. One whose start was never recorded (it waited in the
-   * worker's buffer, or its worker died within a renewal interval of starting it) goes back to the queue
-   * with its attempt refunded; `unstarted_rescues` counts it, so that its next worker records the start
-   * first. Either way `errors` says what happened. A job whose cancel was pending ends `cancelled`.
+   * Gives the running jobs `which` selects (and locks) back to the queue, as their worker can no longer run
+   * them. One whose handler had started goes back to `retrying`, or ends `failed_permanent` when that was its
+   * last attempt: the crashed attempt counts, so a job that kills its worker cannot loop forever. One whose
+   * start was never recorded (it waited in the worker's buffer, or its worker died within a renewal interval
+   * of starting it) goes back to the queue with its attempt refunded; `unstarted_rescues` counts it, so that
+   * its next worker records the start first. Either way `errors` says what happened. A job whose cancel was
+   * pending ends `cancelled`.
    */
-  const rescueExpired = (limit = 1000) =>
+  const takeBack = (which: Statement.Fragment) =>
     sql<{ id: JobId; status: JobStatus; leaseOwner: string; refunded: boolean; notified: unknown }>`
       WITH expired AS (
         SELECT id, lease_owner, cancel_requested_at IS NULL AND NOT attempt_started AS refund,
@@ -639,11 +652,9 @@ const make = Effect.gen(function* () {
                  CASE WHEN cancel_requested_at IS NULL AND NOT attempt_started
                       THEN ' before recording that the job started; attempt not counted' ELSE '' END
                  AS error
-        FROM jobs
-        WHERE status = 'running' AND lease_expires_at < now()
-        ORDER BY lease_expires_at
-        LIMIT ${limit}
-        FOR UPDATE SKIP LOCKED
+        FROM jobs AS j
+        ${which}
+        FOR UPDATE OF j SKIP LOCKED
       ), rescued AS (
         UPDATE jobs AS j
         SET status = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
@@ -664,6 +675,34 @@ const make = Effect.gen(function* () {
       )
       SELECT id, status, lease_owner AS "leaseOwner", refund AS refunded, pg_notify('jobq_ready', queue) AS notified
       FROM rescued`.pipe(Effect.map((rows) => rows.map(({ notified: _, ...row }) => row)))
+
+  /**
+   * Running jobs whose lease ran out (their worker died or stalled), taken back (`takeBack`). A job with a
+   * lease of its own (claimed by a worker from before migration 0013, or with an explicit lease) is rescued
+   * once that lease ran out. One without is held by its owner's row in `workers`: rescued when the row is
+   * gone, its lease ran out, or the lease began after the job's claim (the worker lost it since).
+   */
+  const rescueExpired = (limit = 1000) =>
+    takeBack(sql`
+      WHERE j.status = 'running'
+        AND CASE WHEN j.lease_expires_at IS NOT NULL THEN j.lease_expires_at < now()
+                 ELSE NOT EXISTS (SELECT 1 FROM workers w
+                                  WHERE w.id = j.lease_owner AND w.lease_expires_at > now()
+                                    AND w.live_since <= j.started_at) END
+      ORDER BY j.started_at
+      LIMIT ${limit}`)
+
+  /**
+   * Jobs this worker holds but gave up on without settling them (it stopped them when it could not
+   * heartbeat in time, or their settlement failed): taken back (`takeBack`) at once, as the rescuer would
+   * once the worker's lease ran out, which, while the worker lives, it does not. Answers the ids taken back;
+   * a job already settled or rescued is left alone.
+   */
+  const abandon = (workerId: string, ids: ReadonlyArray<string>) =>
+    takeBack(sql`
+      WHERE j.id = ANY(${ids}::uuid[]) AND j.status = 'running' AND j.lease_owner = ${workerId}`).pipe(
+      Effect.map((rows) => rows.map((r) => r.id))
+    )
 
   /**
    * Queued or retrying -> `cancelled`; running -> cancel requested (its worker is notified and settles it).
@@ -750,6 +789,7 @@ const make = Effect.gen(function* () {
     renewLeases,
     markStarted,
     rescueExpired,
+    abandon,
     cancel,
     retry
   } satisfies Record<

@@ -9,7 +9,7 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient, type Statement } from "effect/sql"
 import type { LimitsChange, QueueInfo } from "../domain/Queues.ts"
 import { parentsColumn } from "./FlowRepo.ts"
-import { type ClaimedJob, type ClaimedRow, claimedJob } from "./JobRepo.ts"
+import { type ClaimedJob, type ClaimedRow, claimedJob, type LeaseMs } from "./JobRepo.ts"
 import { channels, queuesChanged } from "./Notifier.ts"
 
 interface QueueRow {
@@ -240,11 +240,11 @@ const make = Effect.gen(function* () {
 
   /**
    * Claims up to `limit` jobs of the limited, unpaused queues among `queues` (all when undefined), one queue
-   * at a time under its lock (`jobq_claim_limited`, migrations/0004_queues.sql), and says which queues a
+   * at a time under its lock (`jobq_claim_limited`, migrations/0004_queues.sql, its count of live jobs 0013), and says which queues a
    * limit held back. Commits without waiting for its WAL flush, as `JobRepo.claim` does: call it in
    * autocommit.
    */
-  const claimLimited = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) =>
+  const claimLimited = (workerId: string, limit: number, leaseMs: LeaseMs, queues?: ReadonlyArray<string>) =>
     sql<LimitedRow>`
       SELECT id, queue, kind, payload, priority, attempts, max_attempts AS "maxAttempts", run_at AS "runAt",
              idempotency_key AS "idempotencyKey", last_error AS "lastError", errors, created_at AS "createdAt",

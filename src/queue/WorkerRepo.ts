@@ -1,6 +1,7 @@
 /**
- * Every SQL statement on the `workers` and `leaders` tables (migrations/0004_queues.sql): a worker's
- * heartbeat (an upsert that also sets when its row expires), its farewell, the listing of live workers, the
+ * Every SQL statement on the `workers` and `leaders` tables (migrations/0004_queues.sql, 0013): a worker's
+ * heartbeat (an upsert that also sets when its row expires and extends the lease it holds over the worker's
+ * jobs), its farewell, the listing of live workers, the
  * clean-up of expired rows; and the election of the one maintainer (a lease row). Methods fail with
  * `SqlError` only.
  */
@@ -16,6 +17,20 @@ export interface Heartbeat {
   readonly concurrency: number
   /** The row leaves listings this long after this heartbeat, unless another comes. */
   readonly ttlMs: number
+  /** The row holds the jobs this worker claimed (their lease) this long after this heartbeat. */
+  readonly leaseMs: number
+  /** The process's first heartbeat: whatever the row held before belongs to an earlier process. */
+  readonly first: boolean
+}
+
+/** What a heartbeat found. */
+export interface Beat {
+  /**
+   * The row's lease had not run out (and this is not the process's first heartbeat): the jobs claimed
+   * since the lease began are still held. False: a new lease began with this heartbeat, and no job claimed
+   * before it is held by the row any more (the rescuer takes them back).
+   */
+  readonly continued: boolean
 }
 
 /** Most workers one listing returns. */
@@ -24,17 +39,25 @@ export const maxWorkersListed = 1000
 const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
 
-  /** Writes the worker's row: its first heartbeat creates it, later ones refresh it (or recreate it). */
+  /**
+   * Writes the worker's row: its first heartbeat creates it, later ones refresh it (or recreate it), and
+   * extend the lease it holds over the worker's running jobs. A lease that had run out is not extended but
+   * begun again (`live_since`): the jobs claimed under the old one may have been rescued, or counted no more
+   * against their queue's limit, so they stay lost to the row.
+   */
   const beat = (h: Heartbeat) =>
-    sql`
-      INSERT INTO workers AS w (id, host, pid, queues, concurrency, expires_at)
+    sql<{ continued: boolean }>`
+      INSERT INTO workers AS w (id, host, pid, queues, concurrency, expires_at, lease_expires_at, live_since)
       VALUES (${h.id}, ${h.host}, ${h.pid}, ${h.queues === undefined ? null : [...h.queues]}::text[],
-              ${h.concurrency}, now() + ${h.ttlMs} * interval '1 millisecond')
+              ${h.concurrency}, now() + ${h.ttlMs} * interval '1 millisecond',
+              now() + ${h.leaseMs} * interval '1 millisecond', now())
       ON CONFLICT (id) DO UPDATE SET
         host = EXCLUDED.host, pid = EXCLUDED.pid, queues = EXCLUDED.queues, concurrency = EXCLUDED.concurrency,
-        heartbeat_at = now(), expires_at = EXCLUDED.expires_at,
-        started_at = CASE WHEN w.pid = EXCLUDED.pid AND w.host = EXCLUDED.host THEN w.started_at ELSE now() END`.pipe(
-      Effect.asVoid
+        heartbeat_at = now(), expires_at = EXCLUDED.expires_at, lease_expires_at = EXCLUDED.lease_expires_at,
+        live_since = CASE WHEN NOT ${h.first} AND w.lease_expires_at > now() THEN w.live_since ELSE now() END,
+        started_at = CASE WHEN w.pid = EXCLUDED.pid AND w.host = EXCLUDED.host THEN w.started_at ELSE now() END
+      RETURNING w.live_since < now() AS continued`.pipe(
+      Effect.map((rows): Beat => ({ continued: rows[0]?.continued === true }))
     )
 
   /** The worker stopped: its row goes at once. */
@@ -57,10 +80,14 @@ const make = Effect.gen(function* () {
     FROM live w LEFT JOIN leased l ON l.lease_owner = w.id
     ORDER BY w.id`
 
-  /** Deletes the rows of workers that stopped heartbeating; answers their ids. */
-  const deleteExpired = sql<{ id: string }>`DELETE FROM workers WHERE expires_at <= now() RETURNING id`.pipe(
-    Effect.map((rows) => rows.map((r) => r.id))
-  )
+  /**
+   * Deletes the rows of workers that stopped heartbeating, once their lease ran out too (the listing's expiry
+   * comes first with the defaults); answers their ids.
+   */
+  const deleteExpired = sql<{ id: string }>`
+    DELETE FROM workers
+    WHERE expires_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at <= now())
+    RETURNING id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
 
   /**
    * Takes or renews `role` for `holder` until `ttlMs` from now: succeeds when `holder` holds it already or

@@ -47,8 +47,8 @@ export const make = ({ workerId, capacity, deleteSucceeded }: CompleterOptions) 
 
     const flush = (batch: ReadonlyArray<Pending>) =>
       statement(batch).pipe(
-        // not dropped for a passing database error; after ~a minute of failures the leases expire and the
-        // jobs are rescued (run again), which is the at-least-once contract
+        // not dropped for a passing database error; after ~a minute of failures the jobs are reported not
+        // completed and the pool hands them back to the queue (run again), which is the at-least-once contract
         Effect.tapError((error) => Effect.logWarning("completing jobs failed; retrying", error.message)),
         Effect.retry({ schedule: decorrelatedJitter({ base: "50 millis", cap: "5 seconds" }), times: 20 }),
         Effect.map((held) => new Set<string>(held)),

@@ -1,30 +1,65 @@
 /**
- * When each lease this worker holds runs out, as far as it knows: the moment it asked for the lease (a
- * claim or a renewal that succeeded) plus `WORKER_LEASE`. That is never later than the database's own
- * expiry, which counts from when the statement ran. A worker that cannot renew (it lost its database
- * connection) must stop a job before its lease runs out: past it, the job may be rescued and run again
- * elsewhere, and it no longer counts against its queue's concurrency limit.
+ * When the leases this worker holds run out, as far as it knows. The jobs it claims hold no lease of their
+ * own: its row in `workers` holds them all, for `WORKER_LEASE` after each heartbeat (`Heartbeat`). So every
+ * held job runs out at the same moment: the time the worker sent its last heartbeat that answered, plus the
+ * lease, which is never later than the database's own expiry (counted from when the statement ran). A job
+ * is held by the row only when its claim was sent after the row's current lease began: a heartbeat that
+ * finds the lease had run out begins a new one, and the jobs claimed before it are lost (the rescuer takes
+ * them back). A worker that cannot heartbeat (it lost its database connection, or stalled) must stop its
+ * jobs before the lease runs out: past it, a job may be rescued and run again elsewhere, and it no longer
+ * counts against its queue's concurrency limit. All times are `performance.now()`.
  */
-export const make = (leaseMs: number) => {
-  const until = new Map<string, number>()
+
+/** How often the lease is looked after, from the settings (milliseconds). */
+export const timing = (leaseMs: number, renewIntervalMs: number, heartbeatMs: number) => {
+  /** The lease watch looks this often, and stops a job two looks before its lease runs out. */
+  const watchMarginMs = Math.min(renewIntervalMs, leaseMs / 4)
+  /**
+   * The heartbeat extends the lease once it has less than this left: half a lease, and never so late that the
+   * lease watch could stop the jobs first (two of its looks plus two renewal intervals).
+   */
+  const renewAheadMs = Math.min(leaseMs, Math.max(leaseMs / 2, 2 * watchMarginMs + 2 * renewIntervalMs))
   return {
-    /** These jobs were leased (claimed or renewed) by a statement sent at `askedAt` (performance.now()). */
-    leased: (ids: Iterable<string>, askedAt: number) => {
-      for (const id of ids) until.set(id, askedAt + leaseMs)
-    },
-    /** Whether the job's lease runs out before `before` (performance.now()), or is unknown. */
-    endsBefore: (id: string, before: number): boolean => (until.get(id) ?? 0) < before,
-    /**
-     * The held jobs whose lease runs out before `before` (performance.now()); jobs no longer held are
-     * forgotten on the way.
-     */
-    expiring: (before: number, isHeld: (id: string) => boolean): Array<string> => {
-      const ids: Array<string> = []
-      for (const [id, at] of until) {
-        if (!isHeld(id)) until.delete(id)
-        else if (at < before) ids.push(id)
-      }
-      return ids
-    }
+    watchMarginMs,
+    /** Between two heartbeats that answered: `WORKER_HEARTBEAT`, or sooner when the lease asks for it. */
+    beatEveryMs: Math.max(1, Math.min(heartbeatMs, leaseMs - renewAheadMs)),
+    /** After a heartbeat that failed, the next one comes this soon. */
+    retryEveryMs: Math.max(1, Math.min(heartbeatMs, renewIntervalMs))
   }
 }
+
+export const make = (leaseMs: number) => {
+  /** The moment the worker's lease runs out (0: no heartbeat answered yet). */
+  let until = 0
+  /** The moment the current lease began, as the worker knows it: when the heartbeat that began it answered. */
+  let began = Number.POSITIVE_INFINITY
+  /** When each held job's claim was sent. */
+  const claimedAt = new Map<string, number>()
+  return {
+    /**
+     * A heartbeat sent at `askedAt` answered at `answeredAt`; `continued`: the lease it extended had not run
+     * out, else it began a new one, which holds none of the jobs claimed before.
+     */
+    beat: (askedAt: number, answeredAt: number, continued: boolean) => {
+      if (!continued) began = answeredAt
+      until = Math.max(until, askedAt + leaseMs)
+    },
+    /** These jobs were claimed by a statement sent at `askedAt`. */
+    leased: (ids: Iterable<string>, askedAt: number) => {
+      for (const id of ids) claimedAt.set(id, askedAt)
+    },
+    /** The held jobs whose lease runs out before `before`, or already did; jobs no longer held are forgotten. */
+    expiring: (before: number, isHeld: (id: string) => boolean): Array<string> => {
+      const ids: Array<string> = []
+      for (const [id, at] of claimedAt) {
+        if (!isHeld(id)) claimedAt.delete(id)
+        else if (at < began || until < before) ids.push(id)
+      }
+      return ids
+    },
+    /** The moment the lease runs out (0 before the first heartbeat answered). */
+    until: () => until
+  }
+}
+
+export type LeaseClock = ReturnType<typeof make>

@@ -24,6 +24,11 @@ export interface SettlementDeps {
   readonly metrics: (job: ClaimedJob) => JobMetrics
   /** Called once the job is no longer this worker's (settled, or found not held). */
   readonly onSettled: (job: ClaimedJob) => void
+  /**
+   * Called for a job this worker gives up on without having settled it: stopped as its lease was lost, or
+   * its settlement failed. Its worker's row would hold it while the worker lives, so it must be handed back.
+   */
+  readonly onAbandoned: (job: ClaimedJob) => void
   /** Called with the run_at of a retry this worker scheduled. */
   readonly onRetryScheduled: (runAt: Date) => void
 }
@@ -73,6 +78,7 @@ export const make = (deps: SettlementDeps) => {
   const stopped = (job: ClaimedJob, reason: StopReason | undefined) =>
     Effect.gen(function* () {
       if (reason === "lease_lost") {
+        deps.onAbandoned(job)
         yield* count("leaseLost", job)
         return yield* Effect.logWarning("lost the lease; stopped the job without settling it")
       }
@@ -89,10 +95,16 @@ export const make = (deps: SettlementDeps) => {
       }
     })
 
-  // a settlement lost to a database error is recovered by the lease rescuer; it must never kill the pool
+  // a settlement lost to a database error hands the job back to the queue (as the rescuer would); it must
+  // never kill the pool
   const guarded = (job: ClaimedJob, effect: Effect.Effect<void, unknown>) =>
     effect.pipe(
-      Effect.catchCause((cause) => Effect.logError("could not settle job", Cause.pretty(cause))),
+      Effect.catchCause((cause) =>
+        Effect.andThen(
+          Effect.sync(() => deps.onAbandoned(job)),
+          Effect.logError("could not settle job; handing it back to the queue", Cause.pretty(cause))
+        )
+      ),
       Effect.ensuring(Effect.sync(() => deps.onSettled(job)))
     )
 
@@ -105,6 +117,8 @@ export const make = (deps: SettlementDeps) => {
     if (Exit.isSuccess(exit)) {
       return completer.submit(job.id, exit.value ?? null, (held) => {
         deps.metrics(job)[held ? "succeeded" : "leaseLost"].add(1)
+        // not completed: the lease was lost, or the completion kept failing (then the job is handed back)
+        if (!held) deps.onAbandoned(job)
         deps.onSettled(job)
       })
     }

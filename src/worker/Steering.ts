@@ -15,12 +15,13 @@
  */
 import { Cause, type Duration, Effect, Schedule } from "effect"
 import type { SqlError } from "effect/sql"
-import type { ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
+import type { ClaimedJob, JobRepo, LeaseMs } from "../queue/JobRepo.ts"
 import { type QueueRepo, type SteeringRow, steeringRowsCap } from "../queue/QueueRepo.ts"
 
 export interface SteeringOptions {
   readonly workerId: string
-  readonly leaseMs: number
+  /** The lease each claimed job gets; null: none of its own, the worker's row holds them (`Heartbeat`). */
+  readonly leaseMs: LeaseMs
   /** The queues this worker serves; undefined: all. */
   readonly queues: ReadonlyArray<string> | undefined
   readonly refreshInterval: Duration.Duration

@@ -5,10 +5,17 @@
  * or when a running job's fiber exits. A job ends by its `Exit` (see `Settlement`). Successes are
  * completed in batches by the `Completer`; a slot frees as soon as its handler returns.
  *
- * Cancelling a running job is interrupting its fiber: the request reaches us by NOTIFY on `jobq_cancel`
- * or, as a fallback, with the lease renewal every `renewInterval`, which covers buffered jobs too.
+ * The jobs it claims hold no lease of their own: the worker's row in `workers` holds them all, extended by
+ * its heartbeat (`Heartbeat`), so liveness costs one write per worker, not one per job. Every
+ * `renewInterval` the pool looks at the jobs it holds (one statement that writes nothing but starts to
+ * record): the rescuer may have taken a job back (then our run stops and settles nothing), or a cancel may
+ * have been asked. Cancelling a running job is interrupting its fiber: the request reaches us by NOTIFY on
+ * `jobq_cancel` or, as a fallback, with that look, which covers buffered jobs too. A lease watch stops every
+ * job before the worker's lease runs out when heartbeats fail; jobs the worker gives up on that way, or whose
+ * settlement failed, are handed back to the queue by the next look (`JobRepo.abandon`): while the worker
+ * lives its row would hold them forever.
  *
- * The lease renewal also records which held jobs have started: the rescuer refunds the attempt of a job
+ * The look also records which held jobs have started: the rescuer refunds the attempt of a job
  * whose start was never recorded (it waited in a dead worker's buffer). A job the rescuer refunded before
  * (`recordStartFirst`) has its start recorded before its handler runs, so that a job that kills its worker
  * at once still spends its attempts. Recording every start that way would cost a round trip per job.
@@ -37,7 +44,7 @@ import * as ClaimSize from "./ClaimSize.ts"
 import * as Completer from "./Completer.ts"
 import * as ExecutionSpan from "./ExecutionSpan.ts"
 import { run as runAttempt } from "./Executor.ts"
-import * as LeaseClock from "./LeaseClock.ts"
+import { Heartbeat } from "./Heartbeat.ts"
 import * as Progress from "./Progress.ts"
 import { QueueLabels } from "./QueueLabels.ts"
 import * as Settlement from "./Settlement.ts"
@@ -54,6 +61,7 @@ const make = Effect.gen(function* () {
   const { workerId, concurrency, prefetch } = config
   const stopNow = yield* StopNow
   const leaseMs = Duration.toMillis(config.lease)
+  const heartbeat = yield* Heartbeat
   // `WORKER_PREFETCH=auto`: the buffer follows observed job and claim times, up to `prefetch`
   const claimSize = config.adaptivePrefetch === true ? ClaimSize.make(concurrency, prefetch) : undefined
   const prefetchNow = () => (claimSize === undefined ? prefetch : claimSize.prefetch())
@@ -92,7 +100,15 @@ const make = Effect.gen(function* () {
   const wake = yield* Queue.sliding<void>(1)
   const signal = Queue.offer(wake, undefined).pipe(Effect.asVoid)
   const wakeTimes = WakeTimes.make(Duration.toMillis(config.pollInterval))
-  const leases = LeaseClock.make(leaseMs)
+  const leases = heartbeat.clock
+  /**
+   * Jobs this worker gave up on without settling them (stopped as its lease ran out, or their settlement
+   * failed): handed back to the queue at the next look, retried until the database answers.
+   */
+  const abandoned = new Set<string>()
+  const abandon = (job: ClaimedJob) => {
+    abandoned.add(job.id)
+  }
   let accepting = true
   // the last claim filled the buffer: more jobs are probably waiting, so refill when it runs low
   let backlog = false
@@ -105,6 +121,7 @@ const make = Effect.gen(function* () {
     retry,
     completer,
     metrics: metricsFor,
+    onAbandoned: abandon,
     onSettled: (job) => {
       held.delete(job.id)
       stopReasons.delete(job.id)
@@ -331,7 +348,13 @@ const make = Effect.gen(function* () {
         )
         .pipe(
           Effect.catchCause((cause) =>
-            Effect.as(Effect.logWarning("releasing buffered jobs failed", Cause.pretty(cause)), [])
+            Effect.as(
+              Effect.logWarning(
+                "releasing buffered jobs failed; the next look hands them back",
+                Cause.pretty(cause)
+              ),
+              []
+            ).pipe(Effect.tap(() => Effect.sync(() => jobs.forEach(abandon))))
           )
         )
       for (const job of jobs) metricsFor(job).released.add(1)
@@ -340,7 +363,8 @@ const make = Effect.gen(function* () {
 
   const steering = yield* Steering.make({
     workerId,
-    leaseMs,
+    // none of their own: this worker's row holds them
+    leaseMs: null,
     queues: config.queues,
     refreshInterval: config.queueRefresh,
     repo,
@@ -379,55 +403,52 @@ const make = Effect.gen(function* () {
     Effect.annotateLogs({ module: "WorkerPool", fiber: "fetch" })
   )
 
-  const renewIntervalMs = Duration.toMillis(config.renewInterval)
-  const watchMarginMs = Math.min(renewIntervalMs, leaseMs / 4)
   /**
-   * A lease is extended once it has less than this left (by `leases`, our own conservative clock): half a
-   * lease, and never so late that the lease watch below could stop the job first (two of its looks plus two
-   * renewal rounds). Every round still looks at every held job (cancel asked? still ours?), which writes
-   * nothing: with the defaults (30 s lease, 1 s rounds) a running job's row is written about every 15 s
-   * instead of every second. With a lease of a few renewal intervals every round extends every lease.
+   * Looks at every held job (cancel asked? still ours?), which writes nothing but the start of the jobs
+   * that started since the last look (once per attempt), and hands the abandoned jobs back first.
    */
-  const renewAheadMs = Math.min(leaseMs, Math.max(leaseMs / 2, 2 * watchMarginMs + 2 * renewIntervalMs))
-  const renewLoop = Effect.gen(function* () {
+  const lookLoop = Effect.gen(function* () {
     yield* Metric.update(Metrics.running, running.size)
+    if (abandoned.size > 0) {
+      const given = [...abandoned]
+      // a job held again (claimed anew after a rescue) is not the one given up on
+      const ids = given.filter((id) => !held.has(id))
+      const back = ids.length === 0 ? [] : yield* repo.abandon(workerId, ids)
+      for (const id of given) abandoned.delete(id)
+      if (back.length > 0)
+        yield* Effect.logWarning(`handed ${back.length} jobs this worker had given up on back to the queue`)
+    }
     const ids = [...held.keys()]
     if (ids.length === 0) return
-    const askedAt = performance.now()
     const states = yield* repo.renewLeases(
       workerId,
-      ids.map((id) => ({
-        id,
-        started: !unstarted.has(id) && !recording.has(id),
-        due: leases.endsBefore(id, askedAt + renewAheadMs)
-      })),
+      ids.map((id) => ({ id, started: !unstarted.has(id) && !recording.has(id), due: false })),
       leaseMs
     )
     const stillHeld = new Set<string>(states.map((s) => s.id))
-    leases.leased(
-      states.filter((s) => s.renewed).map((s) => s.id),
-      askedAt
-    )
     for (const state of states) if (state.cancelRequested) yield* stop(state.id, "cancel")
     // missing from the answer: rescued by another worker, so our copy must not run or settle
     for (const id of ids) if (!stillHeld.has(id) && held.has(id)) yield* stop(id, "lease_lost")
   }).pipe(
-    Effect.catchCause((cause) => Effect.logWarning("renewing leases failed", Cause.pretty(cause))),
+    Effect.catchCause((cause) => Effect.logWarning("looking at the held jobs failed", Cause.pretty(cause))),
     Effect.repeat(Schedule.spaced(config.renewInterval)),
-    Effect.annotateLogs({ module: "WorkerPool", fiber: "lease-renewal" })
+    Effect.annotateLogs({ module: "WorkerPool", fiber: "lease-look" })
   )
 
+  const watchMarginMs = heartbeat.watchMarginMs
   /**
-   * Stops the jobs whose lease would run out within two looks, while renewals fail (the database is
-   * unreachable; a hung renewal cannot hold this up, it runs apart): past its lease another worker may run
-   * the job, and it counts no more against its queue's concurrency limit. Their settlement writes nothing.
+   * Stops the jobs whose lease would run out within two looks, while heartbeats fail (the database is
+   * unreachable; a hung heartbeat cannot hold this up, it runs apart), and at once those the row no longer
+   * holds (a heartbeat found the lease had run out and began a new one): past its lease another worker may
+   * run the job, and it counts no more against its queue's concurrency limit. Their settlement writes
+   * nothing; the next look that reaches the database hands back those not rescued meanwhile.
    */
   const leaseWatch = Effect.gen(function* () {
     // two looks ahead: a job is stopped at least one look (and its interruption's time) before its lease ends
     const expiring = leases.expiring(performance.now() + 2 * watchMarginMs, (id) => held.has(id))
     if (expiring.length === 0) return
     yield* Effect.logWarning(
-      `could not renew the leases of ${expiring.length} jobs before they ran out; stopping them`
+      `could not renew the leases of ${expiring.length} jobs before they ran out (this worker's heartbeat); stopping them`
     )
     for (const id of expiring) yield* stop(id, "lease_lost")
   }).pipe(
@@ -449,7 +470,7 @@ const make = Effect.gen(function* () {
 
   const fetcher = yield* FiberHandle.make()
   yield* FiberHandle.run(fetcher, fetchLoop)
-  yield* Effect.forkScoped(renewLoop)
+  yield* Effect.forkScoped(lookLoop)
   yield* Effect.forkScoped(leaseWatch)
   yield* Effect.forkScoped(
     Notifier.subscribe(Notifier.channels.ready, onReady, Effect.andThen(steering.refresh, signal))
