@@ -31,6 +31,7 @@ import {
   Metric,
   Queue,
   Schedule,
+  Semaphore,
   type Tracer
 } from "effect"
 import { RetryConfig, retentionOf, WorkerConfig } from "../Config.ts"
@@ -109,6 +110,11 @@ const make = Effect.gen(function* () {
   const abandon = (job: ClaimedJob) => {
     abandoned.add(job.id)
   }
+  /**
+   * Claims and hand-backs take turns: a hand-back matches a job by its id and this worker, so a claim that
+   * took the same job again (after a rescue) while the hand-back was on its way would have lost the new run.
+   */
+  const claimOrHandBack = yield* Semaphore.make(1)
   let accepting = true
   // the last claim filled the buffer: more jobs are probably waiting, so refill when it runs low
   let backlog = false
@@ -323,7 +329,7 @@ const make = Effect.gen(function* () {
     backlog = claimed.length === limit
     land(claimed, began, false)
     startReady()
-  }).pipe(Effect.uninterruptible)
+  }).pipe(claimOrHandBack.withPermits(1), Effect.uninterruptible)
 
   /**
    * Gives the buffered (claimed, not started) jobs that `which` picks back to the queue, their attempt
@@ -410,11 +416,16 @@ const make = Effect.gen(function* () {
   const lookLoop = Effect.gen(function* () {
     yield* Metric.update(Metrics.running, running.size)
     if (abandoned.size > 0) {
-      const given = [...abandoned]
-      // a job held again (claimed anew after a rescue) is not the one given up on
-      const ids = given.filter((id) => !held.has(id))
-      const back = ids.length === 0 ? [] : yield* repo.abandon(workerId, ids)
-      for (const id of given) abandoned.delete(id)
+      const back = yield* claimOrHandBack.withPermits(1)(
+        Effect.gen(function* () {
+          const given = [...abandoned]
+          // a job held again (claimed anew after a rescue) is not the one given up on; no claim runs meanwhile
+          const ids = given.filter((id) => !held.has(id))
+          const back = ids.length === 0 ? [] : yield* repo.abandon(workerId, ids)
+          for (const id of given) abandoned.delete(id)
+          return back
+        })
+      )
       if (back.length > 0)
         yield* Effect.logWarning(`handed ${back.length} jobs this worker had given up on back to the queue`)
     }
