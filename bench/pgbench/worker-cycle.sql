@@ -29,9 +29,7 @@ WITH ready AS (
     j.flow_name AS "flowName"
 )
 SELECT coalesce(array_agg(id ORDER BY priority, "runAt", id), '{}') AS ids
-FROM (SELECT c.*, CASE WHEN c."flowId" IS NULL THEN NULL ELSE
-        (SELECT jsonb_object_agg(p.flow_name, p.result) FROM job_deps d JOIN jobs p ON p.id = d.depends_on
-         WHERE d.job_id = c.id) END AS parents
+FROM (SELECT c.*, CASE WHEN c."flowId" IS NULL THEN NULL ELSE jobq_job_parents(c.id) END AS parents
       FROM claimed c) s \gset
 UPDATE jobs AS j
 SET status = 'succeeded', result = NULL, finished_at = now(), updated_at = now(), lease_owner = NULL,
