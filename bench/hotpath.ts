@@ -184,7 +184,7 @@ const range = (values: ReadonlyArray<number>, digits: number) => {
   return `${fmt(s.median, digits)} (${fmt(s.min, digits)}-${fmt(s.max, digits)})`
 }
 console.log(
-  `\n${script}, batch ${batch}, ${seconds} s runs, ${rounds} rounds, backlog ${backlog}; ratios paired per round to ${variants[0]!.name}`
+  `\nbatch ${batch}, ${seconds} s runs, ${rounds} rounds, backlog ${backlog}; ratios paired per round to ${variants[0]!.name}; scripts: ${variants.map((v) => `${v.name} ${v.script.split("/").pop()}`).join(", ")}`
 )
 console.log("| clients | variant | jobs/s, median (range) | / first, paired | CPU us/job | WAL B/job |")
 console.log("|---|---|---|---|---|---|")
