@@ -4,15 +4,20 @@
  * SKIP LOCKED table (bench/pgbench/minimal.sql). Issue #21.
  *
  * VARIANTS: `;`-separated `name=migrations-dir[+extra.sql][@script.sql]` (empty dir: the repository's
- * migrations; the extra SQL runs after them; the script defaults to SCRIPT), e.g. `before=/tmp/m0011;after=` or `base=;fillfactor=+/tmp/ff.sql`. The
- * name `minimal` is the minimal table. Each round runs every variant once, the order rotating by round,
+ * migrations; the extra SQL runs after them; the script defaults to SCRIPT), e.g. `base=;ff70=+/tmp/ff.sql`.
+ * The name `minimal` is the minimal table. Each round runs every variant once, the order rotating by round,
  * each on a freshly truncated table with a 20,000-job backlog, analyzed and checkpointed. Prints per variant
  * the median jobs/s and its paired ratio to the first variant (median, range), and, when the server is a
  * private cluster (PGDATA set: its postmaster's pid is read from there), the cluster's CPU per job (the
  * postmaster's own and reaped children's time plus its live children's, from /proc) and WAL bytes per job
  * (pg_current_wal_lsn; only meaningful on a server nobody else writes to).
  *
- * ROUNDS (5), SECONDS (5), CLIENTS (4,8), BATCH (100), BACKLOG (20000), SCRIPT (claim-complete.sql).
+ * ROUNDS (5), SECONDS (5), CLIENTS (4,8), BATCH (100), BACKLOG (20000), SCRIPT (claim-complete.sql), WARMUP (1).
+ *
+ * bench/RESULTS.md ("Hot path statements") ran it on a private cluster (initdb, the shared server's
+ * settings, port 55432) with BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:55432/postgres, PGDATA set,
+ * ROUNDS=6 and VARIANTS="before=<copy of migrations/ up to 0011>@<worker-cycle.sql as of a522c44>;
+ * after=@worker-cycle.sql;issue-script=<same copy>@claim-complete.sql;minimal=".
  */
 import { readdirSync, readFileSync } from "node:fs"
 import { Effect } from "effect"
