@@ -203,6 +203,70 @@ describe("Migrator", () => {
   })
 })
 
+/** Jobs in every state, a flow among them (a finished dependency, a dependent it queued, one still blocked). */
+const populate = async (url: string) => {
+  await query(
+    url,
+    `WITH flow AS (INSERT INTO flows (id, job_count) VALUES ('00000000-0000-7000-8000-00000000f100', 4) RETURNING id)
+     INSERT INTO jobs (id, queue, kind, payload, status, attempts, lease_owner, lease_expires_at, result,
+                       finished_at, flow_id, flow_name, pending_deps, last_error)
+     SELECT x.id::uuid, 'q', 'k', '{"n": 1}', x.status, x.attempts,
+            CASE WHEN x.status = 'running' THEN 'w' END,
+            CASE WHEN x.status = 'running' THEN now() + interval '1 minute' END,
+            x.result::jsonb,
+            CASE WHEN x.status IN ('succeeded', 'failed_permanent', 'cancelled') THEN now() END,
+            CASE WHEN x.flow_name IS NOT NULL THEN (SELECT id FROM flow) END, x.flow_name, x.pending_deps,
+            CASE WHEN x.status IN ('retrying', 'failed_permanent') THEN 'boom' END
+     FROM (VALUES
+       ('00000000-0000-7000-8000-000000000001', 'queued', 0, NULL, NULL, 0),
+       ('00000000-0000-7000-8000-000000000002', 'running', 1, NULL, NULL, 0),
+       ('00000000-0000-7000-8000-000000000003', 'succeeded', 1, '{"ok": true}', NULL, 0),
+       ('00000000-0000-7000-8000-000000000004', 'retrying', 1, NULL, NULL, 0),
+       ('00000000-0000-7000-8000-000000000005', 'failed_permanent', 5, NULL, NULL, 0),
+       ('00000000-0000-7000-8000-000000000006', 'cancelled', 0, NULL, NULL, 0),
+       ('00000000-0000-7000-8000-0000000000f1', 'succeeded', 1, '{"x": 1}', 'parent', 0),
+       ('00000000-0000-7000-8000-0000000000f2', 'queued', 0, NULL, 'child', 0),
+       ('00000000-0000-7000-8000-0000000000f3', 'running', 1, NULL, 'other', 0),
+       ('00000000-0000-7000-8000-0000000000f4', 'blocked', 0, NULL, 'waiting', 1)
+     ) AS x (id, status, attempts, result, flow_name, pending_deps)`
+  )
+  await query(
+    url,
+    `INSERT INTO job_deps (depends_on, job_id, satisfied) VALUES
+       ('00000000-0000-7000-8000-0000000000f1', '00000000-0000-7000-8000-0000000000f2', true),
+       ('00000000-0000-7000-8000-0000000000f3', '00000000-0000-7000-8000-0000000000f4', false)`
+  )
+}
+
+const everyJob = (url: string) => query(url, "SELECT * FROM jobs ORDER BY id")
+
+describe("upgrading a populated database", () => {
+  it("the newest migration applies to a database holding jobs in every state and changes none of them", async () => {
+    const db = await database()
+    const available = await Effect.runPromise(Migrator.load())
+    const newest = available[available.length - 1]!
+    const older = await migrationsCopy()
+    await rm(join(older, newest.file))
+    await migrate(db.url, older)
+    await populate(db.url)
+    const before = await everyJob(db.url)
+    expect(new Set(before.map((job: any) => job.status))).toEqual(
+      new Set(["queued", "running", "succeeded", "retrying", "failed_permanent", "cancelled", "blocked"])
+    )
+
+    const result = await migrate(db.url)
+    expect(result.applied.map((m) => m.file)).toEqual([newest.file])
+    expect(await everyJob(db.url)).toEqual(before)
+    // what the claims read for a flow job (migration 0014): its dependencies' results by name
+    const [parents] = await query<{ queued: unknown; outside: unknown }>(
+      db.url,
+      `SELECT jobq_job_parents('00000000-0000-7000-8000-0000000000f2') AS queued,
+              jobq_job_parents('00000000-0000-7000-8000-000000000001') AS outside`
+    )
+    expect(parents).toEqual({ queued: { parent: { x: 1 } }, outside: null })
+  })
+})
+
 /** `bun run src/migrate.ts` with DATABASE_URL set; returns the exit code and everything it printed. */
 const migrateCli = async (env: Record<string, string | undefined>) => {
   const child = Bun.spawn([process.execPath, "run", "src/migrate.ts"], {

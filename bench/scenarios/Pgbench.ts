@@ -4,6 +4,7 @@
  * loops over bench/pgbench/claim-complete.sql: insert a batch, claim it, complete it, each statement in
  * its own transaction. Jobs/s = transactions/s × batch. A 20,000-job backlog is present and analyzed.
  */
+import { readFileSync } from "node:fs"
 import * as Backlog from "../Backlog.ts"
 import * as BenchDatabase from "../BenchDatabase.ts"
 import { benchDirectory } from "../BenchDependencies.ts"
@@ -106,6 +107,30 @@ export const run = async (context: Context): Promise<Section> => {
       }
     }
   })
+  // the minimal SKIP LOCKED table (issue #21's reference), batch 100, after ours, the same backlog
+  await BenchDatabase.using(
+    "pgbench_minimal",
+    async (db) => {
+      await db.sql.unsafe(readFileSync(`${benchDirectory}pgbench/minimal-schema.sql`, "utf8"))
+      for (const clients of levels) {
+        for (let i = 0; i < context.runs; i++) {
+          await db.sql`TRUNCATE minimal_jobs`
+          await db.sql`INSERT INTO minimal_jobs (payload) SELECT '{}'::jsonb FROM generate_series(1, 20000)`
+          await db.sql`ANALYZE minimal_jobs`
+          const r = await pgbench(found.path, db.url, "minimal.sql", {
+            clients,
+            seconds,
+            variables: { batch: "100" }
+          })
+          results.set(`minimal:${clients}`, [...(results.get(`minimal:${clients}`) ?? []), r.tps * 100])
+          context.log(
+            `pgbench minimal table batch 100 clients ${clients} run ${i + 1}: ${integer(r.tps * 100)} jobs/s`
+          )
+        }
+      }
+    },
+    "empty"
+  )
   const chart: Array<ChartPoint> = []
   for (const batch of batches) {
     for (const clients of levels) {
@@ -118,12 +143,23 @@ export const run = async (context: Context): Promise<Section> => {
   }
   const rows = levels.map((clients) => [
     String(clients),
-    ...batches.map((batch) => medianRange(summarize(results.get(`${batch}:${clients}`)!)))
+    ...batches.map((batch) => medianRange(summarize(results.get(`${batch}:${clients}`)!))),
+    medianRange(summarize(results.get(`minimal:${clients}`)!))
   ])
   const markdown = [
     `${found.version}, \`-M prepared -n -T ${seconds}\`, threads = min(clients, 2). Script: [bench/pgbench/claim-complete.sql](pgbench/claim-complete.sql): insert a batch, claim it with our claim statement, complete it with our guarded completion, each statement its own transaction; a 20,000-job backlog analyzed before each run${context.quick ? " (quick mode: 2 s runs, clients 1, 8, 32)" : ""}. Jobs/s = transactions/s × batch; ${context.runs} runs each, median (min – max).`,
     "",
-    table(["clients", "batch 1 (insert+claim+complete), jobs/s", "batch 100, jobs/s"], rows)
+    'The last column is the minimal SKIP LOCKED table issue #21 compares us with ([minimal.sql](pgbench/minimal.sql): bigint key, status, jsonb payload, one partial index; insert, then claim and complete in one transaction), batch 100, the same backlog, run after ours; bench/RESULTS.md ("Hot path statements") has where the difference goes.',
+    "",
+    table(
+      [
+        "clients",
+        "batch 1 (insert+claim+complete), jobs/s",
+        "batch 100, jobs/s",
+        "minimal table, batch 100, jobs/s"
+      ],
+      rows
+    )
   ].join("\n")
   const best = Math.max(...chart.filter((p) => p.system.endsWith("100")).map((p) => p.jobsPerSecond))
   return { title: "The physical reference: pgbench", markdown, chart, figures: { pgbenchBatchedBest: best } }

@@ -50,14 +50,14 @@ export const isBlockedByDependencies = (error: { readonly _tag: string }) => {
  * A claimed job's dependencies' results by local name (null outside flows), as one column of a claim:
  * `id` and `flowId` are the SQL expressions of the claimed job's id and flow. A job outside a flow costs
  * the null test only (probing `job_deps` for each of them was 1-4 us per claimed job, measured with
- * EXPLAIN ANALYZE on 500); a flow's job one probe of `job_deps_job_idx` and one primary-key read per
- * dependency. The claim's snapshot sees the dependencies' results: they committed with the statement that
- * queued the job.
+ * EXPLAIN ANALYZE on 500); a flow's job one call of `jobq_job_parents` (migrations/0014): one probe of
+ * `job_deps_job_idx` and one primary-key read per dependency. A function rather than a sub-select, so that
+ * the claim, planned on every call, does not plan that join each time. The function is STABLE: it reads
+ * with the claim's snapshot, which sees the dependencies' results (they committed with the statement that
+ * queued the job).
  */
 export const parentsColumn = (id: string, flowId: string) =>
-  `CASE WHEN ${flowId} IS NULL THEN NULL ELSE
-    (SELECT jsonb_object_agg(p.flow_name, p.result) FROM job_deps d JOIN jobs p ON p.id = d.depends_on
-     WHERE d.job_id = ${id}) END AS parents`
+  `CASE WHEN ${flowId} IS NULL THEN NULL ELSE jobq_job_parents(${id}) END AS parents`
 
 const column = <A>(jobs: ReadonlyArray<FlowJobInsert>, value: (job: FlowJobInsert) => A | null) => {
   const values = jobs.map(value)
