@@ -132,6 +132,10 @@ interface InsertedRow {
  * enqueue's time. The payload is the encoded value that was stored (`jsonb` keeps its meaning; only key
  * order may differ from what a later read returns).
  */
+/** The trace id a `traceparent` carrier names (as the `traceId` column reads it). */
+const traceIdOf = (carrier: Readonly<Record<string, string>> | null) =>
+  /^00-([0-9a-f]{32})-/.exec(carrier?.traceparent ?? "")?.[1] ?? null
+
 const insertedJob = (job: JobInsert, row: InsertedRow): Job => ({
   id: row.id,
   queue: job.queue,
@@ -156,7 +160,8 @@ const insertedJob = (job: JobInsert, row: InsertedRow): Job => ({
   finishedAt: null,
   updatedAt: row.createdAt,
   flowId: null,
-  flowName: null
+  flowName: null,
+  traceId: traceIdOf(job.traceContext)
 })
 
 const maxErrorLength = 4000
@@ -176,7 +181,17 @@ const make = Effect.gen(function* () {
     j.lease_expires_at AS "leaseExpiresAt", j.cancel_requested_at AS "cancelRequestedAt",
     j.idempotency_key AS "idempotencyKey", j.last_error AS "lastError", j.errors, j.result,
     j.created_at AS "createdAt", j.started_at AS "startedAt", j.finished_at AS "finishedAt",
-    j.updated_at AS "updatedAt", j.snoozes, j.progress, j.flow_id AS "flowId", j.flow_name AS "flowName"`)
+    j.updated_at AS "updatedAt", j.snoozes, j.progress, j.flow_id AS "flowId", j.flow_name AS "flowName",
+    substring(j.trace_context->>'traceparent' from '^00-([0-9a-f]{32})-') AS "traceId"`)
+
+  /**
+   * An ended attempt's due and start instants for its `errors` entry, read from the row before the statement
+   * changes it: a claim leaves `run_at` as it was (when the attempt was due) and sets `started_at`.
+   */
+  const attemptDue = sql.literal(`to_char(j.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`)
+  const attemptStart = sql.literal(
+    `to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+  )
 
   /** A row's `run_at`: the instant asked for, or now plus its delay (the database's clock). */
   const runAtOf = sql.literal(
@@ -491,7 +506,8 @@ const make = Effect.gen(function* () {
           last_error = ${error},
           errors = j.errors || jsonb_build_array(jsonb_build_object(
             'attempt', j.attempts, 'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'error', ${error}::text,
-            'retryDelayMs', CASE WHEN o.status = 'retrying' THEN ${input.retryDelayMs}::integer END)),
+            'retryDelayMs', CASE WHEN o.status = 'retrying' THEN ${input.retryDelayMs}::integer END,
+            'dueAt', ${attemptDue}, 'startedAt', ${attemptStart})),
           lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
       FROM outcome o
       WHERE j.id = o.id AND j.status = 'running' AND j.lease_owner = ${workerId}
@@ -526,7 +542,8 @@ const make = Effect.gen(function* () {
           errors = CASE WHEN o.status = 'failed_permanent'
                         THEN j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts,
                                'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                               'error', ${tooMany}::text, 'retryDelayMs', NULL))
+                               'error', ${tooMany}::text, 'retryDelayMs', NULL,
+                               'dueAt', ${attemptDue}, 'startedAt', ${attemptStart}))
                         ELSE j.errors END,
           lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
       FROM outcome o
@@ -657,7 +674,7 @@ const make = Effect.gen(function* () {
             last_error = e.error,
             errors = j.errors || jsonb_build_array(jsonb_build_object(
               'attempt', j.attempts, 'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-              'error', e.error, 'retryDelayMs', NULL)),
+              'error', e.error, 'retryDelayMs', NULL, 'dueAt', ${attemptDue}, 'startedAt', ${attemptStart})),
             run_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         FROM expired e WHERE j.id = e.id
         RETURNING j.id, j.queue, j.status, e.lease_owner, e.refund

@@ -83,3 +83,15 @@ export const getJobText = async (id: string): Promise<{ status: number; text: st
   if (response.status === 401) for (const listener of unauthorizedListeners) listener()
   return { status: response.status, text: await response.text() }
 }
+
+/** The shell's own settings (`config.json` beside it, no data): where a trace id links to. */
+export interface DashboardSettings {
+  readonly traceUrl: string | null
+}
+let settings: Promise<DashboardSettings> | undefined
+export const dashboardSettings = (): Promise<DashboardSettings> => {
+  settings ??= fetch(new URL("config.json", document.baseURI))
+    .then((response) => (response.ok ? (response.json() as Promise<DashboardSettings>) : { traceUrl: null }))
+    .catch(() => ({ traceUrl: null }))
+  return settings
+}
