@@ -155,8 +155,9 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const rows = yield* sql.withTransaction(
         Effect.gen(function* () {
-          // one start at a time counts the running ones (the bound holds across processes)
-          yield* sql`SELECT pg_advisory_xact_lock(1785684594, 2)`
+          // one start at a time counts the running ones (the bound holds across processes); the one-key
+          // space, as the migrator's lock (the two-key space with 1785684593-4 is the queues' and the gates')
+          yield* sql`SELECT pg_advisory_xact_lock(hashtext('jobq:bulk-operations'))`
           const [running] = yield* sql<{ readonly n: number }>`
             SELECT count(*)::integer AS n FROM bulk_operations WHERE status = 'running'`
           if ((running?.n ?? 0) >= maxRunningOperations)

@@ -76,7 +76,7 @@ const attemptsOf = (job: Job): ReadonlyArray<Attempt> => {
 }
 
 export function JobDetail({ id }: { readonly id: string }) {
-  const { data, error, reload } = usePolled(() => load(id), [id])
+  const { data, error, reload } = usePolled(() => load(id), [id], { job: id })
   const [pending, setPending] = useState<Action | null>(null)
   const [message, setMessage] = useState<{ kind: "error" | "info"; text: string } | null>(null)
 
