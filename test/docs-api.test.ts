@@ -279,7 +279,7 @@ const setups: Record<string, () => Promise<string | undefined>> = {
       const op = (await (await api.handler(new Request(`http://api.test/bulk-operations/${id}`))).json()) as {
         status: string
       }
-      if (op.status !== "running") break
+      if (["succeeded", "cancelled", "failed"].includes(op.status)) break
     }
     return id
   },

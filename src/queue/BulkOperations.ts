@@ -114,7 +114,8 @@ const make = Effect.gen(function* () {
         if (mine.length === 0) return // cancelled, or taken over
         const batch = yield* admin
           .bulk({ action: row.action, filter, cursor, batchSize: defaultBulkBatch })
-          .pipe(Effect.retry({ times: 3, schedule: Schedule.exponential("500 millis") }))
+          // a failing batch (the database restarting, out of connections) is tried again for about 15 s
+          .pipe(Effect.retry({ times: 5, schedule: Schedule.exponential("500 millis") }))
         const done = batch.nextCursor === null
         const written = yield* sql`
           UPDATE bulk_operations

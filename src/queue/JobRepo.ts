@@ -98,19 +98,32 @@ export interface HeldLease {
   readonly due?: boolean
 }
 
+/** The trace id a `traceparent` carrier names (as the `traceId` column reads it). */
+const traceIdOf = (carrier: Readonly<Record<string, string>> | null) =>
+  /^00-([0-9a-f]{32})-/.exec(carrier?.traceparent ?? "")?.[1] ?? null
+
 export type ClaimedRow = Omit<
   ClaimedJob,
-  "status" | "leaseOwner" | "leaseExpiresAt" | "cancelRequestedAt" | "result" | "finishedAt" | "updatedAt"
+  | "status"
+  | "leaseOwner"
+  | "leaseExpiresAt"
+  | "cancelRequestedAt"
+  | "result"
+  | "finishedAt"
+  | "updatedAt"
+  | "traceId"
 > & { readonly startedAt: Date }
 
 /**
  * A claimed job from the columns the claim returns. The others are what the claim itself set, or what a
  * job that could be claimed always holds: it was queued or retrying, so it has no result, no finish time,
  * and no pending cancel (a cancel ends such a job at once); `started_at`, `updated_at` and the lease all
- * come from the same `now()`.
+ * come from the same `now()`. The trace id is read from the trace context the claim returns anyway (the
+ * claim's columns stay as they were).
  */
 export const claimedJob = (row: ClaimedRow, workerId: string, leaseMs: number): ClaimedJob => ({
   ...row,
+  traceId: row.traceContext === null ? null : traceIdOf(row.traceContext),
   status: "running",
   leaseOwner: workerId,
   leaseExpiresAt: new Date(row.startedAt.getTime() + leaseMs),
@@ -132,10 +145,6 @@ interface InsertedRow {
  * enqueue's time. The payload is the encoded value that was stored (`jsonb` keeps its meaning; only key
  * order may differ from what a later read returns).
  */
-/** The trace id a `traceparent` carrier names (as the `traceId` column reads it). */
-const traceIdOf = (carrier: Readonly<Record<string, string>> | null) =>
-  /^00-([0-9a-f]{32})-/.exec(carrier?.traceparent ?? "")?.[1] ?? null
-
 const insertedJob = (job: JobInsert, row: InsertedRow): Job => ({
   id: row.id,
   queue: job.queue,
