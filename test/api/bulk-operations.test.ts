@@ -115,6 +115,12 @@ describe("POST /bulk-operations", () => {
       404,
       "bulk-operation-not-found"
     )
+    // an id longer than the router takes (128 characters) names no operation either
+    await expectProblem(
+      await api.request(`/bulk-operations/${"A".repeat(300)}`, { headers: full }),
+      404,
+      "bulk-operation-not-found"
+    )
     const invalid = await api.postJson("/bulk-operations", { action: "purge", filter: {} }, full)
     expect(invalid.status).toBe(422)
     await api.request(`/bulk-operations/${id}/cancel`, { method: "POST", headers: full })
