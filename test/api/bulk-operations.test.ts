@@ -152,6 +152,10 @@ describe("POST /bulk-operations", () => {
   })
 
   it(`refuses a new operation while ${maxRunningOperations} run (409), across processes`, async () => {
+    // from none running (another test's leftovers would count)
+    await sql(
+      (q) => q`UPDATE bulk_operations SET status = 'cancelled', finished_at = now() WHERE status = 'running'`
+    )
     const ids: Array<string> = []
     for (let i = 0; i < maxRunningOperations; i++)
       ids.push(await runningRow("someone-alive", 0, `bo-bound-${i}`))
