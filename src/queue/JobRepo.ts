@@ -100,7 +100,7 @@ export interface HeldLease {
 
 /** The trace id a `traceparent` carrier names (as the `traceId` column reads it). */
 const traceIdOf = (carrier: Readonly<Record<string, string>> | null) =>
-  /^00-([0-9a-f]{32})-/.exec(carrier?.traceparent ?? "")?.[1] ?? null
+  carrier?.traceparent === undefined ? null : (/^00-([0-9a-f]{32})-/.exec(carrier.traceparent)?.[1] ?? null)
 
 export type ClaimedRow = Omit<
   ClaimedJob,
@@ -123,7 +123,7 @@ export type ClaimedRow = Omit<
  */
 export const claimedJob = (row: ClaimedRow, workerId: string, leaseMs: number): ClaimedJob => ({
   ...row,
-  traceId: row.traceContext === null ? null : traceIdOf(row.traceContext),
+  traceId: traceIdOf(row.traceContext),
   status: "running",
   leaseOwner: workerId,
   leaseExpiresAt: new Date(row.startedAt.getTime() + leaseMs),
