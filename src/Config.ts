@@ -13,6 +13,16 @@ const duration = (name: string, fallback: Duration.Input) =>
 export const invalidSetting = (message: string) =>
   Effect.fail(new Config.ConfigError(new ConfigProvider.SourceError({ message })))
 
+/** DASHBOARD_TRACE_URL (ApiConfig): an http(s) URL with `{traceId}` in it, or null when unset. */
+const traceUrl = Effect.gen(function* () {
+  const url = yield* Config.option(Config.String("DASHBOARD_TRACE_URL"))
+  if (url._tag === "None" || url.value.trim() === "") return null
+  if (/^https?:\/\/\S*\{traceId\}/.test(url.value)) return url.value
+  return yield* invalidSetting(
+    `DASHBOARD_TRACE_URL must be an http(s) URL with {traceId} where the trace id goes, got ${JSON.stringify(url.value)}`
+  )
+})
+
 /** An integer setting that must be 1 or more. */
 const atLeastOne = (name: string, fallback: number) =>
   Effect.gen(function* () {
@@ -171,7 +181,7 @@ export class DatabaseConfig extends Context.Service<
     )
 }
 
-/** PORT, API_TOKENS, API_PUBLIC_DOCS, MAX_BODY_BYTES, API_DATABASE_ACQUIRE_TIMEOUT: the HTTP API's settings (docs/api.md). */
+/** PORT, API_TOKENS, API_PUBLIC_DOCS, MAX_BODY_BYTES, API_DATABASE_ACQUIRE_TIMEOUT, DASHBOARD_TRACE_URL: the HTTP API's settings (docs/api.md). */
 export class ApiConfig extends Context.Service<
   ApiConfig,
   {
@@ -205,6 +215,12 @@ export class ApiConfig extends Context.Service<
     readonly statsInterval: Duration.Duration
     /** API_STATS_STATEMENT_TIMEOUT: `statement_timeout` for each statistics query (default 2 seconds). */
     readonly statsStatementTimeout: Duration.Duration
+    /**
+     * DASHBOARD_TRACE_URL: a link to a job's trace in your tracing UI, with `{traceId}` where the trace id
+     * goes (such as `https://jaeger.example/trace/{traceId}`); the dashboard's job page then links the trace
+     * id of the request that enqueued the job. Unset (the default), the id is shown as text. Only http(s).
+     */
+    readonly dashboardTraceUrl: string | null
   }
 >()("jobq/Config/ApiConfig") {
   static readonly defaults = {
@@ -215,7 +231,8 @@ export class ApiConfig extends Context.Service<
     databaseAcquireTimeout: Duration.seconds(3),
     readTokens: [],
     statsInterval: Duration.seconds(5),
-    statsStatementTimeout: Duration.seconds(2)
+    statsStatementTimeout: Duration.seconds(2),
+    dashboardTraceUrl: null
   }
   static readonly layer = (settings: Partial<ApiConfig["Service"]> = {}) =>
     Layer.succeed(ApiConfig, ApiConfig.of({ ...ApiConfig.defaults, ...settings }))
@@ -248,7 +265,8 @@ export class ApiConfig extends Context.Service<
         databaseAcquireTimeout: yield* duration(
           "API_DATABASE_ACQUIRE_TIMEOUT",
           ApiConfig.defaults.databaseAcquireTimeout
-        )
+        ),
+        dashboardTraceUrl: yield* traceUrl
       })
     })
   )

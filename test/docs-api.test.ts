@@ -267,6 +267,38 @@ const setups: Record<string, () => Promise<string | undefined>> = {
     for (let i = 0; i < 3; i++) await enqueue({ kind: "noop", payload: {}, queue: "bulk-example" })
     return undefined
   },
+  "bulk-operation": async () => {
+    for (let i = 0; i < 2; i++) await enqueue({ kind: "noop", payload: {}, queue: "bulk-example" })
+    return undefined
+  },
+  "bulk-operation-get": async () => {
+    // the operation of the example before, once the server has finished it
+    const listed = (await (await api.handler(new Request("http://api.test/bulk-operations"))).json()) as {
+      operations: Array<{ id: string }>
+    }
+    const id = listed.operations[0]!.id
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await Bun.sleep(20)) {
+      const op = (await (await api.handler(new Request(`http://api.test/bulk-operations/${id}`))).json()) as {
+        status: string
+      }
+      if (["succeeded", "cancelled", "failed"].includes(op.status)) break
+    }
+    return id
+  },
+  "bulk-operations-list": async () => undefined,
+  "bulk-operation-cancel": async () => {
+    // a running operation of another API process that has not run a batch yet
+    const id = crypto.randomUUID()
+    await api.run(
+      Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql`
+          INSERT INTO bulk_operations (id, action, filter, owner)
+          VALUES (${id}, 'delete', '{"queue":"bulk-example"}'::jsonb, 'another-api-process')`
+      )
+    )
+    return id
+  },
   forbidden: async () => undefined
 }
 

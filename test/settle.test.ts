@@ -126,7 +126,15 @@ describe("fail", () => {
     expect(failed!.leaseOwner).toBeNull()
     expect(failed!.finishedAt).toBeNull()
     expect(failed!.errors).toEqual([
-      { attempt: 1, at: expect.any(String), error: "first failure", retryDelayMs: 300 }
+      {
+        attempt: 1,
+        at: expect.any(String),
+        error: "first failure",
+        retryDelayMs: 300,
+        // the attempt's due and start, as the row held them when it failed
+        dueAt: job.runAt.toISOString(),
+        startedAt: job.startedAt!.toISOString()
+      }
     ])
 
     expect(await claim("w2", queue)).toEqual([])
@@ -168,7 +176,14 @@ describe("fail", () => {
     expect(failed?.status).toBe("failed_permanent")
     expect(failed!.attempts).toBe(1)
     expect(failed!.errors).toEqual([
-      { attempt: 1, at: expect.any(String), error: "bad input", retryDelayMs: null }
+      {
+        attempt: 1,
+        at: expect.any(String),
+        error: "bad input",
+        retryDelayMs: null,
+        dueAt: job.runAt.toISOString(),
+        startedAt: job.startedAt!.toISOString()
+      }
     ])
     expect(await claim("w1", queue)).toEqual([])
   })
@@ -211,7 +226,14 @@ describe("leases", () => {
     expect(afterRescue.status).toBe("retrying")
     expect(afterRescue.lastError).toContain("lease expired")
     expect(afterRescue.errors).toEqual([
-      { attempt: 1, at: expect.any(String), error: expect.stringContaining("w1"), retryDelayMs: null }
+      {
+        attempt: 1,
+        at: expect.any(String),
+        error: expect.stringContaining("w1"),
+        retryDelayMs: null,
+        dueAt: job.runAt.toISOString(),
+        startedAt: job.startedAt!.toISOString()
+      }
     ])
 
     const [again] = await claim("w2", queue)

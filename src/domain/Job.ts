@@ -139,10 +139,18 @@ export const instant = (description: string) =>
 
 export const JobErrorEntry = Schema.Struct({
   attempt: Schema.Int,
-  at: Schema.String,
+  at: Schema.String.annotate({ description: "When the attempt ended (ISO 8601, UTC)" }),
   error: Schema.String,
-  retryDelayMs: Schema.NullOr(Schema.Int)
-})
+  retryDelayMs: Schema.NullOr(Schema.Int),
+  dueAt: Schema.optionalKey(Schema.String).annotate({
+    description:
+      "When the attempt was due (its run_at: the enqueue's time or delay, or the back-off's end); absent for an attempt that never ran (a flow's dependency failed) and in entries written before it was recorded"
+  }),
+  startedAt: Schema.optionalKey(Schema.String).annotate({
+    description:
+      "When a worker claimed the job for the attempt; absent for an attempt that never ran and in entries written before it was recorded"
+  })
+}).annotate({ description: "One ended attempt: wait = startedAt - dueAt, run = at - startedAt" })
 export type JobErrorEntry = typeof JobErrorEntry.Type
 
 export const Job = Schema.Struct({
@@ -181,6 +189,10 @@ export const Job = Schema.Struct({
   }),
   flowName: Schema.NullOr(Schema.String).annotate({
     description: "The job's name within its flow; null outside flows"
+  }),
+  traceId: Schema.NullOr(Schema.String).annotate({
+    description:
+      "The trace id of the request that enqueued it (from its W3C traceparent) when tracing was on; null otherwise"
   })
 }).annotate({ identifier: "Job" })
 export type Job = typeof Job.Type

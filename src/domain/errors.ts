@@ -70,3 +70,12 @@ export class InvalidUnique extends Schema.TaggedError<InvalidUnique>()("InvalidU
 }) {}
 
 export type EnqueueError = UnknownJobKind | InvalidPayload | InvalidUnique | IdempotencyConflict
+
+/** As many bulk operations as may run at once are running: one more is refused until one ends. */
+export class TooManyBulkOperations extends Schema.TaggedError<TooManyBulkOperations>()(
+  "TooManyBulkOperations",
+  {
+    running: Schema.Int,
+    message: Schema.String
+  }
+) {}

@@ -5,8 +5,9 @@
  * AdminHandlers.
  */
 import { Schema } from "effect"
-import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
+import { HttpApi, HttpApiEndpoint, HttpApiError, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { Job, JobId } from "../domain/Job.ts"
+import { listedOperations, maxRunningOperations } from "../queue/BulkOperations.ts"
 import { defaultBulkBatch, maxBulkBatch } from "../queue/JobAdmin.ts"
 import { JobIdParams, jobFilterFields } from "./JobSchemas.ts"
 import { alwaysProblems, bodyProblems, Forbidden, JobNotFound, JobStateConflict } from "./Problems.ts"
@@ -125,6 +126,61 @@ export const BulkBatch = Schema.Struct({
   done: Schema.Boolean
 }).annotate({ identifier: "BulkBatch" })
 
+export class BulkOperationNotFound extends HttpApiError.Problem<BulkOperationNotFound>()(
+  "BulkOperationNotFound",
+  { type: "urn:jobq:problem:bulk-operation-not-found", status: 404, title: "No such bulk operation" },
+  { operationId: Schema.String }
+) {}
+
+export class TooManyBulkOperations extends HttpApiError.Problem<TooManyBulkOperations>()(
+  "TooManyBulkOperations",
+  {
+    type: "urn:jobq:problem:too-many-bulk-operations",
+    status: 409,
+    title: `${maxRunningOperations} bulk operations are running already`
+  },
+  { running: Schema.Int }
+) {}
+
+export const BulkOperationRequest = Schema.Struct({
+  action: BulkAction,
+  filter: BulkFilter
+}).annotate({
+  identifier: "BulkOperationRequest",
+  description: "An action over every job the filter matches, run by the server in batches"
+})
+
+export const BulkOperation = Schema.Struct({
+  id: Schema.String.annotate({ description: "Operation id" }),
+  action: BulkAction,
+  filter: BulkFilter,
+  status: Schema.Literals(["running", "succeeded", "cancelled", "failed"]).annotate({
+    description:
+      "running: batches go on; succeeded: every matching job was visited; cancelled: stopped on request (the batches done stay done); failed: a batch kept failing (see `error`)"
+  }),
+  matched: Count.annotate({ description: "Jobs matched so far" }),
+  acted: Count.annotate({ description: "Of those, the ones the action changed" }),
+  skipped: Count.annotate({ description: "Matched but in a state the action does not apply to" }),
+  batches: Count.annotate({ description: `Batches done (up to ${defaultBulkBatch} jobs each)` }),
+  error: Schema.NullOr(Schema.String),
+  createdAt: Schema.Date,
+  updatedAt: Schema.Date.annotate({ description: "When its progress was last written" }),
+  finishedAt: Schema.NullOr(Schema.Date)
+}).annotate({
+  identifier: "BulkOperation",
+  description:
+    "A bulk action the server runs in batches whether or not anyone watches; read it again for its progress"
+})
+
+export const BulkOperationList = Schema.Struct({
+  operations: Schema.Array(BulkOperation)
+}).annotate({
+  identifier: "BulkOperationList",
+  description: `The latest ${listedOperations} operations, newest first (finished ones are kept 7 days)`
+})
+
+const BulkOperationParams = { id: Schema.String.annotate({ description: "Operation id" }) }
+
 export const AdminGroup = HttpApiGroup.make("admin")
   .add(
     HttpApiEndpoint.get("stats", "/stats", {
@@ -153,9 +209,36 @@ export const AdminGroup = HttpApiGroup.make("admin")
       error: [...withBody, Forbidden, ...always]
     })
       .annotate(HttpApi.PayloadParseOptions, strict)
-      .annotate(OpenApi.Summary, "Retry, cancel or delete every job a filter matches, one batch per call")
+      .annotate(OpenApi.Summary, "Retry, cancel or delete every job a filter matches, one batch per call"),
+    HttpApiEndpoint.post("startBulkOperation", "/bulk-operations", {
+      payload: BulkOperationRequest,
+      success: BulkOperation.pipe(HttpApiSchema.status(202)),
+      error: [...withBody, Forbidden, TooManyBulkOperations, ...always]
+    })
+      .annotate(HttpApi.PayloadParseOptions, strict)
+      .annotate(
+        OpenApi.Summary,
+        `Start retrying, cancelling or deleting every job a filter matches, on the server in batches (202; follow it with GET /bulk-operations/{id}); 409 while ${maxRunningOperations} run`
+      ),
+    HttpApiEndpoint.get("listBulkOperations", "/bulk-operations", {
+      success: BulkOperationList,
+      error: always
+    }).annotate(OpenApi.Summary, `The latest ${listedOperations} bulk operations, running ones included`),
+    HttpApiEndpoint.get("getBulkOperation", "/bulk-operations/:id", {
+      params: BulkOperationParams,
+      success: BulkOperation,
+      error: [BulkOperationNotFound, ...always]
+    }).annotate(OpenApi.Summary, "A bulk operation and its progress"),
+    HttpApiEndpoint.post("cancelBulkOperation", "/bulk-operations/:id/cancel", {
+      params: BulkOperationParams,
+      success: BulkOperation,
+      error: [BulkOperationNotFound, Forbidden, ...always]
+    }).annotate(
+      OpenApi.Summary,
+      "Stop a running bulk operation before its next batch (what it did stays done); an ended one is answered as it is"
+    )
   )
   .annotate(
     OpenApi.Description,
-    "What the dashboard needs: statistics, delete, run now, bulk actions by filter"
+    "What the dashboard needs: statistics, delete, run now, bulk actions by filter (one batch per call, or a server-side operation)"
   )

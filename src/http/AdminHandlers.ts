@@ -1,12 +1,26 @@
-/** The `admin` group's handlers: statistics from the shared cache, delete, one batch of a bulk action. */
-import { Effect } from "effect"
+/**
+ * The `admin` group's handlers: statistics from the shared cache, delete, run now, one batch of a bulk
+ * action, and bulk operations (run by this process's `BulkOperations`, which the group's layer provides).
+ */
+import { Effect, Layer } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import type { JobId } from "../domain/Job.ts"
+import { type BulkOperation, BulkOperations } from "../queue/BulkOperations.ts"
 import { defaultBulkBatch, JobAdmin } from "../queue/JobAdmin.ts"
+import { type BulkFilter, BulkOperationNotFound, TooManyBulkOperations } from "./AdminApi.ts"
 import type { JobqApi } from "./Api.ts"
 import * as DatabaseAdmission from "./DatabaseAdmission.ts"
 import { JobNotFound, JobStateConflict } from "./Problems.ts"
 import * as StatsCache from "./StatsCache.ts"
+
+const shown = (operation: BulkOperation) => ({
+  ...operation,
+  // stored without undefined keys (BulkOperations writes only the keys given)
+  filter: operation.filter as typeof BulkFilter.Type,
+  skipped: operation.matched - operation.acted
+})
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export const makeAdminHandlers = (api: JobqApi) =>
   HttpApiBuilder.group(
@@ -14,6 +28,15 @@ export const makeAdminHandlers = (api: JobqApi) =>
     "admin",
     Effect.fn(function* (handlers) {
       const admin = yield* JobAdmin
+      const operations = yield* BulkOperations
+      const operation = (id: string) =>
+        (uuid.test(id) ? operations.get(id) : Effect.succeed(undefined)).pipe(
+          Effect.flatMap((found) =>
+            found === undefined
+              ? Effect.fail(new BulkOperationNotFound({ operationId: id, detail: `no bulk operation ${id}` }))
+              : Effect.succeed(shown(found))
+          )
+        )
       const database = yield* DatabaseAdmission.make
       const stats = yield* StatsCache.make
       return handlers.handleAll({
@@ -55,7 +78,27 @@ export const makeAdminHandlers = (api: JobqApi) =>
                 nextCursor: batch.nextCursor as JobId | null,
                 done: batch.nextCursor === null
               }))
+            ),
+        startBulkOperation: ({ payload }) =>
+          operations.start(payload.action, payload.filter).pipe(
+            database,
+            Effect.map(shown),
+            Effect.catchTag("TooManyBulkOperations", (e) =>
+              Effect.fail(new TooManyBulkOperations({ running: e.running, detail: e.message }))
             )
+          ),
+        listBulkOperations: () =>
+          operations.list.pipe(
+            database,
+            Effect.map((list) => ({ operations: list.map(shown) }))
+          ),
+        getBulkOperation: ({ params }) => database(operation(params.id)),
+        cancelBulkOperation: ({ params }) =>
+          database(
+            (uuid.test(params.id) ? operations.cancel(params.id) : Effect.succeed(undefined)).pipe(
+              Effect.andThen(operation(params.id))
+            )
+          )
       })
     })
-  )
+  ).pipe(Layer.provide(BulkOperations.layer))

@@ -3,12 +3,13 @@
  * shell loads without a token (it holds no data; every read it makes goes through the API with the
  * token the user gives it). Its URLs are relative, and it routes by the URL's fragment, so it works under
  * any proxy prefix without being told it. The files are read once, when the layer is built, and served
- * gzipped to a client that accepts it.
+ * gzipped to a client that accepts it. `config.json` is the shell's settings (DASHBOARD_TRACE_URL), no data.
  */
 import { readFileSync } from "node:fs"
 import { gzipSync } from "node:zlib"
 import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { ApiConfig } from "../Config.ts"
 
 export const path = "/ui"
 
@@ -31,8 +32,14 @@ interface Asset {
   readonly gzipped: Uint8Array
 }
 
-const load = (): Map<string, Asset> => {
+const load = (settings: { readonly traceUrl: string | null }): Map<string, Asset> => {
   const assets = new Map<string, Asset>()
+  const config = new TextEncoder().encode(JSON.stringify(settings))
+  assets.set("config.json", {
+    contentType: "application/json",
+    plain: config,
+    gzipped: gzipSync(config, { level: 9 })
+  })
   for (const [name, contentType] of Object.entries(files)) {
     let plain: Uint8Array
     try {
@@ -55,8 +62,9 @@ const securityHeaders = {
 const notFound = HttpServerResponse.text("no such dashboard file", { status: 404 })
 
 export const layer = Layer.unwrap(
-  Effect.sync(() => {
-    const assets = load()
+  Effect.gen(function* () {
+    const config = yield* Effect.serviceOption(ApiConfig)
+    const assets = load({ traceUrl: config._tag === "Some" ? config.value.dashboardTraceUrl : null })
     const serve = (name: string) =>
       Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
         const asset = assets.get(name)
@@ -66,7 +74,7 @@ export const layer = Layer.unwrap(
           contentType: asset.contentType,
           headers: {
             ...securityHeaders,
-            "cache-control": name === "index.html" ? "no-cache" : "no-cache",
+            "cache-control": "no-cache",
             vary: "accept-encoding",
             ...(gzip ? { "content-encoding": "gzip" } : {})
           }

@@ -6,7 +6,7 @@
  *   the path exists with other methods -> 405 `MethodNotAllowed` with `Allow`
  * - a path the route table matches but the router refused: the router takes no parameter over 128
  *   characters (`Routes.routerConfig`), so `/jobs/<129+ characters>` arrives here; such an id names no job
- *   -> 404 `JobNotFound` (`FlowNotFound` under `/flows/`), the answer the operation documents for any other
+ *   -> 404 `JobNotFound` (`FlowNotFound` under `/flows/`, `BulkOperationNotFound` under `/bulk-operations/`), the answer the operation documents for any other
  *   id that is not a UUID; a queue
  *   name that long breaks the name rule -> 422 `ValidationFailed`, as a shorter invalid name does
  * - a defect (a bug, or a database failure that is not transient) -> 500 `InternalError`, logged with its
@@ -15,6 +15,7 @@
  */
 import { Cause, Effect } from "effect"
 import { HttpServerError, HttpServerRespondable, HttpServerResponse } from "effect/http"
+import { BulkOperationNotFound } from "./AdminApi.ts"
 import { FlowNotFound } from "./FlowsApi.ts"
 import {
   InternalError,
@@ -57,6 +58,14 @@ export const middleware =
           const { match, method, pathname } = request
           if (match._tag === "Matched" && match.route.includes(":id")) {
             const id = idIn(match.route, pathname)
+            if (match.route.startsWith("/bulk-operations/")) {
+              return render(
+                new BulkOperationNotFound({
+                  operationId: id,
+                  detail: `no bulk operation ${shorten(id)}: not a UUID`
+                })
+              )
+            }
             if (match.route.startsWith("/flows/")) {
               return render(
                 new FlowNotFound({ flowId: id, detail: `no flow with id ${shorten(id)}: not a UUID` })

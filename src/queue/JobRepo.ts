@@ -98,9 +98,20 @@ export interface HeldLease {
   readonly due?: boolean
 }
 
+/** The trace id a `traceparent` carrier names (as the `traceId` column reads it). */
+const traceIdOf = (carrier: Readonly<Record<string, string>> | null) =>
+  carrier?.traceparent === undefined ? null : (/^00-([0-9a-f]{32})-/.exec(carrier.traceparent)?.[1] ?? null)
+
 export type ClaimedRow = Omit<
   ClaimedJob,
-  "status" | "leaseOwner" | "leaseExpiresAt" | "cancelRequestedAt" | "result" | "finishedAt" | "updatedAt"
+  | "status"
+  | "leaseOwner"
+  | "leaseExpiresAt"
+  | "cancelRequestedAt"
+  | "result"
+  | "finishedAt"
+  | "updatedAt"
+  | "traceId"
 > & { readonly startedAt: Date }
 
 /**
@@ -114,10 +125,12 @@ export type LeaseMs = number | null
  * A claimed job from the columns the claim returns. The others are what the claim itself set, or what a
  * job that could be claimed always holds: it was queued or retrying, so it has no result, no finish time,
  * and no pending cancel (a cancel ends such a job at once); `started_at`, `updated_at` and the lease all
- * come from the same `now()`.
+ * come from the same `now()`. The trace id is read from the trace context the claim returns anyway (the
+ * claim's columns stay as they were).
  */
 export const claimedJob = (row: ClaimedRow, workerId: string, leaseMs: LeaseMs): ClaimedJob => ({
   ...row,
+  traceId: traceIdOf(row.traceContext),
   status: "running",
   leaseOwner: workerId,
   leaseExpiresAt: leaseMs === null ? null : new Date(row.startedAt.getTime() + leaseMs),
@@ -163,7 +176,8 @@ const insertedJob = (job: JobInsert, row: InsertedRow): Job => ({
   finishedAt: null,
   updatedAt: row.createdAt,
   flowId: null,
-  flowName: null
+  flowName: null,
+  traceId: traceIdOf(job.traceContext)
 })
 
 const maxErrorLength = 4000
@@ -183,7 +197,17 @@ const make = Effect.gen(function* () {
     j.lease_expires_at AS "leaseExpiresAt", j.cancel_requested_at AS "cancelRequestedAt",
     j.idempotency_key AS "idempotencyKey", j.last_error AS "lastError", j.errors, j.result,
     j.created_at AS "createdAt", j.started_at AS "startedAt", j.finished_at AS "finishedAt",
-    j.updated_at AS "updatedAt", j.snoozes, j.progress, j.flow_id AS "flowId", j.flow_name AS "flowName"`)
+    j.updated_at AS "updatedAt", j.snoozes, j.progress, j.flow_id AS "flowId", j.flow_name AS "flowName",
+    substring(j.trace_context->>'traceparent' from '^00-([0-9a-f]{32})-') AS "traceId"`)
+
+  /**
+   * An ended attempt's due and start instants for its `errors` entry, read from the row before the statement
+   * changes it: a claim leaves `run_at` as it was (when the attempt was due) and sets `started_at`.
+   */
+  const attemptDue = sql.literal(`to_char(j.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`)
+  const attemptStart = sql.literal(
+    `to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+  )
 
   /** A row's `run_at`: the instant asked for, or now plus its delay (the database's clock). */
   const runAtOf = sql.literal(
@@ -503,7 +527,8 @@ const make = Effect.gen(function* () {
           last_error = ${error},
           errors = j.errors || jsonb_build_array(jsonb_build_object(
             'attempt', j.attempts, 'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'error', ${error}::text,
-            'retryDelayMs', CASE WHEN o.status = 'retrying' THEN ${input.retryDelayMs}::integer END)),
+            'retryDelayMs', CASE WHEN o.status = 'retrying' THEN ${input.retryDelayMs}::integer END,
+            'dueAt', ${attemptDue}, 'startedAt', ${attemptStart})),
           lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
       FROM outcome o
       WHERE j.id = o.id AND j.status = 'running' AND j.lease_owner = ${workerId}
@@ -538,7 +563,8 @@ const make = Effect.gen(function* () {
           errors = CASE WHEN o.status = 'failed_permanent'
                         THEN j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts,
                                'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                               'error', ${tooMany}::text, 'retryDelayMs', NULL))
+                               'error', ${tooMany}::text, 'retryDelayMs', NULL,
+                               'dueAt', ${attemptDue}, 'startedAt', ${attemptStart}))
                         ELSE j.errors END,
           lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
       FROM outcome o
@@ -668,7 +694,7 @@ const make = Effect.gen(function* () {
             last_error = e.error,
             errors = j.errors || jsonb_build_array(jsonb_build_object(
               'attempt', j.attempts, 'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-              'error', e.error, 'retryDelayMs', NULL)),
+              'error', e.error, 'retryDelayMs', NULL, 'dueAt', ${attemptDue}, 'startedAt', ${attemptStart})),
             run_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         FROM expired e WHERE j.id = e.id
         RETURNING j.id, j.queue, j.status, e.lease_owner, e.refund

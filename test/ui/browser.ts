@@ -15,12 +15,16 @@ import { spawnProgram } from "../support/processes.ts"
 
 export const fullToken = "ui-full-token"
 export const readToken = "ui-read-token"
+/** The rig's DASHBOARD_TRACE_URL. */
+export const traceUrl = "https://traces.example/trace/{traceId}"
 export const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
 const axeSource = readFileSync(fileURLToPath(import.meta.resolve("axe-core/axe.min.js")), "utf8")
 const kindsModule = fileURLToPath(new URL("../fixtures/dashboardKinds.ts", import.meta.url))
 
 export interface Rig {
   readonly base: string
+  /** The service's database (for a test that sets up what no endpoint writes, such as a trace context). */
+  readonly databaseUrl: string
   readonly browser: Browser
   readonly scratch: string
   /** A new browser context (its own session storage) holding `token`, scheme `light` unless told. */
@@ -53,7 +57,8 @@ export const startRig = async (
     API_STATS_INTERVAL: "1 second",
     JOBS_MODULE: kindsModule,
     WORKER_CONCURRENCY: "8",
-    LOG_LEVEL: "Warning"
+    LOG_LEVEL: "Warning",
+    DASHBOARD_TRACE_URL: traceUrl
   })
   const base = `http://127.0.0.1:${port}`
   try {
@@ -75,6 +80,7 @@ export const startRig = async (
   })
   return {
     base,
+    databaseUrl: db.url,
     browser,
     scratch: mkdtempSync(join(tmpdir(), "jobq-ui-")),
     context: async (token, options = {}) => {

@@ -7,7 +7,7 @@ import { describe, expect, it } from "bun:test"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
-import { axeViolations, eventually, fullToken, readToken, startRig } from "./browser.ts"
+import { axeViolations, eventually, fullToken, readToken, startRig, traceUrl } from "./browser.ts"
 
 const rig = await startRig(import.meta.file)
 
@@ -88,6 +88,71 @@ describe("the dashboard", () => {
     await context.close()
   })
 
+  it("shows each attempt's due, start and end with wait and run times, and the trace id linked", async () => {
+    const job = await enqueue({ kind: "flaky", payload: { failTimes: 1 }, queue: "ui-attempts" })
+    await untilStatus(job.id, "succeeded")
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
+    const db = new Bun.SQL(rig.databaseUrl)
+    await db`UPDATE jobs SET trace_context = ${{ traceparent: `00-${traceId}-00f067aa0ba902b7-01` }}::jsonb WHERE id = ${job.id}`
+    await db.close()
+    const context = await rig.context(fullToken)
+    const page = await context.newPage()
+    await page.goto(ui(`#/jobs/${job.id}`))
+    const rows = page.getByRole("table", { name: "Attempts" }).locator("tbody tr")
+    await rows.nth(1).waitFor()
+    const cells = async (n: number) =>
+      rows
+        .nth(n)
+        .locator("td")
+        .evaluateAll((tds) => tds.map((td) => td.textContent ?? ""))
+    const [first, second] = [await cells(0), await cells(1)]
+    // attempt, due, started, ended, wait, run, outcome: every instant and duration known
+    expect([first[0], first[6], second[0], second[6]]).toEqual(["1", "attempt 1 failed", "2", "succeeded"])
+    for (const row of [first, second]) for (const cell of row.slice(1, 6)) expect(cell).not.toBe("–")
+    await page.getByText("attempt 1 started").waitFor()
+    await page.getByText("attempt 2 started").waitFor()
+    const link = page.getByTestId("trace-id").getByRole("link", { name: traceId })
+    expect(await link.getAttribute("href")).toBe(traceUrl.replace("{traceId}", traceId))
+    await context.close()
+  })
+
+  it("live updates from the event stream: the job page and the list refresh on events, not on a timer", async () => {
+    expect((await rig.request("/queues/ui-live/pause", { method: "POST" })).status).toBe(200)
+    const job = await enqueue({ kind: "noop", payload: {}, queue: "ui-live" })
+    const context = await rig.context(fullToken)
+    const page = await context.newPage()
+    const streams: Array<string> = []
+    page.on("request", (request) => {
+      const url = new URL(request.url())
+      if (url.pathname === "/events") streams.push(url.search)
+    })
+    await page.goto(ui(`#/jobs/${job.id}`))
+    await page.locator("h1 .badge", { hasText: "queued" }).waitFor()
+    await page.getByLabel("Refresh").selectOption({ label: "live (events)" })
+    await eventually(
+      async () => streams,
+      (s) => s.some((q) => q.includes(job.id)),
+      5_000
+    )
+    // the stream is up: the page falls back to polling every 30 s, so a change seen within 5 s is the event's
+    await Bun.sleep(300)
+    expect((await rig.request("/queues/ui-live/resume", { method: "POST" })).status).toBe(200)
+    await page.locator("h1 .badge", { hasText: "succeeded" }).waitFor({ timeout: 5_000 })
+    // the list of a queue: a job enqueued appears by its event
+    await page.goto(ui("#/jobs?queue=ui-live"))
+    await page.getByRole("link", { name: job.id }).waitFor()
+    await eventually(
+      async () => streams,
+      (s) => s.some((q) => q.includes("queue=ui-live")),
+      5_000
+    )
+    await Bun.sleep(300)
+    const next = await enqueue({ kind: "noop", payload: {}, queue: "ui-live" })
+    await page.getByRole("link", { name: next.id }).waitFor({ timeout: 5_000 })
+    await page.getByLabel("Refresh").selectOption("5")
+    await context.close()
+  })
+
   it("runs a delayed job now from its page", async () => {
     const job = await enqueue({ kind: "noop", payload: {}, queue: "ui-later", delayMs: 3_600_000 })
     const context = await rig.context(fullToken)
@@ -147,6 +212,49 @@ describe("the dashboard", () => {
     }
     expect(cancelled.jobs.length).toBe(500)
     await context.close()
+  })
+
+  it("a bulk operation goes on after the page that started it closes; a new page lists its progress", async () => {
+    expect((await rig.request("/queues/ui-bulk-away/pause", { method: "POST" })).status).toBe(200)
+    for (let i = 0; i < 3; i++) {
+      const batch = await rig.request("/jobs/batch", {
+        method: "POST",
+        body: JSON.stringify({
+          jobs: Array.from({ length: 1000 }, () => ({ kind: "noop", payload: {}, queue: "ui-bulk-away" }))
+        })
+      })
+      expect(batch.status).toBe(200)
+    }
+    const context = await rig.context(fullToken)
+    const page = await context.newPage()
+    await page.goto(ui("#/jobs?queue=ui-bulk-away"))
+    await page.getByRole("row").nth(1).waitFor()
+    await page.getByRole("button", { name: "Delete all matching" }).click()
+    const started = page.waitForResponse(
+      (r) => new URL(r.url()).pathname === "/bulk-operations" && r.request().method() === "POST"
+    )
+    await page.getByRole("dialog").getByRole("button", { name: "Yes, delete" }).click()
+    const operation = (await (await started).json()) as { id: string; status: string }
+    expect(operation.status).toBe("running")
+    await context.close() // the tab is gone at once
+    const done = await eventually(
+      async () =>
+        (await (await rig.request(`/bulk-operations/${operation.id}`)).json()) as {
+          status: string
+          acted: number
+        },
+      (op) => op.status !== "running",
+      30_000
+    )
+    expect(done).toMatchObject({ status: "succeeded", acted: 3000 })
+    const left = (await (await rig.request("/jobs?queue=ui-bulk-away")).json()) as { jobs: Array<unknown> }
+    expect(left.jobs).toEqual([])
+    const again = await (await rig.context(fullToken)).newPage()
+    await again.goto(ui("#/jobs"))
+    await again
+      .locator(`[data-operation="${operation.id}"]`)
+      .getByText("delete succeeded: 3000 of 3000 matching jobs changed")
+      .waitFor()
   })
 
   it("a read-only token sees everything and cannot act: the buttons and direct requests get 403", async () => {
@@ -482,7 +590,7 @@ describe("the dashboard", () => {
       for (const [fragment, heading] of [
         ["#/", "Overview"],
         ["#/jobs", "Jobs"],
-        [`#/jobs/${job.id}`, "Timeline"],
+        [`#/jobs/${job.id}`, "Attempts"],
         ["#/queues", "Queues"],
         ["#/workers", "Workers"],
         ["#/schedules", "Schedules"],

@@ -12,6 +12,7 @@ export type Stats = components["schemas"]["Stats"]
 export type QueueInfo = components["schemas"]["Queue"]
 export type WorkerInfo = components["schemas"]["Worker"]
 export type BulkBatch = components["schemas"]["BulkBatch"]
+export type BulkOperation = components["schemas"]["BulkOperation"]
 export type BulkFilter = components["schemas"]["BulkFilter"]
 export type Schedule = components["schemas"]["ScheduleInfo"]
 export type Flow = components["schemas"]["Flow"]
@@ -82,4 +83,71 @@ export const getJobText = async (id: string): Promise<{ status: number; text: st
   const response = await fetch(`${apiRoot}/jobs/${encodeURIComponent(id)}`, { headers })
   if (response.status === 401) for (const listener of unauthorizedListeners) listener()
   return { status: response.status, text: await response.text() }
+}
+
+/** The shell's own settings (`config.json` beside it, no data): where a trace id links to. */
+export interface DashboardSettings {
+  readonly traceUrl: string | null
+}
+let settings: Promise<DashboardSettings> | undefined
+export const dashboardSettings = (): Promise<DashboardSettings> => {
+  settings ??= fetch(new URL("config.json", document.baseURI))
+    .then((response) => (response.ok ? (response.json() as Promise<DashboardSettings>) : { traceUrl: null }))
+    .catch(() => ({ traceUrl: null }))
+  return settings
+}
+
+/**
+ * Follows `GET /events` with the token (an `EventSource` cannot send one), calling `onEvent` for every
+ * event (a `reset` included) and `onState` with whether the stream is up; reconnects after 2 s when it
+ * ends or fails. Answers a stop.
+ */
+export const followEvents = (
+  filter: Readonly<Partial<Record<"job" | "queue" | "kind", string | undefined>>>,
+  onEvent: () => void,
+  onState: (up: boolean) => void
+): (() => void) => {
+  const abort = new AbortController()
+  const query = new URLSearchParams()
+  for (const [key, value] of Object.entries(filter))
+    if (value !== undefined && value !== "") query.set(key, value)
+  let lastId: string | undefined
+  let retry: ReturnType<typeof setTimeout> | undefined
+  const connect = async () => {
+    const headers: Record<string, string> = { accept: "text/event-stream" }
+    const value = token.get()
+    if (value !== null) headers.authorization = `Bearer ${value}`
+    if (lastId !== undefined) headers["last-event-id"] = lastId
+    try {
+      const response = await fetch(`${apiRoot}/events?${query}`, { headers, signal: abort.signal })
+      if (response.status === 401) for (const listener of unauthorizedListeners) listener()
+      if (!response.ok || response.body === null) throw new Error(String(response.status))
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
+      let buffer = ""
+      for (;;) {
+        const { done, value: chunk } = await reader.read()
+        if (done) break
+        buffer += chunk
+        let end = buffer.indexOf("\n\n")
+        while (end >= 0) {
+          const message = buffer.slice(0, end)
+          buffer = buffer.slice(end + 2)
+          end = buffer.indexOf("\n\n")
+          if (message.startsWith(": open")) onState(true)
+          const id = /^id: (.*)$/m.exec(message)?.[1]
+          if (id !== undefined) lastId = id
+          if (/^event: /m.test(message)) onEvent()
+        }
+      }
+    } catch {
+      // aborted, refused or broken: polling covers the gap
+    }
+    onState(false)
+    if (!abort.signal.aborted) retry = setTimeout(connect, 2000)
+  }
+  void connect()
+  return () => {
+    abort.abort()
+    clearTimeout(retry)
+  }
 }

@@ -2,7 +2,7 @@
 import { render } from "preact"
 import { useEffect, useState } from "preact/hooks"
 import { onUnauthorized, token } from "./api.ts"
-import { intervals, loadInterval, PollContext, saveInterval } from "./hooks.ts"
+import { intervals, live, loadInterval, PollContext, saveInterval } from "./hooks.ts"
 import { Enqueue } from "./pages/Enqueue.tsx"
 import { FlowDetail } from "./pages/FlowDetail.tsx"
 import { JobDetail } from "./pages/JobDetail.tsx"
@@ -115,7 +115,7 @@ function App() {
             >
               {intervals.map((s) => (
                 <option key={s} value={String(s)}>
-                  {s === 0 ? "off" : `${s} s`}
+                  {s === 0 ? "off" : s === live ? "live (events)" : `${s} s`}
                 </option>
               ))}
             </select>

@@ -380,6 +380,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/bulk-operations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The latest 20 bulk operations, running ones included */
+        get: operations["admin.listBulkOperations"];
+        put?: never;
+        /** Start retrying, cancelling or deleting every job a filter matches, on the server in batches (202; follow it with GET /bulk-operations/{id}); 409 while 10 run */
+        post: operations["admin.startBulkOperation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/bulk-operations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A bulk operation and its progress */
+        get: operations["admin.getBulkOperation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/bulk-operations/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop a running bulk operation before its next batch (what it did stays done); an ended one is answered as it is */
+        post: operations["admin.cancelBulkOperation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/events": {
         parameters: {
             query?: never;
@@ -497,56 +549,21 @@ export interface components {
             /** @enum {string} */
             title?: "This token may only read";
         };
-        UnsupportedMediaType: {
+        BulkOperationNotFound: {
             detail?: string;
             instance?: string;
-            accepted: string[];
+            operationId: string;
             /** @enum {string} */
-            type: "urn:jobq:problem:unsupported-media-type";
+            type: "urn:jobq:problem:bulk-operation-not-found";
             /** @enum {number} */
-            status?: 415;
+            status?: 404;
             /** @enum {string} */
-            title?: "The request body must be application/json";
+            title?: "No such bulk operation";
         };
-        PayloadTooLarge: {
-            detail?: string;
-            instance?: string;
-            maxBytes: number;
-            /** @enum {string} */
-            type: "urn:jobq:problem:payload-too-large";
-            /** @enum {number} */
-            status?: 413;
-            /** @enum {string} */
-            title?: "The request body is too large";
-        };
-        MalformedJson: {
-            detail?: string;
-            instance?: string;
-            /** @enum {string} */
-            type: "urn:jobq:problem:malformed-json";
-            /** @enum {number} */
-            status?: 400;
-            /** @enum {string} */
-            title?: "The request body is not valid JSON";
-        };
-        BulkBatch: {
-            /**
-             * @description retry: failed_permanent and cancelled jobs; cancel: queued, retrying (cancelled) and running (cancel requested) jobs; delete: every job but running ones
-             * @enum {string}
-             */
-            action: "retry" | "cancel" | "delete";
-            /** @description Jobs of this batch that match the filter */
-            matched: number;
-            /** @description Of those, the ones the action changed */
-            acted: number;
-            /** @description Matched but in a state the action does not apply to */
-            skipped: number;
-            /** @description Pass as `cursor` for the next batch; null when done */
-            nextCursor: string | null;
-            done: boolean;
-        };
-        /** @description One batch of an action over every job the filter matches, in id order after `cursor`; call again with `nextCursor` until `done` */
-        BulkRequest: {
+        /** @description A bulk action the server runs in batches whether or not anyone watches; read it again for its progress */
+        BulkOperation: {
+            /** @description Operation id */
+            id: string;
             /**
              * @description retry: failed_permanent and cancelled jobs; cancel: queued, retrying (cancelled) and running (cancel requested) jobs; delete: every job but running ones
              * @enum {string}
@@ -554,12 +571,22 @@ export interface components {
             action: "retry" | "cancel" | "delete";
             filter: components["schemas"]["BulkFilter"];
             /**
-             * Format: uuid
-             * @description `nextCursor` of the previous batch; omit for the first
+             * @description running: batches go on; succeeded: every matching job was visited; cancelled: stopped on request (the batches done stay done); failed: a batch kept failing (see `error`)
+             * @enum {string}
              */
-            cursor?: string;
-            /** @description Jobs per batch, 1-1000 (default 500) */
-            batchSize?: number;
+            status: "running" | "succeeded" | "cancelled" | "failed";
+            /** @description Jobs matched so far */
+            matched: number;
+            /** @description Of those, the ones the action changed */
+            acted: number;
+            /** @description Matched but in a state the action does not apply to */
+            skipped: number;
+            /** @description Batches done (up to 500 jobs each) */
+            batches: number;
+            error: string | null;
+            createdAt: string;
+            updatedAt: string;
+            finishedAt: string | null;
         };
         /** @description Which jobs: the filters of GET /jobs, and ids; {} is every job */
         BulkFilter: {
@@ -595,6 +622,94 @@ export interface components {
             payload?: string;
             /** @description Only these jobs (1-1000): a selection */
             ids?: string[];
+        };
+        /** @description The latest 20 operations, newest first (finished ones are kept 7 days) */
+        BulkOperationList: {
+            operations: components["schemas"]["BulkOperation"][];
+        };
+        TooManyBulkOperations: {
+            detail?: string;
+            instance?: string;
+            running: number;
+            /** @enum {string} */
+            type: "urn:jobq:problem:too-many-bulk-operations";
+            /** @enum {number} */
+            status?: 409;
+            /** @enum {string} */
+            title?: "10 bulk operations are running already";
+        };
+        UnsupportedMediaType: {
+            detail?: string;
+            instance?: string;
+            accepted: string[];
+            /** @enum {string} */
+            type: "urn:jobq:problem:unsupported-media-type";
+            /** @enum {number} */
+            status?: 415;
+            /** @enum {string} */
+            title?: "The request body must be application/json";
+        };
+        PayloadTooLarge: {
+            detail?: string;
+            instance?: string;
+            maxBytes: number;
+            /** @enum {string} */
+            type: "urn:jobq:problem:payload-too-large";
+            /** @enum {number} */
+            status?: 413;
+            /** @enum {string} */
+            title?: "The request body is too large";
+        };
+        MalformedJson: {
+            detail?: string;
+            instance?: string;
+            /** @enum {string} */
+            type: "urn:jobq:problem:malformed-json";
+            /** @enum {number} */
+            status?: 400;
+            /** @enum {string} */
+            title?: "The request body is not valid JSON";
+        };
+        /** @description An action over every job the filter matches, run by the server in batches */
+        BulkOperationRequest: {
+            /**
+             * @description retry: failed_permanent and cancelled jobs; cancel: queued, retrying (cancelled) and running (cancel requested) jobs; delete: every job but running ones
+             * @enum {string}
+             */
+            action: "retry" | "cancel" | "delete";
+            filter: components["schemas"]["BulkFilter"];
+        };
+        BulkBatch: {
+            /**
+             * @description retry: failed_permanent and cancelled jobs; cancel: queued, retrying (cancelled) and running (cancel requested) jobs; delete: every job but running ones
+             * @enum {string}
+             */
+            action: "retry" | "cancel" | "delete";
+            /** @description Jobs of this batch that match the filter */
+            matched: number;
+            /** @description Of those, the ones the action changed */
+            acted: number;
+            /** @description Matched but in a state the action does not apply to */
+            skipped: number;
+            /** @description Pass as `cursor` for the next batch; null when done */
+            nextCursor: string | null;
+            done: boolean;
+        };
+        /** @description One batch of an action over every job the filter matches, in id order after `cursor`; call again with `nextCursor` until `done` */
+        BulkRequest: {
+            /**
+             * @description retry: failed_permanent and cancelled jobs; cancel: queued, retrying (cancelled) and running (cancel requested) jobs; delete: every job but running ones
+             * @enum {string}
+             */
+            action: "retry" | "cancel" | "delete";
+            filter: components["schemas"]["BulkFilter"];
+            /**
+             * Format: uuid
+             * @description `nextCursor` of the previous batch; omit for the first
+             */
+            cursor?: string;
+            /** @description Jobs per batch, 1-1000 (default 500) */
+            batchSize?: number;
         };
         JobStateConflict: {
             detail?: string;
@@ -652,9 +767,14 @@ export interface components {
             lastError: string | null;
             errors: {
                 attempt: number;
+                /** @description When the attempt ended (ISO 8601, UTC) */
                 at: string;
                 error: string;
                 retryDelayMs: number | null;
+                /** @description When the attempt was due (its run_at: the enqueue's time or delay, or the back-off's end); absent for an attempt that never ran (a flow's dependency failed) and in entries written before it was recorded */
+                dueAt?: string;
+                /** @description When a worker claimed the job for the attempt; absent for an attempt that never ran and in entries written before it was recorded */
+                startedAt?: string;
             }[];
             /** @description What the handler succeeded with (any JSON); null until the job succeeds */
             result: unknown;
@@ -670,6 +790,8 @@ export interface components {
             flowId: string | null;
             /** @description The job's name within its flow; null outside flows */
             flowName: string | null;
+            /** @description The trace id of the request that enqueued it (from its W3C traceparent) when tracing was on; null otherwise */
+            traceId: string | null;
         };
         JobDeleted: {
             /**
@@ -1397,9 +1519,14 @@ export interface components {
             lastError: string | null;
             errors: {
                 attempt: number;
+                /** @description When the attempt ended (ISO 8601, UTC) */
                 at: string;
                 error: string;
                 retryDelayMs: number | null;
+                /** @description When the attempt was due (its run_at: the enqueue's time or delay, or the back-off's end); absent for an attempt that never ran (a flow's dependency failed) and in entries written before it was recorded */
+                dueAt?: string;
+                /** @description When a worker claimed the job for the attempt; absent for an attempt that never ran and in entries written before it was recorded */
+                startedAt?: string;
             }[];
             /** @description What the handler succeeded with (any JSON); null until the job succeeds */
             result: unknown;
@@ -1415,6 +1542,8 @@ export interface components {
             flowId: string | null;
             /** @description The job's name within its flow; null outside flows */
             flowName: string | null;
+            /** @description The trace id of the request that enqueued it (from its W3C traceparent) when tracing was on; null otherwise */
+            traceId: string | null;
             /** @description true: a unique job already held the slot (this is that job); false: an idempotent repeat */
             duplicate: boolean;
         };
@@ -3605,6 +3734,299 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.listBulkOperations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The latest 20 operations, newest first (finished ones are kept 7 days) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOperationList"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.startBulkOperation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkOperationRequest"];
+            };
+        };
+        responses: {
+            /** @description A bulk action the server runs in batches whether or not anyone watches; read it again for its progress */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOperation"];
+                };
+            };
+            /** @description The request body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MalformedJson"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description This token may only read */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Forbidden"];
+                };
+            };
+            /** @description 10 bulk operations are running already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["TooManyBulkOperations"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The request body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnsupportedMediaType"];
+                };
+            };
+            /** @description The request does not match the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationFailed"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.getBulkOperation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A bulk action the server runs in batches whether or not anyone watches; read it again for its progress */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOperation"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such bulk operation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BulkOperationNotFound"];
+                };
+            };
+            /** @description The server failed to answer; it was logged */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description The database is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (5) */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["DatabaseUnavailable"];
+                };
+            };
+        };
+    };
+    "admin.cancelBulkOperation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A bulk action the server runs in batches whether or not anyone watches; read it again for its progress */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOperation"];
+                };
+            };
+            /** @description A valid bearer token is required */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description This token may only read */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Forbidden"];
+                };
+            };
+            /** @description No such bulk operation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BulkOperationNotFound"];
                 };
             };
             /** @description The server failed to answer; it was logged */

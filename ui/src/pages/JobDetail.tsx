@@ -1,10 +1,11 @@
 /**
- * One job: a timeline (created, due, each failed attempt, the last start, the end, with wait and run
- * times), every attempt's error, payload / result / progress read losslessly; retry, cancel, delete, each
- * confirmed.
+ * One job: a timeline (created, due, each attempt's start and end, with wait and run times) and the same
+ * attempts as a table, every attempt's error, the enqueuing request's trace id (a link when
+ * DASHBOARD_TRACE_URL is set), payload / result / progress read losslessly; retry, run now, cancel,
+ * delete, each confirmed. Refreshed by polling or, when chosen, by the job's events.
  */
-import { useState } from "preact/hooks"
-import { api, describeProblem, getJobText, type Job } from "../api.ts"
+import { useEffect, useState } from "preact/hooks"
+import { api, dashboardSettings, describeProblem, getJobText, type Job } from "../api.ts"
 import { between, Confirm, duration, Notice, StatusBadge, time } from "../components.tsx"
 import { usePolled } from "../hooks.ts"
 import { JsonView, type Lossless, member, parseLossless } from "../json.tsx"
@@ -25,8 +26,57 @@ async function load(id: string): Promise<{ job: Job; raw: Lossless } | { missing
   return { job: JSON.parse(text) as Job, raw: parseLossless(text) }
 }
 
+/** A trace id, linked to the tracing UI when DASHBOARD_TRACE_URL names one. */
+function TraceLink({ traceId }: { readonly traceId: string }) {
+  const [template, setTemplate] = useState<string | null>(null)
+  useEffect(() => {
+    void dashboardSettings().then((s) => setTemplate(s.traceUrl))
+  }, [])
+  if (template === null) return <span>{traceId}</span>
+  return (
+    <a href={template.replaceAll("{traceId}", encodeURIComponent(traceId))} target="_blank" rel="noreferrer">
+      {traceId}
+    </a>
+  )
+}
+
+/** One attempt as the timeline and the attempts table show it. */
+interface Attempt {
+  readonly attempt: number
+  readonly dueAt?: string | undefined
+  readonly startedAt?: string | undefined
+  readonly endedAt?: string | undefined
+  readonly outcome: string
+  readonly retryDelayMs?: number | null | undefined
+}
+
+/**
+ * Every attempt: the ended ones from `errors` (their due, start and end, as the server recorded them), then
+ * the current or last one from the job's own columns (a claim leaves `runAt` as the instant it was due).
+ */
+const attemptsOf = (job: Job): ReadonlyArray<Attempt> => {
+  const ended: Array<Attempt> = job.errors.map((e) => ({
+    attempt: e.attempt,
+    dueAt: e.dueAt,
+    startedAt: e.startedAt,
+    endedAt: e.at,
+    outcome: `attempt ${e.attempt} failed`,
+    retryDelayMs: e.retryDelayMs
+  }))
+  const recorded = job.startedAt !== null && job.errors.some((e) => e.startedAt === job.startedAt)
+  if (job.startedAt === null || recorded) return ended
+  const current: Attempt = {
+    attempt: job.attempts,
+    dueAt: job.runAt,
+    startedAt: job.startedAt,
+    ...(job.finishedAt === null ? {} : { endedAt: job.finishedAt }),
+    outcome: job.status === "running" ? "running" : job.status
+  }
+  return [...ended, current]
+}
+
 export function JobDetail({ id }: { readonly id: string }) {
-  const { data, error, reload } = usePolled(() => load(id), [id])
+  const { data, error, reload } = usePolled(() => load(id), [id], { job: id })
   const [pending, setPending] = useState<Action | null>(null)
   const [message, setMessage] = useState<{ kind: "error" | "info"; text: string } | null>(null)
 
@@ -66,34 +116,43 @@ export function JobDetail({ id }: { readonly id: string }) {
       </section>
     )
   const { job, raw } = data
-  const due = [job.runAt, job.createdAt].sort()[1]
+  const attempts = attemptsOf(job)
   const events: Array<{ at: string; label: string; detail?: string }> = [
     { at: job.createdAt, label: "created" },
-    ...(job.runAt > job.createdAt ? [{ at: job.runAt, label: "due" }] : []),
-    ...job.errors.map((e) => ({
-      at: e.at,
-      label: `attempt ${e.attempt} failed`,
-      ...(e.retryDelayMs === null ? {} : { detail: `retry in ${duration(e.retryDelayMs)}` })
-    })),
-    ...(job.startedAt === null
-      ? []
-      : [
-          {
-            at: job.startedAt,
-            label: `attempt ${job.attempts} started`,
-            detail: `waited ${duration(between(due, job.startedAt))}`
-          }
-        ]),
-    ...(job.finishedAt === null
-      ? []
-      : [
-          {
-            at: job.finishedAt,
-            label: job.status,
-            detail: `ran ${duration(between(job.startedAt, job.finishedAt))}`
-          }
-        ])
-  ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
+    ...(job.runAt > job.createdAt &&
+    (job.status === "queued" || job.status === "retrying" || job.attempts <= 1)
+      ? [{ at: job.runAt, label: "due" }]
+      : []),
+    ...attempts.flatMap((a) => [
+      ...(a.startedAt === undefined
+        ? []
+        : [
+            {
+              at: a.startedAt,
+              label: `attempt ${a.attempt} started`,
+              detail: `waited ${duration(between(a.dueAt, a.startedAt))}`
+            }
+          ]),
+      ...(a.endedAt === undefined
+        ? []
+        : [
+            {
+              at: a.endedAt,
+              label: a.outcome,
+              detail: [
+                a.startedAt === undefined ? undefined : `ran ${duration(between(a.startedAt, a.endedAt))}`,
+                a.retryDelayMs == null ? undefined : `retry in ${duration(a.retryDelayMs)}`
+              ]
+                .filter((part) => part !== undefined)
+                .join(" · ")
+            }
+          ])
+    ])
+  ]
+    .map((e): { at: string; label: string; detail?: string } =>
+      "detail" in e && e.detail === "" ? { at: e.at, label: e.label } : e
+    )
+    .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
 
   return (
     <section aria-labelledby="job-title">
@@ -119,6 +178,14 @@ export function JobDetail({ id }: { readonly id: string }) {
               <a href={href(`/flows/${job.flowId}`)}>
                 {job.flowName ?? "?"} in flow <span class="mono">{job.flowId}</span>
               </a>
+            </dd>
+          </>
+        )}
+        {job.traceId !== null && (
+          <>
+            <dt>Trace</dt>
+            <dd class="mono" data-testid="trace-id">
+              <TraceLink traceId={job.traceId} />
             </dd>
           </>
         )}
@@ -160,6 +227,39 @@ export function JobDetail({ id }: { readonly id: string }) {
           </li>
         ))}
       </ol>
+      <h2>Attempts</h2>
+      {attempts.length === 0 ? (
+        <p class="muted">No attempt started yet.</p>
+      ) : (
+        <div class="table-wrap">
+          <table aria-label="Attempts">
+            <thead>
+              <tr>
+                <th scope="col">Attempt</th>
+                <th scope="col">Due</th>
+                <th scope="col">Started</th>
+                <th scope="col">Ended</th>
+                <th scope="col">Wait</th>
+                <th scope="col">Run</th>
+                <th scope="col">Outcome</th>
+              </tr>
+            </thead>
+            <tbody>
+              {attempts.map((a) => (
+                <tr key={`${a.attempt}-${a.endedAt ?? "now"}`}>
+                  <td>{a.attempt}</td>
+                  <td>{time(a.dueAt)}</td>
+                  <td>{time(a.startedAt)}</td>
+                  <td>{time(a.endedAt)}</td>
+                  <td>{duration(between(a.dueAt, a.startedAt))}</td>
+                  <td>{duration(between(a.startedAt, a.endedAt))}</td>
+                  <td>{a.outcome}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
       <h2>Errors</h2>
       {job.errors.length === 0 ? (
         <p class="muted">No attempt failed.</p>

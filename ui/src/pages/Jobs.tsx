@@ -1,9 +1,11 @@
 /**
- * Jobs: filters kept in the URL (a link reproduces the view), keyset pages, select and act, or act on
- * every job the filter matches (the server works through them in batches; this page shows each batch).
+ * Jobs: filters kept in the URL (a link reproduces the view), keyset pages, select and act (one bulk
+ * batch), or act on every job the filter matches: a bulk operation the server runs in batches whether or
+ * not this page stays open; the page follows its progress, and lists the latest operations with a cancel
+ * for running ones (so a reopened tab sees them too).
  */
-import { useState } from "preact/hooks"
-import { api, type BulkFilter, describeProblem, type Job, statuses } from "../api.ts"
+import { useEffect, useState } from "preact/hooks"
+import { api, type BulkFilter, type BulkOperation, describeProblem, type Job, statuses } from "../api.ts"
 import { Confirm, Notice, StatusBadge, time } from "../components.tsx"
 import { ok, usePolled } from "../hooks.ts"
 import { href, navigate, type Route } from "../router.ts"
@@ -110,11 +112,67 @@ function FilterForm({ filters }: { readonly filters: Filters }) {
   )
 }
 
+const summary = (op: BulkOperation) =>
+  `${op.action} ${op.status === "running" ? "running" : op.status}: ${op.acted} of ${op.matched} matching jobs changed (${op.skipped} skipped) in ${op.batches} batch${op.batches === 1 ? "" : "es"}`
+
+/** The latest bulk operations, their progress and a cancel for running ones. */
+function Operations({ watching }: { readonly watching: string | null }) {
+  const { data, error, reload } = usePolled(async () => ok(await api.GET("/bulk-operations")), [watching])
+  const [message, setMessage] = useState<string | null>(null)
+  const running = data?.operations.some((op) => op.status === "running") ?? false
+  // while one runs, its progress is read every second whatever the refresh setting
+  useEffect(() => {
+    if (!running) return
+    const timer = setInterval(() => {
+      if (!document.hidden) void reload()
+    }, 1000)
+    return () => clearInterval(timer)
+  }, [running])
+  const operations = data?.operations ?? []
+  if (operations.length === 0 && error === undefined) return null
+  return (
+    <section aria-labelledby="operations-title">
+      <h2 id="operations-title">Bulk operations</h2>
+      {error && <Notice kind="error">{error}</Notice>}
+      {message && <Notice kind="error">{message}</Notice>}
+      <ul class="operations">
+        {operations.slice(0, 5).map((op) => (
+          <li key={op.id} data-operation={op.id}>
+            <span class="mono">{time(op.createdAt)}</span> {summary(op)}
+            {op.error !== null && <span class="muted"> · {op.error.split("\n")[0]}</span>}{" "}
+            {op.status === "running" && (
+              <button
+                type="button"
+                onClick={async () => {
+                  const result = await api.POST("/bulk-operations/{id}/cancel", {
+                    params: { path: { id: op.id } }
+                  })
+                  setMessage(
+                    result.error === undefined ? null : describeProblem(result.error, result.response.status)
+                  )
+                  void reload()
+                }}
+              >
+                Stop {op.action}
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+    </section>
+  )
+}
+
 export function Jobs({ route }: { readonly route: Route }) {
   const filters = fromRoute(route.params)
   const cursor = route.params.get("cursor") ?? undefined
   const key = route.params.toString()
-  const { data, error, reload } = usePolled(() => loadPage(filters, cursor), [key])
+  const { data, error, reload } = usePolled(
+    () => loadPage(filters, cursor),
+    [key],
+    filters.id !== undefined ? { job: filters.id } : { queue: filters.queue, kind: filters.kind }
+  )
+  const [watching, setWatching] = useState<string | null>(null)
   const [selected, setSelected] = useState<ReadonlySet<string>>(new Set())
   const [pending, setPending] = useState<{ action: Action; scope: "selected" | "all" } | null>(null)
   const [progress, setProgress] = useState<string | null>(null)
@@ -133,39 +191,66 @@ export function Jobs({ route }: { readonly route: Route }) {
     const { action, scope } = pending
     setPending(null)
     setMessage(null)
-    const filter: BulkFilter = scope === "selected" ? { ids: [...selected] } : bulkFilter(filters)
-    let next: string | undefined
-    let matched = 0
-    let acted = 0
-    let batches = 0
-    for (;;) {
-      const result = await api.POST("/jobs/bulk", {
-        body: { action, filter, batchSize: 500, ...(next === undefined ? {} : { cursor: next }) }
-      })
-      if (result.error !== undefined) {
+    if (scope === "all") {
+      // the server runs it; this page only follows it (closing the page does not stop it)
+      const started = await api.POST("/bulk-operations", { body: { action, filter: bulkFilter(filters) } })
+      if (started.error !== undefined) {
         setMessage({
           kind: "error",
-          text: `${action} stopped: ${describeProblem(result.error, result.response.status)}`
+          text: `${action} not started: ${describeProblem(started.error, started.response.status)}`
         })
-        break
+        return
       }
-      batches++
-      matched += result.data.matched
-      acted += result.data.acted
-      setProgress(`${action}: batch ${batches}, ${matched} matched, ${acted} done`)
-      if (result.data.done) {
-        setMessage({
-          kind: "info",
-          text: `${action} finished: ${acted} of ${matched} matching jobs changed (${matched - acted} skipped) in ${batches} batch${batches === 1 ? "" : "es"}`
-        })
-        break
-      }
-      next = result.data.nextCursor ?? undefined
+      setWatching(started.data.id)
+      return
     }
-    setProgress(null)
+    const result = await api.POST("/jobs/bulk", { body: { action, filter: { ids: [...selected] } } })
+    if (result.error !== undefined)
+      setMessage({
+        kind: "error",
+        text: `${action}: ${describeProblem(result.error, result.response.status)}`
+      })
+    else
+      setMessage({
+        kind: "info",
+        text: `${action} finished: ${result.data.acted} of ${result.data.matched} selected jobs changed (${result.data.skipped} skipped)`
+      })
     setSelected(new Set())
     void reload()
   }
+
+  // the operation this page started: its progress until it ends
+  useEffect(() => {
+    if (watching === null) return
+    let stopped = false
+    const follow = async () => {
+      while (!stopped) {
+        const result = await api.GET("/bulk-operations/{id}", { params: { path: { id: watching } } })
+        if (stopped) return
+        if (result.error !== undefined) {
+          setMessage({ kind: "error", text: describeProblem(result.error, result.response.status) })
+          break
+        }
+        const op = result.data
+        if (op.status === "running") setProgress(summary(op))
+        else {
+          setMessage({
+            kind: op.status === "failed" ? "error" : "info",
+            text: `${op.action} ${op.status === "succeeded" ? "finished" : op.status}: ${op.acted} of ${op.matched} matching jobs changed (${op.skipped} skipped) in ${op.batches} batch${op.batches === 1 ? "" : "es"}`
+          })
+          break
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500))
+      }
+      setProgress(null)
+      setWatching(null)
+      void reload()
+    }
+    void follow()
+    return () => {
+      stopped = true
+    }
+  }, [watching])
 
   const jobs = data?.jobs ?? []
   const allChecked = jobs.length > 0 && jobs.every((j) => selected.has(j.id))
@@ -198,6 +283,7 @@ export function Jobs({ route }: { readonly route: Route }) {
       )}
       {message && <Notice kind={message.kind}>{message.text}</Notice>}
       {error && <Notice kind="error">{error}</Notice>}
+      <Operations watching={watching} />
       <div class="table-wrap">
         <table>
           <thead>
@@ -271,7 +357,7 @@ export function Jobs({ route }: { readonly route: Route }) {
         onCancel={() => setPending(null)}
       >
         {pending?.scope === "all"
-          ? "The server goes through every matching job in batches of 500; jobs in a state the action does not apply to are skipped."
+          ? "The server goes through every matching job in batches of 500, and goes on if you close this page (its progress is listed here); jobs in a state the action does not apply to are skipped."
           : "Jobs in a state the action does not apply to are skipped."}
       </Confirm>
     </section>
