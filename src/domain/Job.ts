@@ -165,8 +165,14 @@ export const Job = Schema.Struct({
   }),
   maxAttempts: MaxAttempts,
   runAt: Schema.Date,
-  leaseOwner: Schema.NullOr(Schema.String),
-  leaseExpiresAt: Schema.NullOr(Schema.Date),
+  leaseOwner: Schema.NullOr(Schema.String).annotate({
+    description: "The worker holding the job while it runs (its id in GET /workers); null otherwise"
+  }),
+  leaseExpiresAt: Schema.NullOr(Schema.Date).annotate({
+    description:
+      "When the job's own lease runs out; null while its worker's heartbeat holds it (every worker since " +
+      "migration 0013: the worker's lease covers all its jobs, see GET /workers)"
+  }),
   cancelRequestedAt: Schema.NullOr(Schema.Date),
   idempotencyKey: Schema.NullOr(Schema.String),
   lastError: Schema.NullOr(Schema.String),

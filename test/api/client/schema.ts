@@ -760,7 +760,9 @@ export interface components {
             /** @description Attempts before the job fails permanently; default 5 */
             maxAttempts: number;
             runAt: string;
+            /** @description The worker holding the job while it runs (its id in GET /workers); null otherwise */
             leaseOwner: string | null;
+            /** @description When the job's own lease runs out; null while its worker's heartbeat holds it (every worker since migration 0013: the worker's lease covers all its jobs, see GET /workers) */
             leaseExpiresAt: string | null;
             cancelRequestedAt: string | null;
             idempotencyKey: string | null;
@@ -1512,7 +1514,9 @@ export interface components {
             /** @description Attempts before the job fails permanently; default 5 */
             maxAttempts: number;
             runAt: string;
+            /** @description The worker holding the job while it runs (its id in GET /workers); null otherwise */
             leaseOwner: string | null;
+            /** @description When the job's own lease runs out; null while its worker's heartbeat holds it (every worker since migration 0013: the worker's lease covers all its jobs, see GET /workers) */
             leaseExpiresAt: string | null;
             cancelRequestedAt: string | null;
             idempotencyKey: string | null;
