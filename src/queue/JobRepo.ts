@@ -7,6 +7,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
+import { recordBatch } from "./eventBatch.ts"
 import { parentsColumn } from "./FlowRepo.ts"
 import { conditions, type JobFilter, where as whereOf } from "./JobFilter.ts"
 import { jsonbText, replaceNulText } from "./nul.ts"
@@ -370,6 +371,8 @@ const make = Effect.gen(function* () {
    * 50,000 jobs claimed 500 at a time, bench method in bench/RESULTS.md).
    */
   const parents = sql.literal(parentsColumn("c.id", 'c."flowId"'))
+  // while someone follows events: one event row for the whole claim (migrations/0012)
+  const startedBatch = recordBatch(sql, "started", "claimed")
   const claimReady = (workerId: string, leaseMs: number, ready: Statement.Fragment) =>
     sql<ClaimedRow>`
       WITH ready AS (${ready}), claimed AS (
@@ -382,7 +385,9 @@ const make = Effect.gen(function* () {
         RETURNING ${claimColumns}
       )
       -- in claim order: the worker starts them in the order they come
-      SELECT c.*, ${parents} FROM claimed c ORDER BY priority, "runAt", id`.pipe(
+      SELECT c.*, ${parents} FROM claimed c
+      WHERE ${startedBatch}
+      ORDER BY priority, "runAt", id`.pipe(
       Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
     )
 
@@ -445,7 +450,12 @@ const make = Effect.gen(function* () {
         LIMIT ${limit}`
     )
 
-  /** Marks jobs succeeded with their results; returns the ids this worker still held. */
+  const succeededBatch = recordBatch(sql, "succeeded", "done")
+
+  /**
+   * Marks jobs succeeded with their results; returns the ids this worker still held. While someone follows
+   * events, their `succeeded` events are one row (migrations/0012).
+   */
   const complete = (
     workerId: string,
     results: ReadonlyArray<{ readonly id: string; readonly result: unknown }>
@@ -458,12 +468,15 @@ const make = Effect.gen(function* () {
             AS x (id uuid, result jsonb)`
       : sql`unnest(${results.map((r) => r.id)}::uuid[]) AS x (id)`
     return sql<{ id: JobId }>`
-      UPDATE jobs AS j
-      SET status = 'succeeded', result = ${withResults ? sql`x.result` : sql`NULL`}, finished_at = now(),
-          updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
-      FROM ${batch}
-      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
-      RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
+      WITH done AS (
+        UPDATE jobs AS j
+        SET status = 'succeeded', result = ${withResults ? sql`x.result` : sql`NULL`}, finished_at = now(),
+            updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
+        FROM ${batch}
+        WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
+        RETURNING j.id, j.queue, j.kind, j.attempts
+      )
+      SELECT id FROM done WHERE ${succeededBatch}`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
   }
 
   /**
