@@ -71,6 +71,8 @@ const after = (a: Position, b: Position) =>
 
 export interface JobEvent {
   readonly position: Position
+  /** `formatPosition(position)`, made once per event (a batch's ids share the row's part). */
+  readonly id: string
   readonly type: string
   readonly at: string
   readonly job: string
@@ -138,7 +140,6 @@ interface Row {
   readonly queues: ReadonlyArray<string> | null
   readonly kinds: ReadonlyArray<string> | null
   readonly attempts: ReadonlyArray<number> | null
-  readonly horizon: string
 }
 
 /** A row's events: itself, or one per job of a batch row. */
@@ -148,8 +149,10 @@ const toEvents = (row: Row): Array<JobEvent> => {
   const at = row.at instanceof Date ? row.at.toISOString() : new Date(row.at).toISOString()
   if (row.jobs !== null) {
     const { jobs, queues, kinds, attempts } = row
+    const prefix = `${row.tx}-${row.id}.`
     return jobs.map((job, index) => ({
       position: { tx, id, index },
+      id: `${prefix}${index}`,
       type: row.type,
       at,
       job,
@@ -162,6 +165,7 @@ const toEvents = (row: Row): Array<JobEvent> => {
   return [
     {
       position: { tx, id },
+      id: `${row.tx}-${row.id}`,
       type: row.type,
       at,
       job: row.job_id ?? "",
@@ -189,43 +193,43 @@ const make = (settings: FeedSettings) =>
 
     /**
      * The events after `from` in up to `pageSize` rows and about `pageEvents` events (whole rows: at least
-     * one), those below the horizon, and whether any were held back. A position inside a batch row reads
-     * that row again for the rest of its events.
+     * one), of transactions below the horizon only, and whether a later row is held back by an older
+     * transaction still running (its rows are not read until it ends: reading them again and again while a
+     * busy server's horizon lagged was most of a follower's cost). A position inside a batch row reads that
+     * row again for the rest of its events.
      */
     const readPage = (from: Position) =>
-      sql<Row & { readonly fetched: number }>`
-        SELECT tx::text AS tx, id::text AS id, at, type, job_id, queue, kind, attempt, data,
-               jobs, queues, kinds, attempts, horizon, fetched
-        FROM (
-          SELECT *, sum(size) OVER (ORDER BY tx, id) - size AS before, (count(*) OVER ())::integer AS fetched,
-                 pg_snapshot_xmin(pg_current_snapshot())::text AS horizon
+      sql<Partial<Row> & { readonly fetched: number | null; readonly held: boolean }>`
+        WITH horizon AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tx)
+        SELECT EXISTS (SELECT 1 FROM event_log WHERE tx >= (SELECT tx FROM horizon)) AS held, counted.*
+        FROM (SELECT 1) one LEFT JOIN (
+          SELECT tx::text AS tx, id::text AS id, at, type, job_id, queue, kind, attempt, data,
+                 jobs, queues, kinds, attempts,
+                 sum(size) OVER (ORDER BY tx, id) - size AS before, (count(*) OVER ())::integer AS fetched
           FROM (
             SELECT * FROM event_log
             WHERE (tx, id) ${from.index === undefined ? sql`>` : sql`>=`}
                   (${from.tx.toString()}::bigint, ${from.id.toString()}::bigint)
+              AND tx < (SELECT tx FROM horizon)
             ORDER BY tx, id
             LIMIT ${pageSize}
           ) page
-        ) counted
-        WHERE before < ${pageEvents}
-        ORDER BY tx, id`.pipe(
+        ) counted ON counted.before < ${pageEvents}
+        ORDER BY counted.tx::bigint, counted.id::bigint`.pipe(
         Effect.map((rows) => {
           const events: Array<JobEvent> = []
-          let heldBack = false
           // where the next page starts: after the last row taken (whole: its events were all taken)
           let next = from
           for (const row of rows) {
-            if (BigInt(row.tx) >= BigInt(row.horizon)) {
-              heldBack = true
-              break
-            }
-            for (const event of toEvents(row)) if (after(event.position, from)) events.push(event)
-            next = { tx: BigInt(row.tx), id: BigInt(row.id) }
+            if (row.tx === undefined || row.tx === null) continue
+            for (const event of toEvents(row as Row)) if (after(event.position, from)) events.push(event)
+            next = { tx: BigInt(row.tx), id: BigInt(row.id!) }
           }
           // rows left after this page: it was cut by rows or by events
           const fetched = rows[0]?.fetched ?? 0
-          const full = !heldBack && rows.length > 0 && (fetched === pageSize || rows.length < fetched)
-          return { events, heldBack, full, next }
+          const taken = fetched === 0 ? 0 : rows.length
+          const full = fetched === pageSize || taken < fetched
+          return { events, heldBack: rows[0]?.held ?? false, full, next }
         })
       )
 
@@ -292,12 +296,13 @@ const make = (settings: FeedSettings) =>
             }
           }
         }
+        if (page.full) continue
         if (page.heldBack) {
           // an older transaction is still running: look again soon (its commit may notify nobody)
           yield* Effect.sleep("20 millis")
           continue
         }
-        if (!page.full) return
+        return
       }
     })
 
