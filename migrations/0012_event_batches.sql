@@ -12,7 +12,8 @@
 --   SELECT ... FROM claimed
 --   WHERE (SELECT jobq_events_batch('started', array_agg(id), array_agg(queue), array_agg(kind),
 --                                   array_agg(attempts))
---          FROM claimed WHERE (SELECT jobq_events_batch_open())) IS NOT FALSE
+--          FROM claimed WHERE (SELECT jobq_events_batch_open())
+--          HAVING count(*) > 0 OR current_setting('jobq.events', true) = 'batch') IS NOT FALSE
 --
 -- The outer WHERE is a one-time filter, evaluated before anything else of the statement: it first asks
 -- `jobq_events_batch_open()` (itself a one-time filter: once per statement), which answers whether the gate
@@ -22,7 +23,7 @@
 -- the statement's later triggers (flows) and later statements of the transaction are covered by the row
 -- triggers as before. With the gate closed, `jobq_events_batch_open()` takes the gate's shared lock (as the
 -- row triggers' WHEN does for the first row of a transaction), nothing is aggregated, and
--- `jobq_events_batch` returns at once: what nobody following pays is two function calls per statement and
+-- `jobq_events_batch` is not called: what nobody following pays is one function call per statement and
 -- the planning of two small subqueries (bench/RESULTS.md, "Event stream budget, second design").
 
 -- A row's events: 1 for a row-trigger event (job_id ... attempt) or a reset; the length of `jobs` for a

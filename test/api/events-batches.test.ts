@@ -174,7 +174,11 @@ describe("GET /events over batch rows", () => {
       Effect.flatMap(SqlClient.SqlClient, (sql) =>
         sql.withTransaction(
           Effect.andThen(
-            JobRepo.use((r) => r.complete("batch-test", [{ id: a, result: null }])),
+            Effect.andThen(
+              JobRepo.use((r) => r.complete("batch-test", [{ id: a, result: null }])),
+              // and one that moves nothing: it opens a batch all the same, and must close it
+              JobRepo.use((r) => r.claim("batch-test", 10, 60_000, ["bn-empty"]))
+            ),
             sql`UPDATE jobs SET status = 'cancelled', finished_at = now() WHERE id = ${b}`
           )
         )
