@@ -11,7 +11,7 @@
  * 2. **What nobody following pays.** The CPU of one Postgres backend running the worker's claim and
  *    completion (`JobRepo`, prepared as the worker runs them) in a loop over a backlog, per job, at claim
  *    sizes 10, 32 (the default buffer) and 500: with the statements' event batches (as shipped) and
- *    without them (`JobRepo.layerWithoutEventBatches`, the statements as before 0012), the events gate
+ *    without them (`EventBatches` off, the statements as before 0012), the events gate
  *    closed, rounds alternating; and the same with the gate held (what following costs the database: one
  *    batch row per statement against 0008's row per job).
  */
@@ -19,7 +19,7 @@ import { readFileSync } from "node:fs"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Database from "../../src/db/Database.ts"
-import { JobRepo } from "../../src/queue/JobRepo.ts"
+import { EventBatches, JobRepo } from "../../src/queue/JobRepo.ts"
 import * as ApiProcess from "../ApiProcess.ts"
 import * as Backlog from "../Backlog.ts"
 import * as BenchDatabase from "../BenchDatabase.ts"
@@ -153,7 +153,8 @@ const statementCpu = async (
   const holder = gate ? await sql.reserve() : undefined
   if (holder !== undefined) await holder`SELECT pg_advisory_lock(1785684594, 2)`
   const runtime = ManagedRuntime.make(
-    (variant === "batches" ? JobRepo.layer : JobRepo.layerWithoutEventBatches).pipe(
+    JobRepo.layer.pipe(
+      Layer.provide(Layer.succeed(EventBatches, variant === "batches")),
       Layer.provideMerge(Database.layerUrl(url, { maxConnections: 1, applicationName: "jobq-bench-events" }))
     )
   )

@@ -166,31 +166,40 @@ const truncate = (error: string) => {
   return text.length > maxErrorLength ? `${text.slice(0, maxErrorLength)}… (truncated)` : text
 }
 
+/**
+ * Whether the claim and the completion write their events as one row per statement (migrations/0012). Off
+ * only in the benchmark that measures what the batches cost when nobody follows (bench/scenarios/Events.ts):
+ * the statements are then as they were before 0012, and a follower gets those events from the row triggers.
+ */
+export const EventBatches = Context.Reference<boolean>("jobq/JobRepo/EventBatches", {
+  defaultValue: () => true
+})
+
 // Statements that take a batch of ids join `unnest(ids)` rather than filter on `id = ANY(ids)`: the planner
 // likes the small lease index for `status = 'running'`, and would then test the whole array against every
 // entry it scans, dead ones included, which grows with the batch and with the table's churn.
-const make = (options: { readonly eventBatches: boolean }) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
+const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const eventBatches = yield* EventBatches
 
-    const columns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.status, j.priority, j.attempts,
+  const columns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.status, j.priority, j.attempts,
     j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.lease_owner AS "leaseOwner",
     j.lease_expires_at AS "leaseExpiresAt", j.cancel_requested_at AS "cancelRequestedAt",
     j.idempotency_key AS "idempotencyKey", j.last_error AS "lastError", j.errors, j.result,
     j.created_at AS "createdAt", j.started_at AS "startedAt", j.finished_at AS "finishedAt",
     j.updated_at AS "updatedAt", j.snoozes, j.progress, j.flow_id AS "flowId", j.flow_name AS "flowName"`)
 
-    /** A row's `run_at`: the instant asked for, or now plus its delay (the database's clock). */
-    const runAtOf = sql.literal(
-      `coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond')`
-    )
+  /** A row's `run_at`: the instant asked for, or now plus its delay (the database's clock). */
+  const runAtOf = sql.literal(
+    `coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond')`
+  )
 
-    /**
-     * A batch as one array per column, `x`, for `unnest`. The batch goes that way rather than as one jsonb
-     * document (`jsonb_to_recordset`): Postgres spent a third more on the same rows, and the API serialized
-     * every record into it. `unique` adds the columns of `UniqueSpec`.
-     */
-    const batchSource = (jobs: ReadonlyArray<JobInsert>, unique: boolean) => sql`unnest(
+  /**
+   * A batch as one array per column, `x`, for `unnest`. The batch goes that way rather than as one jsonb
+   * document (`jsonb_to_recordset`): Postgres spent a third more on the same rows, and the API serialized
+   * every record into it. `unique` adds the columns of `UniqueSpec`.
+   */
+  const batchSource = (jobs: ReadonlyArray<JobInsert>, unique: boolean) => sql`unnest(
         ${column(jobs, (j) => j.id)}::uuid[],
         ${column(jobs, (j) => j.queue)}::text[],
         ${column(jobs, (j) => j.kind)}::text[],
@@ -212,10 +221,10 @@ const make = (options: { readonly eventBatches: boolean }) =>
       ) AS x (id, queue, kind, payload, priority, max_attempts, run_at, delay_ms, idempotency_key,
               request_hash, trace_context${unique ? sql`, unique_hash, unique_period_ms, unique_states` : sql``})`
 
-    const insertedColumns = sql.literal(`j.id, j.run_at AS "runAt", j.created_at AS "createdAt"`)
+  const insertedColumns = sql.literal(`j.id, j.run_at AS "runAt", j.created_at AS "createdAt"`)
 
-    const insertOne = (job: JobInsert) =>
-      sql<InsertedRow>`
+  const insertOne = (job: JobInsert) =>
+    sql<InsertedRow>`
       INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
                              idempotency_key, request_hash, trace_context)
       VALUES (${job.id}, ${job.queue}, ${job.kind}, ${JSON.stringify(job.payload)}::jsonb, ${job.priority},
@@ -225,12 +234,12 @@ const make = (options: { readonly eventBatches: boolean }) =>
               ${job.traceContext === null ? null : JSON.stringify(job.traceContext)}::jsonb)
       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING ${insertedColumns}`.pipe(
-        Effect.map((rows) => (rows[0] === undefined ? undefined : insertedJob(job, rows[0])))
-      )
+      Effect.map((rows) => (rows[0] === undefined ? undefined : insertedJob(job, rows[0])))
+    )
 
-    /** The jobs inserted (a job whose idempotency key was taken is not among them), in no particular order. */
-    const insertMany = (jobs: ReadonlyArray<JobInsert>) =>
-      sql<InsertedRow>`
+  /** The jobs inserted (a job whose idempotency key was taken is not among them), in no particular order. */
+  const insertMany = (jobs: ReadonlyArray<JobInsert>) =>
+    sql<InsertedRow>`
       INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
                              idempotency_key, request_hash, trace_context)
       SELECT x.id, x.queue, x.kind, x.payload, x.priority, x.max_attempts, ${runAtOf},
@@ -240,20 +249,20 @@ const make = (options: { readonly eventBatches: boolean }) =>
       ORDER BY x.idempotency_key
       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING ${insertedColumns}`.pipe(
-        Effect.map((rows) => {
-          const byId = new Map(jobs.map((job) => [job.id, job]))
-          return rows.map((row) => insertedJob(byId.get(row.id)!, row))
-        })
-      )
+      Effect.map((rows) => {
+        const byId = new Map(jobs.map((job) => [job.id, job]))
+        return rows.map((row) => insertedJob(byId.get(row.id)!, row))
+      })
+    )
 
-    /**
-     * Inserts jobs of which some asked for `unique`, skipping any that a unique index refuses (its idempotency
-     * key or its unique key is taken), and answers every row: the job when inserted, and the unique key the
-     * statement computed (by the database's clock, from the row's own `run_at`), so that the caller can look
-     * the holder up. A row that waits on a concurrent insert of the same key is skipped once that commits.
-     */
-    const insertUnique = (jobs: ReadonlyArray<JobInsert>) =>
-      sql<{ id: string; uniqueKey: string | null; runAt: Date | null; createdAt: Date | null }>`
+  /**
+   * Inserts jobs of which some asked for `unique`, skipping any that a unique index refuses (its idempotency
+   * key or its unique key is taken), and answers every row: the job when inserted, and the unique key the
+   * statement computed (by the database's clock, from the row's own `run_at`), so that the caller can look
+   * the holder up. A row that waits on a concurrent insert of the same key is skipped once that commits.
+   */
+  const insertUnique = (jobs: ReadonlyArray<JobInsert>) =>
+    sql<{ id: string; uniqueKey: string | null; runAt: Date | null; createdAt: Date | null }>`
       WITH rows AS MATERIALIZED (
         SELECT s.*, CASE WHEN s.unique_period_ms IS NULL THEN s.unique_hash
                          ELSE s.unique_hash || '@' || floor(extract(epoch FROM s.at) * 1000 / s.unique_period_ms)::bigint
@@ -272,60 +281,60 @@ const make = (options: { readonly eventBatches: boolean }) =>
       )
       SELECT r.id, r.unique_key AS "uniqueKey", i.run_at AS "runAt", i.created_at AS "createdAt"
       FROM rows r LEFT JOIN inserted i ON i.id = r.id`.pipe(
-        Effect.map((rows) => {
-          const byId = new Map(jobs.map((job) => [job.id, job]))
-          return rows.map(
-            (row): UniqueInsertOutcome => ({
-              id: row.id,
-              uniqueKey: row.uniqueKey,
-              job:
-                row.runAt === null
-                  ? undefined
-                  : insertedJob(byId.get(row.id)!, {
-                      id: row.id as JobId,
-                      runAt: row.runAt,
-                      createdAt: row.createdAt!
-                    })
-            })
-          )
-        })
-      )
+      Effect.map((rows) => {
+        const byId = new Map(jobs.map((job) => [job.id, job]))
+        return rows.map(
+          (row): UniqueInsertOutcome => ({
+            id: row.id,
+            uniqueKey: row.uniqueKey,
+            job:
+              row.runAt === null
+                ? undefined
+                : insertedJob(byId.get(row.id)!, {
+                    id: row.id as JobId,
+                    runAt: row.runAt,
+                    createdAt: row.createdAt!
+                  })
+          })
+        )
+      })
+    )
 
-    /** The jobs holding these unique keys in one of their counted states. */
-    const findByUniqueKeys = (keys: ReadonlyArray<string>) =>
-      sql<Job & { readonly uniqueKey: string }>`
+  /** The jobs holding these unique keys in one of their counted states. */
+  const findByUniqueKeys = (keys: ReadonlyArray<string>) =>
+    sql<Job & { readonly uniqueKey: string }>`
       SELECT ${columns}, j.unique_key AS "uniqueKey"
       FROM jobs j
       WHERE j.unique_key = ANY(${keys}::text[]) AND jobq_unique_counts(j.unique_states, j.status)`
 
-    /** The jobs holding these idempotency keys, with the request hash each key was first used with. */
-    const findByIdempotencyKeys = (keys: ReadonlyArray<string>) =>
-      sql<Job & { readonly requestHash: string }>`
+  /** The jobs holding these idempotency keys, with the request hash each key was first used with. */
+  const findByIdempotencyKeys = (keys: ReadonlyArray<string>) =>
+    sql<Job & { readonly requestHash: string }>`
       SELECT ${columns}, j.request_hash AS "requestHash"
       FROM jobs j WHERE j.idempotency_key = ANY(${keys}::text[])`
 
-    const get = (id: string) =>
-      sql<Job>`SELECT ${columns} FROM jobs j WHERE j.id = ${id}`.pipe(Effect.map((rows) => rows[0]))
+  const get = (id: string) =>
+    sql<Job>`SELECT ${columns} FROM jobs j WHERE j.id = ${id}`.pipe(Effect.map((rows) => rows[0]))
 
-    /** The jobs with these ids that exist, in no particular order. */
-    const getMany = (ids: ReadonlyArray<string>) =>
-      sql<Job>`SELECT ${columns} FROM jobs j JOIN unnest(${ids}::uuid[]) AS x (id) ON j.id = x.id`
+  /** The jobs with these ids that exist, in no particular order. */
+  const getMany = (ids: ReadonlyArray<string>) =>
+    sql<Job>`SELECT ${columns} FROM jobs j JOIN unnest(${ids}::uuid[]) AS x (id) ON j.id = x.id`
 
-    /** What a listed job weighs: its unbounded columns as the JSON text a response carries. */
-    const listedBytes = sql.literal(`octet_length(j.payload::text) + coalesce(octet_length(j.result::text), 0)
+  /** What a listed job weighs: its unbounded columns as the JSON text a response carries. */
+  const listedBytes = sql.literal(`octet_length(j.payload::text) + coalesce(octet_length(j.result::text), 0)
     + octet_length(j.errors::text) + coalesce(octet_length(j.last_error), 0)`)
 
-    /**
-     * A page in id order, bounded by count and by bytes. A walk over the matching ids, one index probe a
-     * step (a recursive CTE), adds up what each job taken weighs and stops as soon as the page is full:
-     * neither the database nor the API reads the payloads past the page (a page of 500 large payloads was
-     * 157 MB). The walk goes one job past the page, without weighing it, to say whether more follow.
-     */
-    const list = (filter: ListFilter) => {
-      const where = (after: Statement.Fragment | undefined) =>
-        whereOf(sql, conditions(sql, filter, after, { withPayload: true, upTo: filter.upTo }))
-      const inPage = sql`w.n <= ${filter.limit} AND w.before < ${filter.maxBytes ?? Number.MAX_SAFE_INTEGER}`
-      return sql<Job & { readonly walked: number }>`
+  /**
+   * A page in id order, bounded by count and by bytes. A walk over the matching ids, one index probe a
+   * step (a recursive CTE), adds up what each job taken weighs and stops as soon as the page is full:
+   * neither the database nor the API reads the payloads past the page (a page of 500 large payloads was
+   * 157 MB). The walk goes one job past the page, without weighing it, to say whether more follow.
+   */
+  const list = (filter: ListFilter) => {
+    const where = (after: Statement.Fragment | undefined) =>
+      whereOf(sql, conditions(sql, filter, after, { withPayload: true, upTo: filter.upTo }))
+    const inPage = sql`w.n <= ${filter.limit} AND w.before < ${filter.maxBytes ?? Number.MAX_SAFE_INTEGER}`
+    return sql<Job & { readonly walked: number }>`
       WITH RECURSIVE walk (id, n, before) AS (
         (SELECT j.id, 1, 0::bigint FROM jobs j
          ${where(filter.after === undefined ? undefined : sql`${filter.after}::uuid`)}
@@ -341,41 +350,41 @@ const make = (options: { readonly eventBatches: boolean }) =>
       FROM walk w JOIN jobs j ON j.id = w.id
       WHERE ${inPage}
       ORDER BY w.n`.pipe(
-        Effect.map((rows): ListPage => {
-          const jobs = rows.map(({ walked: _, ...job }) => job as Job)
-          return { jobs, more: (rows[0]?.walked ?? 0) > rows.length }
-        })
-      )
-    }
+      Effect.map((rows): ListPage => {
+        const jobs = rows.map(({ walked: _, ...job }) => job as Job)
+        return { jobs, more: (rows[0]?.walked ?? 0) > rows.length }
+      })
+    )
+  }
 
-    // What a claim cannot know in advance; the rest of a claimed row is the same for every job it returns,
-    // and decoding it for each row was a tenth of a busy worker's CPU (see `claimedJob`).
-    const claimColumns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.priority, j.attempts,
+  // What a claim cannot know in advance; the rest of a claimed row is the same for every job it returns,
+  // and decoding it for each row was a tenth of a busy worker's CPU (see `claimedJob`).
+  const claimColumns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.priority, j.attempts,
     j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.idempotency_key AS "idempotencyKey",
     j.last_error AS "lastError", j.errors, j.created_at AS "createdAt", j.started_at AS "startedAt",
     j.trace_context AS "traceContext", j.unstarted_rescues > 0 AS "recordStartFirst", j.snoozes, j.progress,
     j.flow_id AS "flowId", j.flow_name AS "flowName"`)
 
-    /**
-     * Queues no plain claim may take from: paused ones, and limited ones (claimed one queue at a time under
-     * a lock, `QueueRepo.claimLimited`). Evaluated once per statement, through `queues_steered_idx`, so a
-     * pause binds every claim that starts after it committed, whatever the workers were told.
-     */
-    const steered = sql.literal(
-      "ARRAY(SELECT name FROM queues WHERE paused_at IS NOT NULL OR concurrency_limit IS NOT NULL OR rate_max IS NOT NULL)"
-    )
+  /**
+   * Queues no plain claim may take from: paused ones, and limited ones (claimed one queue at a time under
+   * a lock, `QueueRepo.claimLimited`). Evaluated once per statement, through `queues_steered_idx`, so a
+   * pause binds every claim that starts after it committed, whatever the workers were told.
+   */
+  const steered = sql.literal(
+    "ARRAY(SELECT name FROM queues WHERE paused_at IS NOT NULL OR concurrency_limit IS NOT NULL OR rate_max IS NOT NULL)"
+  )
 
-    /**
-     * Leases the jobs `ready` selected (and locked) to `workerId`, answered in claim order. They are found by
-     * an array of ids through the primary key: joined to `ready` instead, the planner hashed the batch against a sequential scan of
-     * the whole table on every claim (46 us of database CPU per claimed and completed job against 27 us,
-     * 50,000 jobs claimed 500 at a time, bench method in bench/RESULTS.md).
-     */
-    const parents = sql.literal(parentsColumn("c.id", 'c."flowId"'))
-    // while someone follows events: one event row for the whole claim (migrations/0012)
-    const startedBatch = options.eventBatches ? recordBatch(sql, "started", "claimed") : sql.literal("true")
-    const claimReady = (workerId: string, leaseMs: number, ready: Statement.Fragment) =>
-      sql<ClaimedRow>`
+  /**
+   * Leases the jobs `ready` selected (and locked) to `workerId`, answered in claim order. They are found by
+   * an array of ids through the primary key: joined to `ready` instead, the planner hashed the batch against a sequential scan of
+   * the whole table on every claim (46 us of database CPU per claimed and completed job against 27 us,
+   * 50,000 jobs claimed 500 at a time, bench method in bench/RESULTS.md).
+   */
+  const parents = sql.literal(parentsColumn("c.id", 'c."flowId"'))
+  // while someone follows events: one event row for the whole claim (migrations/0012)
+  const startedBatch = eventBatches ? recordBatch(sql, "started", "claimed") : sql.literal("true")
+  const claimReady = (workerId: string, leaseMs: number, ready: Statement.Fragment) =>
+    sql<ClaimedRow>`
       WITH ready AS (${ready}), claimed AS (
         UPDATE jobs AS j
         SET status = 'running', attempts = j.attempts + 1, attempt_started = false, lease_owner = ${workerId},
@@ -389,31 +398,31 @@ const make = (options: { readonly eventBatches: boolean }) =>
       SELECT c.*, ${parents} FROM claimed c
       WHERE ${startedBatch}
       ORDER BY priority, "runAt", id`.pipe(
-        Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
-      )
+      Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
+    )
 
-    /**
-     * Locks up to `limit` ready jobs in priority order, skipping rows other claimers hold, and leases them.
-     *
-     * The claim commits without waiting for its WAL flush (`synchronous_commit` off for its own transaction
-     * only, set inside the statement): that wait was a whole disk flush on the path from enqueue to handler
-     * and in every claim-run-complete cycle. Losing a claim costs nothing the queue promises: only a database
-     * crash loses it (the last few hundred ms of such commits), and then the job is simply queued again, its
-     * attempt uncounted; the worker that ran it cannot complete it (the guards see no lease of its own), so
-     * another runs it, as after any crash. Completions still wait for their flush, and each one flushes every
-     * claim before it. Call it in autocommit: inside a caller's transaction the setting would cover that
-     * transaction's commit too. Jobs of paused and limited queues are never among them (`steered`).
-     */
-    const claim = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) =>
-      claimReady(
-        workerId,
-        leaseMs,
-        // The steered queues are filtered out of the locked rows rather than in their scan: inside it, the
-        // planner cannot know the array is (nearly always) empty, guessed that one row in thousands passes,
-        // and sorted every ready job instead of reading the ready index in order (17 ms against 0.35 ms for
-        // 500 of 20,000). A worker claims this way only while it knows of no steered queue it serves, so the
-        // filter removes rows only in the moment before it hears of a pause; their locks end with the claim.
-        sql`
+  /**
+   * Locks up to `limit` ready jobs in priority order, skipping rows other claimers hold, and leases them.
+   *
+   * The claim commits without waiting for its WAL flush (`synchronous_commit` off for its own transaction
+   * only, set inside the statement): that wait was a whole disk flush on the path from enqueue to handler
+   * and in every claim-run-complete cycle. Losing a claim costs nothing the queue promises: only a database
+   * crash loses it (the last few hundred ms of such commits), and then the job is simply queued again, its
+   * attempt uncounted; the worker that ran it cannot complete it (the guards see no lease of its own), so
+   * another runs it, as after any crash. Completions still wait for their flush, and each one flushes every
+   * claim before it. Call it in autocommit: inside a caller's transaction the setting would cover that
+   * transaction's commit too. Jobs of paused and limited queues are never among them (`steered`).
+   */
+  const claim = (workerId: string, limit: number, leaseMs: number, queues?: ReadonlyArray<string>) =>
+    claimReady(
+      workerId,
+      leaseMs,
+      // The steered queues are filtered out of the locked rows rather than in their scan: inside it, the
+      // planner cannot know the array is (nearly always) empty, guessed that one row in thousands passes,
+      // and sorted every ready job instead of reading the ready index in order (17 ms against 0.35 ms for
+      // 500 of 20,000). A worker claims this way only while it knows of no steered queue it serves, so the
+      // filter removes rows only in the moment before it hears of a pause; their locks end with the claim.
+      sql`
         SELECT id FROM (
           SELECT id, queue FROM jobs
           WHERE status IN ('queued', 'retrying') AND run_at <= now()
@@ -423,26 +432,21 @@ const make = (options: { readonly eventBatches: boolean }) =>
           FOR UPDATE SKIP LOCKED
         ) locked
         WHERE queue <> ALL(${steered})`
-      )
+    )
 
-    /**
-     * `claim` queue by queue, for a worker that knows some queues are paused or limited: the plain claim
-     * reads the ready jobs of every queue in one order and would step over a steered queue's whole backlog
-     * on every call. Here each of `queues` is read through its own index (`jobs_queue_ready_idx`, which
-     * only `priority::integer` makes the planner choose), at most `limit` rows each, locked as they are read; the best `limit` of them are claimed and the other locks
-     * end with the statement. Steered queues are left out by the statement itself, whatever the caller
-     * believes; a queue missing from `queues` is simply not claimed from.
-     */
-    const claimFromQueues = (
-      workerId: string,
-      limit: number,
-      leaseMs: number,
-      queues: ReadonlyArray<string>
-    ) =>
-      claimReady(
-        workerId,
-        leaseMs,
-        sql`
+  /**
+   * `claim` queue by queue, for a worker that knows some queues are paused or limited: the plain claim
+   * reads the ready jobs of every queue in one order and would step over a steered queue's whole backlog
+   * on every call. Here each of `queues` is read through its own index (`jobs_queue_ready_idx`, which
+   * only `priority::integer` makes the planner choose), at most `limit` rows each, locked as they are read; the best `limit` of them are claimed and the other locks
+   * end with the statement. Steered queues are left out by the statement itself, whatever the caller
+   * believes; a queue missing from `queues` is simply not claimed from.
+   */
+  const claimFromQueues = (workerId: string, limit: number, leaseMs: number, queues: ReadonlyArray<string>) =>
+    claimReady(
+      workerId,
+      leaseMs,
+      sql`
         SELECT c.id FROM unnest(${queues}::text[]) AS q (name)
         CROSS JOIN LATERAL (
           SELECT id, priority, run_at FROM jobs
@@ -454,48 +458,48 @@ const make = (options: { readonly eventBatches: boolean }) =>
         WHERE q.name <> ALL(${steered})
         ORDER BY c.priority, c.run_at, c.id
         LIMIT ${limit}`
-      )
+    )
 
-    const succeededBatch = recordBatch(sql, "succeeded", "done")
+  const succeededBatch = recordBatch(sql, "succeeded", "done")
 
-    /**
-     * Marks jobs succeeded with their results; returns the ids this worker still held. While someone follows
-     * events, their `succeeded` events are one row (migrations/0012).
-     */
-    const complete = (
-      workerId: string,
-      results: ReadonlyArray<{ readonly id: string; readonly result: unknown }>
-    ) => {
-      // a batch in which no handler returned anything (common: jobs run for their effects) sends the ids
-      // alone, sparing both sides a JSON document of nulls
-      const withResults = results.some((r) => r.result !== undefined && r.result !== null)
-      const batch = withResults
-        ? sql`jsonb_to_recordset(${jsonbText(results.map((r) => ({ id: r.id, result: r.result ?? null })))}::jsonb)
+  /**
+   * Marks jobs succeeded with their results; returns the ids this worker still held. While someone follows
+   * events, their `succeeded` events are one row (migrations/0012).
+   */
+  const complete = (
+    workerId: string,
+    results: ReadonlyArray<{ readonly id: string; readonly result: unknown }>
+  ) => {
+    // a batch in which no handler returned anything (common: jobs run for their effects) sends the ids
+    // alone, sparing both sides a JSON document of nulls
+    const withResults = results.some((r) => r.result !== undefined && r.result !== null)
+    const batch = withResults
+      ? sql`jsonb_to_recordset(${jsonbText(results.map((r) => ({ id: r.id, result: r.result ?? null })))}::jsonb)
             AS x (id uuid, result jsonb)`
-        : sql`unnest(${results.map((r) => r.id)}::uuid[]) AS x (id)`
-      const update = sql`
-        UPDATE jobs AS j
-        SET status = 'succeeded', result = ${withResults ? sql`x.result` : sql`NULL`}, finished_at = now(),
-            updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
-        FROM ${batch}
-        WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}`
-      return (
-        options.eventBatches
-          ? sql<{ id: JobId }>`
+      : sql`unnest(${results.map((r) => r.id)}::uuid[]) AS x (id)`
+    const update = sql`
+      UPDATE jobs AS j
+      SET status = 'succeeded', result = ${withResults ? sql`x.result` : sql`NULL`}, finished_at = now(),
+          updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
+      FROM ${batch}
+      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}`
+    return (
+      eventBatches
+        ? sql<{ id: JobId }>`
       WITH done AS (${update} RETURNING j.id, j.queue, j.kind, j.attempts)
       SELECT id FROM done WHERE ${succeededBatch}`
-          : sql<{ id: JobId }>`${update} RETURNING j.id`
-      ).pipe(Effect.map((rows) => rows.map((r) => r.id)))
-    }
+        : sql<{ id: JobId }>`${update} RETURNING j.id`
+    ).pipe(Effect.map((rows) => rows.map((r) => r.id)))
+  }
 
-    /**
-     * Records a failed attempt: `retrying` after the delay, or `failed_permanent` when attempts are spent or
-     * the failure is permanent, or `cancelled` when a cancel was requested meanwhile. Undefined when the
-     * worker no longer held the job.
-     */
-    const fail = (workerId: string, input: FailInput) => {
-      const error = truncate(input.error)
-      return sql<Job>`
+  /**
+   * Records a failed attempt: `retrying` after the delay, or `failed_permanent` when attempts are spent or
+   * the failure is permanent, or `cancelled` when a cancel was requested meanwhile. Undefined when the
+   * worker no longer held the job.
+   */
+  const fail = (workerId: string, input: FailInput) => {
+    const error = truncate(input.error)
+    return sql<Job>`
       WITH outcome AS (
         SELECT id,
                CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
@@ -518,16 +522,16 @@ const make = (options: { readonly eventBatches: boolean }) =>
       FROM outcome o
       WHERE j.id = o.id AND j.status = 'running' AND j.lease_owner = ${workerId}
       RETURNING ${columns}`.pipe(Effect.map((rows) => rows[0]))
-    }
+  }
 
-    /**
-     * Ends a running job's attempt without spending it: back to the queue after `delayMs`, `snoozes` counted.
-     * A job that already snoozed `maxSnoozes` times fails permanently instead; one whose cancel was requested
-     * ends `cancelled`. Undefined when the worker no longer held the job.
-     */
-    const snooze = (workerId: string, id: string, delayMs: number, maxSnoozes: number) => {
-      const tooMany = `snoozed ${maxSnoozes} times: a job may snooze at most ${maxSnoozes} times`
-      return sql<Job>`
+  /**
+   * Ends a running job's attempt without spending it: back to the queue after `delayMs`, `snoozes` counted.
+   * A job that already snoozed `maxSnoozes` times fails permanently instead; one whose cancel was requested
+   * ends `cancelled`. Undefined when the worker no longer held the job.
+   */
+  const snooze = (workerId: string, id: string, delayMs: number, maxSnoozes: number) => {
+    const tooMany = `snoozed ${maxSnoozes} times: a job may snooze at most ${maxSnoozes} times`
+    return sql<Job>`
       WITH outcome AS (
         SELECT id,
                CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
@@ -554,33 +558,33 @@ const make = (options: { readonly eventBatches: boolean }) =>
       FROM outcome o
       WHERE j.id = o.id AND j.status = 'running' AND j.lease_owner = ${workerId}
       RETURNING ${columns}`.pipe(Effect.map((rows) => rows[0]))
-    }
+  }
 
-    /**
-     * Stores a running job's progress (JSON text, already bounded). Touches no indexed column, so the update
-     * can stay HOT; answers whether this worker still held the job.
-     */
-    const setProgress = (workerId: string, id: string, progress: string) =>
-      sql<{ id: JobId }>`
+  /**
+   * Stores a running job's progress (JSON text, already bounded). Touches no indexed column, so the update
+   * can stay HOT; answers whether this worker still held the job.
+   */
+  const setProgress = (workerId: string, id: string, progress: string) =>
+    sql<{ id: JobId }>`
       UPDATE jobs SET progress = ${progress}::jsonb
       WHERE id = ${id} AND status = 'running' AND lease_owner = ${workerId}
       RETURNING id`.pipe(Effect.map((rows) => rows.length > 0))
 
-    /** Ends a running job as `cancelled` after its handler was interrupted on request. */
-    const settleCancelled = (workerId: string, id: string) =>
-      sql<{ id: JobId }>`
+  /** Ends a running job as `cancelled` after its handler was interrupted on request. */
+  const settleCancelled = (workerId: string, id: string) =>
+    sql<{ id: JobId }>`
       UPDATE jobs
       SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL,
           lease_expires_at = NULL
       WHERE id = ${id} AND status = 'running' AND lease_owner = ${workerId}
       RETURNING id`.pipe(Effect.map((rows) => rows.length > 0))
 
-    /**
-     * Gives running jobs back to the queue without spending their attempt (shutdown). A job whose cancel
-     * was requested ends `cancelled` instead. Returns the ids released.
-     */
-    const release = (workerId: string, ids: ReadonlyArray<string>) =>
-      sql<{ id: JobId }>`
+  /**
+   * Gives running jobs back to the queue without spending their attempt (shutdown). A job whose cancel
+   * was requested ends `cancelled` instead. Returns the ids released.
+   */
+  const release = (workerId: string, ids: ReadonlyArray<string>) =>
+    sql<{ id: JobId }>`
       WITH released AS (
         UPDATE jobs AS j
         SET status = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
@@ -594,24 +598,24 @@ const make = (options: { readonly eventBatches: boolean }) =>
         RETURNING j.id, j.queue
       )
       SELECT id, pg_notify('jobq_ready', queue) FROM released`.pipe(
-        Effect.map((rows) => rows.map((r) => r.id))
-      )
+      Effect.map((rows) => rows.map((r) => r.id))
+    )
 
-    /**
-     * Looks at the leases this worker holds: answers which it still holds, whether each was asked to cancel,
-     * and whether its lease was extended. Writes a job's row only when its lease is `due` or its start is
-     * still to be recorded (once per attempt); a lease that is not due costs an index lookup, no write, so a
-     * worker can look every second and extend each lease only once per half lease.
-     *
-     * It never waits for a row lock: a held job whose row another transaction has locked (this worker's own
-     * batched completion, a cancel) is skipped this round (`renewed: false`, still held as far as the
-     * last committed state says) instead of locked in whatever order the join meets it. Waiting there is how
-     * a renewal and a batched completion of the same worker deadlocked: each locked some of the same rows and
-     * waited for the other's. A row locked that briefly is renewed at the next round, well inside the lease.
-     */
-    const renewLeases = (workerId: string, leases: ReadonlyArray<HeldLease>, leaseMs: number) => {
-      const ids = leases.map((l) => l.id)
-      return sql<LeaseState>`
+  /**
+   * Looks at the leases this worker holds: answers which it still holds, whether each was asked to cancel,
+   * and whether its lease was extended. Writes a job's row only when its lease is `due` or its start is
+   * still to be recorded (once per attempt); a lease that is not due costs an index lookup, no write, so a
+   * worker can look every second and extend each lease only once per half lease.
+   *
+   * It never waits for a row lock: a held job whose row another transaction has locked (this worker's own
+   * batched completion, a cancel) is skipped this round (`renewed: false`, still held as far as the
+   * last committed state says) instead of locked in whatever order the join meets it. Waiting there is how
+   * a renewal and a batched completion of the same worker deadlocked: each locked some of the same rows and
+   * waited for the other's. A row locked that briefly is renewed at the next round, well inside the lease.
+   */
+  const renewLeases = (workerId: string, leases: ReadonlyArray<HeldLease>, leaseMs: number) => {
+    const ids = leases.map((l) => l.id)
+    return sql<LeaseState>`
       WITH x AS (
         SELECT * FROM unnest(${ids}::uuid[], ${leases.map((l) => l.started)}::boolean[],
                              ${leases.map((l) => l.due ?? true)}::boolean[]) AS x (id, started, due)
@@ -634,27 +638,27 @@ const make = (options: { readonly eventBatches: boolean }) =>
       SELECT id, cancel_requested_at IS NOT NULL, false FROM jobs
       WHERE id = ANY(${ids}::uuid[]) AND status = 'running' AND lease_owner = ${workerId}
         AND id NOT IN (SELECT id FROM written)`
-    }
+  }
 
-    /** Records that these jobs' handlers start now (before they run); answers the ids this worker still holds. */
-    const markStarted = (workerId: string, ids: ReadonlyArray<string>) =>
-      sql<{ id: JobId }>`
+  /** Records that these jobs' handlers start now (before they run); answers the ids this worker still holds. */
+  const markStarted = (workerId: string, ids: ReadonlyArray<string>) =>
+    sql<{ id: JobId }>`
       UPDATE jobs AS j
       SET attempt_started = true
       FROM unnest(${ids}::uuid[]) AS x (id)
       WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
       RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
 
-    /**
-     * Running jobs whose lease expired (their worker died or stalled). One whose handler had started goes back
-     * to `retrying`, or ends `failed_permanent` when that was its last attempt: the crashed attempt counts,
-     * so a job that kills its worker cannot loop forever. One whose start was never recorded (it waited in the
-     * worker's buffer, or its worker died within a renewal interval of starting it) goes back to the queue
-     * with its attempt refunded; `unstarted_rescues` counts it, so that its next worker records the start
-     * first. Either way `errors` says what happened. A job whose cancel was pending ends `cancelled`.
-     */
-    const rescueExpired = (limit = 1000) =>
-      sql<{ id: JobId; status: JobStatus; leaseOwner: string; refunded: boolean; notified: unknown }>`
+  /**
+   * Running jobs whose lease expired (their worker died or stalled). One whose handler had started goes back
+   * to `retrying`, or ends `failed_permanent` when that was its last attempt: the crashed attempt counts,
+   * so a job that kills its worker cannot loop forever. One whose start was never recorded (it waited in the
+   * worker's buffer, or its worker died within a renewal interval of starting it) goes back to the queue
+   * with its attempt refunded; `unstarted_rescues` counts it, so that its next worker records the start
+   * first. Either way `errors` says what happened. A job whose cancel was pending ends `cancelled`.
+   */
+  const rescueExpired = (limit = 1000) =>
+    sql<{ id: JobId; status: JobStatus; leaseOwner: string; refunded: boolean; notified: unknown }>`
       WITH expired AS (
         SELECT id, lease_owner, cancel_requested_at IS NULL AND NOT attempt_started AS refund,
                'lease expired: worker ' || lease_owner || ' stopped renewing it' ||
@@ -687,12 +691,12 @@ const make = (options: { readonly eventBatches: boolean }) =>
       SELECT id, status, lease_owner AS "leaseOwner", refund AS refunded, pg_notify('jobq_ready', queue) AS notified
       FROM rescued`.pipe(Effect.map((rows) => rows.map(({ notified: _, ...row }) => row)))
 
-    /**
-     * Queued or retrying -> `cancelled`; running -> cancel requested (its worker is notified and settles it).
-     * Undefined when the job is unknown or already finished.
-     */
-    const cancel = (id: string) =>
-      sql<Job>`
+  /**
+   * Queued or retrying -> `cancelled`; running -> cancel requested (its worker is notified and settles it).
+   * Undefined when the job is unknown or already finished.
+   */
+  const cancel = (id: string) =>
+    sql<Job>`
       UPDATE jobs AS j
       SET status = CASE WHEN j.status = 'running' THEN j.status ELSE 'cancelled' END,
           finished_at = CASE WHEN j.status = 'running' THEN j.finished_at ELSE now() END,
@@ -701,9 +705,9 @@ const make = (options: { readonly eventBatches: boolean }) =>
       WHERE j.id = ${id} AND j.status IN ('queued', 'retrying', 'running')
       RETURNING ${columns}`.pipe(Effect.map((rows) => rows[0]))
 
-    /** `failed_permanent` or `cancelled` -> `queued` with fresh attempts. Undefined when not in those states. */
-    const retry = (id: string) =>
-      sql<Job & { readonly notified: unknown }>`
+  /** `failed_permanent` or `cancelled` -> `queued` with fresh attempts. Undefined when not in those states. */
+  const retry = (id: string) =>
+    sql<Job & { readonly notified: unknown }>`
       WITH requeued AS (
         UPDATE jobs AS j
         SET status = 'queued', attempts = 0, run_at = now(), cancel_requested_at = NULL,
@@ -714,32 +718,32 @@ const make = (options: { readonly eventBatches: boolean }) =>
         RETURNING ${columns}
       )
       SELECT r.*, pg_notify('jobq_ready', r.queue) AS notified FROM requeued r`.pipe(
-        // the notification's (void) column is not part of the job
-        Effect.map((rows) => {
-          if (rows[0] === undefined) return undefined
-          const { notified: _, ...job } = rows[0]
-          return job as Job
-        })
-      )
+      // the notification's (void) column is not part of the job
+      Effect.map((rows) => {
+        if (rows[0] === undefined) return undefined
+        const { notified: _, ...job } = rows[0]
+        return job as Job
+      })
+    )
 
-    /**
-     * Whether Postgres has never gathered statistics on the jobs table (`reltuples` is -1 until the first
-     * ANALYZE or VACUUM), and how many rows it holds by the cumulative statistics.
-     */
-    const statistics = sql<{ unknown: boolean; liveRows: number }>`
+  /**
+   * Whether Postgres has never gathered statistics on the jobs table (`reltuples` is -1 until the first
+   * ANALYZE or VACUUM), and how many rows it holds by the cumulative statistics.
+   */
+  const statistics = sql<{ unknown: boolean; liveRows: number }>`
     SELECT c.reltuples < 0 AS unknown, coalesce(s.n_live_tup, 0)::float8 AS "liveRows"
     FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
     WHERE c.oid = 'jobs'::regclass`.pipe(Effect.map((rows) => rows[0]))
 
-    const analyze = sql`ANALYZE jobs`.pipe(Effect.asVoid)
+  const analyze = sql`ANALYZE jobs`.pipe(Effect.asVoid)
 
-    /**
-     * Unfinished jobs by queue and status, and the age of each queue's oldest ready job (for metrics). Two
-     * halves, each with the predicate of one partial index (ready jobs, running jobs), so that neither reads
-     * the finished jobs: one `WHERE status IN` (all three) matches neither index, and scanned the whole table
-     * (156 ms for a million finished jobs, against 4 ms this way).
-     */
-    const depth = sql<{ queue: string; status: JobStatus; count: number; oldestReadySeconds: number | null }>`
+  /**
+   * Unfinished jobs by queue and status, and the age of each queue's oldest ready job (for metrics). Two
+   * halves, each with the predicate of one partial index (ready jobs, running jobs), so that neither reads
+   * the finished jobs: one `WHERE status IN` (all three) matches neither index, and scanned the whole table
+   * (156 ms for a million finished jobs, against 4 ms this way).
+   */
+  const depth = sql<{ queue: string; status: JobStatus; count: number; oldestReadySeconds: number | null }>`
     SELECT queue, status, count(*)::integer AS count,
            extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 AS "oldestReadySeconds"
     FROM jobs WHERE status IN ('queued', 'retrying')
@@ -749,37 +753,37 @@ const make = (options: { readonly eventBatches: boolean }) =>
     FROM jobs WHERE status = 'running'
     GROUP BY queue, status`
 
-    return {
-      depth,
-      statistics,
-      analyze,
-      insertOne,
-      insertMany,
-      insertUnique,
-      findByIdempotencyKeys,
-      findByUniqueKeys,
-      get,
-      getMany,
-      list,
-      claim,
-      claimFromQueues,
-      complete,
-      fail,
-      snooze,
-      setProgress,
-      settleCancelled,
-      release,
-      renewLeases,
-      markStarted,
-      rescueExpired,
-      cancel,
-      retry
-    } satisfies Record<
-      string,
-      | ((...args: never) => Effect.Effect<unknown, SqlError.SqlError>)
-      | Effect.Effect<unknown, SqlError.SqlError>
-    >
-  })
+  return {
+    depth,
+    statistics,
+    analyze,
+    insertOne,
+    insertMany,
+    insertUnique,
+    findByIdempotencyKeys,
+    findByUniqueKeys,
+    get,
+    getMany,
+    list,
+    claim,
+    claimFromQueues,
+    complete,
+    fail,
+    snooze,
+    setProgress,
+    settleCancelled,
+    release,
+    renewLeases,
+    markStarted,
+    rescueExpired,
+    cancel,
+    retry
+  } satisfies Record<
+    string,
+    | ((...args: never) => Effect.Effect<unknown, SqlError.SqlError>)
+    | Effect.Effect<unknown, SqlError.SqlError>
+  >
+})
 
 /**
  * One column of a batch as an array parameter for `unnest`. A column with no value at all goes as an empty
@@ -791,14 +795,6 @@ const column = <A>(jobs: ReadonlyArray<JobInsert>, value: (job: JobInsert) => A 
   return values.every((v) => v === null) ? [] : values
 }
 
-export class JobRepo extends Context.Service<JobRepo, Effect.Success<ReturnType<typeof make>>>()(
-  "jobq/JobRepo"
-) {
-  static readonly layer = Layer.effect(JobRepo, make({ eventBatches: true }))
-  /**
-   * The claim and completion without their event batches (as before migrations/0012): the baseline of the
-   * benchmark that measures what the batches cost when nobody follows (bench/scenarios/Events.ts). With it,
-   * a follower gets those events from the row triggers, one row each.
-   */
-  static readonly layerWithoutEventBatches = Layer.effect(JobRepo, make({ eventBatches: false }))
+export class JobRepo extends Context.Service<JobRepo, Effect.Success<typeof make>>()("jobq/JobRepo") {
+  static readonly layer = Layer.effect(JobRepo, make)
 }
