@@ -12,6 +12,7 @@
 import { SQL } from "bun"
 import * as ApiProcess from "./ApiProcess.ts"
 import * as BenchDatabase from "./BenchDatabase.ts"
+import { follow as follower } from "./EventFollower.ts"
 import { freePort } from "./FreePort.ts"
 import { summarize } from "./Stats.ts"
 import * as OurDrain from "./scenarios/OurDrain.ts"
@@ -20,53 +21,6 @@ const runs = Number(process.env.RUNS ?? 3)
 const backlog = Number(process.env.BACKLOG ?? 20_000)
 const levels = (process.env.CONCURRENCY ?? "8,32").split(",").map(Number)
 const gateOnly = process.env.GATE_ONLY === "1"
-
-/** Opens `GET /events` and counts events (and resets) until `stop`. */
-const follower = async (baseUrl: string) => {
-  const controller = new AbortController()
-  const response = await fetch(`${baseUrl}/events`, { signal: controller.signal })
-  if (response.status !== 200) throw new Error(`GET /events answered ${response.status}`)
-  const reader = response.body!.getReader()
-  const decoder = new TextDecoder()
-  let events = 0
-  let resets = 0
-  let open = false
-  let tail = ""
-  let resolveOpen: () => void = () => {}
-  const opened = new Promise<void>((resolve) => {
-    resolveOpen = resolve
-  })
-  const reading = (async () => {
-    try {
-      for (;;) {
-        const chunk = await reader.read()
-        if (chunk.done) return
-        const text = tail + decoder.decode(chunk.value, { stream: true })
-        const cut = text.lastIndexOf("\n\n")
-        tail = cut < 0 ? text : text.slice(cut + 2)
-        const complete = cut < 0 ? "" : text.slice(0, cut)
-        if (!open && complete.includes(": open")) {
-          open = true
-          resolveOpen()
-        }
-        for (const match of complete.matchAll(/^event: (\w+)$/gm)) {
-          if (match[1] === "reset") resets++
-          else events++
-        }
-      }
-    } catch {
-      // aborted
-    }
-  })()
-  await opened
-  return {
-    stop: async () => {
-      controller.abort()
-      await reading
-      return { events, resets }
-    }
-  }
-}
 
 await BenchDatabase.using("events_budget", async (db) => {
   const lines: Array<string> = []

@@ -17,6 +17,7 @@ import * as Drain from "./scenarios/Drain.ts"
 import * as Embedded from "./scenarios/Embedded.ts"
 import * as EndToEnd from "./scenarios/EndToEnd.ts"
 import * as Enqueue from "./scenarios/Enqueue.ts"
+import * as Events from "./scenarios/Events.ts"
 import * as Limits from "./scenarios/Limits.ts"
 import * as Pgbench from "./scenarios/Pgbench.ts"
 import * as Pickup from "./scenarios/Pickup.ts"
@@ -42,6 +43,7 @@ const scenarios: ReadonlyArray<{ readonly name: string; readonly run: (c: Contex
   { name: "limits", run: Limits.run },
   { name: "prune", run: Prune.run },
   { name: "progress", run: Progress.run },
+  { name: "events", run: Events.run },
   { name: "profile", run: Profile.run },
   { name: "embedded", run: Embedded.run },
   { name: "tracing", run: Tracing.run },

@@ -44,6 +44,10 @@ export interface DrainOptions {
   readonly prepare?: (db: BenchDatabase) => Promise<number>
   /** The backlog's kind (default `drain_noop`); it must record its first call as `drain_noop` does. */
   readonly kind?: string
+  /** Runs as the start gate opens (the workers are up, at their first claim): to sample counters. */
+  readonly started?: (workers: ReadonlyArray<WorkerProcess.WorkerProcess>) => Promise<void>
+  /** Runs once the measured completions are in, before the workers stop: to sample counters. */
+  readonly drained?: (workers: ReadonlyArray<WorkerProcess.WorkerProcess>) => Promise<void>
 }
 
 /**
@@ -98,6 +102,7 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
         )
       }
     })
+    await options.started?.(workers)
     const deadline = Date.now() + (options.timeoutMs ?? 120_000)
     const check = () => {
       if (Date.now() > deadline) throw new Error(`${label}: backlog not drained in time`)
@@ -111,6 +116,7 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
       for (;;) {
         const left = await remaining(db)
         if (left.n === 0) {
+          await options.drained?.(workers)
           const seconds = left.at - firstCall()
           return { jobsPerSecond: options.backlog / seconds, seconds }
         }
@@ -136,6 +142,7 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
         ORDER BY finished_at LIMIT 1 OFFSET ${nth - 1}`
       return Number(finished)
     }
+    await options.drained?.(workers)
     const end = await completion(warmUp + measured)
     const seconds = end - (warmUp === 0 ? firstCall() : await completion(warmUp))
     return { jobsPerSecond: measured / seconds, seconds }

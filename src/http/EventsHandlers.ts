@@ -20,19 +20,11 @@ export const sseMessage = (item: FeedItem): string => {
     const position = formatPosition(item.position)
     return `id: ${position}\nevent: reset\ndata: ${JSON.stringify({ position, reason: item.reason })}\n\n`
   }
+  // written out rather than `JSON.stringify` of an object (a tenth of the API's CPU when a follower took
+  // every event of a drain): the id, type, job id and time are plain ASCII; the labels and data are encoded
   const e = item.event
-  const id = formatPosition(e.position)
-  const body = {
-    id,
-    type: e.type,
-    job: e.job,
-    queue: e.queue,
-    kind: e.kind,
-    attempt: e.attempt,
-    at: e.at,
-    ...(e.data === null || e.data === undefined ? {} : { data: e.data })
-  }
-  return `id: ${id}\nevent: ${e.type}\ndata: ${JSON.stringify(body)}\n\n`
+  const data = e.data === null || e.data === undefined ? "" : `,"data":${JSON.stringify(e.data)}`
+  return `id: ${e.id}\nevent: ${e.type}\ndata: {"id":"${e.id}","type":"${e.type}","job":"${e.job}","queue":${JSON.stringify(e.queue)},"kind":${JSON.stringify(e.kind)},"attempt":${e.attempt},"at":"${e.at}"${data}}\n\n`
 }
 
 /** The feed for the API, configured by EventsConfig (its defaults when no layer provides it). */

@@ -6,8 +6,11 @@
  * - The log is written only while the events gate is open: the feed holds it from the first follower until
  *   `replayWindow` after the last one left, so a follower that reconnects within the window finds what it
  *   missed. A gate opened when nobody held it writes a `reset` row: events before it may be missing.
- * - Order: (tx, id), read only below the oldest running transaction (the log's comment says why). An event's
- *   id is `<tx>-<id>`; ids are unique and ordered as the events are delivered, not consecutive.
+ * - Order: (tx, id), read only below the oldest running transaction (the log's comment says why). A row is one
+ *   event (written by a row trigger, migrations/0008) or a batch statement's events (a claim's `started`, a
+ *   completion's `succeeded`, migrations/0012), expanded here into one event per job in the statement's
+ *   order. An event's id is `<tx>-<id>`, or `<tx>-<id>.<n>` for the n-th event (from 0) of a batch row; ids
+ *   are unique and ordered as the events are delivered, not consecutive.
  * - Replay (`Last-Event-ID`): from the id on, if every event after it is still in the log (it is not older
  *   than the oldest row kept and no `reset` row follows it); otherwise the follower gets a reset and goes on
  *   from now. Pages are read until the follower has caught up, then it joins the live feed, whose events it
@@ -37,21 +40,39 @@ export type EventType = (typeof eventTypes)[number]
 
 export const eventsChannel = "jobq_events"
 
-/** A position in the log: events are ordered by (tx, id). */
+/**
+ * A position in the log: events are ordered by (tx, id), and within a batch row by `index`. A position
+ * without an index is a whole row (a row-trigger event, a reset) or a place between rows.
+ */
 export interface Position {
   readonly tx: bigint
   readonly id: bigint
+  readonly index?: number | undefined
 }
 
-export const formatPosition = (p: Position) => `${p.tx}-${p.id}`
+export const formatPosition = (p: Position) =>
+  p.index === undefined ? `${p.tx}-${p.id}` : `${p.tx}-${p.id}.${p.index}`
 export const parsePosition = (text: string): Position | undefined => {
-  const match = /^(\d{1,19})-(\d{1,19})$/.exec(text.trim())
-  return match === null ? undefined : { tx: BigInt(match[1]!), id: BigInt(match[2]!) }
+  const match = /^(\d{1,19})-(\d{1,19})(?:\.(\d{1,6}))?$/.exec(text.trim())
+  return match === null
+    ? undefined
+    : {
+        tx: BigInt(match[1]!),
+        id: BigInt(match[2]!),
+        index: match[3] === undefined ? undefined : Number(match[3])
+      }
 }
-const after = (a: Position, b: Position) => a.tx > b.tx || (a.tx === b.tx && a.id > b.id)
+/** Whether `a` comes after `b`; in one row, a position without an index is the row's end (all of it). */
+const after = (a: Position, b: Position) =>
+  a.tx > b.tx ||
+  (a.tx === b.tx &&
+    (a.id > b.id ||
+      (a.id === b.id && (a.index ?? Number.POSITIVE_INFINITY) > (b.index ?? Number.POSITIVE_INFINITY))))
 
 export interface JobEvent {
   readonly position: Position
+  /** `formatPosition(position)`, made once per event (a batch's ids share the row's part). */
+  readonly id: string
   readonly type: string
   readonly at: string
   readonly job: string
@@ -99,8 +120,9 @@ export const defaultFeedSettings: FeedSettings = {
   subscriberBuffer: 10_000
 }
 
-/** Rows read per statement. */
+/** Rows read per statement, and about as many events at most (a batch row is never split). */
 const pageSize = 500
+const pageEvents = 2000
 /** How often the reader looks for events while it has followers, notified or not. */
 export const pollInterval = Duration.millis(50)
 
@@ -114,19 +136,46 @@ interface Row {
   readonly kind: string | null
   readonly attempt: number | null
   readonly data: unknown
-  readonly horizon: string
+  readonly jobs: ReadonlyArray<string> | null
+  readonly queues: ReadonlyArray<string> | null
+  readonly kinds: ReadonlyArray<string> | null
+  readonly attempts: ReadonlyArray<number> | null
 }
 
-const toEvent = (row: Row): JobEvent => ({
-  position: { tx: BigInt(row.tx), id: BigInt(row.id) },
-  type: row.type,
-  at: row.at instanceof Date ? row.at.toISOString() : new Date(row.at).toISOString(),
-  job: row.job_id ?? "",
-  queue: row.queue ?? "",
-  kind: row.kind ?? "",
-  attempt: row.attempt ?? 0,
-  data: typeof row.data === "string" ? JSON.parse(row.data) : row.data
-})
+/** A row's events: itself, or one per job of a batch row. */
+const toEvents = (row: Row): Array<JobEvent> => {
+  const tx = BigInt(row.tx)
+  const id = BigInt(row.id)
+  const at = row.at instanceof Date ? row.at.toISOString() : new Date(row.at).toISOString()
+  if (row.jobs !== null) {
+    const { jobs, queues, kinds, attempts } = row
+    const prefix = `${row.tx}-${row.id}.`
+    return jobs.map((job, index) => ({
+      position: { tx, id, index },
+      id: `${prefix}${index}`,
+      type: row.type,
+      at,
+      job,
+      queue: queues?.[index] ?? "",
+      kind: kinds?.[index] ?? "",
+      attempt: attempts?.[index] ?? 0,
+      data: null
+    }))
+  }
+  return [
+    {
+      position: { tx, id },
+      id: `${row.tx}-${row.id}`,
+      type: row.type,
+      at,
+      job: row.job_id ?? "",
+      queue: row.queue ?? "",
+      kind: row.kind ?? "",
+      attempt: row.attempt ?? 0,
+      data: typeof row.data === "string" ? JSON.parse(row.data) : row.data
+    }
+  ]
+}
 
 interface Subscriber {
   readonly queue: Queue.Queue<JobEvent, Cause.Done>
@@ -142,26 +191,45 @@ const make = (settings: FeedSettings) =>
     const signals = yield* Queue.unbounded<void>()
     let closed = false
 
-    /** Up to `pageSize` events after `from`, those below the horizon, and whether any were held back. */
+    /**
+     * The events after `from` in up to `pageSize` rows and about `pageEvents` events (whole rows: at least
+     * one), of transactions below the horizon only, and whether a later row is held back by an older
+     * transaction still running (its rows are not read until it ends: reading them again and again while a
+     * busy server's horizon lagged was most of a follower's cost). A position inside a batch row reads that
+     * row again for the rest of its events.
+     */
     const readPage = (from: Position) =>
-      sql<Row>`
-        SELECT tx::text AS tx, id::text AS id, at, type, job_id, queue, kind, attempt, data,
-               pg_snapshot_xmin(pg_current_snapshot())::text AS horizon
-        FROM event_log
-        WHERE (tx, id) > (${from.tx.toString()}::bigint, ${from.id.toString()}::bigint)
-        ORDER BY tx, id
-        LIMIT ${pageSize}`.pipe(
+      sql<Partial<Row> & { readonly fetched: number | null; readonly held: boolean }>`
+        WITH horizon AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tx)
+        SELECT EXISTS (SELECT 1 FROM event_log WHERE tx >= (SELECT tx FROM horizon)) AS held, counted.*
+        FROM (SELECT 1) one LEFT JOIN (
+          SELECT tx::text AS tx, id::text AS id, at, type, job_id, queue, kind, attempt, data,
+                 jobs, queues, kinds, attempts,
+                 sum(size) OVER (ORDER BY tx, id) - size AS before, (count(*) OVER ())::integer AS fetched
+          FROM (
+            SELECT * FROM event_log
+            WHERE (tx, id) ${from.index === undefined ? sql`>` : sql`>=`}
+                  (${from.tx.toString()}::bigint, ${from.id.toString()}::bigint)
+              AND tx < (SELECT tx FROM horizon)
+            ORDER BY tx, id
+            LIMIT ${pageSize}
+          ) page
+        ) counted ON counted.before < ${pageEvents}
+        ORDER BY counted.tx::bigint, counted.id::bigint`.pipe(
         Effect.map((rows) => {
           const events: Array<JobEvent> = []
-          let heldBack = false
+          // where the next page starts: after the last row taken (whole: its events were all taken)
+          let next = from
           for (const row of rows) {
-            if (BigInt(row.tx) >= BigInt(row.horizon)) {
-              heldBack = true
-              break
-            }
-            events.push(toEvent(row))
+            if (row.tx === undefined || row.tx === null) continue
+            for (const event of toEvents(row as Row)) if (after(event.position, from)) events.push(event)
+            next = { tx: BigInt(row.tx), id: BigInt(row.id!) }
           }
-          return { events, heldBack, full: !heldBack && rows.length === pageSize }
+          // rows left after this page: it was cut by rows or by events
+          const fetched = rows[0]?.fetched ?? 0
+          const taken = fetched === 0 ? 0 : rows.length
+          const full = fetched === pageSize || taken < fetched
+          return { events, heldBack: rows[0]?.held ?? false, full, next }
         })
       )
 
@@ -198,7 +266,8 @@ const make = (settings: FeedSettings) =>
             return Option.some("no events are kept")
           if (row.reset)
             return Option.some("events may be missing after this id: nobody followed for a while")
-          if (after({ tx: BigInt(row.oldest_tx), id: BigInt(row.oldest_id) }, from))
+          // the oldest row's start (a position inside it is still replayable)
+          if (after({ tx: BigInt(row.oldest_tx), id: BigInt(row.oldest_id), index: -1 }, from))
             return Option.some("this id is older than the events kept")
           return Option.none()
         })
@@ -210,11 +279,15 @@ const make = (settings: FeedSettings) =>
       let position = cursor ?? (yield* now)
       cursor = position
       for (;;) {
-        const page: { events: ReadonlyArray<JobEvent>; heldBack: boolean; full: boolean } =
-          yield* readPage(position)
+        const page: {
+          events: ReadonlyArray<JobEvent>
+          heldBack: boolean
+          full: boolean
+          next: Position
+        } = yield* readPage(position)
+        position = page.next
+        cursor = position
         for (const event of page.events) {
-          position = event.position
-          cursor = position
           for (const subscriber of subscribers) {
             if (!Queue.offerUnsafe(subscriber.queue, event)) {
               subscriber.overflowed = true
@@ -223,12 +296,13 @@ const make = (settings: FeedSettings) =>
             }
           }
         }
+        if (page.full) continue
         if (page.heldBack) {
           // an older transaction is still running: look again soon (its commit may notify nobody)
           yield* Effect.sleep("20 millis")
           continue
         }
-        if (!page.full) return
+        return
       }
     })
 
@@ -259,9 +333,15 @@ const make = (settings: FeedSettings) =>
       yield* kept === undefined
         ? sql`DELETE FROM event_log WHERE at < ${cutoff}`
         : sql`DELETE FROM event_log WHERE (tx, id) < (${kept.tx}::bigint, ${kept.id}::bigint)`
+      // beyond the newest `maxEvents` events (a batch row counts its events): the newest row that passes it
+      // and everything before
       yield* sql`
         DELETE FROM event_log WHERE (tx, id) <= (
-          SELECT tx, id FROM event_log ORDER BY tx DESC, id DESC OFFSET ${settings.maxEvents} LIMIT 1)`
+          SELECT tx, id FROM (
+            SELECT tx, id, sum(size) OVER (ORDER BY tx DESC, id DESC) AS newer FROM event_log
+          ) counted
+          WHERE newer > ${settings.maxEvents}
+          ORDER BY tx DESC, id DESC LIMIT 1)`
     }).pipe(
       Effect.catch((error: SqlError.SqlError) =>
         Effect.logWarning("pruning the event log failed", error.message)
@@ -339,9 +419,9 @@ const make = (settings: FeedSettings) =>
         readPage(position).pipe(
           Effect.retry({ schedule: decorrelatedJitter({ base: "20 millis", cap: "1 second" }), times: 5 }),
           Effect.map((page): readonly [ReadonlyArray<JobEvent>, Option.Option<Position>] => {
-            const end = page.events.at(-1)?.position
-            if (end !== undefined) last.position = end
-            return [page.events, page.full && end !== undefined ? Option.some(end) : Option.none()]
+            // the rows read are done with, whether or not they held an event after `position`
+            if (after(page.next, last.position)) last.position = page.next
+            return [page.events, page.full ? Option.some(page.next) : Option.none()]
           })
         )
       ).pipe(

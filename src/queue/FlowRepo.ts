@@ -8,6 +8,7 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import type { FailurePolicy, FlowJob } from "../domain/Flow.ts"
 import type { JobId, JobStatus } from "../domain/Job.ts"
+import { recordBatch } from "./eventBatch.ts"
 import type { JobInsert } from "./JobRepo.ts"
 import { jsonbText } from "./nul.ts"
 
@@ -211,6 +212,7 @@ const make = Effect.gen(function* () {
    * succeeded with their results instead (their dependents read them, and GET /flows/{id} shows them;
    * they are deleted with their flow). Returns the ids this worker still held.
    */
+  const succeededBatch = recordBatch(sql, "succeeded", "done")
   const completeDeleting = (
     workerId: string,
     results: ReadonlyArray<{ readonly id: string; readonly result: unknown }>
@@ -230,13 +232,16 @@ const make = Effect.gen(function* () {
             lease_owner = NULL, lease_expires_at = NULL
         FROM x
         WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId} AND j.flow_id IS NOT NULL
-        RETURNING j.id
+        RETURNING j.id, j.queue, j.kind, j.attempts
       ), gone AS (
         DELETE FROM jobs AS j USING x
         WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId} AND j.flow_id IS NULL
-        RETURNING j.id
+        RETURNING j.id, j.queue, j.kind, j.attempts
+      ), done AS (
+        SELECT * FROM kept UNION ALL SELECT * FROM gone
       )
-      SELECT id FROM kept UNION ALL SELECT id FROM gone`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
+      -- while someone follows events: one event row for the whole batch (migrations/0012)
+      SELECT id FROM done WHERE ${succeededBatch}`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
 
   return {
     insert,

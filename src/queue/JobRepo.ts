@@ -7,6 +7,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
+import { recordBatch } from "./eventBatch.ts"
 import { parentsColumn } from "./FlowRepo.ts"
 import { conditions, type JobFilter, where as whereOf } from "./JobFilter.ts"
 import { jsonbText, replaceNulText } from "./nul.ts"
@@ -186,11 +187,21 @@ const truncate = (error: string) => {
   return text.length > maxErrorLength ? `${text.slice(0, maxErrorLength)}… (truncated)` : text
 }
 
+/**
+ * Whether the claim and the completion write their events as one row per statement (migrations/0012). Off
+ * only in the benchmark that measures what the batches cost when nobody follows (bench/scenarios/Events.ts):
+ * the statements are then as they were before 0012, and a follower gets those events from the row triggers.
+ */
+export const EventBatches = Context.Reference<boolean>("jobq/JobRepo/EventBatches", {
+  defaultValue: () => true
+})
+
 // Statements that take a batch of ids join `unnest(ids)` rather than filter on `id = ANY(ids)`: the planner
 // likes the small lease index for `status = 'running'`, and would then test the whole array against every
 // entry it scans, dead ones included, which grows with the batch and with the table's churn.
 const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
+  const eventBatches = yield* EventBatches
 
   const columns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.status, j.priority, j.attempts,
     j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.lease_owner AS "leaseOwner",
@@ -401,6 +412,8 @@ const make = Effect.gen(function* () {
    * 50,000 jobs claimed 500 at a time, bench method in bench/RESULTS.md).
    */
   const parents = sql.literal(parentsColumn("c.id", 'c."flowId"'))
+  // while someone follows events: one event row for the whole claim (migrations/0012)
+  const startedBatch = eventBatches ? recordBatch(sql, "started", "claimed") : sql.literal("true")
   const claimReady = (workerId: string, leaseMs: LeaseMs, ready: Statement.Fragment) =>
     sql<ClaimedRow>`
       WITH ready AS (${ready}), claimed AS (
@@ -413,7 +426,9 @@ const make = Effect.gen(function* () {
         RETURNING ${claimColumns}
       )
       -- in claim order: the worker starts them in the order they come
-      SELECT c.*, ${parents} FROM claimed c ORDER BY priority, "runAt", id`.pipe(
+      SELECT c.*, ${parents} FROM claimed c
+      WHERE ${startedBatch}
+      ORDER BY priority, "runAt", id`.pipe(
       Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
     )
 
@@ -481,7 +496,12 @@ const make = Effect.gen(function* () {
         LIMIT ${limit}`
     )
 
-  /** Marks jobs succeeded with their results; returns the ids this worker still held. */
+  const succeededBatch = recordBatch(sql, "succeeded", "done")
+
+  /**
+   * Marks jobs succeeded with their results; returns the ids this worker still held. While someone follows
+   * events, their `succeeded` events are one row (migrations/0012).
+   */
   const complete = (
     workerId: string,
     results: ReadonlyArray<{ readonly id: string; readonly result: unknown }>
@@ -493,13 +513,19 @@ const make = Effect.gen(function* () {
       ? sql`jsonb_to_recordset(${jsonbText(results.map((r) => ({ id: r.id, result: r.result ?? null })))}::jsonb)
             AS x (id uuid, result jsonb)`
       : sql`unnest(${results.map((r) => r.id)}::uuid[]) AS x (id)`
-    return sql<{ id: JobId }>`
+    const update = sql`
       UPDATE jobs AS j
       SET status = 'succeeded', result = ${withResults ? sql`x.result` : sql`NULL`}, finished_at = now(),
           updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
       FROM ${batch}
-      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
-      RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
+      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}`
+    return (
+      eventBatches
+        ? sql<{ id: JobId }>`
+      WITH done AS (${update} RETURNING j.id, j.queue, j.kind, j.attempts)
+      SELECT id FROM done WHERE ${succeededBatch}`
+        : sql<{ id: JobId }>`${update} RETURNING j.id`
+    ).pipe(Effect.map((rows) => rows.map((r) => r.id)))
   }
 
   /**
