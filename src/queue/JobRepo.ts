@@ -7,7 +7,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
-import { recordBatch } from "./eventBatch.ts"
+import { followedCell, followersPresent, recordBatch } from "./eventBatch.ts"
 import { parentsColumn } from "./FlowRepo.ts"
 import { conditions, type JobFilter, where as whereOf } from "./JobFilter.ts"
 import { jsonbText, replaceNulText } from "./nul.ts"
@@ -202,6 +202,8 @@ export const EventBatches = Context.Reference<boolean>("jobq/JobRepo/EventBatche
 const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const eventBatches = yield* EventBatches
+  // whether a follower may be listening now (the worker keeps it current): the batch forms only then
+  const follow = yield* followedCell
 
   const columns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.status, j.priority, j.attempts,
     j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.lease_owner AS "leaseOwner",
@@ -427,7 +429,7 @@ const make = Effect.gen(function* () {
       )
       -- in claim order: the worker starts them in the order they come
       SELECT c.*, ${parents} FROM claimed c
-      WHERE ${startedBatch}
+      WHERE ${follow.followed ? startedBatch : sql.literal("true")}
       ORDER BY priority, "runAt", id`.pipe(
       Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
     )
@@ -520,7 +522,7 @@ const make = Effect.gen(function* () {
       FROM ${batch}
       WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}`
     return (
-      eventBatches
+      eventBatches && follow.followed
         ? sql<{ id: JobId }>`
       WITH done AS (${update} RETURNING j.id, j.queue, j.kind, j.attempts)
       SELECT id FROM done WHERE ${succeededBatch}`
@@ -819,6 +821,8 @@ const make = Effect.gen(function* () {
     GROUP BY queue, status`
 
   return {
+    /** Whether a follower holds (or waits for) the events gate in this database. */
+    followersPresent: followersPresent(sql),
     depth,
     statistics,
     analyze,

@@ -2,7 +2,9 @@
  * The events of a batch statement (a claim, a completion) as one `event_log` row, written by the statement
  * itself while the events gate is open (migrations/0012_event_batches.sql has the mechanism and why).
  */
+import { Context, Effect, Layer, Option } from "effect"
 import type { SqlClient } from "effect/sql"
+import { gateKey } from "../db/Notifications.ts"
 
 /**
  * A condition for the statement's outer `WHERE`, over `rows` (a CTE returning `id`, `queue`, `kind` and
@@ -17,3 +19,33 @@ export const recordBatch = (sql: SqlClient.SqlClient, event: "started" | "succee
       FROM ${rows} WHERE (SELECT jobq_events_batch_open())
       HAVING count(*) > 0 OR current_setting('jobq.events', true) = 'batch') IS NOT FALSE`
   )
+
+/**
+ * Whether anyone may be following events now: a cell the worker keeps current (`followed`, looked up once a
+ * second) so that its claims and completions take their batch form only while a follower holds the gate.
+ * A wrong guess costs time, never an event: the batch form checks the gate itself and writes nothing when
+ * it is closed, and the plain form leaves a follower's events to the row triggers. Without this service the
+ * statements always take the batch form.
+ */
+export class EventsFollowed extends Context.Service<EventsFollowed, { followed: boolean }>()(
+  "jobq/EventsFollowed"
+) {
+  static readonly layer = Layer.sync(EventsFollowed, () => ({ followed: true }))
+}
+
+/** The cell the repositories read: the worker's, or one that always says "maybe" when there is none. */
+export const followedCell = Effect.map(Effect.serviceOption(EventsFollowed), (cell) =>
+  Option.getOrElse(cell, () => ({ followed: true }))
+)
+
+/**
+ * Whether a session holds, or waits for, the followers' gate (migrations/0008_events.sql: advisory lock
+ * (gateKey, 2)) in this database.
+ */
+export const followersPresent = (sql: SqlClient.SqlClient) =>
+  sql<{ present: boolean }>`
+    SELECT EXISTS (
+      SELECT 1 FROM pg_locks
+      WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND classid = ${gateKey} AND objid = 2 AND objsubid = 2 AND mode = 'ExclusiveLock'
+    ) AS present`.pipe(Effect.map((rows) => rows[0]?.present === true))

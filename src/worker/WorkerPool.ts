@@ -29,6 +29,7 @@ import {
   FiberHandle,
   Layer,
   Metric,
+  Option,
   Queue,
   Schedule,
   Semaphore,
@@ -37,6 +38,7 @@ import {
 import { RetryConfig, retentionOf, WorkerConfig } from "../Config.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import { StopNow } from "../platform/Main.ts"
+import { EventsFollowed } from "../queue/eventBatch.ts"
 import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
@@ -45,6 +47,7 @@ import * as ClaimSize from "./ClaimSize.ts"
 import * as Completer from "./Completer.ts"
 import * as ExecutionSpan from "./ExecutionSpan.ts"
 import { run as runAttempt } from "./Executor.ts"
+import { followWatch } from "./FollowWatch.ts"
 import { Heartbeat } from "./Heartbeat.ts"
 import * as Progress from "./Progress.ts"
 import { QueueLabels } from "./QueueLabels.ts"
@@ -483,6 +486,8 @@ const make = Effect.gen(function* () {
   yield* FiberHandle.run(fetcher, fetchLoop)
   yield* Effect.forkScoped(lookLoop)
   yield* Effect.forkScoped(leaseWatch)
+  const follow = yield* Effect.serviceOption(EventsFollowed)
+  if (Option.isSome(follow)) yield* Effect.forkScoped(followWatch(repo, follow.value))
   yield* Effect.forkScoped(
     Notifier.subscribe(Notifier.channels.ready, onReady, Effect.andThen(steering.refresh, signal))
   )

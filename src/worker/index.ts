@@ -8,6 +8,7 @@ import { Layer } from "effect"
 import { RetryConfig, WorkerConfig, type WorkerSettingsInput } from "../Config.ts"
 import { type JobKind, JobKinds } from "../domain/JobKind.ts"
 import { CodeSchedules, type ScheduleDefinition } from "../domain/Schedule.ts"
+import { EventsFollowed } from "../queue/eventBatch.ts"
 import { FlowRepo } from "../queue/FlowRepo.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
@@ -40,6 +41,8 @@ export const layer = (options: WorkerOptions) =>
     Layer.provideMerge(RetentionRepo.layer),
     Layer.provideMerge(QueueRepo.layer),
     Layer.provideMerge(WorkerRepo.layer),
+    // one cell for the pool that keeps it current and the repositories that read it
+    Layer.provideMerge(EventsFollowed.layer),
     Layer.provide(JobKinds.layer(options.kinds)),
     Layer.provide(CodeSchedules.layer(options.schedules ?? [])),
     Layer.provideMerge(WorkerConfig.layer(options.settings)),

@@ -5,6 +5,7 @@
 import { Layer } from "effect"
 import { MetricsConfig, RetryConfig, WorkerConfig } from "../Config.ts"
 import * as KindsFromEnv from "../kinds/fromEnv.ts"
+import { EventsFollowed } from "../queue/eventBatch.ts"
 import { FlowRepo } from "../queue/FlowRepo.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
@@ -29,6 +30,8 @@ export const poolFromEnv = Layer.mergeAll(
 ).pipe(
   Layer.provide(QueueLabels.layer),
   Layer.provide([JobRepo.layer, FlowRepo.layer, RetentionRepo.layer, QueueRepo.layer, WorkerRepo.layer]),
+  // one cell for the pool that keeps it current and the repositories that read it
+  Layer.provideMerge(EventsFollowed.layer),
   Layer.provide(KindsFromEnv.layer),
   Layer.provide(KindsFromEnv.schedulesLayer),
   Layer.provideMerge(WorkerConfig.fromEnv),
