@@ -11,7 +11,9 @@ import { type Summary, summarize } from "../Stats.ts"
 import * as OurDrain from "./OurDrain.ts"
 import * as PeerDrain from "./PeerDrain.ts"
 
-export const concurrencies = (quick: boolean) => (quick ? [1, 8, 32] : [1, 2, 4, 8, 16, 32])
+/** The levels drained; BENCH_DRAIN_LEVELS (e.g. `8,32`) narrows them for a run by hand. */
+export const concurrencies = (quick: boolean) =>
+  process.env.BENCH_DRAIN_LEVELS?.split(",").map(Number) ?? (quick ? [1, 8, 32] : [1, 2, 4, 8, 16, 32])
 export const backlogSize = (quick: boolean) => (quick ? 3_000 : 20_000)
 
 interface System {
