@@ -12,7 +12,7 @@
 
 import { createPostgresBackend, Queue, Worker } from "bullmq"
 import pg from "pg"
-import { gate, pickupProbe, report, settings } from "./protocol.mjs"
+import { drainCounter, gate, pickupProbe, report, settings } from "./protocol.mjs"
 
 const { concurrency, backlog } = settings
 const onPostgres = process.env.BENCH_BACKEND === "postgres"
@@ -75,23 +75,9 @@ for (let done = 0; done < backlog; done += 10_000) {
 await probe?.query("ANALYZE bullmq.job")
 await gate("ready")
 
-let started = 0
-let handled = 0
-let allHandled
-const handledAll = new Promise((resolve) => {
-  allHandled = resolve
-})
-const worker = new Worker(
-  name,
-  async () => {
-    if (started === 0) started = performance.now()
-    handled++
-    if (handled === backlog) allHandled()
-  },
-  { ...options, concurrency },
-  backend
-)
-await handledAll
+const counter = drainCounter(backlog)
+const worker = new Worker(name, async () => counter.handled(), { ...options, concurrency }, backend)
+await counter.all
 // done means every completion is visible in the store (on Postgres, asked on the harness's connection)
 const completed = onPostgres
   ? () =>
@@ -100,6 +86,6 @@ const completed = onPostgres
         .then(({ rows }) => rows[0].n)
   : () => queue.getCompletedCount()
 while ((await completed()) < backlog) await new Promise((r) => setTimeout(r, 1))
-const seconds = (performance.now() - started) / 1000
+const seconds = (performance.now() - counter.firstCall()) / 1000
 await gate("drained", { jobsPerSecond: backlog / seconds, seconds })
 await finish(worker)

@@ -9,7 +9,7 @@
 
 import { Logger, makeWorkerUtils, run } from "graphile-worker"
 import pg from "pg"
-import { gate, pickupProbe, report, settings } from "./protocol.mjs"
+import { drainCounter, gate, pickupProbe, report, settings } from "./protocol.mjs"
 
 const url = process.env.DATABASE_URL
 const { concurrency, backlog } = settings
@@ -77,12 +77,7 @@ await pool.query("ANALYZE graphile_worker._private_jobs")
 await utils.release()
 await gate("ready")
 
-let started = 0
-let handled = 0
-let allHandled
-const handledAll = new Promise((resolve) => {
-  allHandled = resolve
-})
+const counter = drainCounter(backlog)
 const runner = await run({
   connectionString: url,
   concurrency,
@@ -90,11 +85,7 @@ const runner = await run({
   pollInterval: 1000,
   logger,
   taskList: {
-    noop: async () => {
-      if (started === 0) started = performance.now()
-      handled++
-      if (handled === backlog) allHandled()
-    }
+    noop: async () => counter.handled()
   },
   preset: {
     worker: {
@@ -104,14 +95,14 @@ const runner = await run({
     }
   }
 })
-await handledAll
+await counter.all
 // the last completions are batched: done means the table is empty (graphile deletes completed jobs)
 for (;;) {
   const { rows } = await pool.query("SELECT count(*)::int AS n FROM graphile_worker._private_jobs")
   if (rows[0].n === 0) break
   await new Promise((r) => setTimeout(r, 1))
 }
-const seconds = (performance.now() - started) / 1000
+const seconds = (performance.now() - counter.firstCall()) / 1000
 await gate("drained", { jobsPerSecond: backlog / seconds, seconds })
 await runner.stop()
 await pool.end()

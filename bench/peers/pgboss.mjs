@@ -6,7 +6,7 @@
 
 import pg from "pg"
 import { PgBoss } from "pg-boss"
-import { gate, report, settings } from "./protocol.mjs"
+import { drainCounter, gate, report, settings } from "./protocol.mjs"
 
 const url = process.env.DATABASE_URL
 const { concurrency, backlog } = settings
@@ -49,22 +49,13 @@ for (let done = 0; done < backlog; done += 10_000) {
 await pool.query("ANALYZE pgboss.job")
 await gate("ready")
 
-let started = 0
-let handled = 0
-let allHandled
-const handledAll = new Promise((resolve) => {
-  allHandled = resolve
-})
+const counter = drainCounter(backlog)
 await boss.work(
   queue,
   { batchSize, localConcurrency: concurrency, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 },
-  async (jobs) => {
-    if (started === 0) started = performance.now()
-    handled += jobs.length
-    if (handled >= backlog) allHandled()
-  }
+  async (jobs) => counter.handled(jobs.length)
 )
-await handledAll
+await counter.all
 // done means every job's completion committed
 for (;;) {
   const { rows } = await pool.query(
@@ -74,7 +65,7 @@ for (;;) {
   if (rows[0].n >= backlog) break
   await new Promise((r) => setTimeout(r, 1))
 }
-const seconds = (performance.now() - started) / 1000
+const seconds = (performance.now() - counter.firstCall()) / 1000
 await gate("drained", { jobsPerSecond: backlog / seconds, seconds })
 await boss.stop({ graceful: true, close: true, timeout: 5000 })
 await pool.end()

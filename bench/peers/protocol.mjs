@@ -63,3 +63,25 @@ export const pickupProbe = () => {
     }
   }
 }
+
+/**
+ * A drain's handler count: `handled(n)` from each handler call (n jobs, 1 by default) notes the first call's
+ * moment and resolves `all` once `backlog` jobs were handled.
+ */
+export const drainCounter = (backlog) => {
+  let firstCall = 0
+  let handled = 0
+  let resolveAll
+  const all = new Promise((resolve) => {
+    resolveAll = resolve
+  })
+  return {
+    all,
+    firstCall: () => firstCall,
+    handled: (n = 1) => {
+      if (firstCall === 0) firstCall = performance.now()
+      handled += n
+      if (handled >= backlog) resolveAll()
+    }
+  }
+}

@@ -79,6 +79,7 @@ export const run = async (context: Context): Promise<Section> => {
   const peers = context.peersAvailable ? PeerDrain.runnable(redis.servers) : []
   const peerNames = peers.map((p) => p.name)
   const systems: Array<System> = []
+  const failures: Array<string> = []
 
   try {
     await BenchDatabase.using("drain", async (db) => {
@@ -101,7 +102,17 @@ export const run = async (context: Context): Promise<Section> => {
         for (let i = 0; i < context.runs; i++) {
           for (const system of systems) {
             if (system.levels !== undefined && !system.levels.includes(concurrency)) continue
-            const result = await system.drain(concurrency, backlog, `drain-c${concurrency}-${i}`)
+            let result: PeerDrain.PeerDrainRun
+            try {
+              result = await system.drain(concurrency, backlog, `drain-c${concurrency}-${i}`)
+            } catch (error) {
+              // one failed run (a shared server out of connections) leaves a gap, not a failed scenario
+              const message = String(error instanceof Error ? error.message : error).slice(0, 300)
+              failures.push(`${system.name} at concurrency ${concurrency}, run ${i + 1}: ${message}`)
+              context.log(`drain ${system.name} c=${concurrency} run ${i + 1} failed: ${message}`)
+              record(results, system.name, concurrency, Number.NaN) // keeps run i paired with run i
+              continue
+            }
             record(results, system.name, concurrency, result.jobsPerSecond)
             if (system.redis !== true)
               record(postgresCpu, system.name, concurrency, (result.postgresCpuSeconds * 1e6) / backlog)
@@ -149,14 +160,14 @@ export const run = async (context: Context): Promise<Section> => {
   }
 
   const summary = (system: string, concurrency: number, from = results): Summary | undefined => {
-    const values = from.get(system)?.get(concurrency)
-    return values === undefined ? undefined : summarize(values)
+    const values = from.get(system)?.get(concurrency)?.filter(Number.isFinite)
+    return values === undefined || values.length === 0 ? undefined : summarize(values)
   }
   /** Median over runs of (ours / peer) for the runs taken side by side. */
   const pairedRatio = (peer: string, concurrency: number, system: string) => {
     const mine = results.get(system)?.get(concurrency) ?? []
     const theirs = results.get(peer)?.get(concurrency) ?? []
-    const ratios = theirs.map((t, i) => (mine[i] ?? Number.NaN) / t)
+    const ratios = theirs.map((t, i) => (mine[i] ?? Number.NaN) / t).filter(Number.isFinite)
     return ratios.length === 0 || mine.length === 0 ? undefined : summarize(ratios)
   }
 
@@ -171,7 +182,7 @@ export const run = async (context: Context): Promise<Section> => {
         return [
           String(c),
           system.name,
-          medianRange(summary(system.name, c)!),
+          ((s) => (s === undefined ? "n/a" : medianRange(s)))(summary(system.name, c)),
           ...[ourDefaultName, ourName, ourDeletingName].map((mine) =>
             peer ? ratioCell(pairedRatio(system.name, c, mine)) : ""
           ),
@@ -271,7 +282,10 @@ export const run = async (context: Context): Promise<Section> => {
     "",
     table(["WORKER_PREFETCH", "concurrency 8, jobs/s", "concurrency 32, jobs/s"], bufferRows),
     "",
-    ...targets
+    ...targets,
+    ...(failures.length === 0
+      ? []
+      : ["", "Runs that failed (left out of the figures above):", "", ...failures.map((f) => `- ${f}`)])
   ].join("\n")
   return { title: "Drain throughput", markdown, chart, figures }
 }

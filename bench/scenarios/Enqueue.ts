@@ -68,9 +68,15 @@ export const run = async (context: Context): Promise<Section> => {
     const pgbenchRun = async (r: number) => {
       if (found === undefined) return
       await db.sql`TRUNCATE jobs`
-      const result = await pgbench(found.path, db.url, "insert-one.sql", { clients: 64, seconds })
-      pgbenchInsert.push(result.tps)
-      context.log(`pgbench insert-one 64 clients run ${r + 1}: ${integer(result.tps)} inserts/s`)
+      try {
+        const result = await pgbench(found.path, db.url, "insert-one.sql", { clients: 64, seconds })
+        pgbenchInsert.push(result.tps)
+        context.log(`pgbench insert-one 64 clients run ${r + 1}: ${integer(result.tps)} inserts/s`)
+      } catch (error) {
+        // 64 sessions may not fit a shared server's max_connections: that run has no pair, the API still runs
+        pgbenchInsert.push(Number.NaN)
+        context.log(`pgbench insert-one run ${r + 1} failed: ${String(error).slice(0, 300)}`)
+      }
     }
 
     if (!ApiProcess.present()) {
@@ -154,7 +160,8 @@ export const run = async (context: Context): Promise<Section> => {
       `≥ 100,000 jobs/s: **${libraryRate.median >= 100_000 ? "met" : "missed"}**`
     ]
   ]
-  const pgbenchRate = pgbenchInsert.length > 0 ? summarize(pgbenchInsert) : undefined
+  const pgbenchRuns = pgbenchInsert.filter(Number.isFinite)
+  const pgbenchRate = pgbenchRuns.length > 0 ? summarize(pgbenchRuns) : undefined
   if (pgbenchRate !== undefined) {
     rows.push([
       "pgbench, the same single-row insert, 64 clients",
@@ -166,8 +173,10 @@ export const run = async (context: Context): Promise<Section> => {
   /** A `POST /jobs` row: its share of pgbench is taken run by run (each pair ran back to back). */
   const singleRow = (client: string, results: ReadonlyArray<HttpLoad.LoadResult>) => {
     const rate = summarize(results.map((s) => s.perSecond))
-    const shares = results.map((s, i) => s.perSecond / (pgbenchInsert[i] ?? Number.NaN))
-    const share = shares.length > 0 && shares.every(Number.isFinite) ? summarize(shares).median : Number.NaN
+    const shares = results
+      .map((s, i) => s.perSecond / (pgbenchInsert[i] ?? Number.NaN))
+      .filter(Number.isFinite)
+    const share = shares.length > 0 ? summarize(shares).median : Number.NaN
     rows.push([
       `\`POST /jobs\`, 64 keep-alive connections, ${client}`,
       `${medianRange(rate)} req/s`,

@@ -135,7 +135,7 @@ const start = (
     stdout: "pipe",
     stderr: "pipe"
   })
-  const timer = setTimeout(() => child.kill("SIGKILL"), 240_000)
+  const timer = setTimeout(() => child.kill("SIGKILL"), 180_000)
   const errors = new Response(child.stderr).text()
   const readLine = lineReader(child.stdout)
   const fail = async (what: string): Promise<never> => {
