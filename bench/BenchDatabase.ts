@@ -6,6 +6,7 @@ import { SQL } from "bun"
 import { Effect } from "effect"
 import * as Database from "../src/db/Database.ts"
 import * as Migrator from "../src/db/Migrator.ts"
+import { probeApplicationName } from "./ProcessCpu.ts"
 
 export const serverUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 
@@ -21,7 +22,10 @@ const withDatabase = (name: string) => {
 export interface BenchDatabase {
   readonly name: string
   readonly url: string
-  /** A small pool for the harness itself (backlogs, polling, timestamps). */
+  /**
+   * A small pool for the harness itself (backlogs, polling, timestamps), named `bench-probe` so that the
+   * CPU of the database's backends (ProcessCpu.ts) leaves it out.
+   */
   readonly sql: SQL
   readonly drop: () => Promise<void>
 }
@@ -39,7 +43,7 @@ export const create = async (label: string, schema: "jobq" | "empty" = "jobq"): 
       Migrator.migrate().pipe(Effect.provide(Database.layerUrl(url, { maxConnections: 1 })), Effect.orDie)
     )
   }
-  const sql = new SQL({ url, max: 4 })
+  const sql = new SQL({ url, max: 4, connection: { application_name: probeApplicationName } })
   return {
     name,
     url,

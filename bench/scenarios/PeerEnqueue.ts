@@ -1,0 +1,86 @@
+/**
+ * Bulk enqueue of the drain's backlog (20,000 no-op jobs; 3,000 in quick mode) beside the peers, run after
+ * run in turn: ours with `Queue.enqueueMany` (1,000 jobs a call, as the enqueue section sends them, and the
+ * whole backlog in one call) from the harness process, and each peer's bulk API from its driver script
+ * under Node 22 (bench/peers/*.mjs, BENCH_MODE=enqueue): graphile-worker's `add_jobs` SQL function and its
+ * `addJobs`, pg-boss's `insert`, BullMQ's `addBulk` on each of its stores. Every side makes one untimed
+ * warm-up call first and times one pass over the backlog; the tables are emptied between runs.
+ */
+import { Effect } from "effect"
+import { Queue } from "../../src/queue/Queue.ts"
+import type { BenchDatabase } from "../BenchDatabase.ts"
+import { integer, medianRange, ratio, table } from "../Markdown.ts"
+import * as QueueClient from "../QueueClient.ts"
+import type { Context } from "../Scenario.ts"
+import { summarize } from "../Stats.ts"
+import { backlogSize } from "./Drain.ts"
+import * as PeerDrain from "./PeerDrain.ts"
+
+const oursByThousand = "ours, `Queue.enqueueMany`, 1,000 a call"
+const oursOneCall = "ours, `Queue.enqueueMany`, one call"
+
+export const run = async (context: Context, db: BenchDatabase) => {
+  const jobs = backlogSize(context.quick)
+  const rates = new Map<string, Array<number>>()
+  const record = (name: string, rate: number) => {
+    rates.set(name, [...(rates.get(name) ?? []), rate])
+    context.log(`bulk enqueue ${name}: ${integer(rate)} jobs/s`)
+  }
+  const redis = await PeerDrain.redisServers(PeerDrain.peers, context.log)
+  const peers = PeerDrain.runnable(redis.servers)
+  const client = QueueClient.make(db.url, 4)
+  try {
+    const queue = await client.runPromise(
+      Effect.gen(function* () {
+        return yield* Queue
+      })
+    )
+    const batch = (n: number) => Array.from({ length: n }, () => ({ kind: "noop", payload: {} }))
+    const timed = async (calls: ReadonlyArray<number>) => {
+      await db.sql`TRUNCATE jobs`
+      const inputs = calls.map(batch)
+      const t = performance.now()
+      for (const input of inputs) await client.runPromise(queue.enqueueMany(input))
+      return jobs / ((performance.now() - t) / 1000)
+    }
+    await timed([1000]) // warm-up
+    for (let r = 0; r < context.runs; r++) {
+      record(oursByThousand, await timed(Array.from({ length: jobs / 1000 }, () => 1000)))
+      record(oursOneCall, await timed([jobs]))
+      for (const peer of peers) {
+        for (const [api, rate] of Object.entries(await PeerDrain.enqueue(peer, db, redis.servers, jobs)))
+          record(`${peer.name}, \`${api}\``, rate)
+      }
+    }
+    await db.sql`TRUNCATE jobs`
+  } finally {
+    await client.dispose()
+    await redis.stop()
+  }
+  const median = (name: string) => summarize(rates.get(name) ?? [Number.NaN]).median
+  /** Median of the run-by-run ratios of ours (1,000 a call) to `name`. */
+  const paired = (name: string) => {
+    const mine = rates.get(oursByThousand) ?? []
+    const theirs = rates.get(name) ?? []
+    const r = summarize(theirs.map((t, i) => (mine[i] ?? Number.NaN) / t))
+    return `${ratio(r.median)} (${ratio(r.min)} – ${ratio(r.max)})`
+  }
+  const rows = [...rates.keys()].map((name) => [
+    name,
+    medianRange(summarize(rates.get(name)!)),
+    name.startsWith("ours") ? "" : paired(name)
+  ])
+  const graphileSql = "graphile-worker 0.18.0, `add_jobs SQL`"
+  const share = median(oursByThousand) / median(graphileSql)
+  const markdown = [
+    `Bulk enqueue of ${integer(jobs)} no-op jobs, ${context.runs} runs, every system in turn within a run; median (min – max). Ours from the harness process (Bun) over a pool of 4 connections; each peer from its driver script under Node 22 (one untimed warm-up call of 100 jobs first): graphile-worker's \`add_jobs\` SQL function called directly with the specs as one JSON parameter (as its \`addJobs\` sends them) returning only a count, and \`addJobs\` itself; pg-boss's \`insert\`; BullMQ's \`addBulk\` (Redis: one MULTI of the jobs' scripts; PostgreSQL: its backend's bulk insert). One call of the whole backlog for every peer.`,
+    "",
+    table(["system, API", "jobs/s", "ours (1,000 a call) ÷ it, paired"], rows),
+    "",
+    `Target (issue #21): \`Queue.enqueueMany\` ≥ graphile-worker's \`add_jobs\` SQL function: **${share >= 1 ? "met" : "missed"}** (${ratio(share)}; one call of the whole backlog: ${ratio(median(oursOneCall) / median(graphileSql))}).`
+  ].join("\n")
+  return {
+    markdown,
+    figures: { enqueueManyBulk: median(oursByThousand), graphileAddJobsSql: median(graphileSql) }
+  }
+}
