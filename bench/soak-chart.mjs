@@ -22,7 +22,7 @@ const panel = (heading, yTitle, fields, scale = {}) => ({
   encoding: {
     x: { field: "minute", type: "quantitative", title: "minutes into the soak" },
     y: { field: "value", type: "quantitative", title: yTitle, scale },
-    color: { field: "series", type: "nominal", title: null, legend: { orient: "right" } }
+    color: { field: "series", type: "nominal", title: null, legend: { orient: "right", labelLimit: 200 } }
   }
 })
 
@@ -36,9 +36,9 @@ const spec = {
       enqueuedPerSecond: "enqueued"
     }),
     panel(
-      "Pickup latency, enqueue to claim (jobs finished in the window)",
+      "Latency from enqueue, jobs finished in the window (pickup: to the claim)",
       "ms (log scale)",
-      { pickupP50Ms: "p50", pickupP99Ms: "p99", endToEndP99Ms: "p99 enqueue to completion" },
+      { pickupP50Ms: "pickup p50", pickupP99Ms: "pickup p99", endToEndP99Ms: "completion p99" },
       { type: "log" }
     ),
     panel("Size of the jobs table", "MB", {
