@@ -155,7 +155,10 @@ try {
   const loadAtStart = await Sampler.loadAverage()
   try {
     const deadline = Date.now() + 30_000
-    while (Number((await db.sql`SELECT count(*)::int AS n FROM workers WHERE id LIKE 'soak-worker-%'`)[0].n) < workerCount) {
+    while (
+      Number((await db.sql`SELECT count(*)::int AS n FROM workers WHERE id LIKE 'soak-worker-%'`)[0].n) <
+      workerCount
+    ) {
       if (Date.now() > deadline) throw new Error("the workers did not register within 30 s")
       for (const w of workers)
         if (w.process.exitCode !== null) throw new Error(`a worker exited; see ${w.logFile}`)
