@@ -6,7 +6,7 @@
  * run as the `postgres` user (initdb refuses root). A cluster left behind by a killed run (its directory
  * names a pid that is gone) is stopped and removed by the next start.
  */
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { freePort } from "./FreePort.ts"
 
@@ -70,6 +70,8 @@ export interface PrivateCluster {
   readonly port: number
   /** The server's log (it also holds autovacuum's lines when `log_autovacuum_min_duration` is set). */
   readonly logFile: string
+  /** The postmaster's pid (every backend is its child). */
+  readonly pid: number
   readonly stop: () => void
 }
 
@@ -99,6 +101,7 @@ export const start = (settings: Readonly<Record<string, string>> = {}): PrivateC
     adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     logFile,
+    pid: Number(readFileSync(`${data}/postmaster.pid`, "utf8").split("\n")[0]),
     stop: () => {
       if (stopped) return
       stopped = true

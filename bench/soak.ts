@@ -30,6 +30,7 @@ import * as FixedRate from "./FixedRate.ts"
 import * as Machine from "./Machine.ts"
 import { decimal, integer, table } from "./Markdown.ts"
 import * as PrivateCluster from "./PrivateCluster.ts"
+import * as ProcessCpu from "./ProcessCpu.ts"
 import * as QueueClient from "./QueueClient.ts"
 import * as Sampler from "./SoakSampler.ts"
 import { percentile, summarize } from "./Stats.ts"
@@ -99,6 +100,10 @@ export interface Sample {
   readonly running: number
   readonly loadAverage: number
   readonly cpuBusyPercent: number
+  /** CPU seconds used since the soak started: the cluster's processes, the workers, this harness (the producer). */
+  readonly postgresCpuSeconds: number
+  readonly workerCpuSeconds: number
+  readonly harnessCpuSeconds: number
 }
 
 const mb = (bytes: number) => bytes / 1024 ** 2
@@ -190,12 +195,19 @@ try {
     const windows = Math.round((minutes * 60) / sampleSeconds)
     let lastEnqueued = 0
     let lastCpu = await Sampler.cpuTimes()
+    const processCpu = () => ({
+      postgres: ProcessCpu.treeSeconds(cluster.pid),
+      workers: workers.reduce((sum, w) => sum + ProcessCpu.seconds(w.process.pid), 0),
+      harness: (process.cpuUsage().user + process.cpuUsage().system) / 1e6
+    })
+    const cpuAtStart = processCpu()
     for (let k = 1; k <= windows; k++) {
       const closes = t0 + k * sampleSeconds
       // the enqueue count is the producer's, read when the window closes
       await Bun.sleep(Math.max(0, closes * 1000 - Date.now()))
       const enqueuedNow = enqueued
       const cpu = await Sampler.cpuTimes()
+      const used = processCpu()
       const loadNow = await Sampler.loadAverage()
       await Bun.sleep(lag * 1000)
       for (const w of workers)
@@ -225,7 +237,10 @@ try {
         ready: state.ready,
         running: state.running,
         loadAverage: loadNow,
-        cpuBusyPercent: (100 * (cpu.busy - lastCpu.busy)) / Math.max(1, cpu.total - lastCpu.total)
+        cpuBusyPercent: (100 * (cpu.busy - lastCpu.busy)) / Math.max(1, cpu.total - lastCpu.total),
+        postgresCpuSeconds: used.postgres - cpuAtStart.postgres,
+        workerCpuSeconds: used.workers - cpuAtStart.workers,
+        harnessCpuSeconds: used.harness - cpuAtStart.harness
       }
       lastEnqueued = enqueuedNow
       lastCpu = cpu
@@ -302,6 +317,19 @@ function verdict(input: {
     (w) => w.length > 0
   )
   const sum = (values: ReadonlyArray<number>) => values.reduce((s, v) => s + v, 0)
+  /** CPU microseconds per completed job in a window, from the cumulative readings around it. */
+  const cpuPerJob = (w: ReadonlyArray<Sample>) => {
+    const before = samples[samples.indexOf(w[0]!) - 1]
+    const after = w[w.length - 1]!
+    const jobs = sum(w.map((s) => s.completedPerSecond * sampleSeconds))
+    const per = (pick: (s: Sample) => number) =>
+      (1e6 * (pick(after) - (before === undefined ? 0 : pick(before)))) / jobs
+    return {
+      postgresUs: per((s) => s.postgresCpuSeconds),
+      workerUs: per((s) => s.workerCpuSeconds),
+      harnessUs: per((s) => s.harnessCpuSeconds)
+    }
+  }
   const mean = (values: ReadonlyArray<number>) => sum(values) / Math.max(1, values.length)
   const rows = windows.map((w) => {
     const pickup = Sampler.merge(w.map((s) => s.pickupHistogram))
@@ -323,7 +351,8 @@ function verdict(input: {
       readyMax: Math.max(...w.map((s) => s.ready)),
       autovacuums: last.autovacuums - (samples[samples.indexOf(w[0]!) - 1]?.autovacuums ?? 0),
       load: mean(w.map((s) => s.loadAverage)),
-      cpu: mean(w.map((s) => s.cpuBusyPercent))
+      cpu: mean(w.map((s) => s.cpuBusyPercent)),
+      ...cpuPerJob(w)
     }
   })
   const first = rows[0]!
@@ -367,7 +396,8 @@ function verdict(input: {
         "ready jobs, max",
         "autovacuums",
         "load avg",
-        "CPU busy"
+        "machine CPU busy",
+        "CPU µs/job: Postgres / worker / producer"
       ],
       rows.map((r) => [
         r.label,
@@ -383,7 +413,8 @@ function verdict(input: {
         integer(r.readyMax),
         String(r.autovacuums),
         decimal(r.load),
-        `${decimal(r.cpu, 0)}%`
+        `${decimal(r.cpu, 0)}%`,
+        `${decimal(r.postgresUs, 1)} / ${decimal(r.workerUs, 1)} / ${decimal(r.harnessUs, 1)}`
       ])
     ),
     "",
