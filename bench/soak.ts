@@ -361,6 +361,8 @@ function verdict(input: {
   const throughputHeld = last.completed >= 0.9 * first.completed
   const p99Held = last.pickupP99 <= first.pickupP99 / 0.9
   const plateau = last.sizeMax <= 1.1 * second.sizeMax
+  const backlogAtEnd = samples[samples.length - 1]!.ready
+  const keptUp = last.completed >= 0.95 * last.enqueued && backlogAtEnd <= 5 * input.rate
   const indexNames = Object.keys(samples[samples.length - 1]!.indexesBytes).sort()
   const indexRow = (s: Sample) => indexNames.map((n) => decimal(mb(s.indexesBytes[n] ?? 0), 1))
   const ends = windows.map((w) => w[w.length - 1]!)
@@ -430,6 +432,7 @@ function verdict(input: {
     "**Verdict.**",
     `- Throughput held (last window ≥ 90% of the first): **${throughputHeld ? "met" : "missed"}**, ${integer(last.completed)} against ${integer(first.completed)} jobs/s (${decimal((100 * last.completed) / first.completed, 1)}%).`,
     `- Pickup p99 held (last window's p99 within the same 10%: at most the first's ÷ 0.9): **${p99Held ? "met" : "missed"}**, ${decimal(last.pickupP99)} against ${decimal(first.pickupP99)} ms.`,
+    `- Context, not a target: the workers ${keptUp ? "kept up" : "did **not** keep up"} with the offered load (last window: ${integer(last.completed)} completed against ${integer(last.enqueued)} enqueued jobs/s; ${integer(backlogAtEnd)} ready jobs at the end, ${decimal(backlogAtEnd / input.rate, 1)} s of work).`,
     `- Table and index size plateau (last window's largest at most 10% above the second window's): **${plateau ? "met" : "missed"}**, ${decimal(last.sizeMax, 1)} against ${decimal(second.sizeMax, 1)} MB.`
   ].join("\n")
 }
