@@ -10,8 +10,8 @@ import { probeApplicationName } from "./ProcessCpu.ts"
 
 export const serverUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 
-const withDatabase = (name: string) => {
-  const url = new URL(serverUrl)
+const withDatabase = (name: string, server = serverUrl) => {
+  const url = new URL(server)
   if (url.hostname !== "127.0.0.1" && url.hostname !== "localhost") {
     throw new Error(`benchmarks only target the local server (127.0.0.1), not ${url.hostname}`)
   }
@@ -30,14 +30,20 @@ export interface BenchDatabase {
   readonly drop: () => Promise<void>
 }
 
-export const admin = () => new SQL(withDatabase(new URL(serverUrl).pathname.slice(1) || "postgres"))
+export const admin = (server = serverUrl) =>
+  new SQL(withDatabase(new URL(server).pathname.slice(1) || "postgres", server))
 
-export const create = async (label: string, schema: "jobq" | "empty" = "jobq"): Promise<BenchDatabase> => {
+/** `server`: another local server than BENCH_DATABASE_URL's (a private cluster, bench/PrivateCluster.ts). */
+export const create = async (
+  label: string,
+  schema: "jobq" | "empty" = "jobq",
+  server = serverUrl
+): Promise<BenchDatabase> => {
   const name = `jobq_bench_${label}_${Math.random().toString(36).slice(2, 8)}`
-  const server = admin()
-  await server.unsafe(`CREATE DATABASE "${name}"`)
-  await server.close()
-  const url = withDatabase(name)
+  const adminSql = admin(server)
+  await adminSql.unsafe(`CREATE DATABASE "${name}"`)
+  await adminSql.close()
+  const url = withDatabase(name, server)
   if (schema === "jobq") {
     await Effect.runPromise(
       Migrator.migrate().pipe(Effect.provide(Database.layerUrl(url, { maxConnections: 1 })), Effect.orDie)
@@ -50,7 +56,7 @@ export const create = async (label: string, schema: "jobq" | "empty" = "jobq"): 
     sql,
     drop: async () => {
       await sql.close()
-      const again = admin()
+      const again = admin(server)
       await again.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
       await again.close()
     }

@@ -1,8 +1,9 @@
 /**
- * An open-loop HTTP load generator: request i is due at start + i / perSecond, for `seconds`, sent by at most
- * `maxInFlight` loops; a loop that falls behind sends its next due request at once, so when the server (or
+ * An open-loop load generator: call i is due at start + i / perSecond, for `seconds`, made by at most
+ * `maxInFlight` loops; a loop that falls behind makes its next due call at once, so when the target (or
  * the loop count) cannot keep up, the achieved rate drops below the offered one instead of the backlog
- * growing without bound. Only 127.0.0.1 is a valid target.
+ * growing without bound. `pace` makes any call (the soak's `Queue.enqueueMany`); `offer` POSTs to an HTTP
+ * endpoint, and only 127.0.0.1 is a valid target.
  */
 import { type Latency, latency } from "./Stats.ts"
 
@@ -11,21 +12,20 @@ export interface FixedRateResult {
   readonly ok: number
   readonly errors: number
   readonly seconds: number
-  /** 2xx answers per second, from the first request to the last answer. */
+  /** Successful calls (2xx answers) per second, from the first call to the last answer. */
   readonly achievedPerSecond: number
   readonly latencyMs: Latency
-  /** Requests sent more than 10 ms after they were due (every loop was busy). */
+  /** Calls made more than 10 ms after they were due (every loop was busy). */
   readonly late: number
 }
 
-export const offer = async (options: {
-  readonly url: string
-  readonly body: () => string
+/** Makes `call` at a fixed rate; it answers whether the call succeeded (a throw counts as an error). */
+export const pace = async (options: {
+  readonly call: () => Promise<boolean>
   readonly perSecond: number
   readonly seconds: number
   readonly maxInFlight: number
 }): Promise<FixedRateResult> => {
-  if (new URL(options.url).hostname !== "127.0.0.1") throw new Error("load only targets 127.0.0.1")
   const total = Math.round(options.perSecond * options.seconds)
   const samples: Array<number> = []
   let next = 0
@@ -41,13 +41,7 @@ export const offer = async (options: {
       else if (wait < -10) late++
       const t = performance.now()
       try {
-        const response = await fetch(options.url, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: options.body()
-        })
-        await response.arrayBuffer()
-        if (response.status >= 200 && response.status < 300) ok++
+        if (await options.call()) ok++
         else errors++
       } catch {
         errors++
@@ -66,4 +60,28 @@ export const offer = async (options: {
     latencyMs: latency(samples),
     late
   }
+}
+
+export const offer = async (options: {
+  readonly url: string
+  readonly body: () => string
+  readonly perSecond: number
+  readonly seconds: number
+  readonly maxInFlight: number
+}): Promise<FixedRateResult> => {
+  if (new URL(options.url).hostname !== "127.0.0.1") throw new Error("load only targets 127.0.0.1")
+  return pace({
+    perSecond: options.perSecond,
+    seconds: options.seconds,
+    maxInFlight: options.maxInFlight,
+    call: async () => {
+      const response = await fetch(options.url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: options.body()
+      })
+      await response.arrayBuffer()
+      return response.status >= 200 && response.status < 300
+    }
+  })
 }

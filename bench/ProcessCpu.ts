@@ -6,7 +6,7 @@
  * process. A backend that connects during the window counts from its start (its connection set-up is
  * included); one that exits during the window is lost (the pools measured keep theirs open).
  */
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import type { SQL } from "bun"
 
 /** Clock ticks per second of /proc's utime and stime (USER_HZ; 100 on Linux unless built otherwise). */
@@ -64,4 +64,34 @@ export const postgresWindow = (admin: SQL, database: string) => {
     },
     seconds: () => seconds
   }
+}
+
+/** CPU seconds of one process (its threads included), 0 once it has exited. */
+export const seconds = (pid: number) => cpuSeconds(pid) ?? 0
+
+/** Fields after the command: state is [0], ppid [1], utime [11], stime [12], cutime [13], cstime [14]. */
+const statFields = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  } catch {
+    return undefined // exited
+  }
+}
+
+/**
+ * CPU seconds of `root`, the children it has reaped (a backend that exited) and its live children (one
+ * level: Postgres forks flat), for a process tree such as a private Postgres cluster.
+ */
+export const treeSeconds = (root: number) => {
+  const own = statFields(root)
+  if (own === undefined) return 0
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry)
+    if (!Number.isInteger(pid) || pid === root) continue
+    const f = statFields(pid)
+    if (f !== undefined && Number(f[1]) === root) ticks += Number(f[11]) + Number(f[12])
+  }
+  return ticks / ticksPerSecond
 }
