@@ -13,16 +13,6 @@ const duration = (name: string, fallback: Duration.Input) =>
 export const invalidSetting = (message: string) =>
   Effect.fail(new Config.ConfigError(new ConfigProvider.SourceError({ message })))
 
-/** DASHBOARD_TRACE_URL (ApiConfig): an http(s) URL with `{traceId}` in it, or null when unset. */
-const traceUrl = Effect.gen(function* () {
-  const url = yield* Config.option(Config.String("DASHBOARD_TRACE_URL"))
-  if (url._tag === "None" || url.value.trim() === "") return null
-  if (/^https?:\/\/\S*\{traceId\}/.test(url.value)) return url.value
-  return yield* invalidSetting(
-    `DASHBOARD_TRACE_URL must be an http(s) URL with {traceId} where the trace id goes, got ${JSON.stringify(url.value)}`
-  )
-})
-
 /** An integer setting that must be 1 or more. */
 const atLeastOne = (name: string, fallback: number) =>
   Effect.gen(function* () {
@@ -271,6 +261,20 @@ export class ApiConfig extends Context.Service<
     })
   )
 }
+
+/**
+ * DASHBOARD_TRACE_URL (ApiConfig): an http(s) URL with `{traceId}` in it, or null when unset. Declared after
+ * ApiConfig, whose layer reads it when built, so that the settings scan (test/packaging.test.ts) counts it
+ * as ApiConfig's.
+ */
+const traceUrl = Effect.gen(function* () {
+  const url = yield* Config.option(Config.String("DASHBOARD_TRACE_URL"))
+  if (url._tag === "None" || url.value.trim() === "") return null
+  if (/^https?:\/\/\S*\{traceId\}/.test(url.value)) return url.value
+  return yield* invalidSetting(
+    `DASHBOARD_TRACE_URL must be an http(s) URL with {traceId} where the trace id goes, got ${JSON.stringify(url.value)}`
+  )
+})
 
 /**
  * EVENTS_REPLAY_WINDOW, EVENTS_MAX, EVENTS_SUBSCRIBER_BUFFER, EVENTS_HEARTBEAT, EVENTS_MAX_LIFETIME: the
