@@ -77,7 +77,9 @@ describe("rate limit across worker processes", () => {
     const env = { WORKER_QUEUES: queue, WORKER_CONCURRENCY: "4", WORKER_POLL_INTERVAL: "30 seconds" }
     const three = [spawn("rate-a", env), spawn("rate-b", env), spawn("rate-c", env)]
     await Promise.all(three.map((w) => started(w)))
-    await enqueueTimed(queue, jobs, 10)
+    // jobs of 300 ms: a worker that holds 4 of a window's 5 cannot also take the fifth before the others,
+    // which wake at the same reopening (with 10 ms jobs one fast worker sometimes took every window)
+    await enqueueTimed(queue, jobs, 300)
     await waitFor(
       "the rate-limited queue to drain",
       async () => ((await statusCounts(queue)).succeeded === jobs ? true : undefined),
