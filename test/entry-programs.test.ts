@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, it } from "bun:test"
 import { freshDatabase } from "./support/database.ts"
 import { freePort, waitUntilHealthy } from "./support/ports.ts"
-import { exitCode, type Program, spawnProgram } from "./support/processes.ts"
+import { exitCode, type Program, programBaseEnv, spawnProgram } from "./support/processes.ts"
 import { waitFor } from "./support/runtime.ts"
 
 const db = await freshDatabase(import.meta.file)
@@ -15,14 +15,7 @@ afterAll(async () => {
   await db.drop()
 })
 
-/** The environment without any database or port settings of the test run itself. */
-const {
-  DATABASE_URL: _,
-  TEST_DATABASE_URL: __,
-  PORT: ___,
-  WORKER_METRICS_PORT: ____,
-  ...baseEnv
-} = process.env
+const baseEnv = programBaseEnv
 
 const spawn = (file: string, env: Record<string, string>) => {
   const program = spawnProgram(file, { ...baseEnv, ...env })

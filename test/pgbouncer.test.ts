@@ -14,7 +14,7 @@ import * as Database from "../src/db/Database.ts"
 import { freshDatabase } from "./support/database.ts"
 import * as PgBouncer from "./support/pgbouncer.ts"
 import { freePort, waitUntilHealthy } from "./support/ports.ts"
-import { exitCode, type Program, spawnProgram } from "./support/processes.ts"
+import { exitCode, type Program, programBaseEnv, spawnProgram } from "./support/processes.ts"
 import { sseReader } from "./support/sse.ts"
 
 const db = await freshDatabase(import.meta.file)
@@ -34,14 +34,7 @@ afterAll(async () => {
   await db.drop()
 })
 
-/** The environment without any database or port settings of the test run itself. */
-const {
-  DATABASE_URL: _,
-  TEST_DATABASE_URL: __,
-  PORT: ___,
-  WORKER_METRICS_PORT: ____,
-  ...baseEnv
-} = process.env
+const baseEnv = programBaseEnv
 
 const spawn = (file: string, env: Record<string, string>) => {
   const program = spawnProgram(file, { ...baseEnv, ...env })

@@ -14,6 +14,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { emptyDatabase, freshDatabase } from "./support/database.ts"
 import { freePort } from "./support/ports.ts"
+import { programBaseEnv } from "./support/processes.ts"
 import { waitFor } from "./support/runtime.ts"
 import { allRuntimes, executable, type RuntimeName } from "./support/runtimes.ts"
 
@@ -32,14 +33,7 @@ afterAll(async () => {
   await db.drop()
 })
 
-/** The environment without the test run's own database or port settings. */
-const {
-  DATABASE_URL: _,
-  TEST_DATABASE_URL: __,
-  PORT: ___,
-  WORKER_METRICS_PORT: ____,
-  ...baseEnv
-} = process.env
+const baseEnv = programBaseEnv
 
 type Program = "api" | "worker" | "migrate" | "start"
 

@@ -7,6 +7,7 @@
 import { afterAll, describe, expect, it } from "bun:test"
 import { fileURLToPath } from "node:url"
 import { freshDatabase } from "./support/database.ts"
+import { programBaseEnv } from "./support/processes.ts"
 import { command, type RuntimeName } from "./support/runtimes.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -21,14 +22,7 @@ afterAll(async () => {
   await db.drop()
 })
 
-/** The environment without the test run's own database or port settings. */
-const {
-  DATABASE_URL: _,
-  TEST_DATABASE_URL: __,
-  PORT: ___,
-  WORKER_METRICS_PORT: ____,
-  ...baseEnv
-} = process.env
+const baseEnv = programBaseEnv
 
 for (const runtime of ["bun", "node24"] as const satisfies ReadonlyArray<RuntimeName>) {
   describe(`on ${runtime}`, () => {

@@ -20,8 +20,6 @@ const shown = (operation: BulkOperation) => ({
   skipped: operation.matched - operation.acted
 })
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
 export const makeAdminHandlers = (api: JobqApi) =>
   HttpApiBuilder.group(
     api,
@@ -30,13 +28,17 @@ export const makeAdminHandlers = (api: JobqApi) =>
       const admin = yield* JobAdmin
       const operations = yield* BulkOperations
       const operation = (id: string) =>
-        (uuid.test(id) ? operations.get(id) : Effect.succeed(undefined)).pipe(
-          Effect.flatMap((found) =>
-            found === undefined
-              ? Effect.fail(new BulkOperationNotFound({ operationId: id, detail: `no bulk operation ${id}` }))
-              : Effect.succeed(shown(found))
+        operations
+          .get(id)
+          .pipe(
+            Effect.flatMap((found) =>
+              found === undefined
+                ? Effect.fail(
+                    new BulkOperationNotFound({ operationId: id, detail: `no bulk operation ${id}` })
+                  )
+                : Effect.succeed(shown(found))
+            )
           )
-        )
       const database = yield* DatabaseAdmission.make
       const stats = yield* StatsCache.make
       return handlers.handleAll({
@@ -94,11 +96,7 @@ export const makeAdminHandlers = (api: JobqApi) =>
           ),
         getBulkOperation: ({ params }) => database(operation(params.id)),
         cancelBulkOperation: ({ params }) =>
-          database(
-            (uuid.test(params.id) ? operations.cancel(params.id) : Effect.succeed(undefined)).pipe(
-              Effect.andThen(operation(params.id))
-            )
-          )
+          database(operations.cancel(params.id).pipe(Effect.andThen(operation(params.id))))
       })
     })
   ).pipe(Layer.provide(BulkOperations.layer))

@@ -13,7 +13,7 @@
  * but whose progress was not written (a crash in between) runs again on take-over: harmless, each action
  * skips the jobs already in its target state (only `matched` counts that batch twice).
  */
-import { Cause, Context, Duration, Effect, Layer, Schedule } from "effect"
+import { Cause, Context, Duration, Effect, Layer, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { TooManyBulkOperations } from "../domain/errors.ts"
 import { type BulkAction, defaultBulkBatch, JobAdmin } from "./JobAdmin.ts"
@@ -93,6 +93,9 @@ const fromRow = (row: Row): BulkOperation => ({
   finishedAt: row.finishedAt
 })
 
+/** Whether a string can name an operation at all (ids are UUIDs; any other string names none). */
+const isOperationId = Schema.is(Schema.String.check(Schema.isUUID()))
+
 const columns = `id, action, filter, status, cursor, matched, acted, batches, error, created_at AS "createdAt",
   updated_at AS "updatedAt", finished_at AS "finishedAt"`
 
@@ -106,8 +109,9 @@ const make = Effect.gen(function* () {
   /** The batches of one operation, from its cursor, while this process owns it and it runs. */
   const run = (row: Row): Effect.Effect<void> => {
     const filter = restore(row.filter)
-    const step = (cursor: string | undefined): Effect.Effect<void, unknown> =>
-      Effect.gen(function* () {
+    const batches = Effect.gen(function* () {
+      let cursor = row.cursor ?? undefined
+      for (;;) {
         const mine = yield* sql`
           UPDATE bulk_operations SET heartbeat_at = now()
           WHERE id = ${row.id} AND owner = ${owner} AND status = 'running' RETURNING id`
@@ -125,9 +129,10 @@ const make = Effect.gen(function* () {
               finished_at = CASE WHEN ${done} THEN now() END
           WHERE id = ${row.id} AND owner = ${owner} AND status = 'running' RETURNING id`
         if (done || written.length === 0) return
-        return yield* step(batch.nextCursor ?? undefined)
-      })
-    return step(row.cursor ?? undefined).pipe(
+        cursor = batch.nextCursor ?? undefined
+      }
+    })
+    return batches.pipe(
       Effect.catchCause((cause) =>
         Cause.hasInterruptsOnly(cause)
           ? Effect.failCause(cause)
@@ -179,10 +184,13 @@ const make = Effect.gen(function* () {
       return fromRow(row)
     })
 
+  /** The operation; undefined when there is none (an id that is not a UUID names none). */
   const get = (id: string) =>
-    sql<Row>`SELECT ${cols} FROM bulk_operations WHERE id = ${id}::uuid`.pipe(
-      Effect.map((rows) => (rows[0] === undefined ? undefined : fromRow(rows[0])))
-    )
+    isOperationId(id)
+      ? sql<Row>`SELECT ${cols} FROM bulk_operations WHERE id = ${id}::uuid`.pipe(
+          Effect.map((rows) => (rows[0] === undefined ? undefined : fromRow(rows[0])))
+        )
+      : Effect.succeed(undefined)
 
   const list = sql<Row>`
     SELECT ${cols} FROM bulk_operations ORDER BY created_at DESC, id LIMIT ${listedOperations}`.pipe(
@@ -192,6 +200,7 @@ const make = Effect.gen(function* () {
   /** Stops a running operation before its next batch; answers it (unchanged when it had ended). */
   const cancel = (id: string) =>
     Effect.gen(function* () {
+      if (!isOperationId(id)) return undefined
       yield* sql`
         UPDATE bulk_operations SET status = 'cancelled', finished_at = now(), updated_at = now()
         WHERE id = ${id}::uuid AND status = 'running'`

@@ -8,7 +8,7 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import type { FailurePolicy, FlowJob } from "../domain/Flow.ts"
 import type { JobId, JobStatus } from "../domain/Job.ts"
-import { followedCell, recordBatch } from "./eventBatch.ts"
+import { batchForm, recordBatch } from "./eventBatch.ts"
 import type { JobInsert } from "./JobRepo.ts"
 import { jsonbText } from "./nul.ts"
 
@@ -213,7 +213,7 @@ const make = Effect.gen(function* () {
    * they are deleted with their flow). Returns the ids this worker still held.
    */
   const succeededBatch = recordBatch(sql, "succeeded", "done")
-  const follow = yield* followedCell
+  const batchNow = yield* batchForm
   const completeDeleting = (
     workerId: string,
     results: ReadonlyArray<{ readonly id: string; readonly result: unknown }>
@@ -242,7 +242,7 @@ const make = Effect.gen(function* () {
         SELECT * FROM kept UNION ALL SELECT * FROM gone
       )
       -- while someone follows events: one event row for the whole batch (migrations/0012)
-      SELECT id FROM done WHERE ${follow.followed ? succeededBatch : sql.literal("true")}`.pipe(
+      SELECT id FROM done WHERE ${batchNow() ? succeededBatch : sql.literal("true")}`.pipe(
       Effect.map((rows) => rows.map((r) => r.id))
     )
 

@@ -7,7 +7,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
-import { followedCell, followersPresent, recordBatch } from "./eventBatch.ts"
+import { batchForm, followersPresent, recordBatch } from "./eventBatch.ts"
 import { parentsColumn } from "./FlowRepo.ts"
 import { conditions, type JobFilter, where as whereOf } from "./JobFilter.ts"
 import { jsonbText, replaceNulText } from "./nul.ts"
@@ -187,23 +187,13 @@ const truncate = (error: string) => {
   return text.length > maxErrorLength ? `${text.slice(0, maxErrorLength)}… (truncated)` : text
 }
 
-/**
- * Whether the claim and the completion write their events as one row per statement (migrations/0012). Off
- * only in the benchmark that measures what the batches cost when nobody follows (bench/scenarios/Events.ts):
- * the statements are then as they were before 0012, and a follower gets those events from the row triggers.
- */
-export const EventBatches = Context.Reference<boolean>("jobq/JobRepo/EventBatches", {
-  defaultValue: () => true
-})
-
 // Statements that take a batch of ids join `unnest(ids)` rather than filter on `id = ANY(ids)`: the planner
 // likes the small lease index for `status = 'running'`, and would then test the whole array against every
 // entry it scans, dead ones included, which grows with the batch and with the table's churn.
 const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  const eventBatches = yield* EventBatches
   // whether a follower may be listening now (the worker keeps it current): the batch forms only then
-  const follow = yield* followedCell
+  const batchNow = yield* batchForm
 
   const columns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.status, j.priority, j.attempts,
     j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.lease_owner AS "leaseOwner",
@@ -415,7 +405,7 @@ const make = Effect.gen(function* () {
    */
   const parents = sql.literal(parentsColumn("c.id", 'c."flowId"'))
   // while someone follows events: one event row for the whole claim (migrations/0012)
-  const startedBatch = eventBatches ? recordBatch(sql, "started", "claimed") : sql.literal("true")
+  const startedBatch = recordBatch(sql, "started", "claimed")
   const claimReady = (workerId: string, leaseMs: LeaseMs, ready: Statement.Fragment) =>
     sql<ClaimedRow>`
       WITH ready AS (${ready}), claimed AS (
@@ -429,7 +419,7 @@ const make = Effect.gen(function* () {
       )
       -- in claim order: the worker starts them in the order they come
       SELECT c.*, ${parents} FROM claimed c
-      WHERE ${follow.followed ? startedBatch : sql.literal("true")}
+      WHERE ${batchNow() ? startedBatch : sql.literal("true")}
       ORDER BY priority, "runAt", id`.pipe(
       Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
     )
@@ -522,7 +512,7 @@ const make = Effect.gen(function* () {
       FROM ${batch}
       WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}`
     return (
-      eventBatches && follow.followed
+      batchNow()
         ? sql<{ id: JobId }>`
       WITH done AS (${update} RETURNING j.id, j.queue, j.kind, j.attempts)
       SELECT id FROM done WHERE ${succeededBatch}`

@@ -4,7 +4,7 @@
  */
 import { Context, Effect, Layer, Option } from "effect"
 import type { SqlClient } from "effect/sql"
-import { gateKey } from "../db/Notifications.ts"
+import { gateKey, gates } from "../db/Notifications.ts"
 
 /**
  * A condition for the statement's outer `WHERE`, over `rows` (a CTE returning `id`, `queue`, `kind` and
@@ -33,19 +33,31 @@ export class EventsFollowed extends Context.Service<EventsFollowed, { followed: 
   static readonly layer = Layer.sync(EventsFollowed, () => ({ followed: true }))
 }
 
-/** The cell the repositories read: the worker's, or one that always says "maybe" when there is none. */
-export const followedCell = Effect.map(Effect.serviceOption(EventsFollowed), (cell) =>
-  Option.getOrElse(cell, () => ({ followed: true }))
-)
+/**
+ * Whether the claim and the completions write their events as one row per statement at all. Off only in the
+ * benchmark that measures what the batches cost when nobody follows (bench/scenarios/Events.ts): the
+ * statements are then as they were before 0012, and a follower gets those events from the row triggers.
+ */
+export const EventBatches = Context.Reference<boolean>("jobq/EventBatches", { defaultValue: () => true })
+
+/**
+ * Whether a claim or a completion sent now takes its batch form: batches on (`EventBatches`) and, as far as
+ * the worker knows (`EventsFollowed`; "maybe" without it), someone follows. Read when the statement is built.
+ */
+export const batchForm = Effect.gen(function* () {
+  const enabled = yield* EventBatches
+  const cell = Option.getOrElse(yield* Effect.serviceOption(EventsFollowed), () => ({ followed: true }))
+  return () => enabled && cell.followed
+})
 
 /**
  * Whether a session holds, or waits for, the followers' gate (migrations/0008_events.sql: advisory lock
- * (gateKey, 2)) in this database.
+ * (gateKey, gates.events)) in this database.
  */
 export const followersPresent = (sql: SqlClient.SqlClient) =>
   sql<{ present: boolean }>`
     SELECT EXISTS (
       SELECT 1 FROM pg_locks
       WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND classid = ${gateKey} AND objid = 2 AND objsubid = 2 AND mode = 'ExclusiveLock'
+        AND classid = ${gateKey} AND objid = ${gates.events} AND objsubid = 2 AND mode = 'ExclusiveLock'
     ) AS present`.pipe(Effect.map((rows) => rows[0]?.present === true))

@@ -78,6 +78,21 @@ const collect = (stream: ReadableStream<Uint8Array>) => {
   return () => text
 }
 
+/**
+ * This process's environment without the test run's own database or port settings: what a spawned entry
+ * program starts from, so that only the settings a test gives it reach it.
+ */
+export const programBaseEnv: Record<string, string | undefined> = (() => {
+  const {
+    DATABASE_URL: _,
+    TEST_DATABASE_URL: __,
+    PORT: ___,
+    WORKER_METRICS_PORT: ____,
+    ...rest
+  } = process.env
+  return rest
+})()
+
 /** An entry program (`src/dev.ts`, `src/api.ts`, ...) run by Bun from the repository root, its output collected. */
 export const spawnProgram = (file: string, env: Record<string, string | undefined>): Program => {
   const child = Bun.spawn([process.execPath, "run", file], {
