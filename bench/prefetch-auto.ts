@@ -1,6 +1,7 @@
 /**
- * Drain of 20,000 no-op jobs by one worker process: the default claim buffer (WORKER_PREFETCH unset:
- * max(concurrency, 32)), `WORKER_PREFETCH=auto` and `WORKER_PREFETCH=500`, taken in turn within each round
+ * Drain of 20,000 no-op jobs by one worker process: the former default claim buffer (max(concurrency, 32),
+ * labelled "default"), `WORKER_PREFETCH=auto` (the default since it measured within 10% of 500) and
+ * `WORKER_PREFETCH=500`, taken in turn within each round
  * (paired, alternating), at concurrency 8 and 32, timed as in the drain scenario (bench/scenarios/OurDrain.ts).
  * Run: `bun bench/prefetch-auto.ts` (PREFETCH_ROUNDS, default 3; PREFETCH_CONCURRENCY, default 8,32).
  */

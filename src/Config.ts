@@ -382,14 +382,12 @@ export interface WorkerSettings {
   readonly concurrency: number
   /**
    * WORKER_PREFETCH: jobs claimed ahead of free slots and held (leased) in the worker, so claims come in
-   * batches (default max(concurrency, 32)). 0 claims only for free slots: right for long jobs, where a
-   * job waiting in one worker's buffer would rather run on another, idle worker.
+   * batches. `auto` (the default): the buffer adapts between 0 and 500 to observed job and claim times
+   * (src/worker/ClaimSize.ts): big claims for short jobs, none ahead of free slots for long ones. A number
+   * fixes it; 0 claims only for free slots.
    */
   readonly prefetch: number
-  /**
-   * WORKER_PREFETCH=auto: the buffer adapts between 0 and 500 (`prefetch`) to observed job and claim times
-   * (src/worker/ClaimSize.ts): big claims for short jobs, none ahead of free slots for long ones.
-   */
+  /** Whether `prefetch` is the adaptive buffer's ceiling (`auto`, the default) rather than a fixed size. */
   readonly adaptivePrefetch?: boolean
   /** WORKER_QUEUES: comma-separated queues to serve; unset serves every queue. */
   readonly queues: ReadonlyArray<string> | undefined
@@ -482,7 +480,8 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
   static readonly defaults = (): WorkerSettings => ({
     workerId: defaultWorkerId(),
     concurrency: 10,
-    prefetch: 32,
+    prefetch: 500,
+    adaptivePrefetch: true,
     queues: undefined,
     pollInterval: Duration.seconds(1),
     lease: Duration.seconds(30),
@@ -506,7 +505,9 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
         if (value === undefined) continue
         resolved[key] = durationKeys.has(key) ? Duration.fromInputUnsafe(value as Duration.Input) : value
       }
-      if (settings.prefetch === undefined) resolved.prefetch = Math.max(resolved.concurrency as number, 32)
+      // a size given in code is fixed unless `adaptivePrefetch: true` makes it the ceiling
+      if (settings.prefetch !== undefined && settings.adaptivePrefetch === undefined)
+        resolved.adaptivePrefetch = false
       return WorkerConfig.of(resolved as unknown as WorkerSettings)
     })
 
@@ -533,7 +534,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
               Config.map(() => ({ prefetch: 500, adaptivePrefetch: true }))
             )
           ),
-          Config.withDefault({ prefetch: Math.max(concurrency, 32), adaptivePrefetch: false })
+          Config.withDefault({ prefetch: d.prefetch, adaptivePrefetch: true })
         )),
         queues:
           queues._tag === "None"
