@@ -138,10 +138,15 @@ describe(`chaos (${profile}): the database server restarts`, () => {
       const workerEnv = { ...env, WORKER_QUEUES: queue, WORKER_CONCURRENCY: "8" }
       const workers = [chaos.worker("crash-a", workerEnv), chaos.worker("crash-b", workerEnv)]
       const crashes = pick(1, 3)
-      // short jobs: claims and completions are committing all the time when the server dies
-      const ids = await chaos.enqueue(queue, pick(600, 4000), jitter(1, 20))
+      // short jobs: claims and completions are committing all the time when the server dies. Each crash
+      // gets a backlog of its own: two workers drain one in a few seconds, and a crash after the last job
+      // finished would wait for progress that cannot come (and would test nothing)
+      const ids: Array<string> = []
+      const unfinishedAtCrash: Array<number> = []
       for (let c = 0; c < crashes; c++) {
+        ids.push(...(await chaos.enqueue(queue, pick(600, 1500), jitter(1, 20))))
         await chaos.progressed(queue, await chaos.succeededCount(queue), 20, 60_000)
+        unfinishedAtCrash.push(ids.length - (await chaos.succeededCount(queue)))
         await cluster.withServerStopped(async () => undefined, "immediate")
         await chaos.progressed(queue, await chaos.succeededCount(queue), 1, 60_000)
       }
@@ -153,8 +158,11 @@ describe(`chaos (${profile}): the database server restarts`, () => {
         ...summary(verdict),
         // runs beyond what lease losses explain: a claim lost with the unflushed WAL
         unexplainedRuns: verdict.violations.length,
+        unfinishedAtCrash,
         drainMs
       })
+      // every crash came mid-flight, with work left to claim and complete
+      for (const unfinished of unfinishedAtCrash) expect(unfinished).toBeGreaterThan(100)
       expect(verdict.lost).toEqual([])
       expect(verdict.notTerminal).toEqual([])
       expect(verdict.byStatus).toEqual({ succeeded: verdict.jobs })
