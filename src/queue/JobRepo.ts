@@ -262,6 +262,41 @@ const make = Effect.gen(function* () {
 
   /** The jobs inserted (a job whose idempotency key was taken is not among them), in no particular order. */
   const insertMany = (jobs: ReadonlyArray<JobInsert>) =>
+    jobs.every((job) => job.idempotencyKey === null) ? insertAll(jobs) : insertUnlessKeyTaken(jobs)
+
+  /**
+   * A batch with no idempotency key: every row goes in, so the statement answers one row, the transaction's
+   * `now()` (each row's `created_at`, and its `run_at` when it gave a delay or nothing), rather than a row per
+   * job for the client to decode (a tenth of a batch enqueue's time in the client).
+   */
+  const insertAll = (jobs: ReadonlyArray<JobInsert>) =>
+    sql<{ readonly inserted: number; readonly now: Date }>`
+      WITH inserted AS (
+        INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
+                               idempotency_key, request_hash, trace_context)
+        SELECT x.id, x.queue, x.kind, x.payload, x.priority, x.max_attempts, ${runAtOf},
+               x.idempotency_key, x.request_hash, x.trace_context
+        FROM ${batchSource(jobs, false)}
+        RETURNING 1
+      )
+      SELECT count(*)::int AS inserted, now() AS now FROM inserted`.pipe(
+      Effect.flatMap(([answer]) => {
+        if (answer === undefined || answer.inserted !== jobs.length)
+          return Effect.die(new Error(`inserted ${answer?.inserted} of ${jobs.length} jobs`))
+        const now = answer.now.getTime()
+        return Effect.succeed(
+          jobs.map((job) =>
+            insertedJob(job, {
+              id: job.id as JobId,
+              runAt: job.runAt ?? new Date(now + (job.delayMs ?? 0)),
+              createdAt: answer.now
+            })
+          )
+        )
+      })
+    )
+
+  const insertUnlessKeyTaken = (jobs: ReadonlyArray<JobInsert>) =>
     sql<InsertedRow>`
       INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
                              idempotency_key, request_hash, trace_context)

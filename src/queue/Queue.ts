@@ -2,7 +2,7 @@
  * The queue's rules on top of `JobRepo`: a payload must match its kind, an idempotency key names one
  * request, cancel and retry apply to some states only. The API and embedding applications enqueue here.
  */
-import { Cause, Context, type Duration, Effect, Exit, Layer, Option, Schema } from "effect"
+import { Cause, Context, type Duration, Effect, Exit, Layer, Option, Schema, SchemaAST } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { PayloadConfig } from "../Config.ts"
 import {
@@ -86,6 +86,15 @@ const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const waiters = yield* Waiters
   const payloadSchemas = new Map(kinds.all.map((kind) => [kind.name, enqueuePayload(kind.payload)]))
+  /**
+   * Kinds whose payload schema transforms nothing (no encoding anywhere in it): the decoded payload is
+   * already what encoding it would give, so the second walk is skipped.
+   */
+  const encodesAsDecoded = new Set(
+    [...payloadSchemas]
+      .filter(([, schema]) => SchemaAST.toEncoded(schema.ast) === schema.ast)
+      .map(([name]) => name)
+  )
   const payloadFields = new Map(kinds.all.map((kind) => [kind.name, declaredFields(kind.payload)]))
   const { maxDepth } = Option.getOrElse(
     yield* Effect.serviceOption(PayloadConfig),
@@ -126,7 +135,10 @@ const make = Effect.gen(function* () {
     }
     const schema = payloadSchemas.get(kind.name)!
     const decoded = Schema.decodeUnknownExit(schema)(input.payload, payloadParseOptions)
-    const encoded = Exit.isSuccess(decoded) ? Schema.encodeExit(schema)(decoded.value) : decoded
+    const encoded =
+      Exit.isSuccess(decoded) && !encodesAsDecoded.has(kind.name)
+        ? Schema.encodeExit(schema)(decoded.value)
+        : decoded
     if (Exit.isFailure(encoded)) {
       const error = Cause.findErrorOption(encoded.cause)
       return new InvalidPayload({

@@ -110,6 +110,13 @@ const send = async (request: FuzzRequest) => {
     } else if (!accepted.has(body.id))
       throw new Error(`${where}: a replay of a job never created: ${body.id}`)
   }
+  // a flow and a schedule's manual run create jobs too: their ids are in the answer
+  if (request.op.path === "/flows" && request.method === "POST" && response.status === 201) {
+    for (const job of body.jobs as Array<{ id: string; queue: string }>)
+      accepted.set(job.id, { queue: job.queue, idempotencyKey: null })
+  }
+  if (request.op.path === "/schedules/{name}/trigger" && response.status === 201)
+    accepted.set(body.jobId, null)
   if (request.op.path === "/jobs/batch" && request.method === "POST") {
     // a batch answers ids, not jobs: its payloads are not echoed, so only queue and key are checked
     for (const [i, entry] of (body.jobs as Array<{ created: boolean; id: string }>).entries()) {

@@ -120,19 +120,24 @@ export const queueSemantics = async (driver: Driver) => {
       for (const { job } of many) expect(job).toEqual(await get(job.id))
     })
 
+    // no idempotency key in this batch: the insert answers only its `now()` and the jobs are made from it
     it("a batch keeps each job's own options: delays beyond 32 bits, trace contexts, nulls beside values", async () => {
       const queue = uniqueQueue()
       const traceContext = { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" }
       const day = 86_400_000
-      const [far, soon, near] = await run(
+      const at = new Date("2030-01-02T03:04:05.678Z")
+      const [far, soon, near, fixed] = await run(
         Queue.use((q) =>
           q.enqueueMany([
             { kind: "noop", payload: {}, queue, delayMs: 300 * day },
             { kind: "noop", payload: {}, queue, delayMs: 60_000 },
-            { kind: "sleep", payload: { ms: 2 }, queue, traceContext }
+            { kind: "sleep", payload: { ms: 2 }, queue, traceContext },
+            { kind: "noop", payload: {}, queue, runAt: at }
           ])
         )
       )
+      expect(fixed!.job.runAt).toEqual(at)
+      expect(fixed!.job).toEqual(await get(fixed!.job.id))
       expect(far!.job.runAt.getTime() - far!.job.createdAt.getTime()).toBe(300 * day)
       expect(soon!.job.runAt.getTime() - soon!.job.createdAt.getTime()).toBe(60_000)
       expect(near!.job.runAt).toEqual(near!.job.createdAt)
