@@ -5,19 +5,41 @@
  *
  *   CONCURRENCY=8 PREFETCH=32 bun bench/hotpath-drain.ts
  *
- * Prints one JSON line: { concurrency, prefetch, jobsPerSecond }.
+ * JOB_RETENTION=0 drains deleting. Prints one JSON line: { concurrency, prefetch, deleting, jobsPerSecond,
+ * postgresUsPerJob, workerUsPerJob } (CPU of the database's backends and of the worker process over the drain).
  */
 import * as BenchDatabase from "./BenchDatabase.ts"
 import * as OurDrain from "./scenarios/OurDrain.ts"
 
 const concurrency = Number(process.env.CONCURRENCY ?? 8)
 const prefetch = process.env.PREFETCH ?? "32"
+const deleting = process.env.JOB_RETENTION === "0"
+const admin = BenchDatabase.admin()
 const result = await BenchDatabase.using("hotpath_drain", (db) =>
   OurDrain.run(
     db,
-    { backlog: 20_000, concurrency, processes: 1, env: { WORKER_PREFETCH: prefetch } },
+    {
+      backlog: 20_000,
+      concurrency,
+      processes: 1,
+      env: { WORKER_PREFETCH: prefetch },
+      deleteSucceeded: deleting,
+      cpuFrom: admin
+    },
     "hotpath-drain"
   )
 )
-console.log(JSON.stringify({ concurrency, prefetch, jobsPerSecond: Math.round(result.jobsPerSecond) }))
+await admin.close()
+const perJob = (seconds: number | undefined) =>
+  seconds === undefined ? undefined : Number(((seconds * 1e6) / 20_000).toFixed(1))
+console.log(
+  JSON.stringify({
+    concurrency,
+    prefetch,
+    deleting,
+    jobsPerSecond: Math.round(result.jobsPerSecond),
+    postgresUsPerJob: perJob(result.postgresCpuSeconds),
+    workerUsPerJob: perJob(result.workerCpuSeconds)
+  })
+)
 process.exit(0)

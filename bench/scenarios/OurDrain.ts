@@ -25,6 +25,8 @@ export interface DrainRun {
    * done (with `cpuFrom`); the harness's own connections are left out (ProcessCpu.ts).
    */
   readonly postgresCpuSeconds?: number | undefined
+  /** CPU seconds of the worker processes over the same window (with `cpuFrom`). */
+  readonly workerCpuSeconds?: number | undefined
 }
 
 export interface DrainOptions {
@@ -98,6 +100,14 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
     return Math.min(...written.map((f) => Number(readFileSync(f, "utf8")) / 1000))
   }
   const cpu = options.cpuFrom === undefined ? undefined : ProcessCpu.postgresWindow(options.cpuFrom, db.name)
+  const workerCpu = () => workers.reduce((sum, w) => sum + ProcessCpu.seconds(w.process.pid), 0)
+  let workerCpuAtGate = 0
+  let workerCpuSeconds: number | undefined
+  const cpuEnd = async () => {
+    if (cpu === undefined) return
+    workerCpuSeconds = workerCpu() - workerCpuAtGate
+    await cpu.end()
+  }
   try {
     const gateOpened = await StartGate.hold(
       db.sql,
@@ -119,6 +129,7 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
       },
       undefined,
       async () => {
+        workerCpuAtGate = workerCpu()
         await cpu?.start()
       }
     )
@@ -137,9 +148,14 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
         const left = await remaining(db)
         if (left.n === 0) {
           await options.drained?.(workers)
-          await cpu?.end()
+          await cpuEnd()
           const seconds = left.at - firstCall()
-          return { jobsPerSecond: options.backlog / seconds, seconds, postgresCpuSeconds: cpu?.seconds() }
+          return {
+            jobsPerSecond: options.backlog / seconds,
+            seconds,
+            postgresCpuSeconds: cpu?.seconds(),
+            workerCpuSeconds
+          }
         }
         check()
         await Bun.sleep(left.n > options.backlog / 10 ? 50 : 2)
@@ -155,7 +171,7 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
       check()
       await Bun.sleep(Math.max(100, 20 * (performance.now() - started)))
     }
-    await cpu?.end()
+    await cpuEnd()
     // the completions that bound the measured ones (the finished rows left beforehand are older than the gate)
     const completion = async (nth: number) => {
       const [{ finished }] = await db.sql`
@@ -167,7 +183,12 @@ export const run = async (db: BenchDatabase, options: DrainOptions, label: strin
     await options.drained?.(workers)
     const end = await completion(warmUp + measured)
     const seconds = end - (warmUp === 0 ? firstCall() : await completion(warmUp))
-    return { jobsPerSecond: measured / seconds, seconds, postgresCpuSeconds: cpu?.seconds() }
+    return {
+      jobsPerSecond: measured / seconds,
+      seconds,
+      postgresCpuSeconds: cpu?.seconds(),
+      workerCpuSeconds
+    }
   } finally {
     await Promise.all(workers.map((w) => w.stop()))
   }

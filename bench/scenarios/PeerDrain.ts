@@ -163,7 +163,7 @@ const start = (
     clearTimeout(timer)
     if (code !== 0) await fail("failed")
   }
-  return { redis, message, proceed, finished }
+  return { redis, message, proceed, finished, pid: child.pid }
 }
 
 export interface PeerDrainRun {
@@ -172,6 +172,8 @@ export interface PeerDrainRun {
   readonly postgresCpuSeconds: number
   /** CPU seconds of redis-server over the same window (BullMQ on Redis only). */
   readonly redisCpuSeconds?: number
+  /** CPU seconds of the peer's own process (its worker, under Node) over the same window. */
+  readonly workerCpuSeconds?: number
 }
 
 export const run = async (
@@ -190,8 +192,10 @@ export const run = async (
   const postgres = ProcessCpu.postgresWindow(admin, db.name)
   await postgres.start()
   const redisBefore = child.redis === undefined ? undefined : ProcessCpu.cpuSeconds(child.redis.pid)
+  const workerBefore = ProcessCpu.seconds(child.pid)
   child.proceed()
   const drained = await child.message("drained")
+  const workerCpuSeconds = ProcessCpu.seconds(child.pid) - workerBefore
   const postgresCpuSeconds = await postgres.end()
   const redisAfter = child.redis === undefined ? undefined : ProcessCpu.cpuSeconds(child.redis.pid)
   child.proceed()
@@ -199,6 +203,7 @@ export const run = async (
   return {
     jobsPerSecond: drained.jobsPerSecond as number,
     postgresCpuSeconds,
+    workerCpuSeconds,
     ...(redisBefore !== undefined && redisAfter !== undefined
       ? { redisCpuSeconds: redisAfter - redisBefore }
       : {})
