@@ -3,7 +3,8 @@
  * as PEER_CPU_PREFETCH says, default 500; `default` leaves it to the worker's default; rows kept and
  * JOB_RETENTION=0) against graphile-worker (its Node process), in turn within each round, measured as in the drain scenario
  * (bench/ProcessCpu.ts): a shorter run than `npm run bench` for checking the CPU target at a given load.
- * Run: `bun bench/peer-cpu.ts` (PEER_CPU_ROUNDS, default 3; PEER_CPU_CONCURRENCY, default 8,32).
+ * Run: `bun bench/peer-cpu.ts` (PEER_CPU_ROUNDS, default 3; PEER_CPU_CONCURRENCY, default 8,32;
+ * PEER_CPU_BACKLOG, default 20,000).
  */
 import * as BenchDatabase from "./BenchDatabase.ts"
 import * as OurDrain from "./scenarios/OurDrain.ts"
@@ -12,7 +13,7 @@ import * as PeerDrain from "./scenarios/PeerDrain.ts"
 const rounds = Number(process.env.PEER_CPU_ROUNDS ?? 3)
 const prefetch = process.env.PEER_CPU_PREFETCH ?? "500"
 const perJob = (seconds: number | undefined) => Number((((seconds ?? Number.NaN) * 1e6) / backlog).toFixed(1))
-const backlog = 20_000
+const backlog = Number(process.env.PEER_CPU_BACKLOG ?? 20_000)
 const graphile = PeerDrain.peers.find((p) => p.name.startsWith("graphile-worker"))!
 const admin = BenchDatabase.admin()
 const load = async () => (await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")
