@@ -474,7 +474,7 @@ export type WorkerSettingsInput = {
 /**
  * The adaptive claim buffer's ceiling (`WORKER_PREFETCH=auto`, the default), reached only by jobs that run no
  * longer than a claim takes: on no-op drains 1,000 came within 10% of the best fixed size where 500 did not
- * (bench/RESULTS.md, "Adaptive claim size").
+ * (bench/RESULTS.md, "Quiet machine, the defaults beside every peer").
  */
 export const autoPrefetchCeiling = 1000
 

@@ -36,7 +36,8 @@ export const make = (leaseMs: number) => {
   /**
    * Each claim's jobs with the moment its statement was sent, oldest first: a claim is kept while one of its
    * jobs is held. Kept per claim, not per job: a drain lands tens of thousands of jobs a second, and a map
-   * entry written and deleted for each was a twentieth of the worker's time.
+   * entry written and deleted for each showed in the worker's CPU profile (paired drains could not resolve
+   * the difference, bench/RESULTS.md).
    */
   let claims: Array<{ readonly askedAt: number; readonly ids: ReadonlyArray<string> }> = []
   return {
