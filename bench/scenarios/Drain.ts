@@ -48,7 +48,8 @@ const ours = (
     )
     return {
       jobsPerSecond: result.jobsPerSecond,
-      postgresCpuSeconds: result.postgresCpuSeconds ?? Number.NaN
+      postgresCpuSeconds: result.postgresCpuSeconds ?? Number.NaN,
+      ...(result.workerCpuSeconds === undefined ? {} : { workerCpuSeconds: result.workerCpuSeconds })
     }
   }
 })
@@ -57,9 +58,13 @@ export const run = async (context: Context): Promise<Section> => {
   const backlog = backlogSize(context.quick)
   const levels = concurrencies(context.quick)
   const results = new Map<string, Map<number, Array<number>>>()
-  /** CPU µs per job by system and level: Postgres backends, and redis-server for BullMQ on Redis. */
+  /**
+   * CPU µs per job by system and level: Postgres backends, redis-server for BullMQ on Redis, and the worker's
+   * own process (ours under Bun, a peer's script under Node).
+   */
   const postgresCpu = new Map<string, Map<number, Array<number>>>()
   const redisCpu = new Map<string, Map<number, Array<number>>>()
+  const workerCpu = new Map<string, Map<number, Array<number>>>()
   const record = (
     into: Map<string, Map<number, Array<number>>>,
     system: string,
@@ -118,6 +123,8 @@ export const run = async (context: Context): Promise<Section> => {
               record(postgresCpu, system.name, concurrency, (result.postgresCpuSeconds * 1e6) / backlog)
             if (result.redisCpuSeconds !== undefined)
               record(redisCpu, system.name, concurrency, (result.redisCpuSeconds * 1e6) / backlog)
+            if (result.workerCpuSeconds !== undefined)
+              record(workerCpu, system.name, concurrency, (result.workerCpuSeconds * 1e6) / backlog)
             context.log(
               `drain ${system.name} c=${concurrency} run ${i + 1}: ${integer(result.jobsPerSecond)} jobs/s${system.redis === true ? "" : `, Postgres ${decimal((result.postgresCpuSeconds * 1e6) / backlog, 1)} µs/job`}${result.redisCpuSeconds === undefined ? "" : `, redis-server ${decimal((result.redisCpuSeconds * 1e6) / backlog, 1)} µs/job`}`
             )
@@ -187,7 +194,8 @@ export const run = async (context: Context): Promise<Section> => {
             peer ? ratioCell(pairedRatio(system.name, c, mine)) : ""
           ),
           cpuCell(summary(system.name, c, postgresCpu)),
-          cpuCell(summary(system.name, c, redisCpu))
+          cpuCell(summary(system.name, c, redisCpu)),
+          cpuCell(summary(system.name, c, workerCpu))
         ]
       })
   )
@@ -199,7 +207,8 @@ export const run = async (context: Context): Promise<Section> => {
     "ours ÷ it",
     "ours (retention 0) ÷ it",
     "Postgres CPU, µs/job",
-    "redis-server CPU, µs/job"
+    "redis-server CPU, µs/job",
+    "worker process CPU, µs/job"
   ]
   const twoProcesses = [16, 32].map((each) => [
     `2 × ${each}`,
@@ -268,7 +277,7 @@ export const run = async (context: Context): Promise<Section> => {
         `- ${p.name}: ${p.settings}${p.levels === undefined ? "" : ` (concurrency ${p.levels.join(" and ")} only)`}`
     ),
     "",
-    `**CPU per job** (µs): the Postgres backends serving the benchmark's database, \`utime + stime\` from /proc/<pid>/stat (10 ms ticks: a tick is ${decimal(10_000 / backlog, 1)} µs/job at this backlog, per backend), read right before the drain starts (ours: once every worker waits at the start gate; a peer: after its backlog is in and analyzed, before its worker starts) and once the harness sees the drain done; the harness's own polling connections (\`application_name\` \`bench-probe\`) are left out, a backend opened during the drain counts from its start (connection set-up included). Postgres's shared background processes (WAL writer, checkpointer) are not counted. For BullMQ on Redis, redis-server's own CPU over the same window (all its threads; the machine's server also serves other users of this shared machine during the run).`,
+    `**CPU per job** (µs): the Postgres backends serving the benchmark's database, \`utime + stime\` from /proc/<pid>/stat (10 ms ticks: a tick is ${decimal(10_000 / backlog, 1)} µs/job at this backlog, per backend), read right before the drain starts (ours: once every worker waits at the start gate; a peer: after its backlog is in and analyzed, before its worker starts) and once the harness sees the drain done; the harness's own polling connections (\`application_name\` \`bench-probe\`) are left out, a backend opened during the drain counts from its start (connection set-up included). Postgres's shared background processes (WAL writer, checkpointer) are not counted. For BullMQ on Redis, redis-server's own CPU over the same window (all its threads; the machine's server also serves other users of this shared machine during the run). The worker process's CPU over the same window, all its threads (a JIT compiler's and a garbage collector's included, which do much of their work in a drain this short): ours \`bun src/worker.ts\`, a peer's Node process running its worker (and, idle during the drain, its producer).`,
     "",
     `Backlog: ${integer(backlog)} no-op jobs per run${context.quick ? " (quick mode: 3,000 instead of 20,000, concurrency 1, 8, 32 only)" : ""}, inserted in one statement and then \`ANALYZE\`d, for every system alike. ${context.runs} runs per cell: median (min – max). Ratios are paired: run i of ours divided by run i of the peer, taken one after the other at the same concurrency; the median and range of those ratios. One row per system and level.`,
     "",
