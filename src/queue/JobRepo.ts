@@ -222,13 +222,30 @@ const make = Effect.gen(function* () {
    * document (`jsonb_to_recordset`): Postgres spent a third more on the same rows, and the API serialized
    * every record into it. `unique` adds the columns of `UniqueSpec`.
    */
-  const batchSource = (jobs: ReadonlyArray<JobInsert>, unique: boolean) => sql`unnest(
-        ${column(jobs, (j) => j.id)}::uuid[],
-        ${column(jobs, (j) => j.queue)}::text[],
-        ${column(jobs, (j) => j.kind)}::text[],
-        ${column(jobs, (j) => JSON.stringify(j.payload))}::jsonb[],
-        ${column(jobs, (j) => j.priority)}::smallint[],
-        ${column(jobs, (j) => j.maxAttempts)}::integer[],
+  const batchSource = (jobs: ReadonlyArray<JobInsert>, unique: boolean) => {
+    // columns every row of a batch shares (a bulk enqueue's queue, kind, priority, attempts, payload) go as
+    // one value rather than an array the client encodes element by element; ids as one literal (a uuid needs
+    // no quoting)
+    const queue = shared(jobs, (j) => j.queue)
+    const kind = shared(jobs, (j) => j.kind)
+    const payload = shared(jobs, (j) => JSON.stringify(j.payload))
+    const priority = shared(jobs, (j) => j.priority)
+    const maxAttempts = shared(jobs, (j) => j.maxAttempts)
+    return sql`(
+      SELECT u.id, coalesce(u.queue, ${queue.value}::text) AS queue, coalesce(u.kind, ${kind.value}::text) AS kind,
+             coalesce(u.payload, ${payload.value}::jsonb) AS payload,
+             coalesce(u.priority, ${priority.value}::smallint) AS priority,
+             coalesce(u.max_attempts, ${maxAttempts.value}::integer) AS max_attempts,
+             u.run_at, u.delay_ms, u.idempotency_key, u.request_hash, u.trace_context${
+               unique ? sql`, u.unique_hash, u.unique_period_ms, u.unique_states` : sql``
+             }
+      FROM unnest(
+        ${`{${jobs.map((j) => j.id).join(",")}}`}::uuid[],
+        ${queue.values}::text[],
+        ${kind.values}::text[],
+        ${payload.values}::jsonb[],
+        ${priority.values}::smallint[],
+        ${maxAttempts.values}::integer[],
         ${column(jobs, (j) => j.runAt)}::timestamptz[],
         ${column(jobs, (j) => (j.delayMs === null ? null : String(j.delayMs)))}::bigint[],
         ${column(jobs, (j) => j.idempotencyKey)}::text[],
@@ -241,8 +258,10 @@ const make = Effect.gen(function* () {
         ${column(jobs, (j) => j.unique?.states ?? null)}::smallint[]`
             : sql``
         }
-      ) AS x (id, queue, kind, payload, priority, max_attempts, run_at, delay_ms, idempotency_key,
-              request_hash, trace_context${unique ? sql`, unique_hash, unique_period_ms, unique_states` : sql``})`
+      ) AS u (id, queue, kind, payload, priority, max_attempts, run_at, delay_ms, idempotency_key,
+              request_hash, trace_context${unique ? sql`, unique_hash, unique_period_ms, unique_states` : sql``})
+    ) AS x`
+  }
 
   const insertedColumns = sql.literal(`j.id, j.run_at AS "runAt", j.created_at AS "createdAt"`)
 
@@ -886,6 +905,16 @@ const make = Effect.gen(function* () {
  * array: the driver cannot type an array of nulls, and `unnest` pads a shorter array with nulls anyway.
  * Strings bind as text and the statement casts them (a delay can exceed int4, and one array has one type).
  */
+/**
+ * A column no row leaves null: one `value` when every row holds the same (and no array), else the array and
+ * no value; the statement takes `coalesce(array element, value)`.
+ */
+const shared = <A>(jobs: ReadonlyArray<JobInsert>, get: (job: JobInsert) => A) => {
+  const values = jobs.map(get)
+  const first = values[0] ?? null
+  return values.every((v) => v === first) ? { values: [] as Array<A>, value: first } : { values, value: null }
+}
+
 const column = <A>(jobs: ReadonlyArray<JobInsert>, value: (job: JobInsert) => A | null): Array<A | null> => {
   const values = jobs.map(value)
   return values.every((v) => v === null) ? [] : values

@@ -120,6 +120,43 @@ export const queueSemantics = async (driver: Driver) => {
       for (const { job } of many) expect(job).toEqual(await get(job.id))
     })
 
+    it("a batch stores each row's queue, kind, payload, priority and attempts, shared by all or not", async () => {
+      const queue = uniqueQueue()
+      const same = await run(
+        Queue.use((q) =>
+          q.enqueueMany(
+            Array.from({ length: 3 }, () => ({
+              kind: "sleep",
+              payload: { ms: 3 },
+              queue,
+              priority: 2,
+              maxAttempts: 7
+            }))
+          )
+        )
+      )
+      const mixed = await run(
+        Queue.use((q) =>
+          q.enqueueMany([
+            { kind: "sleep", payload: { ms: 4 }, queue, priority: 1, maxAttempts: 3 },
+            { kind: "noop", payload: {}, queue: `${queue}-b`, priority: -5 },
+            { kind: "sleep", payload: { ms: 4 }, queue, priority: 1, maxAttempts: 9 }
+          ])
+        )
+      )
+      for (const { job } of [...same, ...mixed]) expect(job).toEqual(await get(job.id))
+      expect(
+        same.map(({ job }) => [job.kind, job.queue, job.payload, job.priority, job.maxAttempts])
+      ).toEqual(Array.from({ length: 3 }, () => ["sleep", queue, { ms: 3 }, 2, 7]))
+      expect(
+        mixed.map(({ job }) => [job.kind, job.queue, job.payload, job.priority, job.maxAttempts])
+      ).toEqual([
+        ["sleep", queue, { ms: 4 }, 1, 3],
+        ["noop", `${queue}-b`, {}, -5, 5],
+        ["sleep", queue, { ms: 4 }, 1, 9]
+      ])
+    })
+
     // no idempotency key in this batch: the insert answers only its `now()` and the jobs are made from it
     it("a batch keeps each job's own options: delays beyond 32 bits, trace contexts, nulls beside values", async () => {
       const queue = uniqueQueue()
