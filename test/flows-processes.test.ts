@@ -21,7 +21,9 @@ const flowStatus = async (id: string) => (await run(Queue.use((q) => q.getFlow(i
 describe("flows across worker processes", () => {
   it("fan-out/fan-in of 1,000 jobs over 3 workers: each job succeeds once, the fan-in last, with all 998 results", async () => {
     const queue = "fan"
-    const env = { WORKER_QUEUES: queue, WORKER_CONCURRENCY: "8" }
+    // a fixed, small claim buffer: with the adaptive default one worker may claim all 998 one-millisecond
+    // leaves at once, and this test is about three workers contending for one flow's jobs
+    const env = { WORKER_QUEUES: queue, WORKER_CONCURRENCY: "8", WORKER_PREFETCH: "16" }
     const three = [spawn("fan-a", env), spawn("fan-b", env), spawn("fan-c", env)]
     await Promise.all(three.map((w) => started(w)))
     const step = (name: string, dependsOn: Array<string> = []) => ({
