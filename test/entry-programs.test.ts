@@ -5,23 +5,15 @@
 import { afterAll, describe, expect, it } from "bun:test"
 import { freshDatabase } from "./support/database.ts"
 import { freePort, waitUntilHealthy } from "./support/ports.ts"
-import { exitCode, type Program, programBaseEnv, spawnProgram } from "./support/processes.ts"
+import { exitCode, programs } from "./support/processes.ts"
 import { waitFor } from "./support/runtime.ts"
 
 const db = await freshDatabase(import.meta.file)
-const programs: Array<Program> = []
+const { spawn, killAll } = programs()
 afterAll(async () => {
-  for (const p of programs) p.process.kill("SIGKILL")
+  await killAll()
   await db.drop()
 })
-
-const baseEnv = programBaseEnv
-
-const spawn = (file: string, env: Record<string, string>) => {
-  const program = spawnProgram(file, { ...baseEnv, ...env })
-  programs.push(program)
-  return program
-}
 
 const job = async (base: string, id: string) =>
   (await (await fetch(`${base}/jobs/${id}`)).json()) as {

@@ -14,7 +14,7 @@ import * as Database from "../src/db/Database.ts"
 import { freshDatabase } from "./support/database.ts"
 import * as PgBouncer from "./support/pgbouncer.ts"
 import { freePort, waitUntilHealthy } from "./support/ports.ts"
-import { exitCode, type Program, programBaseEnv, spawnProgram } from "./support/processes.ts"
+import { exitCode, programs } from "./support/processes.ts"
 import { sseReader } from "./support/sse.ts"
 
 const db = await freshDatabase(import.meta.file)
@@ -25,22 +25,13 @@ const bouncer = await PgBouncer.start({
   settings: { query_wait_timeout: 10 }
 })
 const sql = new SQL({ url: db.url, max: 4 })
-const programs: Array<Program> = []
+const { spawn, killAll } = programs()
 afterAll(async () => {
-  for (const p of programs) p.process.kill("SIGKILL")
-  await Promise.all(programs.map((p) => p.process.exited))
+  await killAll()
   await sql.close()
   await bouncer.stop()
   await db.drop()
 })
-
-const baseEnv = programBaseEnv
-
-const spawn = (file: string, env: Record<string, string>) => {
-  const program = spawnProgram(file, { ...baseEnv, ...env })
-  programs.push(program)
-  return program
-}
 
 const behindThePooler = (database: string) => ({
   DATABASE_URL: bouncer.url(database),

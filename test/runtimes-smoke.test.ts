@@ -33,8 +33,6 @@ afterAll(async () => {
   await db.drop()
 })
 
-const baseEnv = programBaseEnv
-
 type Program = "api" | "worker" | "migrate" | "start"
 
 /** The package.json script that runs `program` on `runtime`, with the runtime's executable put in. */
@@ -50,7 +48,7 @@ export const documentedCommand = (runtime: RuntimeName, program: Program) => {
 const start = (argv: Array<string>, env: Record<string, string>) => {
   const child = Bun.spawn(argv, {
     cwd: root,
-    env: { ...baseEnv, DATABASE_POOL_MAX: "3", LOG_LEVEL: "Warning", ...env },
+    env: { ...programBaseEnv, DATABASE_POOL_MAX: "3", LOG_LEVEL: "Warning", ...env },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe"

@@ -22,8 +22,6 @@ afterAll(async () => {
   await db.drop()
 })
 
-const baseEnv = programBaseEnv
-
 for (const runtime of ["bun", "node24"] as const satisfies ReadonlyArray<RuntimeName>) {
   describe(`on ${runtime}`, () => {
     it("a worker whose WORKER_METRICS_PORT is taken exits 1 within seconds, names the port, and claims nothing", async () => {
@@ -33,7 +31,7 @@ for (const runtime of ["bun", "node24"] as const satisfies ReadonlyArray<Runtime
       const child = Bun.spawn(command(runtime, "src/worker.ts"), {
         cwd: root,
         env: {
-          ...baseEnv,
+          ...programBaseEnv,
           DATABASE_URL: db.url,
           DATABASE_POOL_MAX: "3",
           WORKER_METRICS_PORT: String(taken.port),

@@ -279,6 +279,14 @@ const make = Effect.gen(function* () {
       Effect.map((rows) => (rows[0] === undefined ? undefined : insertedJob(job, rows[0])))
     )
 
+  /** `INSERT ... SELECT` of a batch without `unique`, for `insertAll` and `insertUnlessKeyTaken` to finish. */
+  const insertBatch = (jobs: ReadonlyArray<JobInsert>) => sql`
+      INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
+                             idempotency_key, request_hash, trace_context)
+      SELECT x.id, x.queue, x.kind, x.payload, x.priority, x.max_attempts, ${runAtOf},
+             x.idempotency_key, x.request_hash, x.trace_context
+      FROM ${batchSource(jobs, false)}`
+
   /** The jobs inserted (a job whose idempotency key was taken is not among them), in no particular order. */
   const insertMany = (jobs: ReadonlyArray<JobInsert>) =>
     jobs.every((job) => job.idempotencyKey === null) ? insertAll(jobs) : insertUnlessKeyTaken(jobs)
@@ -291,14 +299,7 @@ const make = Effect.gen(function* () {
    */
   const insertAll = (jobs: ReadonlyArray<JobInsert>) =>
     sql<{ readonly inserted: number; readonly now: Date }>`
-      WITH inserted AS (
-        INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
-                               idempotency_key, request_hash, trace_context)
-        SELECT x.id, x.queue, x.kind, x.payload, x.priority, x.max_attempts, ${runAtOf},
-               x.idempotency_key, x.request_hash, x.trace_context
-        FROM ${batchSource(jobs, false)}
-        RETURNING 1
-      )
+      WITH inserted AS (${insertBatch(jobs)} RETURNING 1)
       SELECT count(*)::int AS inserted, now() AS now FROM inserted`.pipe(
       Effect.flatMap(([answer]) => {
         if (answer === undefined || answer.inserted !== jobs.length)
@@ -318,11 +319,7 @@ const make = Effect.gen(function* () {
 
   const insertUnlessKeyTaken = (jobs: ReadonlyArray<JobInsert>) =>
     sql<InsertedRow>`
-      INSERT INTO jobs AS j (id, queue, kind, payload, priority, max_attempts, run_at,
-                             idempotency_key, request_hash, trace_context)
-      SELECT x.id, x.queue, x.kind, x.payload, x.priority, x.max_attempts, ${runAtOf},
-             x.idempotency_key, x.request_hash, x.trace_context
-      FROM ${batchSource(jobs, false)}
+      ${insertBatch(jobs)}
       -- Take key locks in one global order: two batches sharing keys in different orders would deadlock.
       ORDER BY x.idempotency_key
       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING

@@ -105,6 +105,26 @@ export const spawnProgram = (file: string, env: Record<string, string | undefine
   return { process: child, stdout: collect(child.stdout), stderr: collect(child.stderr) }
 }
 
+/**
+ * Entry programs for one test file, each started from `programBaseEnv` plus the test's own settings;
+ * `killAll` kills whatever is still running and waits for it (the file's `afterAll` calls it, before it
+ * takes away what the programs use).
+ */
+export const programs = () => {
+  const started: Array<Program> = []
+  return {
+    spawn: (file: string, env: Record<string, string>) => {
+      const program = spawnProgram(file, { ...programBaseEnv, ...env })
+      started.push(program)
+      return program
+    },
+    killAll: async () => {
+      for (const p of started) p.process.kill("SIGKILL")
+      await Promise.all(started.map((p) => p.process.exited))
+    }
+  }
+}
+
 /** Waits for the program to exit, failing after `timeoutMs`; answers its exit code. */
 export const exitCode = (program: Program, timeoutMs: number) =>
   Promise.race([
