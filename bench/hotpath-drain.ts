@@ -5,7 +5,8 @@
  *
  *   CONCURRENCY=8 PREFETCH=32 bun bench/hotpath-drain.ts
  *
- * JOB_RETENTION=0 drains deleting. Prints one JSON line: { concurrency, prefetch, deleting, jobsPerSecond,
+ * JOB_RETENTION=0 drains deleting; BACKLOG sets the number of jobs (default 20,000; 200,000 shows the steady state
+ * past the JIT's warm-up). Prints one JSON line: { concurrency, prefetch, deleting, jobsPerSecond,
  * postgresUsPerJob, workerUsPerJob } (CPU of the database's backends and of the worker process over the drain).
  */
 import * as BenchDatabase from "./BenchDatabase.ts"
@@ -13,13 +14,14 @@ import * as OurDrain from "./scenarios/OurDrain.ts"
 
 const concurrency = Number(process.env.CONCURRENCY ?? 8)
 const prefetch = process.env.PREFETCH ?? "32"
+const backlog = Number(process.env.BACKLOG ?? 20_000)
 const deleting = process.env.JOB_RETENTION === "0"
 const admin = BenchDatabase.admin()
 const result = await BenchDatabase.using("hotpath_drain", (db) =>
   OurDrain.run(
     db,
     {
-      backlog: 20_000,
+      backlog,
       concurrency,
       processes: 1,
       env: { WORKER_PREFETCH: prefetch },
@@ -31,7 +33,7 @@ const result = await BenchDatabase.using("hotpath_drain", (db) =>
 )
 await admin.close()
 const perJob = (seconds: number | undefined) =>
-  seconds === undefined ? undefined : Number(((seconds * 1e6) / 20_000).toFixed(1))
+  seconds === undefined ? undefined : Number(((seconds * 1e6) / backlog).toFixed(1))
 console.log(
   JSON.stringify({
     concurrency,

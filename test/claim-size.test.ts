@@ -29,6 +29,25 @@ describe("the adaptive claim size", () => {
     expect(medium.prefetch()).toBe(4)
   })
 
+  it("bounds the buffer of short jobs in time, not only in count: 250 ms of work, the ceiling only for jobs that short", () => {
+    // 10 ms jobs while claims take 10 ms (a loaded database): short, yet 1,000 of them are 1.25 s of work
+    // for 8 slots; the buffer holds what the slots finish in 250 ms
+    const loaded = ClaimSize.make(8, 1000)
+    for (let i = 0; i < 200; i++) loaded.claimed(10)
+    for (let i = 0; i < 200; i++) loaded.ran(10)
+    expect(loaded.prefetch()).toBe(200)
+    // 1 ms jobs: 2,000 fit in 250 ms, so the ceiling
+    const quick = ClaimSize.make(8, 1000)
+    for (let i = 0; i < 200; i++) quick.claimed(10)
+    for (let i = 0; i < 200; i++) quick.ran(1)
+    expect(quick.prefetch()).toBe(1000)
+    // claims slower than the budget: two claims' worth of work, so the slots never run dry in between
+    const slowClaims = ClaimSize.make(8, 1000)
+    for (let i = 0; i < 200; i++) slowClaims.claimed(200)
+    for (let i = 0; i < 200; i++) slowClaims.ran(20)
+    expect(slowClaims.prefetch()).toBe(160)
+  })
+
   it("long jobs: a busy worker holds none beyond its slot, so an idle worker started later gets work at once", async () => {
     const queue = "auto-long"
     const env = { WORKER_QUEUES: queue, WORKER_CONCURRENCY: "1", WORKER_PREFETCH: "auto" }

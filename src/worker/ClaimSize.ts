@@ -4,17 +4,21 @@
  * the ceiling (big claims spread a claim's fixed cost over many jobs); with jobs that run for longer than a
  * claim takes it is none, so that a job never waits in one worker's buffer while another worker is idle.
  *
- * A job that runs no longer than a claim takes: the ceiling (the slots empty the buffer faster than claims
- * refill it). Longer: concurrency × (2 × claim time) ÷ job time, the jobs the slots finish during two claims,
- * at most twice the concurrency and falling to none. Both times are moving averages of what this worker
- * observed (a handler's time under load includes its waits for the CPU). Before it has seen a job end it
- * claims for free slots only.
+ * The buffer is sized in time: `concurrency × T ÷ job time` jobs are what the slots finish in T (by Little's
+ * law, whatever part of a job's time is a wait for the CPU). A job that runs no longer than a claim takes
+ * gets T = `heldWorkMs` (250 ms, or two claims if that is longer), at most the ceiling: for a no-op that is
+ * the ceiling, while jobs of ~10 ms are held 200 at a time at concurrency 8 (250 ms of work, where a count
+ * alone let one worker hold 1,000 of them, 1.25 s, while another idled). Longer: T = two claims, at most
+ * twice the concurrency and falling to none. Both times are moving averages of what this worker observed.
+ * Before it has seen a job end it claims for free slots only.
  */
 export const make = (concurrency: number, ceiling: number) => {
   const weight = 0.1
   // a handler's time counts from its fiber's creation, so a no-op's includes a few milliseconds of
   // scheduling when the worker is busy: jobs this short are short whatever the claim time
   const shortMs = 2
+  // the most work one worker holds in its buffer while jobs are short (see above)
+  const heldWorkMs = 250
   let runMs: number | undefined
   let claimMs: number | undefined
   return {
@@ -30,8 +34,8 @@ export const make = (concurrency: number, ceiling: number) => {
     prefetch: (): number => {
       if (runMs === undefined) return 0
       const claim = claimMs ?? 1
-      if (runMs <= Math.max(claim, shortMs)) return ceiling
-      const wanted = (concurrency * 2 * claim) / Math.max(runMs, 0.001)
+      const held = runMs <= Math.max(claim, shortMs) ? Math.max(heldWorkMs, 2 * claim) : 2 * claim
+      const wanted = (concurrency * held) / Math.max(runMs, 0.001)
       return Math.max(0, Math.min(ceiling, Math.floor(wanted)))
     }
   }
