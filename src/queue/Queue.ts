@@ -329,6 +329,12 @@ const make = Effect.gen(function* () {
       }
       const rows = yield* hashed(batch)
       if (rows.some((row) => row.unique !== null)) return yield* sql.withTransaction(enqueueUnique(rows))
+      // no idempotency key: one statement, atomic on its own (no BEGIN and COMMIT round trips), and every
+      // row goes in, so each job is the inserted one in the batch's order
+      if (rows.every((row) => row.idempotencyKey === null))
+        return (yield* repo.insertMany(rows)).map(
+          (job): Enqueued => ({ job, created: true, duplicate: false })
+        )
       return yield* sql.withTransaction(
         Effect.gen(function* () {
           const inserted = new Map((yield* repo.insertMany(rows)).map((job) => [job.id as string, job]))
