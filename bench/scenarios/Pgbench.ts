@@ -37,7 +37,13 @@ export const pgbench = async (
   binary: string,
   url: string,
   script: string,
-  options: { readonly clients: number; readonly seconds: number; readonly variables?: Record<string, string> }
+  options: {
+    readonly clients: number
+    /** Run for this long (`-T`), or `transactions` per client (`-t`) when given. */
+    readonly seconds: number
+    readonly transactions?: number
+    readonly variables?: Record<string, string>
+  }
 ): Promise<PgbenchRun> => {
   const parsed = new URL(url)
   const args = [
@@ -55,8 +61,9 @@ export const pgbench = async (
     String(options.clients),
     "-j",
     String(Math.min(options.clients, 2)),
-    "-T",
-    String(options.seconds),
+    ...(options.transactions === undefined
+      ? ["-T", String(options.seconds)]
+      : ["-t", String(options.transactions)]),
     "-f",
     script.startsWith("/") ? script : `${benchDirectory}pgbench/${script}`,
     ...Object.entries(options.variables ?? {}).flatMap(([k, v]) => ["-D", `${k}=${v}`]),

@@ -316,7 +316,10 @@ const make = Effect.gen(function* () {
       }
     }).pipe(spanned("Queue.enqueue", { "job.kind": input.kind }))
 
-  /** All or nothing, in one transaction: an invalid item or a key conflict rejects the whole batch. */
+  /**
+   * All or nothing: an invalid item or a key conflict rejects the whole batch. One statement when no job has an
+   * idempotency key or `unique` (atomic on its own), else one transaction.
+   */
   const enqueueMany = (inputs: ReadonlyArray<NewJob>) =>
     Effect.gen(function* () {
       if (inputs.length === 0) return []

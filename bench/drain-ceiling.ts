@@ -1,0 +1,82 @@
+/**
+ * The drain's ceiling on this machine: our own claim and completion statements, exactly as the worker sends
+ * them, run by pgbench with no application at all (bench/pgbench/drain-kept.sql, drain-deleting.sql: claim
+ * 500, complete them, each statement its own transaction), draining the same backlog the drain scenario
+ * uses, beside graphile-worker's whole system (its Node worker included) and our worker's, in turn within
+ * each round. If our statements alone drain slower than graphile-worker's whole system, no worker of ours
+ * can reach it on this machine with those statements.
+ *
+ * pgbench: `-t` cycles per client so that the clients together claim the backlog once; 1, 2 and 4 clients
+ * (CEILING_CLIENTS); jobs/s = the tps pgbench reports (connection time excluded) × 500.
+ * Run: `bun bench/drain-ceiling.ts` (CEILING_ROUNDS, default 3; CEILING_BACKLOG, default 20,000;
+ * CEILING_CONCURRENCY, the workers' concurrency, default 8). Prints one JSON line per measurement.
+ */
+import * as Backlog from "./Backlog.ts"
+import * as BenchDatabase from "./BenchDatabase.ts"
+import * as OurDrain from "./scenarios/OurDrain.ts"
+import * as PeerDrain from "./scenarios/PeerDrain.ts"
+import { findPgbench, pgbench } from "./scenarios/Pgbench.ts"
+
+const rounds = Number(process.env.CEILING_ROUNDS ?? 3)
+const backlog = Number(process.env.CEILING_BACKLOG ?? 20_000)
+const concurrency = Number(process.env.CEILING_CONCURRENCY ?? 8)
+const clientCounts = (process.env.CEILING_CLIENTS ?? "1,2,4").split(",").map(Number)
+const batch = 500
+const found = await findPgbench()
+if (found === undefined) throw new Error("pgbench not found (Debian: postgresql-client)")
+const graphile = PeerDrain.peers.find((p) => p.name.startsWith("graphile-worker"))!
+const admin = BenchDatabase.admin()
+const load = async () => (await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")
+console.log(JSON.stringify({ pgbench: found.version, backlog, loadAtStart: await load() }))
+await BenchDatabase.using("drainceiling", async (db) => {
+  for (let round = 0; round < rounds; round++) {
+    for (const mode of ["kept", "deleting"] as const) {
+      for (const clients of clientCounts) {
+        await Backlog.reset(db.sql)
+        await Backlog.fill(db.sql, backlog)
+        await Backlog.analyze(db.sql)
+        const run = await pgbench(found.path, db.url, `drain-${mode}.sql`, {
+          clients,
+          seconds: 0,
+          transactions: Math.floor(backlog / (batch * clients)),
+          variables: { batch: String(batch) }
+        })
+        const [left] = await db.sql`SELECT count(*)::int AS n FROM jobs WHERE status IN ('queued', 'running')`
+        console.log(
+          JSON.stringify({
+            round,
+            system: `pgbench, our statements, ${mode}`,
+            clients,
+            jobsPerSecond: Math.round(run.tps * batch),
+            unfinished: left.n
+          })
+        )
+      }
+      const ours = await OurDrain.run(
+        db,
+        { backlog, concurrency, processes: 1, defaultPrefetch: true, deleteSucceeded: mode === "deleting" },
+        `drainceiling-${round}-${mode}`
+      )
+      console.log(
+        JSON.stringify({
+          round,
+          system: `ours, defaults, ${mode}`,
+          concurrency,
+          jobsPerSecond: Math.round(ours.jobsPerSecond)
+        })
+      )
+    }
+    const theirs = await PeerDrain.run(graphile, db, admin, {}, { concurrency, backlog })
+    console.log(
+      JSON.stringify({
+        round,
+        system: graphile.name,
+        concurrency,
+        jobsPerSecond: Math.round(theirs.jobsPerSecond)
+      })
+    )
+  }
+})
+await admin.close()
+console.log(JSON.stringify({ loadAtEnd: await load() }))
+process.exit(0)
