@@ -24,7 +24,14 @@ export const start = async (
   const logFile = logPath(`api-${port}.log`)
   const child = Bun.spawn(Runtime.program("src/api.ts"), {
     cwd: rootDirectory,
-    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), JOBS_MODULE: modulePath, ...env },
+    env: {
+      ...process.env,
+      ...Runtime.environment("src/api.ts"),
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      JOBS_MODULE: modulePath,
+      ...env
+    },
     stdout: Bun.file(logFile),
     stderr: Bun.file(`${logFile}.err`)
   })

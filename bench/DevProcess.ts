@@ -6,6 +6,7 @@
  */
 import { rootDirectory } from "./BenchDependencies.ts"
 import { freePort } from "./FreePort.ts"
+import * as Runtime from "./Runtime.ts"
 import { logPath } from "./WorkerProcess.ts"
 
 export interface DevProcess {
@@ -36,6 +37,8 @@ export const start = async (
     cwd: rootDirectory,
     env: {
       ...inherited,
+      // as `npm start` runs it (the JavaScriptCore setting its script sets)
+      ...Runtime.environment("src/dev.ts"),
       ...(storage._tag === "embedded"
         ? { PGLITE_DATA_DIR: storage.dataDirectory }
         : { DATABASE_URL: storage.databaseUrl }),

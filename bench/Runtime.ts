@@ -2,7 +2,9 @@
  * Which runtime runs our programs in a benchmark: BENCH_RUNTIME (bun, the default; node22, node24, deno), the
  * same binaries the tests use (test/support/runtimes.ts: from npm). The harness itself always runs on Bun.
  */
+import { readFileSync } from "node:fs"
 import { command, type RuntimeName } from "../test/support/runtimes.ts"
+import { rootDirectory } from "./BenchDependencies.ts"
 
 const names: ReadonlyArray<RuntimeName> = ["bun", "node22", "node24", "deno"]
 
@@ -15,3 +17,21 @@ export const current = (): RuntimeName => {
 
 /** The command line that runs `file` (e.g. `src/worker.ts`) on the current runtime. */
 export const program = (file: string): Array<string> => command(current(), file)
+
+/**
+ * What the package.json script that starts `file` on Bun sets before its command (`NAME=value bun run
+ * src/worker.ts`: the JavaScriptCore tier-up setting the image sets too), so that a benchmark runs our
+ * programs as `npm run worker` and the image do; nothing on the other runtimes.
+ */
+export const environment = (file: string): Record<string, string> => {
+  if (current() !== "bun") return {}
+  const scripts = (
+    JSON.parse(readFileSync(`${rootDirectory}package.json`, "utf8")) as {
+      scripts: Record<string, string>
+    }
+  ).scripts
+  const script = Object.values(scripts).find((s) => s.split(/\s+/).at(-1) === file && s.includes(" bun run "))
+  if (script === undefined) throw new Error(`no package.json script runs ${file} on Bun`)
+  const assignments = script.split(/\s+/).filter((word) => /^[A-Z_][A-Z0-9_]*=/i.test(word))
+  return Object.fromEntries(assignments.map((a) => [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]))
+}

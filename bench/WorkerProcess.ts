@@ -34,6 +34,7 @@ export const spawn = (
     cwd: env.JOBQ_BENCH_ROOT ?? rootDirectory,
     env: {
       ...process.env,
+      ...Runtime.environment("src/worker.ts"),
       DATABASE_URL: databaseUrl,
       WORKER_ID: name,
       WORKER_METRICS_PORT: "0",

@@ -37,9 +37,13 @@ const programServices = Object.entries(compose.services).filter(([, s]) =>
   s.image?.startsWith(`${pkg.name}:`)
 )
 
-/** `bun [run] <file.ts | script>` -> the .ts file it runs, following a package.json script once. */
+/** A shell's `NAME=value` before a command. */
+const isAssignment = (word: string) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(word)
+
+/** `[NAME=value ...] bun [run] <file.ts | script>` -> the .ts file it runs, following a package.json script once. */
 const programOf = (command: ReadonlyArray<string>): string => {
-  const args = command[0] === "bun" ? command.slice(1) : [...command]
+  const words = command.filter((word, i) => !(isAssignment(word) && command.slice(0, i).every(isAssignment)))
+  const args = words[0] === "bun" ? words.slice(1) : [...words]
   const target = args[0] === "run" ? args[1] : args[0]
   if (target === undefined) throw new Error(`no program in ${JSON.stringify(command)}`)
   if (target.endsWith(".ts")) return target
@@ -114,6 +118,29 @@ describe("the image and the compose stack", () => {
     }
     for (const script of ["api", "worker", "migrate"]) {
       expect(existsSync(join(root, programOf(["bun", "run", script])))).toBe(true)
+    }
+  })
+
+  it("the image and every npm script that starts a program on Bun set the same JavaScriptCore tier-up", () => {
+    // docs/tradeoffs.md, "JIT tiering": one setting, wherever our programs start on Bun
+    const imageEnv = Object.fromEntries(
+      instructions
+        .filter((i) => i.startsWith("ENV BUN_JSC_"))
+        .map((i) => i.slice(4).split("=") as [string, string])
+    )
+    expect(Object.keys(imageEnv)).toEqual(["BUN_JSC_thresholdForFTLOptimizeAfterWarmUp"])
+    const bunScripts = Object.entries(pkg.scripts).filter(
+      ([, s]) => / bun run src\/\w+\.ts$/.test(s) || /^bun run src\/\w+\.ts$/.test(s)
+    )
+    expect(bunScripts.map(([name]) => name).sort()).toEqual(["api", "migrate", "start", "worker"])
+    for (const [name, script] of bunScripts) {
+      const words = script.split(/\s+/)
+      const env = Object.fromEntries(
+        words
+          .filter((w, i) => isAssignment(w) && words.slice(0, i).every(isAssignment))
+          .map((w) => w.split("="))
+      )
+      expect({ name, env }).toEqual({ name, env: imageEnv })
     }
   })
 

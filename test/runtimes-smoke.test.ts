@@ -40,9 +40,17 @@ export const documentedCommand = (runtime: RuntimeName, program: Program) => {
   const name = runtime === "bun" ? program : `${program}:${runtime === "deno" ? "deno" : "node"}`
   const script = scripts[name]
   if (script === undefined) throw new Error(`package.json has no "${name}" script`)
-  const [tool, ...args] = script.split(/\s+/)
+  const words = script.split(/\s+/)
+  // `NAME=value` before the command (the Bun scripts' JavaScriptCore setting): passed on through env(1)
+  const assignments = words.slice(
+    0,
+    words.findIndex((w) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w))
+  )
+  const [tool, ...args] = words.slice(assignments.length)
   expect(tool).toBe(runtime === "bun" ? "bun" : runtime === "deno" ? "deno" : "node")
-  return [executable(runtime), ...args]
+  return assignments.length === 0
+    ? [executable(runtime), ...args]
+    : ["env", ...assignments, executable(runtime), ...args]
 }
 
 const start = (argv: Array<string>, env: Record<string, string>) => {
