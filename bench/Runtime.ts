@@ -3,7 +3,7 @@
  * same binaries the tests use (test/support/runtimes.ts: from npm). The harness itself always runs on Bun.
  */
 import { readFileSync } from "node:fs"
-import { command, type RuntimeName } from "../test/support/runtimes.ts"
+import { command, type RuntimeName, splitScript } from "../test/support/runtimes.ts"
 import { rootDirectory } from "./BenchDependencies.ts"
 
 const names: ReadonlyArray<RuntimeName> = ["bun", "node22", "node24", "deno"]
@@ -30,8 +30,10 @@ export const environment = (file: string): Record<string, string> => {
       scripts: Record<string, string>
     }
   ).scripts
-  const script = Object.values(scripts).find((s) => s.split(/\s+/).at(-1) === file && s.includes(" bun run "))
+  const script = Object.values(scripts).find((s) => {
+    const { command } = splitScript(s)
+    return command[0] === "bun" && command.at(-1) === file
+  })
   if (script === undefined) throw new Error(`no package.json script runs ${file} on Bun`)
-  const assignments = script.split(/\s+/).filter((word) => /^[A-Z_][A-Z0-9_]*=/i.test(word))
-  return Object.fromEntries(assignments.map((a) => [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]))
+  return splitScript(script).env
 }

@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { dirname, join, normalize } from "node:path"
 import { fileURLToPath } from "node:url"
 import { healthUrl, probe } from "../docker/healthcheck.ts"
+import { splitScript } from "./support/runtimes.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const read = (path: string) => readFileSync(join(root, path), "utf8")
@@ -37,12 +38,9 @@ const programServices = Object.entries(compose.services).filter(([, s]) =>
   s.image?.startsWith(`${pkg.name}:`)
 )
 
-/** A shell's `NAME=value` before a command. */
-const isAssignment = (word: string) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(word)
-
 /** `[NAME=value ...] bun [run] <file.ts | script>` -> the .ts file it runs, following a package.json script once. */
 const programOf = (command: ReadonlyArray<string>): string => {
-  const words = command.filter((word, i) => !(isAssignment(word) && command.slice(0, i).every(isAssignment)))
+  const words = splitScript(command.join(" ")).command
   const args = words[0] === "bun" ? words.slice(1) : [...words]
   const target = args[0] === "run" ? args[1] : args[0]
   if (target === undefined) throw new Error(`no program in ${JSON.stringify(command)}`)
@@ -134,12 +132,7 @@ describe("the image and the compose stack", () => {
     )
     expect(bunScripts.map(([name]) => name).sort()).toEqual(["api", "migrate", "start", "worker"])
     for (const [name, script] of bunScripts) {
-      const words = script.split(/\s+/)
-      const env = Object.fromEntries(
-        words
-          .filter((w, i) => isAssignment(w) && words.slice(0, i).every(isAssignment))
-          .map((w) => w.split("="))
-      )
+      const { env } = splitScript(script)
       expect({ name, env }).toEqual({ name, env: imageEnv })
     }
   })

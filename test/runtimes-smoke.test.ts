@@ -16,7 +16,7 @@ import { emptyDatabase, freshDatabase } from "./support/database.ts"
 import { freePort } from "./support/ports.ts"
 import { programBaseEnv } from "./support/processes.ts"
 import { waitFor } from "./support/runtime.ts"
-import { allRuntimes, executable, type RuntimeName } from "./support/runtimes.ts"
+import { allRuntimes, executable, type RuntimeName, splitScript } from "./support/runtimes.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const scripts = (
@@ -40,14 +40,11 @@ export const documentedCommand = (runtime: RuntimeName, program: Program) => {
   const name = runtime === "bun" ? program : `${program}:${runtime === "deno" ? "deno" : "node"}`
   const script = scripts[name]
   if (script === undefined) throw new Error(`package.json has no "${name}" script`)
-  const words = script.split(/\s+/)
   // `NAME=value` before the command (the Bun scripts' JavaScriptCore setting): passed on through env(1)
-  const assignments = words.slice(
-    0,
-    words.findIndex((w) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w))
-  )
-  const [tool, ...args] = words.slice(assignments.length)
+  const { env, command } = splitScript(script)
+  const [tool, ...args] = command
   expect(tool).toBe(runtime === "bun" ? "bun" : runtime === "deno" ? "deno" : "node")
+  const assignments = Object.entries(env).map(([name, value]) => `${name}=${value}`)
   return assignments.length === 0
     ? [executable(runtime), ...args]
     : ["env", ...assignments, executable(runtime), ...args]

@@ -71,6 +71,20 @@ export const executable = (runtime: RuntimeName): string => {
 export const allRuntimes: ReadonlyArray<RuntimeName> = ["bun", "node22", "node24", "deno"]
 
 /**
+ * A package.json script split into what it sets before its command (`NAME=value ...`: the Bun scripts'
+ * JavaScriptCore setting, docs/tradeoffs.md "JIT tiering") and the command's words.
+ */
+export const splitScript = (script: string) => {
+  const words = script.trim().split(/\s+/)
+  let first = 0
+  while (first < words.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[first]!)) first++
+  const env = Object.fromEntries(
+    words.slice(0, first).map((word) => [word.slice(0, word.indexOf("=")), word.slice(word.indexOf("=") + 1)])
+  )
+  return { env: env as Record<string, string>, command: words.slice(first) }
+}
+
+/**
  * The command line that runs a TypeScript program file on `runtime` with `args`. Deno gets the
  * permissions a server needs (the edge test narrows them itself); Node strips types by itself (22.18+).
  */
