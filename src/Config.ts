@@ -383,7 +383,8 @@ export interface WorkerSettings {
   /**
    * WORKER_PREFETCH: jobs claimed ahead of free slots and held (leased) in the worker, so claims come in
    * batches. `auto` (the default): the buffer adapts between 0 and 1,000 to observed job and claim times
-   * (src/worker/ClaimSize.ts): big claims for short jobs, none ahead of free slots for long ones. A number
+   * (src/worker/ClaimSize.ts): big claims for short jobs (at most 250 ms of their work held), none ahead of
+   * free slots for long ones. A number
    * fixes it; 0 claims only for free slots.
    */
   readonly prefetch: number
@@ -472,9 +473,9 @@ export type WorkerSettingsInput = {
 }
 
 /**
- * The adaptive claim buffer's ceiling (`WORKER_PREFETCH=auto`, the default), reached only by jobs that run no
- * longer than a claim takes: on no-op drains 1,000 came within 10% of the best fixed size where 500 did not
- * (bench/RESULTS.md, "Quiet machine, the defaults beside every peer").
+ * The adaptive claim buffer's ceiling (`WORKER_PREFETCH=auto`, the default), reached only by jobs so short that
+ * the slots finish 1,000 of them within 250 ms (src/worker/ClaimSize.ts): on no-op drains 1,000 came within 10%
+ * of the best fixed size where 500 did not (bench/RESULTS.md, "Quiet machine, the defaults beside every peer").
  */
 export const autoPrefetchCeiling = 1000
 
