@@ -38,7 +38,7 @@ export const start = async (
     env: {
       ...inherited,
       // as `npm start` runs it (the JavaScriptCore setting its script sets)
-      ...Runtime.environment("src/dev.ts"),
+      ...Runtime.environment("src/dev.ts", undefined, "bun"),
       ...(storage._tag === "embedded"
         ? { PGLITE_DATA_DIR: storage.dataDirectory }
         : { DATABASE_URL: storage.databaseUrl }),

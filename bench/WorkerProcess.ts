@@ -1,6 +1,7 @@
 /**
- * Our worker as a real process: `bun src/worker.ts` with WORKER_METRICS_PORT=0, the no-op demo kind,
- * and the default settings unless a benchmark says otherwise. Its output goes to a log file under
+ * Our worker as a real process: `bun src/worker.ts` with what its npm script sets (the JavaScriptCore setting,
+ * bench/Runtime.ts `environment`), WORKER_METRICS_PORT=0, the no-op demo kind, and the default settings unless
+ * a benchmark says otherwise. Its output goes to a log file under
  * $TMPDIR/jobq-bench/ so a failing run can be read afterwards.
  */
 import { mkdirSync } from "node:fs"
@@ -34,7 +35,7 @@ export const spawn = (
     cwd: env.JOBQ_BENCH_ROOT ?? rootDirectory,
     env: {
       ...process.env,
-      ...Runtime.environment("src/worker.ts"),
+      ...Runtime.environment("src/worker.ts", env.JOBQ_BENCH_ROOT),
       DATABASE_URL: databaseUrl,
       WORKER_ID: name,
       WORKER_METRICS_PORT: "0",

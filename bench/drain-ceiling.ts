@@ -1,6 +1,7 @@
 /**
- * The drain's ceiling on this machine: our own claim and completion statements, exactly as the worker sends
- * them, run by pgbench with no application at all (bench/pgbench/drain-kept.sql, drain-deleting.sql: claim
+ * The drain's ceiling on this machine: our own claim and completion statements, as the worker sends them,
+ * run by pgbench with no application at all (one difference: for pgbench's `\gset` the claimed rows come back
+ * folded into one array, so the columns the worker reads are not sent row by row) (bench/pgbench/drain-kept.sql, drain-deleting.sql: claim
  * 500, complete them, each statement its own transaction), draining the same backlog the drain scenario
  * uses, beside graphile-worker's whole system (its Node worker included) and our worker's, in turn within
  * each round. If our statements alone drain slower than graphile-worker's whole system, no worker of ours

@@ -383,9 +383,8 @@ export interface WorkerSettings {
   /**
    * WORKER_PREFETCH: jobs claimed ahead of free slots and held (leased) in the worker, so claims come in
    * batches. `auto` (the default): the buffer adapts between 0 and 1,000 to observed job and claim times
-   * (src/worker/ClaimSize.ts): big claims for short jobs (at most 250 ms of their work held), none ahead of
-   * free slots for long ones. A number
-   * fixes it; 0 claims only for free slots.
+   * (src/worker/ClaimSize.ts): big claims for short jobs (at most 250 ms of their work held, or two claims'
+   * worth), none ahead of free slots for long ones. A number fixes it; 0 claims only for free slots.
    */
   readonly prefetch: number
   /** Whether `prefetch` is the adaptive buffer's ceiling (`auto`, the default) rather than a fixed size. */

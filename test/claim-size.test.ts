@@ -1,5 +1,6 @@
 /**
- * `WORKER_PREFETCH=auto`: the claim buffer follows observed job and claim times. Short jobs: the ceiling.
+ * `WORKER_PREFETCH=auto`: the claim buffer follows observed job and claim times. Short jobs: what the slots
+ * finish in 250 ms (or two claims), up to the ceiling.
  * Long jobs: nothing held beyond free slots, so a job never waits in a busy worker's buffer while another
  * worker is idle (checked on the database's own record across two worker processes).
  */

@@ -12,7 +12,10 @@ afterAll(async () => {
   for (const path of [dataDir, `${dataDir}.lock`]) await rm(path, { recursive: true, force: true })
 })
 
-/** `npm start` is `bun run src/dev.ts`; run that with no DATABASE_URL at all. */
+/**
+ * `npm start` is `bun run src/dev.ts` (after the JavaScriptCore setting every Bun script sets, which this test
+ * leaves out: it checks what the program does, not how fast); run that with no DATABASE_URL at all.
+ */
 const start = (port: number, directory = dataDir) => {
   const { DATABASE_URL: _, TEST_DATABASE_URL: __, ...env } = process.env
   const child = Bun.spawn([process.execPath, "run", "src/dev.ts"], {

@@ -3,6 +3,8 @@
 -- without waiting for its WAL flush, paused and limited queues left out, the columns the worker reads), then
 -- complete them as `JOB_RETENTION=0` does (FlowRepo.completeDeleting with a batch of ids: flow jobs kept,
 -- the rest deleted). Each statement commits on its own, as the worker's do. No insert: the backlog is filled and analyzed before the run.
+-- One difference: for `\gset` the claimed rows are folded into one array, so Postgres does not send their
+-- columns row by row as it does to the worker (the ceiling leaves that output cost out).
 WITH ready AS (
   SELECT id FROM (
     SELECT id, queue FROM jobs

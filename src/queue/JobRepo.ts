@@ -295,7 +295,7 @@ const make = Effect.gen(function* () {
    * A batch with no idempotency key: every row goes in, so the statement answers one row, the transaction's
    * `now()` (each row's `created_at`, and its `run_at` when it gave a delay or nothing), rather than a row per
    * job for the client to decode (with the payload change in Queue.ts's `prepare`, batch enqueues ran 13% faster,
-   * bench/RESULTS.md).
+   * bench/RESULTS.md). The jobs come back in the batch's order.
    */
   const insertAll = (jobs: ReadonlyArray<JobInsert>) =>
     sql<{ readonly inserted: number; readonly now: Date }>`
@@ -870,6 +870,7 @@ const make = Effect.gen(function* () {
     analyze,
     insertOne,
     insertMany,
+    insertAll,
     insertUnique,
     findByIdempotencyKeys,
     findByUniqueKeys,

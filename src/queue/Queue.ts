@@ -335,7 +335,7 @@ const make = Effect.gen(function* () {
       // no idempotency key: one statement, atomic on its own (no BEGIN and COMMIT round trips), and every
       // row goes in, so each job is the inserted one in the batch's order
       if (rows.every((row) => row.idempotencyKey === null))
-        return (yield* repo.insertMany(rows)).map(
+        return (yield* repo.insertAll(rows)).map(
           (job): Enqueued => ({ job, created: true, duplicate: false })
         )
       return yield* sql.withTransaction(
