@@ -127,8 +127,8 @@ describe("the image and the compose stack", () => {
         .map((i) => i.slice(4).split("=") as [string, string])
     )
     expect(Object.keys(imageEnv)).toEqual(["BUN_JSC_thresholdForFTLOptimizeAfterWarmUp"])
-    const bunScripts = Object.entries(pkg.scripts).filter(
-      ([, s]) => / bun run src\/\w+\.ts$/.test(s) || /^bun run src\/\w+\.ts$/.test(s)
+    const bunScripts = Object.entries(pkg.scripts).filter(([, s]) =>
+      /^bun run src\/\w+\.ts$/.test(splitScript(s).command.join(" "))
     )
     expect(bunScripts.map(([name]) => name).sort()).toEqual(["api", "migrate", "start", "worker"])
     for (const [name, script] of bunScripts) {

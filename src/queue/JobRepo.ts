@@ -287,10 +287,6 @@ const make = Effect.gen(function* () {
              x.idempotency_key, x.request_hash, x.trace_context
       FROM ${batchSource(jobs, false)}`
 
-  /** The jobs inserted (a job whose idempotency key was taken is not among them), in no particular order. */
-  const insertMany = (jobs: ReadonlyArray<JobInsert>) =>
-    jobs.every((job) => job.idempotencyKey === null) ? insertAll(jobs) : insertUnlessKeyTaken(jobs)
-
   /**
    * A batch with no idempotency key: every row goes in, so the statement answers one row, the transaction's
    * `now()` (each row's `created_at`, and its `run_at` when it gave a delay or nothing), rather than a row per
@@ -317,6 +313,10 @@ const make = Effect.gen(function* () {
       })
     )
 
+  /**
+   * A batch of which some rows have an idempotency key: the jobs inserted (a job whose key was taken is not
+   * among them), in no particular order.
+   */
   const insertUnlessKeyTaken = (jobs: ReadonlyArray<JobInsert>) =>
     sql<InsertedRow>`
       ${insertBatch(jobs)}
@@ -869,8 +869,8 @@ const make = Effect.gen(function* () {
     statistics,
     analyze,
     insertOne,
-    insertMany,
     insertAll,
+    insertUnlessKeyTaken,
     insertUnique,
     findByIdempotencyKeys,
     findByUniqueKeys,
@@ -899,11 +899,6 @@ const make = Effect.gen(function* () {
 })
 
 /**
- * One column of a batch as an array parameter for `unnest`. A column with no value at all goes as an empty
- * array: the driver cannot type an array of nulls, and `unnest` pads a shorter array with nulls anyway.
- * Strings bind as text and the statement casts them (a delay can exceed int4, and one array has one type).
- */
-/**
  * A column no row leaves null: one `value` when every row holds the same (and no array), else the array and
  * no value; the statement takes `coalesce(array element, value)`.
  */
@@ -913,6 +908,11 @@ const shared = <A>(jobs: ReadonlyArray<JobInsert>, get: (job: JobInsert) => A) =
   return values.every((v) => v === first) ? { values: [] as Array<A>, value: first } : { values, value: null }
 }
 
+/**
+ * One column of a batch as an array parameter for `unnest`. A column with no value at all goes as an empty
+ * array: the driver cannot type an array of nulls, and `unnest` pads a shorter array with nulls anyway.
+ * Strings bind as text and the statement casts them (a delay can exceed int4, and one array has one type).
+ */
 const column = <A>(jobs: ReadonlyArray<JobInsert>, value: (job: JobInsert) => A | null): Array<A | null> => {
   const values = jobs.map(value)
   return values.every((v) => v === null) ? [] : values

@@ -340,7 +340,9 @@ const make = Effect.gen(function* () {
         )
       return yield* sql.withTransaction(
         Effect.gen(function* () {
-          const inserted = new Map((yield* repo.insertMany(rows)).map((job) => [job.id as string, job]))
+          const inserted = new Map(
+            (yield* repo.insertUnlessKeyTaken(rows)).map((job) => [job.id as string, job])
+          )
           const missingKeys = rows.filter((r) => !inserted.has(r.id)).map((r) => r.idempotencyKey!)
           const existing =
             missingKeys.length === 0
