@@ -34,6 +34,40 @@ describe("claim", () => {
     expect(await run(JobRepo.use((r) => r.claim("w2", 10, 30_000, [queue])))).toEqual([])
   })
 
+  it("answers the job as a read of its row does, on a first attempt and after a failed one", async () => {
+    // the plain claim sends the fields a first attempt leaves empty as one column (JobRepo `CompactClaimedRow`)
+    const queue = uniqueQueue()
+    const [plain] = await run(enqueueNoops(queue, 1))
+    const keyed = await run(
+      Queue.use((q) => q.enqueue({ kind: "noop", payload: {}, queue, idempotencyKey: `${queue}-key` }))
+    )
+    const fields = (job: object) => {
+      const { status, leaseOwner, leaseExpiresAt, updatedAt, ...rest } = job as Record<string, unknown>
+      const { parents, traceContext, recordStartFirst, ...same } = rest
+      return same
+    }
+    const read = (id: string) => run(JobRepo.use((r) => r.get(id)))
+    const first = await run(JobRepo.use((r) => r.claim("w1", 10, 30_000, [queue])))
+    expect(first.map((j) => j.id).sort()).toEqual([plain!.job.id, keyed.job.id].sort())
+    for (const job of first) {
+      expect(fields(job)).toEqual(fields((await read(job.id))!))
+      expect(job.parents).toBeNull()
+      expect(job.recordStartFirst).toBe(false)
+    }
+    expect(first.find((j) => j.id === keyed.job.id)!.idempotencyKey).toBe(`${queue}-key`)
+    await run(
+      JobRepo.use((r) =>
+        r.fail("w1", { id: plain!.job.id, error: "boom", retryDelayMs: 0, permanent: false })
+      )
+    )
+    const [again] = await run(JobRepo.use((r) => r.claim("w2", 10, 30_000, [queue])))
+    expect(again!.id).toBe(plain!.job.id)
+    expect(again!.attempts).toBe(2)
+    expect(again!.lastError).toBe("boom")
+    expect(again!.errors).toHaveLength(1)
+    expect(fields(again!)).toEqual(fields((await read(again!.id))!))
+  })
+
   it("takes jobs by priority, then run_at, then id", async () => {
     const queue = uniqueQueue()
     const low = await run(enqueueNoops(queue, 2, { priority: 5 }))

@@ -3,8 +3,9 @@
 -- insert :batch jobs; claim :batch (its transaction commits without waiting for its WAL flush, as the
 -- worker's claim does: `synchronous_commit` off inside the statement; paused and limited queues left out;
 -- the columns the worker reads); complete them, results not kept (no handler returned one), as a batch of
--- ids. Each statement commits on its own, as the worker's do. The insert lets the database make the ids
--- (`Queue.enqueueMany` sends ids made by the client).
+-- ids, answering how many were still held (and which, only when not all). Each statement commits on its own,
+-- as the worker's do. The insert lets the database make the ids (`Queue.enqueueMany` sends ids made by the
+-- client).
 INSERT INTO jobs (queue, kind, payload) SELECT 'default', 'noop', '{}'::jsonb FROM generate_series(1, :batch);
 WITH ready AS (
   SELECT id FROM (
@@ -29,11 +30,24 @@ WITH ready AS (
     j.flow_name AS "flowName"
 )
 SELECT coalesce(array_agg(id ORDER BY priority, "runAt", id), '{}') AS ids
-FROM (SELECT c.*, CASE WHEN c."flowId" IS NULL THEN NULL ELSE jobq_job_parents(c.id) END AS parents
+FROM (SELECT c.id, c.queue, c.kind, c.payload, c.priority, c.attempts, c."maxAttempts", c."runAt",
+        c."createdAt", c."startedAt", c."traceContext",
+        CASE WHEN c."idempotencyKey" IS NULL AND c."lastError" IS NULL AND c.errors = '[]'::jsonb
+                  AND NOT c."recordStartFirst" AND c.snoozes = 0 AND c.progress IS NULL AND c."flowId" IS NULL
+             THEN NULL
+             ELSE jsonb_build_object('idempotencyKey', c."idempotencyKey", 'lastError', c."lastError",
+                    'errors', c.errors, 'recordStartFirst', c."recordStartFirst", 'snoozes', c.snoozes,
+                    'progress', c.progress, 'flowId', c."flowId", 'flowName', c."flowName",
+                    'parents', CASE WHEN c."flowId" IS NULL THEN NULL ELSE jobq_job_parents(c.id) END)
+        END AS rare
       FROM claimed c) s \gset
-UPDATE jobs AS j
-SET status = 'succeeded', result = NULL, finished_at = now(), updated_at = now(), lease_owner = NULL,
-    lease_expires_at = NULL
-FROM unnest(:ids::uuid[]) AS x (id)
-WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = 'pgbench'
-RETURNING j.id;
+WITH done AS (
+  UPDATE jobs AS j
+  SET status = 'succeeded', result = NULL, finished_at = now(), updated_at = now(), lease_owner = NULL,
+      lease_expires_at = NULL
+  FROM unnest(:ids::uuid[]) AS x (id)
+  WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = 'pgbench'
+  RETURNING j.id
+)
+SELECT count(*)::integer AS held, CASE WHEN count(*) = :batch THEN NULL ELSE coalesce(array_agg(id::text), '{}') END AS ids
+FROM done;

@@ -9,6 +9,7 @@ import { SqlClient, type SqlError } from "effect/sql"
 import type { FailurePolicy, FlowJob } from "../domain/Flow.ts"
 import type { JobId, JobStatus } from "../domain/Job.ts"
 import { batchForm, recordBatch } from "./eventBatch.ts"
+import { type HeldAnswer, heldAnswer, heldIds } from "./heldAnswer.ts"
 import type { JobInsert } from "./JobRepo.ts"
 import { jsonbText } from "./nul.ts"
 
@@ -57,8 +58,9 @@ export const isBlockedByDependencies = (error: { readonly _tag: string }) => {
  * with the claim's snapshot, which sees the dependencies' results (they committed with the statement that
  * queued the job).
  */
-export const parentsColumn = (id: string, flowId: string) =>
-  `CASE WHEN ${flowId} IS NULL THEN NULL ELSE jobq_job_parents(${id}) END AS parents`
+export const parentsExpression = (id: string, flowId: string) =>
+  `CASE WHEN ${flowId} IS NULL THEN NULL ELSE jobq_job_parents(${id}) END`
+export const parentsColumn = (id: string, flowId: string) => `${parentsExpression(id, flowId)} AS parents`
 
 const column = <A>(jobs: ReadonlyArray<FlowJobInsert>, value: (job: FlowJobInsert) => A | null) => {
   const values = jobs.map(value)
@@ -218,7 +220,7 @@ const make = Effect.gen(function* () {
     workerId: string,
     results: ReadonlyArray<{ readonly id: string; readonly result: unknown }>
   ) =>
-    sql<{ id: JobId }>`
+    sql<HeldAnswer>`
       WITH x AS MATERIALIZED (
         ${
           // a batch in which no handler returned anything sends the ids alone, as `complete` does
@@ -242,9 +244,8 @@ const make = Effect.gen(function* () {
         SELECT * FROM kept UNION ALL SELECT * FROM gone
       )
       -- while someone follows events: one event row for the whole batch (migrations/0012)
-      SELECT id FROM done WHERE ${batchNow() ? succeededBatch : sql.literal("true")}`.pipe(
-      Effect.map((rows) => rows.map((r) => r.id))
-    )
+      SELECT ${heldAnswer(sql, results.length)} FROM done
+      WHERE ${batchNow() ? succeededBatch : sql.literal("true")}`.pipe(Effect.map(heldIds(results)))
 
   return {
     insert,

@@ -8,7 +8,8 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
 import { batchForm, followersPresent, recordBatch } from "./eventBatch.ts"
-import { parentsColumn } from "./FlowRepo.ts"
+import { parentsExpression } from "./FlowRepo.ts"
+import { type HeldAnswer, heldAnswer, heldIds } from "./heldAnswer.ts"
 import { conditions, type JobFilter, where as whereOf } from "./JobFilter.ts"
 import { jsonbText, replaceNulText } from "./nul.ts"
 import type { UniqueSpec } from "./Uniqueness.ts"
@@ -140,6 +141,76 @@ export const claimedJob = (row: ClaimedRow, workerId: string, leaseMs: LeaseMs):
   finishedAt: null,
   updatedAt: row.startedAt
 })
+
+/** What a claimed job holds beyond its first attempt's defaults: in `CompactClaimedRow.rare`, when any of it is set. */
+interface RareFields {
+  readonly idempotencyKey: string | null
+  readonly lastError: string | null
+  readonly errors: ClaimedJob["errors"]
+  readonly recordStartFirst: boolean
+  readonly snoozes: number
+  readonly progress: ClaimedJob["progress"]
+  readonly flowId: string | null
+  readonly flowName: string | null
+  readonly parents: ClaimedJob["parents"]
+}
+
+/**
+ * A row of the plain claim: the columns every job has, and `rare`, null while the job holds nothing but a first
+ * attempt's defaults (no idempotency key, no error yet, never snoozed or rescued unstarted, no progress, outside
+ * flows), else those fields as one JSON object. The driver decodes each column of each claimed row, null or
+ * not; nine columns that are null or empty for most jobs cost a worker about as much as the id and payload.
+ */
+export type CompactClaimedRow = Omit<ClaimedRow, keyof RareFields> & { readonly rare: RareFields | null }
+
+/** The plain claim's output over its `claimed c` rows (`CompactClaimedRow`). */
+const compactClaimColumns = `c.id, c.queue, c.kind, c.payload, c.priority, c.attempts, c."maxAttempts", c."runAt",
+    c."createdAt", c."startedAt", c."traceContext",
+    CASE WHEN c."idempotencyKey" IS NULL AND c."lastError" IS NULL AND c.errors = '[]'::jsonb
+              AND NOT c."recordStartFirst" AND c.snoozes = 0 AND c.progress IS NULL AND c."flowId" IS NULL
+         THEN NULL
+         ELSE jsonb_build_object('idempotencyKey', c."idempotencyKey", 'lastError', c."lastError",
+                'errors', c.errors, 'recordStartFirst', c."recordStartFirst", 'snoozes', c.snoozes,
+                'progress', c.progress, 'flowId', c."flowId", 'flowName', c."flowName",
+                'parents', ${parentsExpression("c.id", 'c."flowId"')})
+    END AS rare`
+
+const noErrors: ClaimedJob["errors"] = Object.freeze([]) as never
+
+/** A claimed job from a row of the plain claim (`claimedJob` for the rest). */
+const fromCompact = (row: CompactClaimedRow, workerId: string, leaseMs: LeaseMs): ClaimedJob => {
+  const rare = row.rare
+  return {
+    id: row.id,
+    queue: row.queue,
+    kind: row.kind,
+    payload: row.payload,
+    status: "running",
+    priority: row.priority,
+    attempts: row.attempts,
+    maxAttempts: row.maxAttempts,
+    runAt: row.runAt,
+    leaseOwner: workerId,
+    leaseExpiresAt: leaseMs === null ? null : new Date(row.startedAt.getTime() + leaseMs),
+    cancelRequestedAt: null,
+    idempotencyKey: rare?.idempotencyKey ?? null,
+    lastError: rare?.lastError ?? null,
+    errors: rare?.errors ?? noErrors,
+    result: null,
+    snoozes: rare?.snoozes ?? 0,
+    progress: rare?.progress ?? null,
+    createdAt: row.createdAt,
+    startedAt: row.startedAt,
+    finishedAt: null,
+    updatedAt: row.startedAt,
+    flowId: rare?.flowId ?? null,
+    flowName: rare?.flowName ?? null,
+    traceId: traceIdOf(row.traceContext),
+    traceContext: row.traceContext,
+    recordStartFirst: rare?.recordStartFirst ?? false,
+    parents: rare?.parents ?? null
+  }
+}
 
 interface InsertedRow {
   readonly id: JobId
@@ -455,11 +526,11 @@ const make = Effect.gen(function* () {
    * the whole table on every claim (46 us of database CPU per claimed and completed job against 27 us,
    * 50,000 jobs claimed 500 at a time, bench method in bench/RESULTS.md).
    */
-  const parents = sql.literal(parentsColumn("c.id", 'c."flowId"'))
+  const compactColumns = sql.literal(compactClaimColumns)
   // while someone follows events: one event row for the whole claim (migrations/0012)
   const startedBatch = recordBatch(sql, "started", "claimed")
   const claimReady = (workerId: string, leaseMs: LeaseMs, ready: Statement.Fragment) =>
-    sql<ClaimedRow>`
+    sql<CompactClaimedRow>`
       WITH ready AS (${ready}), claimed AS (
         UPDATE jobs AS j
         SET status = 'running', attempts = j.attempts + 1, attempt_started = false, lease_owner = ${workerId},
@@ -470,10 +541,10 @@ const make = Effect.gen(function* () {
         RETURNING ${claimColumns}
       )
       -- in claim order: the worker starts them in the order they come
-      SELECT c.*, ${parents} FROM claimed c
+      SELECT ${compactColumns} FROM claimed c
       WHERE ${batchNow() ? startedBatch : sql.literal("true")}
-      ORDER BY priority, "runAt", id`.pipe(
-      Effect.map((rows) => rows.map((row) => claimedJob(row, workerId, leaseMs)))
+      ORDER BY c.priority, c."runAt", c.id`.pipe(
+      Effect.map((rows) => rows.map((row) => fromCompact(row, workerId, leaseMs)))
     )
 
   /**
@@ -563,13 +634,14 @@ const make = Effect.gen(function* () {
           updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
       FROM ${batch}
       WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}`
+    const answer = heldAnswer(sql, results.length)
     return (
       batchNow()
-        ? sql<{ id: JobId }>`
+        ? sql<HeldAnswer>`
       WITH done AS (${update} RETURNING j.id, j.queue, j.kind, j.attempts)
-      SELECT id FROM done WHERE ${succeededBatch}`
-        : sql<{ id: JobId }>`${update} RETURNING j.id`
-    ).pipe(Effect.map((rows) => rows.map((r) => r.id)))
+      SELECT ${answer} FROM done WHERE ${succeededBatch}`
+        : sql<HeldAnswer>`WITH done AS (${update} RETURNING j.id) SELECT ${answer} FROM done`
+    ).pipe(Effect.map(heldIds(results)))
   }
 
   /**

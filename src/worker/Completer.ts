@@ -51,11 +51,15 @@ export const make = ({ workerId, capacity, deleteSucceeded }: CompleterOptions) 
         // completed and the pool hands them back to the queue (run again), which is the at-least-once contract
         Effect.tapError((error) => Effect.logWarning("completing jobs failed; retrying", error.message)),
         Effect.retry({ schedule: decorrelatedJitter({ base: "50 millis", cap: "5 seconds" }), times: 20 }),
-        Effect.map((held) => new Set<string>(held)),
-        Effect.catch(() => Effect.succeed(new Set<string>())),
+        Effect.catch(() => Effect.succeed([])),
         Effect.tap((held) =>
           Effect.sync(() => {
-            for (const p of batch) p.onDone(held.has(p.id))
+            // the held are some of the batch, so as many as the batch means all of it (the usual case)
+            if (held.length === batch.length) for (const p of batch) p.onDone(true)
+            else {
+              const still = new Set<string>(held)
+              for (const p of batch) p.onDone(still.has(p.id))
+            }
           })
         )
       )
