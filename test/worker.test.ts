@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "bun:test"
-import { Effect, Exit, Layer, ManagedRuntime, Option, Schema } from "effect"
+import { Effect, Exit, Fiber, Layer, ManagedRuntime, Option, References, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Database from "../src/db/Database.ts"
 import type { Job } from "../src/domain/Job.ts"
@@ -28,7 +28,22 @@ const slow = defineKind({
   timeout: "100 millis",
   handler: () => Effect.sleep("10 seconds")
 })
-const kinds = [...demoKinds, blocking, alwaysFails, refuses, slow, stamp]
+/** What a handler's logs are annotated with, by job id (its own fiber's, and a fiber it forks). */
+const seenAnnotations = new Map<string, ReadonlyArray<Readonly<Record<string, unknown>>>>()
+const annotated = defineKind({
+  name: "annotated",
+  payload: Schema.Struct({}),
+  handler: (_, { job }) =>
+    Effect.gen(function* () {
+      const annotations = Effect.gen(function* () {
+        return yield* References.CurrentLogAnnotations
+      })
+      const own = yield* annotations
+      const child = yield* Fiber.join(yield* Effect.forkChild(annotations))
+      seenAnnotations.set(job.id, [own, child])
+    })
+})
+const kinds = [...demoKinds, blocking, alwaysFails, refuses, slow, stamp, annotated]
 const db = await freshDatabase(import.meta.file)
 const runtime = ManagedRuntime.make(
   Layer.mergeAll(
@@ -69,6 +84,15 @@ describe("worker pool", () => {
     })
     expect(done.attempts).toBe(1)
     expect(done.finishedAt).toBeInstanceOf(Date)
+  })
+
+  it("a job's logs name the job, its kind and its attempt, in its fiber and in fibers it forks", async () => {
+    const job = await enqueue("annotated", {})
+    await settled(job.id, "succeeded")
+    const expected = { fiber: "job", jobId: job.id, kind: "annotated", attempt: 1 }
+    const [own, child] = seenAnnotations.get(job.id)!
+    expect(own).toMatchObject(expected)
+    expect(child).toMatchObject(expected)
   })
 
   it("retries a job that fails once, then it succeeds", async () => {

@@ -31,6 +31,7 @@ import {
   Metric,
   Option,
   Queue,
+  References,
   Schedule,
   Semaphore,
   type Tracer
@@ -164,10 +165,24 @@ const make = Effect.gen(function* () {
         if (span !== undefined) spans.setOutcome(span, Settlement.outcomeOf(exit, reason))
         const settle = settlement.settle(job, exit, reason)
         return progress === undefined ? settle : Effect.andThen(progress.flush, settle)
-      }),
-      Effect.annotateLogs({ fiber: "job", jobId: job.id, kind: job.kind, attempt: job.attempts })
+      })
     )
   }
+
+  const poolAnnotations = Context.get(services, References.CurrentLogAnnotations)
+  /**
+   * The context a job's fiber starts with: its log annotations already in it. `Effect.annotateLogs` around
+   * the attempt set them when the fiber started and put the old ones back at its end, about 1 us a job
+   * against 0.25 for this (a fiber micro-benchmark, bench/RESULTS.md), a tenth of a busy worker's CPU.
+   */
+  const jobContext = (job: ClaimedJob, base: Context.Context<never>) =>
+    Context.add(base, References.CurrentLogAnnotations, {
+      ...poolAnnotations,
+      fiber: "job",
+      jobId: job.id,
+      kind: job.kind,
+      attempt: job.attempts
+    })
 
   /** Starts one job's fiber (a job stopped while buffered never gets here: `stop` settles it at once). */
   const start = (job: ClaimedJob) => {
@@ -176,7 +191,9 @@ const make = Effect.gen(function* () {
     metrics.queueWaitSeconds.observe(queueWaitMs / 1000)
     const span = spans.start(job, queueWaitMs)
     const run = attempt(job, metrics, span)
-    const fiber = span === undefined ? fork(run) : Effect.runForkWith(spans.contextFor(span))(run)
+    const fiber = Effect.runForkWith(jobContext(job, span === undefined ? services : spans.contextFor(span)))(
+      run
+    )
     running.set(job.id, fiber)
     // runs at once when the fiber already exited (a job that never suspended)
     fiber.addObserver((exit) => {
