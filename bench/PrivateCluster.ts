@@ -16,7 +16,7 @@ const binaryDirectories = [
   "/usr/lib/postgresql/15/bin"
 ]
 
-const binary = (name: string) => {
+export const binary = (name: string) => {
   for (const directory of binaryDirectories) {
     if (existsSync(`${directory}/${name}`)) return `${directory}/${name}`
   }
@@ -26,7 +26,7 @@ const binary = (name: string) => {
 const asRoot = process.getuid?.() === 0
 
 /** The owner the cluster's files need: the `postgres` user when we are root, ourselves otherwise. */
-const owner = () => {
+export const owner = () => {
   if (!asRoot) return undefined
   const uid = Bun.spawnSync(["id", "-u", "postgres"], { stdout: "pipe" })
   const gid = Bun.spawnSync(["id", "-g", "postgres"], { stdout: "pipe" })
@@ -34,12 +34,19 @@ const owner = () => {
   return { uid: Number(uid.stdout.toString()), gid: Number(gid.stdout.toString()) }
 }
 
-const run = (args: ReadonlyArray<string>) => {
+/** Runs a Postgres binary as the cluster's owner (see `owner`); `stdin`, when given, is its input. */
+export const run = (args: ReadonlyArray<string>, stdin?: string, timeoutMs = 120_000) => {
   const command = asRoot ? ["runuser", "-u", "postgres", "--", ...args] : [...args]
-  const result = Bun.spawnSync(command, { stdout: "pipe", stderr: "pipe", timeout: 120_000 })
+  const result = Bun.spawnSync(command, {
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: timeoutMs,
+    ...(stdin === undefined ? {} : { stdin: new TextEncoder().encode(stdin) })
+  })
   if (result.exitCode !== 0) {
     throw new Error(`${args.join(" ")} exited ${result.exitCode}: ${result.stderr.toString()}`)
   }
+  return result
 }
 
 const prefix = "jobq-cluster-"
@@ -72,6 +79,10 @@ export interface PrivateCluster {
   readonly logFile: string
   /** The postmaster's pid (every backend is its child). */
   readonly pid: number
+  /** The cluster's data directory. */
+  readonly data: string
+  /** Shuts the server down and keeps its files (`stop` still removes them). */
+  readonly shutDown: () => void
   readonly stop: () => void
 }
 
@@ -102,6 +113,10 @@ export const start = (settings: Readonly<Record<string, string>> = {}): PrivateC
     port,
     logFile,
     pid: Number(readFileSync(`${data}/postmaster.pid`, "utf8").split("\n")[0]),
+    data,
+    shutDown: () => {
+      run([binary("pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"])
+    },
     stop: () => {
       if (stopped) return
       stopped = true

@@ -1,0 +1,126 @@
+/**
+ * What Postgres itself executes per job on the drain's statements, counted in instructions (valgrind's
+ * callgrind), which, unlike CPU time on this shared 2-core machine, does not move with the neighbours' load:
+ * the same run counts the same within about half a percent. For a change to the schema, a trigger or a
+ * statement, where a paired drain cannot resolve a few percent.
+ *
+ * A private cluster (bench/PrivateCluster.ts) is migrated, then shut down; for each variant and mode, a copy of
+ * its files is started as a single-user backend (`postgres --single`, no client, no network) that applies the
+ * variant's SQL, inserts the backlog and analyzes it, and then another one, under callgrind, runs the cycles:
+ * the claim of bench/pgbench/worker-cycle.sql (500 at a time; its row output is counted, not sent) and the
+ * completion of the mode (keeping rows as `JobRepo.complete` does, or deleting them as
+ * `FlowRepo.completeDeleting` does, bench/pgbench/complete-deleting.sql), each statement its own
+ * transaction, until the backlog is done. The ids to complete are read back by a subquery (the worker sends
+ * them), the same in every variant. The backend's start-up, measured once with an empty script, is taken off.
+ *
+ *   bun bench/pg-instructions.ts [variant.sql ...]
+ *
+ * A variant file holds SQL statements for the single-user backend, each ending with `;` and an empty line
+ * (e.g. `ALTER TABLE jobs DISABLE TRIGGER jobs_record_event_update;`). PG_INSTRUCTIONS_MODES (default
+ * `kept,deleting`), PG_INSTRUCTIONS_BACKLOG (default 20,000). Needs valgrind (on every machine here). Prints
+ * one JSON line per variant and mode.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { benchDirectory } from "./BenchDependencies.ts"
+import * as PrivateCluster from "./PrivateCluster.ts"
+
+const modes = (process.env.PG_INSTRUCTIONS_MODES ?? "kept,deleting").split(",") as Array<"kept" | "deleting">
+const backlog = Number(process.env.PG_INSTRUCTIONS_BACKLOG ?? 20_000)
+const batch = 500
+const variants = [undefined, ...process.argv.slice(2)]
+
+const cycle = readFileSync(`${benchDirectory}pgbench/worker-cycle.sql`, "utf8")
+const running = "ARRAY(SELECT id FROM jobs WHERE status = 'running' AND lease_owner = 'pgbench')"
+// the claim up to its outer select, which reads its rows as the worker's does and folds them to a count
+const claimStart = cycle.indexOf("WITH ready AS")
+const outer = cycle.indexOf("SELECT coalesce(array_agg")
+const claimRows = cycle.slice(
+  cycle.indexOf("FROM (SELECT c.id", outer) + "FROM ".length,
+  cycle.indexOf(") s \\gset")
+)
+const claim = `${cycle.slice(claimStart, outer)}SELECT count(*) FROM ${claimRows}) s;\n\n`
+const keptCompletion = `${cycle.slice(cycle.indexOf("WITH done AS"), cycle.indexOf("FROM done;") + "FROM done;".length)}\n\n`
+const deletingCompletion = `${readFileSync(`${benchDirectory}pgbench/complete-deleting.sql`, "utf8").slice(
+  readFileSync(`${benchDirectory}pgbench/complete-deleting.sql`, "utf8").indexOf("WITH x AS")
+)}`.trimEnd()
+const completion = { kept: keptCompletion, deleting: `${deletingCompletion}\n\n` }
+const script = (mode: "kept" | "deleting") =>
+  `${claim}${completion[mode]}`
+    .replaceAll(":batch", String(batch))
+    .replaceAll(":ids::uuid[]", running)
+    .repeat(Math.ceil(backlog / batch))
+const setup = `INSERT INTO jobs (queue, kind, payload) SELECT 'default', 'noop', '{}'::jsonb FROM generate_series(1, ${backlog});\n\nANALYZE jobs;\n\nCHECKPOINT;\n\n`
+
+const work = mkdtempSync(`${tmpdir()}/pg-instructions-`)
+const ids = PrivateCluster.owner()
+if (ids !== undefined) Bun.spawnSync(["chown", `${ids.uid}:${ids.gid}`, work])
+const cluster = PrivateCluster.start()
+try {
+  const admin = new Bun.SQL(cluster.adminUrl)
+  await admin`CREATE DATABASE q`
+  await admin.close()
+  const migrate = Bun.spawnSync(["bun", "src/migrate.ts"], {
+    cwd: `${benchDirectory}..`,
+    env: { ...process.env, DATABASE_URL: cluster.adminUrl.replace(/\/postgres$/, "/q") },
+    stderr: "pipe"
+  })
+  if (migrate.exitCode !== 0) throw new Error(`migrating failed: ${migrate.stderr.toString()}`)
+  cluster.shutDown()
+
+  const single = (data: string, input: string, callgrindOut?: string) => {
+    const backend = [
+      PrivateCluster.binary("postgres"),
+      "--single",
+      "-j",
+      "-D",
+      data,
+      "-c",
+      "autovacuum=off",
+      "q"
+    ]
+    const args =
+      callgrindOut === undefined
+        ? backend
+        : ["valgrind", "--tool=callgrind", `--callgrind-out-file=${callgrindOut}`, ...backend]
+    const result = PrivateCluster.run(args, input, 900_000)
+    const text = `${result.stdout.toString()}\n${result.stderr.toString()}`
+    if (/\bERROR:/.test(text))
+      throw new Error(`the single-user backend reported an error: ${text.slice(0, 2000)}`)
+    return text
+  }
+  const collected = (text: string) => Number(/Collected : (\d+)/.exec(text)?.[1] ?? Number.NaN)
+  const copy = (name: string) => {
+    const data = `${work}/${name}`
+    cpSync(cluster.data, data, { recursive: true })
+    if (ids !== undefined) Bun.spawnSync(["chown", "-R", `${ids.uid}:${ids.gid}`, data])
+    Bun.spawnSync(["chmod", "700", data])
+    return data
+  }
+  const startUp = collected(single(copy("empty"), "SELECT 1;\n\n", `${work}/empty.out`))
+  for (const variant of variants) {
+    for (const mode of modes) {
+      const data = copy(`${mode}-${variants.indexOf(variant)}`)
+      if (variant !== undefined) single(data, readFileSync(variant, "utf8"))
+      single(data, setup)
+      const counted = collected(single(data, script(mode), `${work}/run.out`))
+      const left = single(
+        data,
+        "SELECT count(*) AS left FROM jobs WHERE status IN ('queued', 'running');\n\n"
+      )
+      console.log(
+        JSON.stringify({
+          variant: variant ?? "as migrated",
+          mode,
+          backlog,
+          instructionsPerJob: Math.round((counted - startUp) / backlog),
+          unfinished: Number(/left = "(\d+)"/.exec(left)?.[1] ?? Number.NaN)
+        })
+      )
+      rmSync(data, { recursive: true, force: true })
+    }
+  }
+} finally {
+  cluster.stop()
+  rmSync(work, { recursive: true, force: true })
+}
