@@ -95,6 +95,10 @@ const make = Effect.gen(function* () {
       .filter(([, schema]) => SchemaAST.toEncoded(schema.ast) === schema.ast)
       .map(([name]) => name)
   )
+  /** Each kind's payload decoder, made once: `Schema.decodeUnknownExit(schema)` makes a new one per call. */
+  const payloadDecoders = new Map(
+    [...payloadSchemas].map(([name, schema]) => [name, Schema.decodeUnknownExit(schema)] as const)
+  )
   const payloadFields = new Map(kinds.all.map((kind) => [kind.name, declaredFields(kind.payload)]))
   const { maxDepth } = Option.getOrElse(
     yield* Effect.serviceOption(PayloadConfig),
@@ -133,11 +137,10 @@ const make = Effect.gen(function* () {
         message: `payload of kind "${input.kind}" nests deeper than ${maxDepth} levels`
       })
     }
-    const schema = payloadSchemas.get(kind.name)!
-    const decoded = Schema.decodeUnknownExit(schema)(input.payload, payloadParseOptions)
+    const decoded = payloadDecoders.get(kind.name)!(input.payload, payloadParseOptions)
     const encoded =
       Exit.isSuccess(decoded) && !encodesAsDecoded.has(kind.name)
-        ? Schema.encodeExit(schema)(decoded.value)
+        ? Schema.encodeExit(payloadSchemas.get(kind.name)!)(decoded.value)
         : decoded
     if (Exit.isFailure(encoded)) {
       const error = Cause.findErrorOption(encoded.cause)
