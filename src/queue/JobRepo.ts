@@ -175,8 +175,6 @@ const compactClaimColumns = `c.id, c.queue, c.kind, c.payload, c.priority, c.att
                 'parents', ${parentsExpression("c.id", 'c."flowId"')})
     END AS rare`
 
-const noErrors: ClaimedJob["errors"] = Object.freeze([]) as never
-
 /** A claimed job from a row of the plain claim (`claimedJob` for the rest). */
 const fromCompact = (row: CompactClaimedRow, workerId: string, leaseMs: LeaseMs): ClaimedJob => {
   const rare = row.rare
@@ -195,7 +193,8 @@ const fromCompact = (row: CompactClaimedRow, workerId: string, leaseMs: LeaseMs)
     cancelRequestedAt: null,
     idempotencyKey: rare?.idempotencyKey ?? null,
     lastError: rare?.lastError ?? null,
-    errors: rare?.errors ?? noErrors,
+    // a fresh array, as a decoded column was: a handler in plain JavaScript may push to its job's copy
+    errors: rare?.errors ?? [],
     result: null,
     snoozes: rare?.snoozes ?? 0,
     progress: rare?.progress ?? null,
