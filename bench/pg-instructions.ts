@@ -10,8 +10,10 @@
  * the claim of bench/pgbench/worker-cycle.sql (500 at a time; its row output is counted, not sent) and the
  * completion of the mode (keeping rows as `JobRepo.complete` does, or deleting them as
  * `FlowRepo.completeDeleting` does, bench/pgbench/complete-deleting.sql), each statement its own
- * transaction, until the backlog is done. The ids to complete are read back by a subquery (the worker sends
- * them), the same in every variant. The backend's start-up, measured once with an empty script, is taken off.
+ * transaction, until the backlog is done. Both are prepared statements, as the worker's are (so the
+ * completion runs on a generic plan after five calls, as it does in the worker); the claim keeps its ids in a
+ * session setting, which the completion reads as its parameter. The backend's start-up, measured once with an
+ * empty script, is taken off.
  *
  *   bun bench/pg-instructions.ts [variant.sql ...]
  *
@@ -31,25 +33,33 @@ const batch = 500
 const variants = [undefined, ...process.argv.slice(2)]
 
 const cycle = readFileSync(`${benchDirectory}pgbench/worker-cycle.sql`, "utf8")
-const running = "ARRAY(SELECT id FROM jobs WHERE status = 'running' AND lease_owner = 'pgbench')"
-// the claim up to its outer select, which reads its rows as the worker's does and folds them to a count
+// The worker's statements are prepared once per connection, and Postgres plans a prepared statement afresh
+// for its first five executions and then keeps a generic plan if that costs no more (the completion's does:
+// the primary key, id by id; the claim's does not, so it is planned on every call). So both are prepared here
+// too: the claim with its size as the parameter, keeping its ids in a session setting; the completion with
+// the ids, read from that setting.
 const claimStart = cycle.indexOf("WITH ready AS")
 const outer = cycle.indexOf("SELECT coalesce(array_agg")
 const claimRows = cycle.slice(
   cycle.indexOf("FROM (SELECT c.id", outer) + "FROM ".length,
   cycle.indexOf(") s \\gset")
 )
-const claim = `${cycle.slice(claimStart, outer)}SELECT count(*) FROM ${claimRows}) s;\n\n`
-const keptCompletion = `${cycle.slice(cycle.indexOf("WITH done AS"), cycle.indexOf("FROM done;") + "FROM done;".length)}\n\n`
-const deletingCompletion = `${readFileSync(`${benchDirectory}pgbench/complete-deleting.sql`, "utf8").slice(
-  readFileSync(`${benchDirectory}pgbench/complete-deleting.sql`, "utf8").indexOf("WITH x AS")
-)}`.trimEnd()
-const completion = { kept: keptCompletion, deleting: `${deletingCompletion}\n\n` }
-const script = (mode: "kept" | "deleting") =>
-  `${claim}${completion[mode]}`
-    .replaceAll(":batch", String(batch))
-    .replaceAll(":ids::uuid[]", running)
-    .repeat(Math.ceil(backlog / batch))
+const claimStatement = `${cycle.slice(claimStart, outer)}SELECT set_config('bench.ids', coalesce(array_agg(id), '{}')::text, false) FROM ${claimRows}) s`
+const keptCompletion = cycle.slice(
+  cycle.indexOf("WITH done AS"),
+  cycle.indexOf("FROM done;") + "FROM done".length
+)
+const deletingFile = readFileSync(`${benchDirectory}pgbench/complete-deleting.sql`, "utf8")
+const deletingCompletion = deletingFile.slice(deletingFile.indexOf("WITH x AS")).trimEnd().replace(/;$/, "")
+const completion = { kept: keptCompletion, deleting: deletingCompletion }
+const script = (mode: "kept" | "deleting") => {
+  const prepare = [
+    `PREPARE claim_batch(integer) AS ${claimStatement.replaceAll(":batch", "$1")};`,
+    `PREPARE complete_batch(uuid[], integer) AS ${completion[mode].replaceAll(":ids::uuid[]", "$1::uuid[]").replaceAll(":batch", "$2")};`
+  ]
+  const cycles = `EXECUTE claim_batch(${batch});\n\nEXECUTE complete_batch(current_setting('bench.ids')::uuid[], ${batch});\n\n`
+  return `${prepare.join("\n\n")}\n\n${cycles.repeat(Math.ceil(backlog / batch))}`
+}
 const setup = `INSERT INTO jobs (queue, kind, payload) SELECT 'default', 'noop', '{}'::jsonb FROM generate_series(1, ${backlog});\n\nANALYZE jobs;\n\nCHECKPOINT;\n\n`
 
 const work = mkdtempSync(`${tmpdir()}/pg-instructions-`)
