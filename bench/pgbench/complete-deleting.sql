@@ -8,11 +8,11 @@ WITH x AS MATERIALIZED (
   SET status = 'succeeded', result = x.result, finished_at = now(), updated_at = now(),
       lease_owner = NULL, lease_expires_at = NULL
   FROM x
-  WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = 'pgbench' AND j.flow_id IS NOT NULL
+  WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = (SELECT 'pgbench'::text) AND j.flow_id IS NOT NULL
   RETURNING j.id, j.queue, j.kind, j.attempts
 ), gone AS (
   DELETE FROM jobs AS j USING x
-  WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = 'pgbench' AND j.flow_id IS NULL
+  WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = (SELECT 'pgbench'::text) AND j.flow_id IS NULL
   RETURNING j.id, j.queue, j.kind, j.attempts
 ), done AS (
   SELECT * FROM kept UNION ALL SELECT * FROM gone

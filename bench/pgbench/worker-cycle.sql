@@ -46,7 +46,7 @@ WITH done AS (
   SET status = 'succeeded', result = NULL, finished_at = now(), updated_at = now(), lease_owner = NULL,
       lease_expires_at = NULL
   FROM unnest(:ids::uuid[]) AS x (id)
-  WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = 'pgbench'
+  WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = (SELECT 'pgbench'::text)
   RETURNING j.id
 )
 SELECT count(*)::integer AS held, CASE WHEN count(*) = :batch THEN NULL ELSE coalesce(array_agg(id::text), '{}') END AS ids

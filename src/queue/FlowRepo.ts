@@ -9,7 +9,7 @@ import { SqlClient, type SqlError } from "effect/sql"
 import type { FailurePolicy, FlowJob } from "../domain/Flow.ts"
 import type { JobId, JobStatus } from "../domain/Job.ts"
 import { batchForm, recordBatch } from "./eventBatch.ts"
-import { type HeldAnswer, heldAnswer, heldIds } from "./heldAnswer.ts"
+import { type HeldAnswer, heldAnswer, heldByOf, heldIds } from "./heldAnswer.ts"
 import type { JobInsert } from "./JobRepo.ts"
 import { jsonbText } from "./nul.ts"
 
@@ -216,6 +216,7 @@ const make = Effect.gen(function* () {
    */
   const succeededBatch = recordBatch(sql, "succeeded", "done")
   const batchNow = yield* batchForm
+  const heldBy = heldByOf(sql)
   const completeDeleting = (
     workerId: string,
     results: ReadonlyArray<{ readonly id: string; readonly result: unknown }>
@@ -234,11 +235,11 @@ const make = Effect.gen(function* () {
         SET status = 'succeeded', result = x.result, finished_at = now(), updated_at = now(),
             lease_owner = NULL, lease_expires_at = NULL
         FROM x
-        WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId} AND j.flow_id IS NOT NULL
+        WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${heldBy(workerId)} AND j.flow_id IS NOT NULL
         RETURNING j.id, j.queue, j.kind, j.attempts
       ), gone AS (
         DELETE FROM jobs AS j USING x
-        WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId} AND j.flow_id IS NULL
+        WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${heldBy(workerId)} AND j.flow_id IS NULL
         RETURNING j.id, j.queue, j.kind, j.attempts
       ), done AS (
         SELECT * FROM kept UNION ALL SELECT * FROM gone

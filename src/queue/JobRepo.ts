@@ -9,7 +9,7 @@ import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import type { Job, JobId, JobStatus } from "../domain/Job.ts"
 import { batchForm, followersPresent, recordBatch } from "./eventBatch.ts"
 import { parentsExpression } from "./FlowRepo.ts"
-import { type HeldAnswer, heldAnswer, heldIds } from "./heldAnswer.ts"
+import { type HeldAnswer, heldAnswer, heldByOf, heldIds } from "./heldAnswer.ts"
 import { conditions, type JobFilter, where as whereOf } from "./JobFilter.ts"
 import { jsonbText, replaceNulText } from "./nul.ts"
 import type { UniqueSpec } from "./Uniqueness.ts"
@@ -264,6 +264,7 @@ const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   // whether a follower may be listening now (the worker keeps it current): the batch forms only then
   const batchNow = yield* batchForm
+  const heldBy = heldByOf(sql)
 
   const columns = sql.literal(`j.id, j.queue, j.kind, j.payload, j.status, j.priority, j.attempts,
     j.max_attempts AS "maxAttempts", j.run_at AS "runAt", j.lease_owner AS "leaseOwner",
@@ -632,7 +633,7 @@ const make = Effect.gen(function* () {
       SET status = 'succeeded', result = ${withResults ? sql`x.result` : sql`NULL`}, finished_at = now(),
           updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
       FROM ${batch}
-      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}`
+      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${heldBy(workerId)}`
     const answer = heldAnswer(sql, results.length)
     return (
       batchNow()
@@ -799,7 +800,7 @@ const make = Effect.gen(function* () {
       UPDATE jobs AS j
       SET attempt_started = true
       FROM unnest(${ids}::uuid[]) AS x (id)
-      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${workerId}
+      WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = ${heldBy(workerId)}
       RETURNING j.id`.pipe(Effect.map((rows) => rows.map((r) => r.id)))
 
   /**
