@@ -775,7 +775,7 @@ const make = Effect.gen(function* () {
                              ${leases.map((l) => l.due ?? true)}::boolean[]) AS x (id, started, due)
       ), locked AS (
         SELECT j.id, x.started, x.due FROM jobs AS j JOIN x ON j.id = x.id
-        WHERE j.status = 'running' AND j.lease_owner = ${workerId}
+        WHERE j.status = 'running' AND j.lease_owner = ${heldBy(workerId)}
           AND (x.due OR (x.started AND NOT j.attempt_started))
         FOR UPDATE OF j SKIP LOCKED
       ), written AS (

@@ -1,6 +1,6 @@
 /**
  * A worker's batch statements over the jobs it holds (`JobRepo.complete`, `FlowRepo.completeDeleting`,
- * `JobRepo.markStarted`): how they name the worker to the planner, and what a completion answers (which of the
+ * `JobRepo.markStarted`, `JobRepo.renewLeases`): how they name the worker to the planner, and what a completion answers (which of the
  * batch's jobs the worker still held when the statement ran; a job rescued meanwhile is not among them, and its
  * run settles nothing).
  */
