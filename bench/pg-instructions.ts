@@ -70,7 +70,7 @@ try {
   const admin = new Bun.SQL(cluster.adminUrl)
   await admin`CREATE DATABASE q`
   await admin.close()
-  const migrate = Bun.spawnSync(["bun", "src/migrate.ts"], {
+  const migrate = Bun.spawnSync([process.execPath, "src/migrate.ts"], {
     cwd: `${benchDirectory}..`,
     env: { ...process.env, DATABASE_URL: cluster.adminUrl.replace(/\/postgres$/, "/q") },
     stderr: "pipe"

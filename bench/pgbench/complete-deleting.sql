@@ -17,5 +17,5 @@ WITH x AS MATERIALIZED (
 ), done AS (
   SELECT * FROM kept UNION ALL SELECT * FROM gone
 )
-SELECT count(*)::integer AS held, CASE WHEN count(*) = :batch THEN NULL ELSE coalesce(array_agg(id::text), '{}') END AS ids
+SELECT CASE WHEN count(*) = :batch THEN NULL ELSE coalesce(array_agg(id::text), '{}') END AS ids
 FROM done WHERE true;

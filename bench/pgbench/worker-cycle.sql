@@ -49,5 +49,5 @@ WITH done AS (
   WHERE j.id = x.id AND j.status = 'running' AND j.lease_owner = (SELECT 'pgbench'::text)
   RETURNING j.id
 )
-SELECT count(*)::integer AS held, CASE WHEN count(*) = :batch THEN NULL ELSE coalesce(array_agg(id::text), '{}') END AS ids
+SELECT CASE WHEN count(*) = :batch THEN NULL ELSE coalesce(array_agg(id::text), '{}') END AS ids
 FROM done;

@@ -1,23 +1,21 @@
 /**
  * A worker's batch statements over the jobs it holds (`JobRepo.complete`, `FlowRepo.completeDeleting`,
- * `JobRepo.markStarted`, `JobRepo.renewLeases`): how they name the worker to the planner, and what a completion answers (which of the
- * batch's jobs the worker still held when the statement ran; a job rescued meanwhile is not among them, and its
- * run settles nothing).
+ * `JobRepo.markStarted`, `JobRepo.renewLeases`): how they name the worker to the planner, and what a completion
+ * answers (which of the batch's jobs the worker still held when the statement ran; a job rescued meanwhile is
+ * not among them, and its run settles nothing).
  */
 import type { SqlClient } from "effect/sql"
 import type { JobId } from "../domain/Job.ts"
 
 /**
- * The answer of a completion of `n` jobs, over its `done` rows: how many the worker still held and, only when that
- * is not all of them, their ids. Every job of a batch is usually still held, and then the answer is one row of
- * two small values instead of a row per job for the worker to decode (with `heldIds`).
+ * The answer of a completion of `n` jobs, over its `done` rows: null when the worker still held all of them,
+ * else the ids of those it held. Every job of a batch is usually still held, and then the answer is one row of
+ * one null instead of a row per job for the worker to decode (with `heldIds`).
  */
 export const heldAnswer = (sql: SqlClient.SqlClient, n: number) =>
-  sql`count(*)::integer AS held,
-      CASE WHEN count(*) = ${n}::integer THEN NULL ELSE coalesce(array_agg(id::text), '{}') END AS ids`
+  sql`CASE WHEN count(*) = ${n}::integer THEN NULL ELSE coalesce(array_agg(id::text), '{}') END AS ids`
 
 export interface HeldAnswer {
-  readonly held: number
   readonly ids: ReadonlyArray<string> | null
 }
 
