@@ -100,6 +100,10 @@ describe("the elected maintainer", () => {
       return j.status === "retrying" ? j : undefined
     })
     expect(rescued.errors.at(-1)?.error).toContain(`lease expired: worker ${first}`)
+    // as with the election: the rescue commits first, its log line follows a moment later
+    await waitFor("the new maintainer to log its rescue", async () =>
+      (await log(successor)).includes("rescued 1 jobs") ? true : undefined
+    )
     const rescuers = await Promise.all(survivors.map(async (w) => (await log(w)).includes("rescued 1 jobs")))
     expect(rescuers).toEqual(survivors.map((w) => w.id === next))
     await stopAll()
