@@ -19,8 +19,9 @@
  *
  * A variant file holds SQL statements for the single-user backend, each ending with `;` and an empty line
  * (e.g. `ALTER TABLE jobs DISABLE TRIGGER jobs_record_event_update;`). PG_INSTRUCTIONS_MODES (default
- * `kept,deleting`), PG_INSTRUCTIONS_BACKLOG (default 20,000). Needs valgrind (on every machine here). Prints
- * one JSON line per variant and mode.
+ * `kept,deleting`), PG_INSTRUCTIONS_BACKLOG (default 20,000), PG_INSTRUCTIONS_KEEP (a directory: keep each run's
+ * callgrind file there, as `<mode>-<variant index>.out`, for `callgrind_annotate --inclusive=yes`). Needs valgrind
+ * (on every machine here). Prints one JSON line per variant and mode.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -30,6 +31,7 @@ import * as PrivateCluster from "./PrivateCluster.ts"
 const modes = (process.env.PG_INSTRUCTIONS_MODES ?? "kept,deleting").split(",") as Array<"kept" | "deleting">
 const backlog = Number(process.env.PG_INSTRUCTIONS_BACKLOG ?? 20_000)
 const batch = 500
+const keep = process.env.PG_INSTRUCTIONS_KEEP
 const variants = [undefined, ...process.argv.slice(2)]
 
 const cycle = readFileSync(`${benchDirectory}pgbench/worker-cycle.sql`, "utf8")
@@ -114,6 +116,7 @@ try {
       if (variant !== undefined) single(data, readFileSync(variant, "utf8"))
       single(data, setup)
       const counted = collected(single(data, script(mode), `${work}/run.out`))
+      if (keep !== undefined) cpSync(`${work}/run.out`, `${keep}/${mode}-${variants.indexOf(variant)}.out`)
       const left = single(
         data,
         "SELECT count(*) AS left FROM jobs WHERE status IN ('queued', 'running');\n\n"

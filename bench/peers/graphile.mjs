@@ -2,7 +2,8 @@
 // - drain: settings follow graphile-worker's performance docs: batched job fetching (`localQueue.size`) and
 //   batched completion (`completeJobBatchDelay`).
 // - enqueue: 20,000 jobs (BENCH_BACKLOG) through the `add_jobs` SQL function in one call (the specs sent as
-//   one JSON parameter, as `addJobs` sends them, only a count back) and through `addJobs` in one call.
+//   one JSON parameter, as `addJobs` sends them, only a count back), the same 1,000 a call (the shape our
+//   `enqueueMany` is timed in), and through `addJobs` in one call.
 // - pickup: an idle worker at concurrency BENCH_CONCURRENCY with the default settings (no local queue; new
 //   jobs arrive by LISTEN/NOTIFY), jobs added one at a time with `addJob`.
 // Talks to the harness through ./protocol.mjs.
@@ -45,8 +46,13 @@ if (settings.mode === "enqueue") {
     return rate
   }
   const sqlRate = await timed(addJobsSql)
+  const sqlByThousandRate = await timed(async (n) => {
+    for (let done = 0; done < n; done += 1000) await addJobsSql(Math.min(1000, n - done))
+  })
   const libraryRate = await timed((n) => utils.addJobs(specs(n)))
-  report("enqueued", { rates: { "add_jobs SQL": sqlRate, addJobs: libraryRate } })
+  report("enqueued", {
+    rates: { "add_jobs SQL": sqlRate, "add_jobs SQL, 1,000 a call": sqlByThousandRate, addJobs: libraryRate }
+  })
   await client.end()
   await utils.release()
   await pool.end()

@@ -12,7 +12,7 @@ WITH ready AS (
     SELECT id, queue FROM jobs
     WHERE status IN ('queued', 'retrying') AND run_at <= now()
     ORDER BY priority, run_at, id
-    LIMIT :batch
+    LIMIT (SELECT :batch::int)
     FOR UPDATE SKIP LOCKED
   ) locked
   WHERE queue <> ALL(ARRAY(SELECT name FROM queues WHERE paused_at IS NOT NULL OR concurrency_limit IS NOT NULL OR rate_max IS NOT NULL))

@@ -210,7 +210,7 @@ export const run = async (
   }
 }
 
-/** One bulk enqueue of `jobs` jobs: jobs/s by the API used (graphile-worker times two). */
+/** One bulk enqueue of `jobs` jobs: jobs/s by the API used (graphile-worker times three). */
 export const enqueue = async (
   peer: Peer,
   db: BenchDatabase,

@@ -18,7 +18,7 @@ const ratePerSecond = 50
 const warmUpJobs = 100
 
 /** Waits until every one of `ids` succeeded (looked up by id: the table may hold a million other jobs). */
-const waitAllDone = async (
+export const waitAllDone = async (
   db: BenchDatabase.BenchDatabase,
   ids: ReadonlyArray<string>,
   timeoutMs: number
