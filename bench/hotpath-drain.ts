@@ -6,7 +6,7 @@
  *   CONCURRENCY=8 PREFETCH=32 bun bench/hotpath-drain.ts
  *
  * JOB_RETENTION=0 drains deleting; BACKLOG sets the number of jobs (default 20,000; 200,000 shows the steady state
- * past the JIT's warm-up). Prints one JSON line: { concurrency, prefetch, deleting, jobsPerSecond,
+ * past the JIT's warm-up); PROCESSES runs that many worker processes, each at CONCURRENCY (default 1). Prints one JSON line: { concurrency, prefetch, deleting, jobsPerSecond,
  * postgresUsPerJob, workerUsPerJob } (CPU of the database's backends and of the worker process over the drain).
  */
 import * as BenchDatabase from "./BenchDatabase.ts"
@@ -23,7 +23,7 @@ const result = await BenchDatabase.using("hotpath_drain", (db) =>
     {
       backlog,
       concurrency,
-      processes: 1,
+      processes: Number(process.env.PROCESSES ?? 1),
       env: { WORKER_PREFETCH: prefetch },
       deleteSucceeded: deleting,
       cpuFrom: admin

@@ -19,7 +19,7 @@
  *
  * A variant file holds SQL statements for the single-user backend, each ending with `;` and an empty line
  * (e.g. `ALTER TABLE jobs DISABLE TRIGGER jobs_record_event_update;`). PG_INSTRUCTIONS_MODES (default
- * `kept,deleting`), PG_INSTRUCTIONS_BACKLOG (default 20,000), PG_INSTRUCTIONS_KEEP (a directory: keep each run's
+ * `kept,deleting`), PG_INSTRUCTIONS_BACKLOG (default 20,000), PG_INSTRUCTIONS_BATCH (jobs a claim, default 500), PG_INSTRUCTIONS_KEEP (a directory: keep each run's
  * callgrind file there, as `<mode>-<variant index>.out`, for `callgrind_annotate --inclusive=yes`). Needs valgrind
  * (on every machine here). Prints one JSON line per variant and mode.
  */
@@ -30,7 +30,7 @@ import * as PrivateCluster from "./PrivateCluster.ts"
 
 const modes = (process.env.PG_INSTRUCTIONS_MODES ?? "kept,deleting").split(",") as Array<"kept" | "deleting">
 const backlog = Number(process.env.PG_INSTRUCTIONS_BACKLOG ?? 20_000)
-const batch = 500
+const batch = Number(process.env.PG_INSTRUCTIONS_BATCH ?? 500)
 const keep = process.env.PG_INSTRUCTIONS_KEEP
 const variants = [undefined, ...process.argv.slice(2)]
 
