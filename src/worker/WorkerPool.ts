@@ -384,10 +384,15 @@ const make = Effect.gen(function* () {
         Effect.tap((jobs) => Effect.annotateCurrentSpan("jobq.claim.count", jobs.length)),
         Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": limit } }),
         Effect.onExit((exit) =>
-          Effect.sync(() => {
-            inFlight -= limit
-            if (exit._tag === "Failure") claimOrder.landed(sent, () => {})
-          })
+          exit._tag === "Success"
+            ? Effect.void
+            : Effect.sync(() => {
+                // lands nothing, in its turn: the claims behind it that came back land now
+                claimOrder.landed(sent, () => {
+                  inFlight -= limit
+                })
+                startReady()
+              })
         )
       )
       yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
@@ -395,6 +400,9 @@ const make = Effect.gen(function* () {
       yield* Metric.update(Metrics.running, running.size)
       // in the order the claims were sent (ClaimOrder.ts), and then the slots filled once
       claimOrder.landed(sent, () => {
+        // counted against the buffer until its jobs are in it: one that came back early and waits for an
+        // earlier claim still holds its room, so the refills cannot claim past the buffer meanwhile
+        inFlight -= limit
         backlog = claimed.length === limit
         land(claimed, began, false)
       })
