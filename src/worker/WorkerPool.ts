@@ -44,7 +44,6 @@ import { type ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import * as Notifier from "../queue/Notifier.ts"
 import { QueueRepo } from "../queue/QueueRepo.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
-import * as ClaimOrder from "./ClaimOrder.ts"
 import * as ClaimSize from "./ClaimSize.ts"
 import * as Completer from "./Completer.ts"
 import * as ExecutionSpan from "./ExecutionSpan.ts"
@@ -57,9 +56,6 @@ import * as Settlement from "./Settlement.ts"
 import * as Steering from "./Steering.ts"
 import * as WakeTimes from "./WakeTimes.ts"
 import * as Metrics from "./WorkerMetrics.ts"
-
-/** The most claims a worker runs at once: the fetch loop's and the second stream's (`secondStream`). */
-const claimStreams = 2
 
 const make = Effect.gen(function* () {
   const config = yield* WorkerConfig
@@ -107,8 +103,6 @@ const make = Effect.gen(function* () {
   let recorder: Fiber.Fiber<void> | undefined
   const stopReasons = new Map<string, Settlement.StopReason>()
   const wake = yield* Queue.sliding<void>(1)
-  /** A refill asked for (the buffer ran low): the second claim stream takes it while the fetch loop claims. */
-  const refill = yield* Queue.sliding<void>(1)
   const signal = Queue.offer(wake, undefined).pipe(Effect.asVoid)
   const wakeTimes = WakeTimes.make(Duration.toMillis(config.pollInterval))
   const leases = heartbeat.clock
@@ -123,16 +117,11 @@ const make = Effect.gen(function* () {
   /**
    * Claims and hand-backs take turns: a hand-back matches a job by its id and this worker, so a claim that
    * took the same job again (after a rescue) while the hand-back was on its way would have lost the new run.
-   * Up to two claims run at once (`claimStreams`), each holding one permit; a hand-back holds both.
    */
-  const claimOrHandBack = yield* Semaphore.make(claimStreams)
-  const handingBack = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    claimOrHandBack.withPermits(1)(claimOrHandBack.withPermits(1)(effect))
+  const claimOrHandBack = yield* Semaphore.make(1)
   let accepting = true
   // the last claim filled the buffer: more jobs are probably waiting, so refill when it runs low
   let backlog = false
-  /** Jobs asked for by the claims in flight: they count against the buffer as if they had landed. */
-  let inFlight = 0
   // one refill request per claim: the slots that free below the low-water mark ask once, not once each
   let refillAsked = false
 
@@ -237,10 +226,9 @@ const make = Effect.gen(function* () {
         buffer = []
         next = 0
       }
-      if (backlog && !refillAsked && unfinished() + inFlight <= lowWater()) {
+      if (backlog && !refillAsked && unfinished() <= lowWater()) {
         refillAsked = true
         Queue.offerUnsafe(wake, undefined)
-        Queue.offerUnsafe(refill, undefined)
       }
     } finally {
       starting = false
@@ -318,23 +306,8 @@ const make = Effect.gen(function* () {
       metricsFor(job).claimed.add(1)
       unstarted.add(job.id)
     }
-    if (front) {
-      buffer.splice(next, 0, ...jobs)
-      return
-    }
-    // after the limited queues' jobs at the front, in the queue's order (ClaimOrder.ts): a claim that ran
-    // beside another may hold earlier jobs than the one that landed before it
-    let from = next
-    while (from < buffer.length && limitedIds.has((buffer[from] as ClaimedJob).id)) from++
-    const last = buffer[buffer.length - 1]
-    const first = jobs[0]
-    if (first === undefined) return
-    if (from === buffer.length || last === undefined || ClaimOrder.before(last, first)) {
-      for (const job of jobs) buffer.push(job)
-      return
-    }
-    buffer = [...buffer.slice(next, from), ...ClaimOrder.mergeInOrder(buffer.slice(from), jobs)]
-    next = 0
+    if (front) buffer.splice(next, 0, ...jobs)
+    else for (const job of jobs) buffer.push(job)
   }
 
   /**
@@ -359,55 +332,24 @@ const make = Effect.gen(function* () {
     land(jobs, askedAt, true)
   })
 
-  const claimOrder = ClaimOrder.make()
-  /** Claim streams: one for a worker of concurrency 1, whose jobs then start strictly in the queue's order. */
-  const streams = concurrency > 1 ? claimStreams : 1
-
-  /**
-   * One claim for the room the buffer has, less what the claims in flight asked for; while the buffer holds
-   * more than the slots, at most half of it, so that the next claim can go out while this one is on its way
-   * (`secondStream`). `first`: the fetch loop's own claim, which also looks at the limited queues; the second
-   * stream's are plain ones.
-   */
-  const claimOnce = (first: boolean) =>
-    Effect.gen(function* () {
-      refillAsked = false
-      if (!accepting) return
-      if (first) yield* claimLimited
-      const room = capacity() - unfinished() - inFlight
-      const limit = Math.min(room, Math.max(concurrency, Math.ceil(capacity() / streams)))
-      if (limit <= 0) return startReady()
-      const began = performance.now()
-      const sent = claimOrder.send()
-      inFlight += limit
-      const claimed = yield* steering.claim(limit).pipe(
-        Effect.tap((jobs) => Effect.annotateCurrentSpan("jobq.claim.count", jobs.length)),
-        Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": limit } }),
-        Effect.onExit((exit) =>
-          exit._tag === "Success"
-            ? Effect.void
-            : Effect.sync(() => {
-                // lands nothing, in its turn: the claims behind it that came back land now
-                claimOrder.landed(sent, () => {
-                  inFlight -= limit
-                })
-                startReady()
-              })
-        )
-      )
-      yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
-      claimSize?.claimed(performance.now() - began)
-      yield* Metric.update(Metrics.running, running.size)
-      // in the order the claims were sent (ClaimOrder.ts), and then the slots filled once
-      claimOrder.landed(sent, () => {
-        // counted against the buffer until its jobs are in it: one that came back early and waits for an
-        // earlier claim still holds its room, so the refills cannot claim past the buffer meanwhile
-        inFlight -= limit
-        backlog = claimed.length === limit
-        land(claimed, began, false)
-      })
-      startReady()
-    }).pipe(claimOrHandBack.withPermits(1), Effect.uninterruptible)
+  const claimOnce = Effect.gen(function* () {
+    refillAsked = false
+    if (!accepting) return
+    yield* claimLimited
+    const limit = capacity() - unfinished()
+    if (limit <= 0) return startReady()
+    const began = performance.now()
+    const claimed = yield* steering.claim(limit).pipe(
+      Effect.tap((jobs) => Effect.annotateCurrentSpan("jobq.claim.count", jobs.length)),
+      Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": limit } })
+    )
+    yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
+    claimSize?.claimed(performance.now() - began)
+    yield* Metric.update(Metrics.running, running.size)
+    backlog = claimed.length === limit
+    land(claimed, began, false)
+    startReady()
+  }).pipe(claimOrHandBack.withPermits(1), Effect.uninterruptible)
 
   /**
    * Gives the buffered (claimed, not started) jobs that `which` picks back to the queue, their attempt
@@ -474,37 +416,18 @@ const make = Effect.gen(function* () {
     )
   })
 
-  const backingOff = <A, E extends { readonly message: string }, R>(loop: Effect.Effect<A, E, R>) =>
-    loop.pipe(
-      Effect.tapError((error) => Effect.logWarning("claiming failed; backing off", error.message)),
-      Effect.retry(decorrelatedJitter({ base: "100 millis", cap: "10 seconds" })),
-      Effect.annotateLogs({ module: "WorkerPool", fiber: "fetch" })
-    )
-
-  /** Claims, then waits for a reason to claim again: a refill, a NOTIFY, or the poll's timeout. */
   const fetchLoop = Effect.gen(function* () {
     for (;;) {
-      yield* claimOnce(true)
+      yield* claimOnce
       const woken = yield* Queue.take(wake).pipe(Effect.timeoutOption(wakeTimes.nextWaitMs()))
       // a poll or a timed wake-up (a rate limit's window reopening among them): look at limited queues too
       if (woken._tag === "None") limitedWanted = true
     }
-  })
-
-  /**
-   * The second claim stream: a refill asked for while the fetch loop's own claim is in flight is claimed
-   * beside it. With short jobs a claim's time on the database is longer than the worker takes to run what
-   * the last one brought (bench/RESULTS.md): one stream left the slots idle for most of a drain while the
-   * database had a core to spare. Asked while the fetch loop waits, a refill wakes both, and the fetch loop,
-   * woken first, claims the room; this one then finds none. It answers refills only: a NOTIFY, a poll, a
-   * limited queue's turn are the fetch loop's, as before.
-   */
-  const secondStream = Effect.gen(function* () {
-    for (;;) {
-      yield* Queue.take(refill)
-      yield* claimOnce(false)
-    }
-  })
+  }).pipe(
+    Effect.tapError((error) => Effect.logWarning("claiming failed; backing off", error.message)),
+    Effect.retry(decorrelatedJitter({ base: "100 millis", cap: "10 seconds" })),
+    Effect.annotateLogs({ module: "WorkerPool", fiber: "fetch" })
+  )
 
   /**
    * Looks at every held job (cancel asked? still ours?), which writes nothing but the start of the jobs
@@ -513,9 +436,7 @@ const make = Effect.gen(function* () {
   const lookLoop = Effect.gen(function* () {
     yield* Metric.update(Metrics.running, running.size)
     if (abandoned.size > 0) {
-      // both permits, taken one at a time: a waiter for two at once is overtaken by every claim that fits
-      // in one (Semaphore's `take`), where one for one permit is first in line when a claim ends
-      const back = yield* handingBack(
+      const back = yield* claimOrHandBack.withPermits(1)(
         Effect.gen(function* () {
           const given = [...abandoned]
           // a job held again (claimed anew after a rescue) is not the one given up on; no claim runs meanwhile
@@ -579,15 +500,7 @@ const make = Effect.gen(function* () {
   }
 
   const fetcher = yield* FiberHandle.make()
-  yield* FiberHandle.run(
-    fetcher,
-    streams === 1
-      ? backingOff(fetchLoop)
-      : Effect.all([backingOff(fetchLoop), backingOff(secondStream)], {
-          concurrency: "unbounded",
-          discard: true
-        })
-  )
+  yield* FiberHandle.run(fetcher, fetchLoop)
   yield* Effect.forkScoped(lookLoop)
   yield* Effect.forkScoped(leaseWatch)
   const follow = yield* Effect.serviceOption(EventsFollowed)
