@@ -6,8 +6,9 @@
  *   CONCURRENCY=8 PREFETCH=32 bun bench/hotpath-drain.ts
  *
  * JOB_RETENTION=0 drains deleting; BACKLOG sets the number of jobs (default 20,000; 200,000 shows the steady state
- * past the JIT's warm-up); PROCESSES runs that many worker processes, each at CONCURRENCY (default 1). Prints one JSON line: { concurrency, prefetch, deleting, jobsPerSecond,
- * postgresUsPerJob, workerUsPerJob } (CPU of the database's backends and of the worker process over the drain).
+ * past the JIT's warm-up); PROCESSES runs that many worker processes, each at CONCURRENCY (default 1). Prints
+ * one JSON line: { concurrency, prefetch, deleting, jobsPerSecond, postgresUsPerJob, workerUsPerJob } (CPU of
+ * the database's backends and of the worker processes over the drain).
  */
 import * as BenchDatabase from "./BenchDatabase.ts"
 import * as OurDrain from "./scenarios/OurDrain.ts"

@@ -19,9 +19,10 @@
  *
  * A variant file holds SQL statements for the single-user backend, each ending with `;` and an empty line
  * (e.g. `ALTER TABLE jobs DISABLE TRIGGER jobs_record_event_update;`). PG_INSTRUCTIONS_MODES (default
- * `kept,deleting`), PG_INSTRUCTIONS_BACKLOG (default 20,000), PG_INSTRUCTIONS_BATCH (jobs a claim, default 500), PG_INSTRUCTIONS_KEEP (a directory: keep each run's
- * callgrind file there, as `<mode>-<variant index>.out`, for `callgrind_annotate --inclusive=yes`). Needs valgrind
- * (on every machine here). Prints one JSON line per variant and mode.
+ * `kept,deleting`), PG_INSTRUCTIONS_BACKLOG (default 20,000), PG_INSTRUCTIONS_BATCH (jobs a claim, default
+ * 500), PG_INSTRUCTIONS_KEEP (a directory: keep each run's callgrind file there, as `<mode>-<variant index>.out`,
+ * for `callgrind_annotate --inclusive=yes`). Needs valgrind (on every machine here). Prints one JSON line per
+ * variant and mode.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"

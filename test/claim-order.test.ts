@@ -15,7 +15,7 @@ describe("a worker's start order", () => {
   it("a worker of concurrency 1 draining a backlog of short jobs starts them strictly in the queue's order", async () => {
     const queue = "claim-order"
     const count = 1_500
-    // priorities in a scrambled order, so that any claim landing out of turn shows
+    // priorities in a scrambled order, so that any job started out of turn shows
     await run(
       Queue.use((q) =>
         q.enqueueMany(

@@ -34,7 +34,7 @@ export const heldIds =
  * the batch to them with a nested loop: every pair compared, 33-39 ms for 500 jobs with 10,000 running jobs of
  * other workers in the table (bench/RESULTS.md, "a completion planned afresh"). Hidden, it expects a share of the
  * running jobs and hashes the batch instead (1.7-1.9 ms). That is the plan of a statement's first five calls on a
- * connection, and again after each `ANALYZE` of `jobs`; from the sixth call the prepared statement keeps its
- * generic plan, the primary key id by id, either way.
+ * connection, and again after each `ANALYZE` of `jobs`; from the sixth call the prepared statement keeps a
+ * generic plan, which never sees the worker's id either way.
  */
 export const heldByOf = (sql: SqlClient.SqlClient) => (workerId: string) => sql`(SELECT ${workerId}::text)`
