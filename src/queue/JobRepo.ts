@@ -820,13 +820,19 @@ const make = Effect.gen(function* () {
    * its next worker records the start first. Either way `errors` says what happened. A job whose cancel was
    * pending ends `cancelled`.
    */
-  const takeBack = (which: Statement.Fragment) =>
+  const takeBack = (
+    which: Statement.Fragment,
+    why = {
+      error: sql`'lease expired: worker ' || lease_owner || ' stopped renewing it'`,
+      refunded: " before recording that the job started; attempt not counted"
+    }
+  ) =>
     sql<{ id: JobId; status: JobStatus; leaseOwner: string; refunded: boolean; notified: unknown }>`
       WITH expired AS (
         SELECT id, lease_owner, cancel_requested_at IS NULL AND NOT attempt_started AS refund,
-               'lease expired: worker ' || lease_owner || ' stopped renewing it' ||
+               ${why.error} ||
                  CASE WHEN cancel_requested_at IS NULL AND NOT attempt_started
-                      THEN ' before recording that the job started; attempt not counted' ELSE '' END
+                      THEN ${why.refunded}::text ELSE '' END
                  AS error
         FROM jobs AS j
         ${which}
@@ -879,6 +885,25 @@ const make = Effect.gen(function* () {
       WHERE j.id = ANY(${ids}::uuid[]) AND j.status = 'running' AND j.lease_owner = ${workerId}`).pipe(
       Effect.map((rows) => rows.map((r) => r.id))
     )
+
+  /**
+   * Running jobs this worker holds in the database but not in memory (`held`, what it knows it holds), taken
+   * back (`takeBack`): a claim that committed but whose answer never reached the worker (the connection
+   * broke, the server was killed after its commit reached disk). While the worker lives, its heartbeat
+   * would hold them forever. Run only when no claim of this worker is in flight, so that every claim that
+   * committed has landed in `held` or failed; a job `held` leaves before its hand-back commits (a release
+   * in flight) must be among `held` too. Scans the running jobs (the lease index covers them all).
+   */
+  const handBackStrays = (workerId: string, held: ReadonlyArray<string>) =>
+    takeBack(
+      sql`
+        WHERE j.status = 'running' AND j.lease_owner = ${workerId} AND j.lease_expires_at IS NULL
+          AND NOT (j.id = ANY(${held}::uuid[]))`,
+      {
+        error: sql`'claim lost: worker ' || lease_owner || ' never received the answer of the claim that took it'`,
+        refunded: "; attempt not counted"
+      }
+    ).pipe(Effect.map((rows) => rows.map((r) => r.id)))
 
   /**
    * Queued or retrying -> `cancelled`; running -> cancel requested (its worker is notified and settles it).
@@ -969,6 +994,7 @@ const make = Effect.gen(function* () {
     markStarted,
     rescueExpired,
     abandon,
+    handBackStrays,
     cancel,
     retry
   } satisfies Record<

@@ -119,6 +119,18 @@ const make = Effect.gen(function* () {
    * took the same job again (after a rescue) while the hand-back was on its way would have lost the new run.
    */
   const claimOrHandBack = yield* Semaphore.make(1)
+  /**
+   * Jobs on their way back to the queue (`giveBack`): out of `held`, still this worker's in the database
+   * until the release commits, so not strays.
+   */
+  const releasing = new Set<string>()
+  /**
+   * When to look for strays (`JobRepo.handBackStrays`: jobs this worker holds in the database but never
+   * heard of, as when a claim committed and its answer was lost): after a claim failed, and once a lease
+   * (a statement the server went on with after the connection broke commits later, unheard of too).
+   */
+  let strayLookDue = false
+  let nextStrayLook = performance.now() + leaseMs
   let accepting = true
   // the last claim filled the buffer: more jobs are probably waiting, so refill when it runs low
   let backlog = false
@@ -349,7 +361,16 @@ const make = Effect.gen(function* () {
     backlog = claimed.length === limit
     land(claimed, began, false)
     startReady()
-  }).pipe(claimOrHandBack.withPermits(1), Effect.uninterruptible)
+  }).pipe(
+    // the claim may have committed all the same: the next look looks for what it took
+    Effect.tapError(() =>
+      Effect.sync(() => {
+        strayLookDue = true
+      })
+    ),
+    claimOrHandBack.withPermits(1),
+    Effect.uninterruptible
+  )
 
   /**
    * Gives the buffered (claimed, not started) jobs that `which` picks back to the queue, their attempt
@@ -366,6 +387,7 @@ const make = Effect.gen(function* () {
         recording.delete(job.id)
         limitedIds.delete(job.id)
         held.delete(job.id)
+        releasing.add(job.id)
       }
       const released = yield* repo
         .release(
@@ -373,6 +395,11 @@ const make = Effect.gen(function* () {
           jobs.map((job) => job.id)
         )
         .pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              for (const job of jobs) releasing.delete(job.id)
+            })
+          ),
           Effect.catchCause((cause) =>
             Effect.as(
               Effect.logWarning(
@@ -448,6 +475,18 @@ const make = Effect.gen(function* () {
       )
       if (back.length > 0)
         yield* Effect.logWarning(`handed ${back.length} jobs this worker had given up on back to the queue`)
+    }
+    if (strayLookDue || performance.now() >= nextStrayLook) {
+      // no claim in flight meanwhile: every claim that committed and was answered has landed in `held`
+      const strays = yield* claimOrHandBack.withPermits(1)(
+        Effect.suspend(() => repo.handBackStrays(workerId, [...held.keys(), ...releasing]))
+      )
+      strayLookDue = false
+      nextStrayLook = performance.now() + leaseMs
+      if (strays.length > 0)
+        yield* Effect.logWarning(
+          `handed ${strays.length} jobs back to the queue that a claim of this worker took without its answer reaching the worker`
+        )
     }
     const ids = [...held.keys()]
     if (ids.length === 0) return
