@@ -48,7 +48,7 @@ describe("a claim whose answer never reached the worker", () => {
       RECORD_DATABASE_URL: db.url
     })
     await started(worker)
-    await enqueueTimed(queue, 1, 1_500)
+    await enqueueTimed(queue, 1, 3_000)
     await waitFor("the first job to start", async () =>
       (await sql((s) => s`SELECT 1 FROM job_spans WHERE queue = ${queue}`)).length === 1 ? true : undefined
     )
@@ -93,13 +93,17 @@ describe("a claim whose answer never reached the worker", () => {
     await started(worker)
     // a job the worker's claim took without its knowing: written as the claim would write it
     await enqueueTimed(queue, 1, 0)
-    await waitFor("the job to run", async () => ((await spansOf(queue)).length === 1 ? true : undefined))
-    await sql(
+    // its completion committed (the span is written before it): nothing of the worker's touches it again
+    await waitFor("the job to run", async () =>
+      (await jobsOf(queue))[0]?.status === "succeeded" ? true : undefined
+    )
+    const taken = await sql(
       (s) => s`
         UPDATE jobs SET status = 'running', attempts = attempts + 1, attempt_started = false,
                         lease_owner = 'answer-late', started_at = now(), finished_at = NULL, result = NULL
         WHERE queue = ${queue} RETURNING id`
     )
+    expect(taken).toHaveLength(1)
     const since = Date.now()
     const [done] = await waitFor(
       "the job to be handed back and run again",
