@@ -376,7 +376,12 @@ export class RetryConfig extends Context.Service<
 }
 
 export interface WorkerSettings {
-  /** WORKER_ID: names this worker in leases; default `<hostname>-<pid>-<random>`. */
+  /**
+   * WORKER_ID: names this worker in leases; default `<hostname>-<pid>-<random>`. Unique among the workers
+   * running at once: two live processes under one id take each other's jobs for their own (a restarted
+   * process's first heartbeat begins a new lease, and each hands back running jobs of its id it never
+   * claimed).
+   */
   readonly workerId: string
   /** WORKER_CONCURRENCY: jobs run at once (default 10). */
   readonly concurrency: number

@@ -49,31 +49,34 @@ describe("a claim whose answer never reached the worker", () => {
     })
     await started(worker)
     await enqueueTimed(queue, 1, 3_000)
-    await waitFor("the first job to start", async () =>
-      (await sql((s) => s`SELECT 1 FROM job_spans WHERE queue = ${queue}`)).length === 1 ? true : undefined
-    )
-    await enqueueTimed(queue, 1, 0)
-    // from now on the worker's statements run and commit, and it hears nothing back
-    proxy.swallow()
-    const [claimed] = await waitFor("the claim of the second job to commit", async () => {
-      const rows = await jobsOf(queue)
-      const second = rows.find(
-        (row) => row.status === "running" && row.attempts === 1 && row.errors.length === 0
+    const [first] = await waitFor("the first job to start", async () => {
+      const rows = await sql<{ began: number }>(
+        (s) =>
+          s`SELECT extract(epoch FROM began_at)::float8 * 1000 AS began FROM job_spans WHERE queue = ${queue}`
       )
-      return rows.every((row) => row.status !== "queued") && second !== undefined ? [second] : undefined
+      return rows.length === 1 ? rows : undefined
     })
+    const [second] = await enqueueTimed(queue, 1, 0)
+    // from shortly before the first job ends, the worker's statements run and commit, and it hears nothing
+    // back; late, so that few other statements of the worker hold the pool's connections by then (the claim
+    // needs one already open: a new one cannot connect while answers are swallowed)
+    await Bun.sleep(Math.max(0, first!.began + 3_000 - 400 - Date.now()))
+    proxy.swallow()
+    const claimed = await waitFor("the claim of the second job to commit", async () =>
+      (await jobsOf(queue)).find((row) => row.id === second!.job.id && row.status === "running")
+    )
     expect(claimed).toMatchObject({ owner: "answer-lost", attempts: 1 })
     // the worker never heard of it (still waiting for the answer); the connection breaks
     proxy.reset()
     const resetAt = Date.now()
     const done = await waitFor(
       "the job to be handed back and run",
-      async () => (await jobsOf(queue)).find((row) => row.id === claimed!.id && row.status === "succeeded"),
+      async () => (await jobsOf(queue)).find((row) => row.id === claimed.id && row.status === "succeeded"),
       { timeoutMs: 20_000 }
     )
     expect(Date.now() - resetAt).toBeLessThan(20_000)
     // one attempt: the lost claim's was refunded, as nothing ran
-    expect(done).toMatchObject({ id: claimed!.id, attempts: 1 })
+    expect(done).toMatchObject({ id: claimed.id, attempts: 1 })
     expect(done.errors).toHaveLength(1)
     expect(done.errors[0]!.error).toContain(
       "never received the answer of the claim that took it; attempt not counted"

@@ -395,11 +395,6 @@ const make = Effect.gen(function* () {
           jobs.map((job) => job.id)
         )
         .pipe(
-          Effect.ensuring(
-            Effect.sync(() => {
-              for (const job of jobs) releasing.delete(job.id)
-            })
-          ),
           Effect.catchCause((cause) =>
             Effect.as(
               Effect.logWarning(
@@ -408,6 +403,12 @@ const make = Effect.gen(function* () {
               ),
               []
             ).pipe(Effect.tap(() => Effect.sync(() => jobs.forEach(abandon))))
+          ),
+          // released, or abandoned by now
+          Effect.ensuring(
+            Effect.sync(() => {
+              for (const job of jobs) releasing.delete(job.id)
+            })
           )
         )
       for (const job of jobs) metricsFor(job).released.add(1)
@@ -457,6 +458,35 @@ const make = Effect.gen(function* () {
   )
 
   /**
+   * Hands back the strays (see `strayLookDue`) when no claim is in flight, so that every claim that
+   * committed and was answered has landed in `held`; with a claim in flight it stays due for the next look
+   * rather than wait (a claim of a limited queue may wait on its queue's lock). A job given up on but not
+   * handed back yet (`abandoned`) is left to the abandon above, which says why it went back.
+   */
+  const strayLook = claimOrHandBack
+    .withPermitsIfAvailable(1)(
+      Effect.suspend(() => repo.handBackStrays(workerId, [...held.keys(), ...releasing, ...abandoned])).pipe(
+        Effect.tap(() =>
+          Effect.sync(() => {
+            strayLookDue = false
+            nextStrayLook = performance.now() + leaseMs
+          })
+        )
+      )
+    )
+    .pipe(
+      Effect.flatMap((strays) =>
+        Option.isSome(strays) && strays.value.length > 0
+          ? Effect.logWarning(
+              `handed ${strays.value.length} jobs back to the queue that a claim of this worker took without its answer reaching the worker`
+            )
+          : Effect.void
+      ),
+      // on its own: the look at the held jobs still runs
+      Effect.catchCause((cause) => Effect.logWarning("looking for stray jobs failed", Cause.pretty(cause)))
+    )
+
+  /**
    * Looks at every held job (cancel asked? still ours?), which writes nothing but the start of the jobs
    * that started since the last look (once per attempt), and hands the abandoned jobs back first.
    */
@@ -476,18 +506,7 @@ const make = Effect.gen(function* () {
       if (back.length > 0)
         yield* Effect.logWarning(`handed ${back.length} jobs this worker had given up on back to the queue`)
     }
-    if (strayLookDue || performance.now() >= nextStrayLook) {
-      // no claim in flight meanwhile: every claim that committed and was answered has landed in `held`
-      const strays = yield* claimOrHandBack.withPermits(1)(
-        Effect.suspend(() => repo.handBackStrays(workerId, [...held.keys(), ...releasing]))
-      )
-      strayLookDue = false
-      nextStrayLook = performance.now() + leaseMs
-      if (strays.length > 0)
-        yield* Effect.logWarning(
-          `handed ${strays.length} jobs back to the queue that a claim of this worker took without its answer reaching the worker`
-        )
-    }
+    if (strayLookDue || performance.now() >= nextStrayLook) yield* strayLook
     const ids = [...held.keys()]
     if (ids.length === 0) return
     const states = yield* repo.renewLeases(
