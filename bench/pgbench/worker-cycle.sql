@@ -8,8 +8,8 @@
 -- client).
 INSERT INTO jobs (queue, kind, payload) SELECT 'default', 'noop', '{}'::jsonb FROM generate_series(1, :batch);
 WITH ready AS (
-  SELECT id FROM (
-    SELECT id, queue FROM jobs
+  SELECT id, ctid FROM (
+    SELECT id, queue, ctid FROM jobs
     WHERE status IN ('queued', 'retrying') AND run_at <= now()
     ORDER BY priority, run_at, id
     LIMIT (SELECT :batch::int)
@@ -21,7 +21,7 @@ WITH ready AS (
   SET status = 'running', attempts = j.attempts + 1, attempt_started = false, lease_owner = 'pgbench',
       lease_expires_at = now() + 30000 * interval '1 millisecond',
       started_at = now(), finished_at = NULL, updated_at = now()
-  WHERE j.id = ANY(ARRAY(SELECT id FROM ready))
+  WHERE j.ctid = ANY(ARRAY(SELECT ctid FROM ready))
     AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'
   RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.attempts, j.max_attempts AS "maxAttempts",
     j.run_at AS "runAt", j.idempotency_key AS "idempotencyKey", j.last_error AS "lastError", j.errors,
