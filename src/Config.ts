@@ -405,7 +405,8 @@ export interface WorkerSettings {
   readonly lease: Duration.Duration
   /**
    * WORKER_LEASE_RENEW: how often the held jobs are looked at (cancel requests, jobs rescued from this
-   * worker), a statement that writes nothing but starts to record (default 1 second).
+   * worker), a statement that writes nothing but starts to record (default 1 second). At most a fifth of
+   * WORKER_LEASE: a longer one is refused at start (`leaseTimingProblem`).
    */
   readonly renewInterval: Duration.Duration
   /**
@@ -486,6 +487,19 @@ export const autoPrefetchCeiling = 1000
 /** `<hostname>-<pid>-<random>`: the machine's name (the container id in Docker), unique per process. */
 export const defaultWorkerId = () => `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
 
+/**
+ * Why a lease and its look interval cannot work together, if they cannot: WORKER_LEASE_RENEW is at most a
+ * fifth of WORKER_LEASE. The heartbeat extends the lease once no more is left than two looks of the lease
+ * watch and two look intervals (src/worker/LeaseClock.ts); with a longer interval no heartbeat is early
+ * enough, and the heartbeat would write the worker's row without pause (every millisecond).
+ */
+export const leaseTimingProblem = (lease: Duration.Duration, renewInterval: Duration.Duration) =>
+  Duration.toMillis(renewInterval) * 5 <= Duration.toMillis(lease)
+    ? undefined
+    : `WORKER_LEASE_RENEW (${Duration.format(renewInterval)}) must be at most a fifth of WORKER_LEASE ` +
+      `(${Duration.format(lease)}): the heartbeat must extend the lease while two looks at the held jobs still ` +
+      "fit in what is left of it"
+
 export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>()(
   "jobq/Config/WorkerConfig"
 ) {
@@ -520,7 +534,14 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       // a size given in code is fixed unless `adaptivePrefetch: true` makes it the ceiling
       if (settings.prefetch !== undefined && settings.adaptivePrefetch === undefined)
         resolved.adaptivePrefetch = false
-      return WorkerConfig.of(resolved as unknown as WorkerSettings)
+      const config = resolved as unknown as WorkerSettings
+      // settings written in code: a programming error, raised where the layer is built
+      const problem = leaseTimingProblem(config.lease, config.renewInterval)
+      if (problem !== undefined)
+        throw new Error(
+          problem.replace("WORKER_LEASE_RENEW", "renewInterval").replace("WORKER_LEASE", "lease")
+        )
+      return WorkerConfig.of(config)
     })
 
   static readonly fromEnv = Layer.effect(
@@ -530,6 +551,10 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       const concurrency = yield* Config.Int("WORKER_CONCURRENCY").pipe(Config.withDefault(d.concurrency))
       const queues = yield* Config.option(Config.String("WORKER_QUEUES"))
       // "0" alone is allowed too: it reads as "keep nothing", not as a malformed duration
+      const lease = yield* duration("WORKER_LEASE", d.lease)
+      const renewInterval = yield* duration("WORKER_LEASE_RENEW", d.renewInterval)
+      const problem = leaseTimingProblem(lease, renewInterval)
+      if (problem !== undefined) return yield* invalidSetting(problem)
       const retentionSetting = (name: string) =>
         Config.option(
           Config.Duration(name).pipe(
@@ -556,8 +581,8 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
                 .map((q) => q.trim())
                 .filter((q) => q.length > 0),
         pollInterval: yield* duration("WORKER_POLL_INTERVAL", d.pollInterval),
-        lease: yield* duration("WORKER_LEASE", d.lease),
-        renewInterval: yield* duration("WORKER_LEASE_RENEW", d.renewInterval),
+        lease,
+        renewInterval,
         queueRefresh: yield* duration("WORKER_QUEUE_REFRESH", d.queueRefresh),
         heartbeat: yield* duration("WORKER_HEARTBEAT", d.heartbeat),
         leaderLease: yield* duration("WORKER_LEADER_LEASE", d.leaderLease),

@@ -91,6 +91,7 @@ describe("a claim whose answer never reached the worker", () => {
       ...quiet,
       WORKER_QUEUES: queue,
       WORKER_LEASE: "3 seconds",
+      WORKER_LEASE_RENEW: "500 millis",
       RECORD_DATABASE_URL: db.url
     })
     await started(worker)
