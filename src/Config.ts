@@ -493,10 +493,14 @@ export const defaultWorkerId = () => `${hostname()}-${process.pid}-${Math.random
  * watch and two look intervals (src/worker/LeaseClock.ts); with a longer interval no heartbeat is early
  * enough, and the heartbeat would write the worker's row without pause (every millisecond).
  */
-export const leaseTimingProblem = (lease: Duration.Duration, renewInterval: Duration.Duration) =>
+export const leaseTimingProblem = (
+  lease: Duration.Duration,
+  renewInterval: Duration.Duration,
+  names = { lease: "WORKER_LEASE", renewInterval: "WORKER_LEASE_RENEW" }
+) =>
   Duration.toMillis(renewInterval) * 5 <= Duration.toMillis(lease)
     ? undefined
-    : `WORKER_LEASE_RENEW (${Duration.format(renewInterval)}) must be at most a fifth of WORKER_LEASE ` +
+    : `${names.renewInterval} (${Duration.format(renewInterval)}) must be at most a fifth of ${names.lease} ` +
       `(${Duration.format(lease)}): the heartbeat must extend the lease while two looks at the held jobs still ` +
       "fit in what is left of it"
 
@@ -536,11 +540,11 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
         resolved.adaptivePrefetch = false
       const config = resolved as unknown as WorkerSettings
       // settings written in code: a programming error, raised where the layer is built
-      const problem = leaseTimingProblem(config.lease, config.renewInterval)
-      if (problem !== undefined)
-        throw new Error(
-          problem.replace("WORKER_LEASE_RENEW", "renewInterval").replace("WORKER_LEASE", "lease")
-        )
+      const problem = leaseTimingProblem(config.lease, config.renewInterval, {
+        lease: "lease",
+        renewInterval: "renewInterval"
+      })
+      if (problem !== undefined) throw new Error(problem)
       return WorkerConfig.of(config)
     })
 
@@ -550,11 +554,11 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       const d = WorkerConfig.defaults()
       const concurrency = yield* Config.Int("WORKER_CONCURRENCY").pipe(Config.withDefault(d.concurrency))
       const queues = yield* Config.option(Config.String("WORKER_QUEUES"))
-      // "0" alone is allowed too: it reads as "keep nothing", not as a malformed duration
       const lease = yield* duration("WORKER_LEASE", d.lease)
       const renewInterval = yield* duration("WORKER_LEASE_RENEW", d.renewInterval)
       const problem = leaseTimingProblem(lease, renewInterval)
       if (problem !== undefined) return yield* invalidSetting(problem)
+      // "0" alone is allowed too: it reads as "keep nothing", not as a malformed duration
       const retentionSetting = (name: string) =>
         Config.option(
           Config.Duration(name).pipe(
