@@ -387,13 +387,22 @@ export interface WorkerSettings {
   readonly concurrency: number
   /**
    * WORKER_PREFETCH: jobs claimed ahead of free slots and held (leased) in the worker, so claims come in
-   * batches. `auto` (the default): the buffer adapts between 0 and 1,000 to observed job and claim times
+   * batches. `auto` (the default): the buffer adapts between 0 and 2,000 to observed job and claim times
    * (src/worker/ClaimSize.ts): big claims for short jobs (at most 250 ms of their work held, or two claims'
    * worth), none ahead of free slots for long ones. A number fixes it; 0 claims only for free slots.
    */
   readonly prefetch: number
   /** Whether `prefetch` is the adaptive buffer's ceiling (`auto`, the default) rather than a fixed size. */
   readonly adaptivePrefetch?: boolean
+  /**
+   * WORKER_CLAIMS_IN_FLIGHT: claims the worker may have sent and not yet received (1-4, default 2). Above 1,
+   * the claims share one connection of their own, each written while the one before runs (pipelining):
+   * Postgres runs them one after the other, so every claim still takes the best ready jobs when it starts,
+   * and the database no longer waits for the worker to read one claim's rows before it gets the next.
+   * Behind a transaction pooler (`DATABASE_POOLER=transaction`) and on the embedded database claims go one
+   * at a time on the pool. docs/tradeoffs.md, "Claims in flight".
+   */
+  readonly claimsInFlight: number
   /** WORKER_QUEUES: comma-separated queues to serve; unset serves every queue. */
   readonly queues: ReadonlyArray<string> | undefined
   /** WORKER_POLL_INTERVAL: how often an idle worker looks for jobs when no notification came (default 1 second). */
@@ -479,10 +488,19 @@ export type WorkerSettingsInput = {
 
 /**
  * The adaptive claim buffer's ceiling (`WORKER_PREFETCH=auto`, the default), reached only by jobs so short that
- * the slots finish 1,000 of them within 250 ms (src/worker/ClaimSize.ts): on no-op drains 1,000 came within 10%
- * of the best fixed size where 500 did not (bench/RESULTS.md, "Quiet machine, the defaults beside every peer").
+ * the slots finish 2,000 of them within 250 ms (src/worker/ClaimSize.ts). With two claims in flight each takes
+ * a share of it, so it is twice the 1,000 that one claim at a time drained best with (bench/RESULTS.md,
+ * "Claims in flight").
  */
-export const autoPrefetchCeiling = 1000
+export const autoPrefetchCeiling = 2000
+
+/** The most claims a worker keeps in flight (WORKER_CLAIMS_IN_FLIGHT): more measured no faster. */
+export const maxClaimsInFlight = 4
+
+const claimsInFlightProblem = (n: number, name: string) =>
+  Number.isInteger(n) && n >= 1 && n <= maxClaimsInFlight
+    ? undefined
+    : `${name} must be an integer from 1 to ${maxClaimsInFlight}, got ${n}`
 
 /** `<hostname>-<pid>-<random>`: the machine's name (the container id in Docker), unique per process. */
 export const defaultWorkerId = () => `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
@@ -512,6 +530,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
     concurrency: 10,
     prefetch: autoPrefetchCeiling,
     adaptivePrefetch: true,
+    claimsInFlight: 2,
     queues: undefined,
     pollInterval: Duration.seconds(1),
     lease: Duration.seconds(30),
@@ -545,6 +564,8 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
         renewInterval: "renewInterval"
       })
       if (problem !== undefined) throw new Error(problem)
+      const inFlight = claimsInFlightProblem(config.claimsInFlight, "claimsInFlight")
+      if (inFlight !== undefined) throw new Error(inFlight)
       return WorkerConfig.of(config)
     })
 
@@ -558,6 +579,11 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
       const renewInterval = yield* duration("WORKER_LEASE_RENEW", d.renewInterval)
       const problem = leaseTimingProblem(lease, renewInterval)
       if (problem !== undefined) return yield* invalidSetting(problem)
+      const claimsInFlight = yield* Config.Int("WORKER_CLAIMS_IN_FLIGHT").pipe(
+        Config.withDefault(d.claimsInFlight)
+      )
+      const inFlight = claimsInFlightProblem(claimsInFlight, "WORKER_CLAIMS_IN_FLIGHT")
+      if (inFlight !== undefined) return yield* invalidSetting(inFlight)
       // "0" alone is allowed too: it reads as "keep nothing", not as a malformed duration
       const retentionSetting = (name: string) =>
         Config.option(
@@ -577,6 +603,7 @@ export class WorkerConfig extends Context.Service<WorkerConfig, WorkerSettings>(
           ),
           Config.withDefault({ prefetch: d.prefetch, adaptivePrefetch: true })
         )),
+        claimsInFlight,
         queues:
           queues._tag === "None"
             ? undefined

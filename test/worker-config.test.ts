@@ -1,5 +1,5 @@
 /**
- * A lease and its look interval that cannot work together are refused where the worker's settings are read:
+ * Worker settings refused where they are read. A lease and its look interval that cannot work together:
  * with WORKER_LEASE_RENEW over a fifth of WORKER_LEASE no heartbeat comes early enough, and the heartbeat
  * wrote the worker's row every millisecond (found measuring pickup with WORKER_LEASE_RENEW=10 seconds).
  */
@@ -43,5 +43,29 @@ describe("the worker's lease settings", () => {
     expect(
       Exit.isSuccess(await read(WorkerConfig.layer({ lease: "2 seconds", renewInterval: "400 millis" })))
     ).toBe(true)
+  })
+})
+
+describe("the worker's claims in flight", () => {
+  it("take 1 to 4 from the environment, 2 by default, and refuse anything else naming the variable", async () => {
+    const inFlight = async (env: Record<string, string>) => {
+      const exit = await fromEnv(env)
+      return Exit.isSuccess(exit) ? exit.value.claimsInFlight : failure(exit)
+    }
+    expect(await inFlight({})).toBe(2)
+    expect(await inFlight({ WORKER_CLAIMS_IN_FLIGHT: "1" })).toBe(1)
+    expect(await inFlight({ WORKER_CLAIMS_IN_FLIGHT: "4" })).toBe(4)
+    expect(await inFlight({ WORKER_CLAIMS_IN_FLIGHT: "0" })).toContain(
+      "WORKER_CLAIMS_IN_FLIGHT must be an integer from 1 to 4, got 0"
+    )
+    expect(await inFlight({ WORKER_CLAIMS_IN_FLIGHT: "5" })).toContain("from 1 to 4, got 5")
+  })
+
+  it("refuse the same in code", async () => {
+    expect(failure(await read(WorkerConfig.layer({ claimsInFlight: 0 })))).toContain(
+      "claimsInFlight must be an integer from 1 to 4, got 0"
+    )
+    expect(failure(await read(WorkerConfig.layer({ claimsInFlight: 1.5 })))).toContain("got 1.5")
+    expect(Exit.isSuccess(await read(WorkerConfig.layer({ claimsInFlight: 1 })))).toBe(true)
   })
 })

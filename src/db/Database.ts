@@ -8,6 +8,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Layer, Redacted } from "effect"
 import type { SqlClient } from "effect/sql"
 import { DatabaseConfig, type DatabaseDefaults, type Pooler } from "../Config.ts"
+import { ClaimSession } from "./ClaimSession.ts"
 import { Notifications } from "./Notifications.ts"
 import * as SessionBounds from "./SessionBounds.ts"
 
@@ -23,29 +24,31 @@ interface Sessions extends SessionBounds.Bounds {
 /**
  * The pool with `Notifications` beside it, whose sessions (LISTEN, the gates' advisory locks) connect to
  * `listenUrl` with the pool's settings but no pipelining and no bounds (a gate's session waits as long as
- * another process holds the gate). Behind a pooler, the server's bounds are checked when the pool opens.
+ * another process holds the gate), and `ClaimSession`, a worker's claims on a connection of their own with
+ * the pool's settings (opened only by a worker). Behind a pooler, the server's bounds are checked when the
+ * pool opens.
  */
-const withNotifications = <E, R>(
-  pool: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, E, R>,
-  sessions: Sessions
-) =>
+const poolWithSessions = (options: PgClient.PgPoolConfig, sessions: Sessions) =>
   Notifications.layerPg({
     ...(sessions.listenUrl === undefined ? {} : { url: sessions.listenUrl }),
     multiplex: false,
     startupParameters: undefined
   }).pipe(
     Layer.provideMerge(
-      Layer.tap(pool, (services) =>
+      Layer.tap(PgClient.layer(options), (services) =>
         SessionBounds.verify(Context.get(services, PgClient.PgClient), sessions, sessions.pooler)
       )
-    )
+    ),
+    // a worker's claims on a session of their own (under the pool's name), pipelined: not through a
+    // transaction pooler
+    Layer.merge(sessions.pooler === "transaction" ? Layer.empty : ClaimSession.layerPg(options))
   )
 
 export const layer = Layer.unwrap(
   Effect.gen(function* () {
     const config = yield* DatabaseConfig
-    return withNotifications(
-      PgClient.layer({
+    return poolWithSessions(
+      {
         url: config.url,
         maxConnections: config.maxConnections,
         connectTimeout: config.connectTimeout,
@@ -53,7 +56,7 @@ export const layer = Layer.unwrap(
         prepare: config.prepare,
         ...multiplexing(config.multiplex),
         ...SessionBounds.startupParameters(config, config.pooler)
-      }),
+      },
       config
     )
   })
@@ -74,15 +77,15 @@ export const layerUrl = (
   } & DatabaseDefaults = {}
 ) => {
   const pooler = options.pooler ?? "none"
-  return withNotifications(
-    PgClient.layer({
+  return poolWithSessions(
+    {
       url: Redacted.make(url),
       maxConnections: options.maxConnections ?? 10,
       applicationName: options.applicationName ?? "jobq",
       prepare: options.prepare ?? pooler !== "transaction",
       ...multiplexing(options.multiplex ?? 1),
       ...SessionBounds.startupParameters(options, pooler)
-    }),
+    },
     {
       ...options,
       pooler,
@@ -102,4 +105,4 @@ export const layerFromEnv = (applicationName: string, defaults: DatabaseDefaults
 export type Sql = SqlClient.SqlClient | Notifications
 
 /** What the Postgres layers provide. */
-export type Pg = PgClient.PgClient | SqlClient.SqlClient | Notifications
+export type Pg = PgClient.PgClient | SqlClient.SqlClient | Notifications | ClaimSession

@@ -1029,4 +1029,7 @@ const column = <A>(jobs: ReadonlyArray<JobInsert>, value: (job: JobInsert) => A 
 
 export class JobRepo extends Context.Service<JobRepo, Effect.Success<typeof make>>()("jobq/JobRepo") {
   static readonly layer = Layer.effect(JobRepo, make)
+  /** The same statements on another client (a worker's claims on their own session: `ClaimSession`). */
+  static readonly on = (client: SqlClient.SqlClient) =>
+    make.pipe(Effect.provideService(SqlClient.SqlClient, client))
 }

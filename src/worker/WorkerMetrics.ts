@@ -44,7 +44,8 @@ export const queueWaitSeconds = Metric.histogram("jobq_job_queue_wait_seconds", 
   boundaries: jobSecondsBoundaries
 })
 export const claimSeconds = Metric.histogram("jobq_claim_duration_seconds", {
-  description: "Round trip of one claim statement",
+  description:
+    "One claim statement, from sent to landed (a pipelined claim's time includes the claim before it)",
   boundaries: seconds
 })
 export const running = Metric.gauge("jobq_jobs_running", { description: "Jobs this worker is running now" })

@@ -23,10 +23,13 @@
 import {
   Cause,
   Context,
+  Deferred,
   Duration,
   Effect,
+  Exit,
   Fiber,
   FiberHandle,
+  FiberSet,
   Layer,
   Metric,
   Option,
@@ -36,7 +39,9 @@ import {
   Semaphore,
   type Tracer
 } from "effect"
+import type { SqlError } from "effect/sql"
 import { RetryConfig, retentionOf, WorkerConfig } from "../Config.ts"
+import { ClaimSession } from "../db/ClaimSession.ts"
 import { JobKinds } from "../domain/JobKind.ts"
 import { StopNow } from "../platform/Main.ts"
 import { EventsFollowed } from "../queue/eventBatch.ts"
@@ -67,12 +72,21 @@ const make = Effect.gen(function* () {
   const stopNow = yield* StopNow
   const leaseMs = Duration.toMillis(config.lease)
   const heartbeat = yield* Heartbeat
+  // WORKER_CLAIMS_IN_FLIGHT above 1: the claims pipelined on a session of their own; without one (the embedded
+  // database, a transaction pooler) one at a time on the pool
+  const claimSession = yield* Effect.serviceOption(ClaimSession)
+  const depth = Option.isSome(claimSession) ? config.claimsInFlight : 1
+  const claimRepo =
+    Option.isSome(claimSession) && depth > 1 ? yield* JobRepo.on(yield* claimSession.value.open(depth)) : repo
   // `WORKER_PREFETCH=auto`: the buffer follows observed job and claim times, up to `prefetch`
   const claimSize = config.adaptivePrefetch === true ? ClaimSize.make(concurrency, prefetch) : undefined
   const prefetchNow = () => (claimSize === undefined ? prefetch : claimSize.prefetch())
   const capacity = () => concurrency + prefetchNow()
   // refill once the buffer is half empty (with no prefetch: as soon as a slot frees)
   const lowWater = () => concurrency + Math.floor(prefetchNow() / 2) - 1
+  // a claim sent while another is in flight asks for at least a share of the buffer, as the claim's fixed
+  // cost is the same whatever its size
+  const pipelinedClaimMin = () => Math.max(1, Math.floor(prefetchNow() / (depth + 1)))
   // job fibers start from plain callbacks (a claim landing, another job's fiber exiting) with the pool's
   // services; each is a root fiber, tracked in `running` below and stopped by the pool's finalizer
   const services = yield* Effect.context<never>()
@@ -118,7 +132,18 @@ const make = Effect.gen(function* () {
    * Claims and hand-backs take turns: a hand-back matches a job by its id and this worker, so a claim that
    * took the same job again (after a rescue) while the hand-back was on its way would have lost the new run.
    */
-  const claimOrHandBack = yield* Semaphore.make(1)
+  const claimOrHandBack = yield* Semaphore.make(depth)
+  /** Claims sent and not landed yet (at most `depth`), and the jobs they may bring: both count as held. */
+  let claimsInFlight = 0
+  let roomInFlight = 0
+  /** Landed when the last claim sent has: each claim lands after the one sent before it. */
+  let lastLanding: Deferred.Deferred<void> | undefined
+  /** A hand-back waits for the claims in flight to land (all of `claimOrHandBack`): none is sent meanwhile. */
+  let handBackWaiting = false
+  /** A pipelined claim failed: the fetch loop fails with it and backs off. */
+  let claimError: SqlError.SqlError | undefined
+  /** The claims forked while another is in flight (`depth` above 1), awaited at shutdown. */
+  const claims = yield* FiberSet.make<void, never>()
   /**
    * Jobs on their way back to the queue (`giveBack`): out of `held`, still this worker's in the database
    * until the release commits, so not strays.
@@ -219,14 +244,44 @@ const make = Effect.gen(function* () {
    *  and claiming the next batch while they commit keeps both of the pool's statements in flight. */
   const unfinished = () => unstarted.size + recording.size + running.size
 
+  /** Whether another claim is worth sending now (see `lowWater` and `pipelinedClaimMin`). */
+  const claimWanted = () =>
+    claimsInFlight === 0
+      ? unfinished() <= lowWater()
+      : claimsInFlight < depth && capacity() - unfinished() - roomInFlight >= pipelinedClaimMin()
+
   let starting = false
+  // jobs started in one turn of `startReady` while claims are pipelined
+  const startBatch = 64
+  let resumeScheduled = false
+  /** The rest of the buffer starts after the fibers waiting now have run (`startBatch`). */
+  const resumeLater = () => {
+    if (resumeScheduled) return
+    resumeScheduled = true
+    fork(
+      Effect.andThen(
+        Effect.yieldNow,
+        Effect.sync(() => {
+          resumeScheduled = false
+          startReady()
+        })
+      )
+    )
+  }
   /** Fills the free slots from the buffer. A job that finishes while this loop starts it frees its slot
-   *  for the same loop (no recursion). */
+   *  for the same loop (no recursion). With claims pipelined, at most `startBatch` jobs a turn: jobs that
+   *  never wait would otherwise run the whole buffer in one go, and the claim asked for at half of it would
+   *  only be sent once the buffer was empty. */
   const startReady = () => {
     if (starting) return
     starting = true
     try {
+      let started = 0
       while (accepting && running.size + recording.size < concurrency && next < buffer.length) {
+        if (depth > 1 && started++ === startBatch) {
+          resumeLater()
+          break
+        }
         const job = buffer[next] as ClaimedJob
         buffer[next++] = undefined as never
         if (!unstarted.delete(job.id)) continue
@@ -238,7 +293,7 @@ const make = Effect.gen(function* () {
         buffer = []
         next = 0
       }
-      if (backlog && !refillAsked && unfinished() <= lowWater()) {
+      if (backlog && !refillAsked && claimWanted()) {
         refillAsked = true
         Queue.offerUnsafe(wake, undefined)
       }
@@ -300,11 +355,6 @@ const make = Effect.gen(function* () {
     })
 
   /**
-   * One claim, landed in the buffer as a whole. Uninterruptible: interrupted in flight (at shutdown), the
-   * statement can still commit, and its jobs would stay leased to a worker that never heard of them until
-   * their leases expired. Landed, shutdown releases them with the rest of the buffer.
-   */
-  /**
    * Claimed jobs (by a statement sent at `askedAt`) join the buffer: at its end, or, for limited queues'
    * jobs, at its front.
    */
@@ -344,33 +394,102 @@ const make = Effect.gen(function* () {
     land(jobs, askedAt, true)
   })
 
+  /**
+   * Claims up to `limit` jobs and lands them, after the claim sent before it landed (with claims pipelined on
+   * one session they are answered in order anyway). Uninterruptible: interrupted in flight (at shutdown), the
+   * statement can still commit, and its jobs would stay leased to a worker that never heard of them until
+   * their leases expired. Landed, shutdown releases them with the rest of the buffer. The caller counted it
+   * in flight.
+   */
+  const claimAndLand = (
+    limit: number,
+    landed: Deferred.Deferred<void>,
+    before: Deferred.Deferred<void> | undefined
+  ) =>
+    Effect.gen(function* () {
+      const began = performance.now()
+      const claimed = yield* steering.claim(limit).pipe(
+        Effect.tap((jobs) => Effect.annotateCurrentSpan("jobq.claim.count", jobs.length)),
+        Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": limit } })
+      )
+      if (before !== undefined) yield* Deferred.await(before)
+      yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
+      claimSize?.claimed(performance.now() - began)
+      yield* Metric.update(Metrics.running, running.size)
+      claimsInFlight--
+      roomInFlight -= limit
+      backlog = claimed.length === limit
+      land(claimed, began, false)
+      startReady()
+    }).pipe(
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          // failed: not counted off above
+          if (Exit.isFailure(exit)) {
+            claimsInFlight--
+            roomInFlight -= limit
+            // the claim may have committed all the same: the next look looks for what it took
+            strayLookDue = true
+          }
+          Deferred.doneUnsafe(landed, Exit.void)
+          if (lastLanding === landed) lastLanding = undefined
+        })
+      ),
+      claimOrHandBack.withPermits(1),
+      Effect.uninterruptible
+    )
+
   const claimOnce = Effect.gen(function* () {
     refillAsked = false
-    if (!accepting) return
-    yield* claimLimited
-    const limit = capacity() - unfinished()
-    if (limit <= 0) return startReady()
-    const began = performance.now()
-    const claimed = yield* steering.claim(limit).pipe(
-      Effect.tap((jobs) => Effect.annotateCurrentSpan("jobq.claim.count", jobs.length)),
-      Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": limit } })
+    if (claimError !== undefined) {
+      const error = claimError
+      claimError = undefined
+      return yield* Effect.fail(error)
+    }
+    if (!accepting || claimsInFlight >= depth || handBackWaiting) return
+    // with claims pipelined there may be no moment without one in flight for the look loop's stray look:
+    // the claims hold off until it ran
+    if (depth > 1 && (strayLookDue || performance.now() >= nextStrayLook)) {
+      if (claimsInFlight > 0) return
+      yield* strayLook
+    }
+    if (claimsInFlight > 0 && capacity() - unfinished() - roomInFlight < pipelinedClaimMin()) return
+    yield* claimLimited.pipe(
+      Effect.tapError(() =>
+        Effect.sync(() => {
+          strayLookDue = true
+        })
+      ),
+      claimOrHandBack.withPermits(1),
+      Effect.uninterruptible
     )
-    yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
-    claimSize?.claimed(performance.now() - began)
-    yield* Metric.update(Metrics.running, running.size)
-    backlog = claimed.length === limit
-    land(claimed, began, false)
-    startReady()
-  }).pipe(
-    // the claim may have committed all the same: the next look looks for what it took
-    Effect.tapError(() =>
-      Effect.sync(() => {
-        strayLookDue = true
+    const limit = capacity() - unfinished() - roomInFlight
+    if (limit <= 0 || (claimsInFlight > 0 && limit < pipelinedClaimMin())) return startReady()
+    // counted in flight and sent (or, one at a time, landed) without a break
+    yield* Effect.uninterruptible(
+      Effect.suspend(() => {
+        claimsInFlight++
+        roomInFlight += limit
+        const before = lastLanding
+        const landed = Deferred.makeUnsafe<void>()
+        lastLanding = landed
+        const claim = claimAndLand(limit, landed, before)
+        if (depth === 1) return claim
+        // sent while this fiber goes on to wait for the next wake-up; a failure fails the fetch loop's next turn
+        return FiberSet.run(
+          claims,
+          claim.pipe(
+            Effect.catch((error) =>
+              Effect.sync(() => {
+                claimError = error
+                Queue.offerUnsafe(wake, undefined)
+              })
+            )
+          )
+        ).pipe(Effect.asVoid)
       })
-    ),
-    claimOrHandBack.withPermits(1),
-    Effect.uninterruptible
-  )
+    )
+  })
 
   /**
    * Gives the buffered (claimed, not started) jobs that `which` picks back to the queue, their attempt
@@ -421,7 +540,7 @@ const make = Effect.gen(function* () {
     leaseMs: null,
     queues: config.queues,
     refreshInterval: config.queueRefresh,
-    repo,
+    repo: claimRepo,
     queueRepo,
     onPaused: (queues) =>
       // buffered jobs, and those waiting for their start to be recorded: neither has run
@@ -464,7 +583,7 @@ const make = Effect.gen(function* () {
    * handed back yet (`abandoned`) is left to the abandon above, which says why it went back.
    */
   const strayLook = claimOrHandBack
-    .withPermitsIfAvailable(1)(
+    .withPermitsIfAvailable(depth)(
       Effect.suspend(() => repo.handBackStrays(workerId, [...held.keys(), ...releasing, ...abandoned])).pipe(
         Effect.tap(() =>
           Effect.sync(() => {
@@ -493,16 +612,26 @@ const make = Effect.gen(function* () {
   const lookLoop = Effect.gen(function* () {
     yield* Metric.update(Metrics.running, running.size)
     if (abandoned.size > 0) {
-      const back = yield* claimOrHandBack.withPermits(1)(
-        Effect.gen(function* () {
-          const given = [...abandoned]
-          // a job held again (claimed anew after a rescue) is not the one given up on; no claim runs meanwhile
-          const ids = given.filter((id) => !held.has(id))
-          const back = ids.length === 0 ? [] : yield* repo.abandon(workerId, ids)
-          for (const id of given) abandoned.delete(id)
-          return back
-        })
-      )
+      handBackWaiting = true
+      const back = yield* claimOrHandBack
+        .withPermits(depth)(
+          Effect.gen(function* () {
+            const given = [...abandoned]
+            // a job held again (claimed anew after a rescue) is not the one given up on; no claim runs meanwhile
+            const ids = given.filter((id) => !held.has(id))
+            const back = ids.length === 0 ? [] : yield* repo.abandon(workerId, ids)
+            for (const id of given) abandoned.delete(id)
+            return back
+          })
+        )
+        .pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              handBackWaiting = false
+              Queue.offerUnsafe(wake, undefined)
+            })
+          )
+        )
       if (back.length > 0)
         yield* Effect.logWarning(`handed ${back.length} jobs this worker had given up on back to the queue`)
     }
@@ -575,6 +704,8 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       accepting = false
       yield* FiberHandle.clear(fetcher)
+      // claims in flight land first, and their jobs go back with the rest of the buffer
+      yield* FiberSet.awaitEmpty(claims)
       if (recorder !== undefined) yield* Fiber.interrupt(recorder)
       // a buffered job that was stopped left `unstarted` when it was settled; one whose start was being
       // recorded has not run either
@@ -608,7 +739,8 @@ const make = Effect.gen(function* () {
   )
 
   yield* Effect.logInfo(
-    `worker ${workerId} started: concurrency ${concurrency}, prefetch ${claimSize === undefined ? prefetch : `auto (0-${prefetch})`}, queues ${config.queues?.join(",") ?? "all"}`
+    `worker ${workerId} started: concurrency ${concurrency}, prefetch ${claimSize === undefined ? prefetch : `auto (0-${prefetch})`}, ` +
+      `claims in flight ${depth}, queues ${config.queues?.join(",") ?? "all"}`
   ).pipe(Effect.annotateLogs({ module: "WorkerPool" }))
 
   return {
