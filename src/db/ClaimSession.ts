@@ -6,6 +6,12 @@
  * claims (docs/tradeoffs.md, "Claims in flight"). A pool rather than a bare connection, so that a broken
  * connection is replaced.
  *
+ * The order holds because the driver writes a connection's statements in the order they were submitted and
+ * the worker submits one claim at a time. One exception: a prepared statement the server no longer has a
+ * valid plan for (a migration changed `jobs` while the worker ran) fails before it claims anything and the
+ * driver sends it again, behind the claim already written after it; once after such a change, those two
+ * may run in the other order.
+ *
  * Provided by the Postgres layers (`Database.layer`, `layerUrl`) except behind a transaction pooler, which
  * hands each transaction to whichever server session is free; the embedded database has none. Without it a
  * worker claims one statement at a time on its pool.

@@ -140,6 +140,14 @@ const make = Effect.gen(function* () {
   let lastLanding: Deferred.Deferred<void> | undefined
   /** A hand-back waits for the claims in flight to land (all of `claimOrHandBack`): none is sent meanwhile. */
   let handBackWaiting = false
+  /**
+   * A wake-up came while claims were in flight and no claim could be sent beside them (a job announced, a
+   * queue resumed): the next claim to land or fail wakes the fetch fiber again, or the job would wait for
+   * the next poll.
+   */
+  let wokenInFlight = false
+  /** When the last claim landed: a pipelined claim's own time starts no earlier (`ClaimSize`). */
+  let lastLandedAt = 0
   /** A pipelined claim failed: the fetch loop fails with it and backs off. */
   let claimError: SqlError.SqlError | undefined
   /** The claims forked while another is in flight (`depth` above 1), awaited at shutdown. */
@@ -246,7 +254,7 @@ const make = Effect.gen(function* () {
 
   /** Whether another claim is worth sending now (see `lowWater` and `pipelinedClaimMin`). */
   const claimWanted = () =>
-    claimsInFlight === 0
+    claimsInFlight === 0 || depth === 1
       ? unfinished() <= lowWater()
       : claimsInFlight < depth && capacity() - unfinished() - roomInFlight >= pipelinedClaimMin()
 
@@ -405,39 +413,50 @@ const make = Effect.gen(function* () {
     limit: number,
     landed: Deferred.Deferred<void>,
     before: Deferred.Deferred<void> | undefined
-  ) =>
-    Effect.gen(function* () {
+  ) => {
+    let countedOff = false
+    const countOff = () => {
+      if (countedOff) return
+      countedOff = true
+      claimsInFlight--
+      roomInFlight -= limit
+    }
+    return Effect.gen(function* () {
       const began = performance.now()
       const claimed = yield* steering.claim(limit).pipe(
         Effect.tap((jobs) => Effect.annotateCurrentSpan("jobq.claim.count", jobs.length)),
         Effect.withSpan("jobq.claim", { attributes: { "jobq.claim.limit": limit } })
       )
       if (before !== undefined) yield* Deferred.await(before)
-      yield* Metric.update(Metrics.claimSeconds, (performance.now() - began) / 1000)
-      claimSize?.claimed(performance.now() - began)
+      const now = performance.now()
+      yield* Metric.update(Metrics.claimSeconds, (now - began) / 1000)
+      // a claim pipelined behind another began to run when that one was done
+      claimSize?.claimed(now - Math.max(began, lastLandedAt))
+      lastLandedAt = now
       yield* Metric.update(Metrics.running, running.size)
-      claimsInFlight--
-      roomInFlight -= limit
+      // out of flight before it lands, so that the buffer's room is counted right when the slots fill
+      countOff()
       backlog = claimed.length === limit
       land(claimed, began, false)
       startReady()
     }).pipe(
       Effect.onExit((exit) =>
         Effect.sync(() => {
-          // failed: not counted off above
-          if (Exit.isFailure(exit)) {
-            claimsInFlight--
-            roomInFlight -= limit
-            // the claim may have committed all the same: the next look looks for what it took
-            strayLookDue = true
-          }
+          countOff()
+          // the claim may have committed all the same: the next look looks for what it took
+          if (Exit.isFailure(exit)) strayLookDue = true
           Deferred.doneUnsafe(landed, Exit.void)
           if (lastLanding === landed) lastLanding = undefined
+          if (wokenInFlight) {
+            wokenInFlight = false
+            Queue.offerUnsafe(wake, undefined)
+          }
         })
       ),
       claimOrHandBack.withPermits(1),
       Effect.uninterruptible
     )
+  }
 
   const claimOnce = Effect.gen(function* () {
     refillAsked = false
@@ -446,14 +465,19 @@ const make = Effect.gen(function* () {
       claimError = undefined
       return yield* Effect.fail(error)
     }
-    if (!accepting || claimsInFlight >= depth || handBackWaiting) return
+    if (!accepting || handBackWaiting) return
+    // from here on, a wake-up that finds claims in flight and sends none is taken up again when one lands
+    const busy = () => {
+      wokenInFlight = true
+    }
+    if (claimsInFlight >= depth) return busy()
     // with claims pipelined there may be no moment without one in flight for the look loop's stray look:
     // the claims hold off until it ran
     if (depth > 1 && (strayLookDue || performance.now() >= nextStrayLook)) {
-      if (claimsInFlight > 0) return
+      if (claimsInFlight > 0) return busy()
       yield* strayLook
     }
-    if (claimsInFlight > 0 && capacity() - unfinished() - roomInFlight < pipelinedClaimMin()) return
+    if (claimsInFlight > 0 && capacity() - unfinished() - roomInFlight < pipelinedClaimMin()) return busy()
     yield* claimLimited.pipe(
       Effect.tapError(() =>
         Effect.sync(() => {
@@ -464,7 +488,8 @@ const make = Effect.gen(function* () {
       Effect.uninterruptible
     )
     const limit = capacity() - unfinished() - roomInFlight
-    if (limit <= 0 || (claimsInFlight > 0 && limit < pipelinedClaimMin())) return startReady()
+    if (claimsInFlight > 0 && limit < pipelinedClaimMin()) return busy()
+    if (limit <= 0) return startReady()
     // counted in flight and sent (or, one at a time, landed) without a break
     yield* Effect.uninterruptible(
       Effect.suspend(() => {
