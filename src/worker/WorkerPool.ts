@@ -1,6 +1,8 @@
 /**
  * The worker pool. One fetch fiber claims jobs in batches into a local buffer, up to `concurrency +
- * prefetch` buffered or running at once (jobs whose completion is still committing do not count). Each
+ * prefetch` buffered or running at once (jobs whose completion is still committing do not count), with up
+ * to `claimsInFlight` claims sent at once on a connection of their own, where Postgres runs them one after
+ * the other (`ClaimSession`; docs/tradeoffs.md, "Claims in flight"). Each
  * job runs in its own fiber, started as soon as one of the `concurrency` slots is free: when a claim lands
  * or when a running job's fiber exits. A job ends by its `Exit` (see `Settlement`). Successes are
  * completed in batches by the `Completer`; a slot frees as soon as its handler returns.
