@@ -3,6 +3,7 @@ import { SQL } from "bun"
 import { ConfigProvider, Duration, Effect, Exit, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { DatabaseConfig, type DatabaseDefaults } from "../src/Config.ts"
+import { ClaimSession } from "../src/db/ClaimSession.ts"
 import * as Database from "../src/db/Database.ts"
 import { emptyDatabase } from "./support/database.ts"
 import { waitFor } from "./support/runtime.ts"
@@ -192,5 +193,42 @@ describe("a multiplexed pool", () => {
     expect(results.every((r) => r.ok)).toBe(true)
     expect(pids).toBe(8)
     expect(backends).toBe(8)
+  })
+})
+
+describe("a worker's claim session", () => {
+  const claimSession = (options: Parameters<typeof Database.layerUrl>[1]) =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const session = yield* Effect.serviceOption(ClaimSession)
+          if (session._tag === "None") return undefined
+          const sql = yield* session.value.open(2)
+          // two statements in flight at once: the second is written while the first sleeps
+          const [first, second] = yield* Effect.all(
+            [
+              sql<{ pid: number; ended: number }>`
+                SELECT pg_backend_pid() AS pid, pg_sleep(0.2)::text,
+                       extract(epoch FROM clock_timestamp())::float8 AS ended`,
+              sql<{ pid: number; began: number }>`
+                SELECT pg_backend_pid() AS pid, extract(epoch FROM statement_timestamp())::float8 AS began`
+            ],
+            { concurrency: 2 }
+          )
+          return { first: first[0]!, second: second[0]! }
+        }).pipe(Effect.provide(Database.layerUrl(url, options)))
+      )
+    )
+
+  it("runs its statements one after the other on one connection of its own", async () => {
+    const ran = await claimSession({ applicationName: "claim-session-test" })
+    expect(ran).toBeDefined()
+    expect(ran!.second.pid).toBe(ran!.first.pid)
+    // the second began once the first was done: Postgres reads a connection's statements in order
+    expect(ran!.second.began).toBeGreaterThanOrEqual(ran!.first.ended)
+  })
+
+  it("is not offered behind a transaction pooler, which hands each transaction to any server session", async () => {
+    expect(await claimSession({ pooler: "transaction", listenUrl: url })).toBeUndefined()
   })
 })
