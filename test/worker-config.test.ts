@@ -61,6 +61,16 @@ describe("the worker's claims in flight", () => {
     expect(await inFlight({ WORKER_CLAIMS_IN_FLIGHT: "5" })).toContain("from 1 to 4, got 5")
   })
 
+  it("refuse a value that is no integer, naming the variable; empty (as compose passes an unset one) is the default", async () => {
+    for (const value of ["two", "1.5", " 2 ", "99999999999999999999"]) {
+      const exit = await fromEnv({ WORKER_CLAIMS_IN_FLIGHT: value })
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(failure(exit)).toContain("WORKER_CLAIMS_IN_FLIGHT")
+    }
+    const unset = await fromEnv({ WORKER_CLAIMS_IN_FLIGHT: "" })
+    expect(Exit.isSuccess(unset) && unset.value.claimsInFlight).toBe(2)
+  })
+
   it("refuse the same in code", async () => {
     expect(failure(await read(WorkerConfig.layer({ claimsInFlight: 0 })))).toContain(
       "claimsInFlight must be an integer from 1 to 4, got 0"

@@ -166,6 +166,7 @@ const make = Effect.gen(function* () {
    */
   let strayLookDue = false
   let nextStrayLook = performance.now() + leaseMs
+  const strayLookPending = () => strayLookDue || performance.now() >= nextStrayLook
   let accepting = true
   // the last claim filled the buffer: more jobs are probably waiting, so refill when it runs low
   let backlog = false
@@ -254,11 +255,13 @@ const make = Effect.gen(function* () {
    *  and claiming the next batch while they commit keeps both of the pool's statements in flight. */
   const unfinished = () => unstarted.size + recording.size + running.size
 
+  /** Room in the buffer beside what is held and what the claims in flight may bring. */
+  const roomLeft = () => capacity() - unfinished() - roomInFlight
   /** Whether another claim is worth sending now (see `lowWater` and `pipelinedClaimMin`). */
   const claimWanted = () =>
     claimsInFlight === 0 || depth === 1
       ? unfinished() <= lowWater()
-      : claimsInFlight < depth && capacity() - unfinished() - roomInFlight >= pipelinedClaimMin()
+      : claimsInFlight < depth && roomLeft() >= pipelinedClaimMin()
 
   let starting = false
   // jobs started in one turn of `startReady` while claims are pipelined
@@ -460,6 +463,11 @@ const make = Effect.gen(function* () {
     )
   }
 
+  /** A wake-up that finds claims in flight and sends none is taken up again when one lands. */
+  const wakeOnLanding = () => {
+    wokenInFlight = true
+  }
+
   const claimOnce = Effect.gen(function* () {
     refillAsked = false
     if (claimError !== undefined) {
@@ -468,18 +476,15 @@ const make = Effect.gen(function* () {
       return yield* Effect.fail(error)
     }
     if (!accepting || handBackWaiting) return
-    // from here on, a wake-up that finds claims in flight and sends none is taken up again when one lands
-    const busy = () => {
-      wokenInFlight = true
-    }
-    if (claimsInFlight >= depth) return busy()
+    if (claimsInFlight >= depth) return wakeOnLanding()
     // with claims pipelined there may be no moment without one in flight for the look loop's stray look:
     // the claims hold off until it ran
-    if (depth > 1 && (strayLookDue || performance.now() >= nextStrayLook)) {
-      if (claimsInFlight > 0) return busy()
+    if (depth > 1 && strayLookPending()) {
+      if (claimsInFlight > 0) return wakeOnLanding()
       yield* strayLook
     }
-    if (claimsInFlight > 0 && capacity() - unfinished() - roomInFlight < pipelinedClaimMin()) return busy()
+    // checked before `claimLimited` too, which would cost a round trip for nothing
+    if (claimsInFlight > 0 && roomLeft() < pipelinedClaimMin()) return wakeOnLanding()
     yield* claimLimited.pipe(
       Effect.tapError(() =>
         Effect.sync(() => {
@@ -489,8 +494,8 @@ const make = Effect.gen(function* () {
       claimOrHandBack.withPermits(1),
       Effect.uninterruptible
     )
-    const limit = capacity() - unfinished() - roomInFlight
-    if (claimsInFlight > 0 && limit < pipelinedClaimMin()) return busy()
+    const limit = roomLeft()
+    if (claimsInFlight > 0 && limit < pipelinedClaimMin()) return wakeOnLanding()
     if (limit <= 0) return startReady()
     // counted in flight and sent (or, one at a time, landed) without a break
     yield* Effect.uninterruptible(
@@ -605,9 +610,10 @@ const make = Effect.gen(function* () {
 
   /**
    * Hands back the strays (see `strayLookDue`) when no claim is in flight, so that every claim that
-   * committed and was answered has landed in `held`; with a claim in flight it stays due for the next look
-   * rather than wait (a claim of a limited queue may wait on its queue's lock). A job given up on but not
-   * handed back yet (`abandoned`) is left to the abandon above, which says why it went back.
+   * committed and was answered has landed in `held`; with a claim in flight it stays due rather than wait (a
+   * claim of a limited queue may wait on its queue's lock): for the next look, or, with claims pipelined,
+   * for `claimOnce`, which sends none while it is due. A job given up on but not handed back yet
+   * (`abandoned`) is left to the abandon above, which says why it went back.
    */
   const strayLook = claimOrHandBack
     .withPermitsIfAvailable(depth)(
@@ -662,7 +668,7 @@ const make = Effect.gen(function* () {
       if (back.length > 0)
         yield* Effect.logWarning(`handed ${back.length} jobs this worker had given up on back to the queue`)
     }
-    if (strayLookDue || performance.now() >= nextStrayLook) yield* strayLook
+    if (strayLookPending()) yield* strayLook
     const ids = [...held.keys()]
     if (ids.length === 0) return
     const states = yield* repo.renewLeases(
