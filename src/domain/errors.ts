@@ -69,7 +69,28 @@ export class InvalidUnique extends Schema.TaggedError<InvalidUnique>()("InvalidU
   message: Schema.String
 }) {}
 
-export type EnqueueError = UnknownJobKind | InvalidPayload | InvalidUnique | IdempotencyConflict
+/**
+ * Two items of one batch carry the same idempotency key for different requests (the same request twice is one
+ * job, answered for both). Nothing of the batch is enqueued.
+ */
+export class DuplicateIdempotencyKey extends Schema.TaggedError<DuplicateIdempotencyKey>()(
+  "DuplicateIdempotencyKey",
+  {
+    idempotencyKey: Schema.String,
+    /** The later item's index in the batch. */
+    index: Schema.Int,
+    /** The index of the first item with that key. */
+    firstIndex: Schema.Int,
+    message: Schema.String
+  }
+) {}
+
+export type EnqueueError =
+  | UnknownJobKind
+  | InvalidPayload
+  | InvalidUnique
+  | IdempotencyConflict
+  | DuplicateIdempotencyKey
 
 /** As many bulk operations as may run at once are running: one more is refused until one ends. */
 export class TooManyBulkOperations extends Schema.TaggedError<TooManyBulkOperations>()(

@@ -132,6 +132,39 @@ const depthOf = (value: unknown, depth = 0): number => {
   return deepest
 }
 
+// Postgres's `numeric`, which reads a jsonb number: at most 131,072 digits before the point and 16,383 after
+const maxIntegerDigits = 131_072
+const maxFractionDigits = 16_383
+const numberToken = /-?(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?/y
+
+/**
+ * The first number in JSON `text` that Postgres cannot read as a jsonb number (`1e999999`, `1e-20000`: a 500
+ * before this check), as written. The filter goes to Postgres as the client wrote it, so that big numbers
+ * compare exactly; JSON.parse read such a number as Infinity or 0 without a word. One pass over the text,
+ * strings skipped.
+ */
+const numberOutOfRange = (text: string): string | undefined => {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 34) {
+      // a string: to its closing quote, past escapes
+      for (i++; i < text.length && text.charCodeAt(i) !== 34; i++) if (text.charCodeAt(i) === 92) i++
+      continue
+    }
+    if (c !== 45 && (c < 48 || c > 57)) continue
+    numberToken.lastIndex = i
+    const match = numberToken.exec(text)
+    if (match === null) continue
+    const [token, integer = "", fraction = "", exponentText] = match
+    const exponent = exponentText === undefined ? 0 : Number(exponentText)
+    const significant = integer.replace(/^0+/, "")
+    if (significant.length + exponent > maxIntegerDigits || fraction.length - exponent > maxFractionDigits)
+      return token.length > 40 ? `${token.slice(0, 40)}…` : token
+    i += token.length - 1
+  }
+  return undefined
+}
+
 /**
  * A payload containment filter: a JSON object, as text, matched with Postgres's `@>` (so `{"customer":42}`
  * finds every payload holding that key and value; numbers compare exactly, big ones included). Bounded:
@@ -150,6 +183,9 @@ export const PayloadFilter = Schema.String.check(
       if (value === null || typeof value !== "object" || Array.isArray(value))
         return 'Expected a JSON object, e.g. {"customer":42}'
       if (depthOf(value) > maxPayloadFilterDepth) return `nests deeper than ${maxPayloadFilterDepth} levels`
+      const outOfRange = numberOutOfRange(text)
+      if (outOfRange !== undefined)
+        return `the number ${outOfRange} is out of range (at most ${maxIntegerDigits} digits before the point and ${maxFractionDigits} after)`
       // jsonb refuses these (the escape of a NUL or lone surrogate): a 500 before this check
       const unstorable = nulIssues(value)[0]
       return unstorable === undefined

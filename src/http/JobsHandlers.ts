@@ -165,6 +165,18 @@ export const makeJobsHandlers = (api: JobqApi) =>
             database,
             Effect.catchTags({
               IdempotencyConflict: (e) => Effect.fail(idempotencyConflict(e)),
+              DuplicateIdempotencyKey: (e) =>
+                Effect.fail(
+                  new ValidationFailed({
+                    detail: e.message,
+                    errors: [
+                      {
+                        path: ["body", "jobs", e.index, "idempotencyKey"],
+                        message: `item ${e.firstIndex} carries this key for a different request`
+                      }
+                    ]
+                  })
+                ),
               UnknownJobKind: (e) => Effect.fail(invalid(e, ["body", "jobs", e.index ?? 0])),
               InvalidPayload: (e) => Effect.fail(invalid(e, ["body", "jobs", e.index ?? 0])),
               InvalidUnique: (e) => Effect.fail(invalid(e, ["body", "jobs", e.index ?? 0]))

@@ -99,6 +99,13 @@ const isOperationId = Schema.is(Schema.String.check(Schema.isUUID()))
 const columns = `id, action, filter, status, cursor, matched, acted, batches, error, created_at AS "createdAt",
   updated_at AS "updatedAt", finished_at AS "finishedAt"`
 
+/**
+ * What a failed operation tells its readers: the cause (a stack, the database's message) is logged by the
+ * process that ran it, never sent (docs/api.md, "Problems").
+ */
+const failedMessage =
+  "a batch failed six times in a row (about 15 s); the cause is in the log of the API process that ran it"
+
 const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const admin = yield* JobAdmin
@@ -138,7 +145,7 @@ const make = Effect.gen(function* () {
           ? Effect.failCause(cause)
           : sql`
               UPDATE bulk_operations
-              SET status = 'failed', error = ${Cause.pretty(cause).slice(0, 2000)}, finished_at = now(),
+              SET status = 'failed', error = ${failedMessage}, finished_at = now(),
                   updated_at = now()
               WHERE id = ${row.id} AND owner = ${owner} AND status = 'running'`.pipe(
               Effect.andThen(Effect.logWarning(`bulk operation ${row.id} failed`, cause))

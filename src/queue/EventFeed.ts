@@ -52,15 +52,15 @@ export interface Position {
 
 export const formatPosition = (p: Position) =>
   p.index === undefined ? `${p.tx}-${p.id}` : `${p.tx}-${p.id}.${p.index}`
+// both parts are Postgres bigints: a larger one names no event (and failed the replay's query)
+const maxBigint = 9_223_372_036_854_775_807n
 export const parsePosition = (text: string): Position | undefined => {
   const match = /^(\d{1,19})-(\d{1,19})(?:\.(\d{1,6}))?$/.exec(text.trim())
-  return match === null
-    ? undefined
-    : {
-        tx: BigInt(match[1]!),
-        id: BigInt(match[2]!),
-        index: match[3] === undefined ? undefined : Number(match[3])
-      }
+  if (match === null) return undefined
+  const tx = BigInt(match[1]!)
+  const id = BigInt(match[2]!)
+  if (tx > maxBigint || id > maxBigint) return undefined
+  return { tx, id, index: match[3] === undefined ? undefined : Number(match[3]) }
 }
 /** Whether `a` comes after `b`; in one row, a position without an index is the row's end (all of it). */
 const after = (a: Position, b: Position) =>
@@ -256,12 +256,17 @@ const make = (settings: FeedSettings) =>
 
     /** Why a follower cannot replay from `from`, if it cannot. */
     const replayRefused = (from: Position) =>
-      sql<{ oldest_tx: string | null; oldest_id: string | null; reset: boolean }>`
-        SELECT (SELECT tx::text FROM event_log ORDER BY tx, id LIMIT 1) AS oldest_tx,
+      sql<{ oldest_tx: string | null; oldest_id: string | null; reset: boolean; horizon: string }>`
+        SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS horizon,
+               (SELECT tx::text FROM event_log ORDER BY tx, id LIMIT 1) AS oldest_tx,
                (SELECT id::text FROM event_log ORDER BY tx, id LIMIT 1) AS oldest_id,
                EXISTS (SELECT 1 FROM event_log WHERE type = 'reset'
                        AND (tx, id) > (${from.tx.toString()}::bigint, ${from.id.toString()}::bigint)) AS reset`.pipe(
         Effect.map(([row]) => {
+          // no transaction that far on has started: the id is from another database, or made up; replaying
+          // from it would hold back every event until the log got there
+          if (row !== undefined && from.tx >= BigInt(row.horizon))
+            return Option.some("this id is past the end of the log")
           if (row === undefined || row.oldest_tx === null || row.oldest_id === null)
             return Option.some("no events are kept")
           if (row.reset)

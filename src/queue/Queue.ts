@@ -6,6 +6,7 @@ import { Cause, Context, type Duration, Effect, Exit, Layer, Option, Schema, Sch
 import { SqlClient, type SqlError } from "effect/sql"
 import { PayloadConfig } from "../Config.ts"
 import {
+  DuplicateIdempotencyKey,
   IdempotencyConflict,
   InvalidPayload,
   InvalidUnique,
@@ -232,6 +233,29 @@ const make = Effect.gen(function* () {
     ).pipe(Effect.as(rows))
   }
 
+  /**
+   * The first item of a batch whose idempotency key an earlier item of the same batch carries for a different
+   * request. Found in the database instead, it was a conflict naming the earlier item's job, which the
+   * conflict's rollback then undid.
+   */
+  const differentRequestsOneKey = (rows: ReadonlyArray<JobInsert>) => {
+    const firstWith = new Map<string, number>()
+    for (let index = 0; index < rows.length; index++) {
+      const key = rows[index]!.idempotencyKey
+      if (key === null) continue
+      const first = firstWith.get(key)
+      if (first === undefined) firstWith.set(key, index)
+      else if (rows[first]!.requestHash !== rows[index]!.requestHash)
+        return new DuplicateIdempotencyKey({
+          idempotencyKey: key,
+          index,
+          firstIndex: first,
+          message: `items ${first} and ${index} carry idempotency key "${key}" for different requests`
+        })
+    }
+    return undefined
+  }
+
   const conflict = (key: string, jobId: string) =>
     new IdempotencyConflict({
       idempotencyKey: key,
@@ -334,6 +358,8 @@ const make = Effect.gen(function* () {
         batch.push(prepared)
       }
       const rows = yield* hashed(batch)
+      const duplicate = differentRequestsOneKey(rows)
+      if (duplicate !== undefined) return yield* duplicate
       if (rows.some((row) => row.unique !== null)) return yield* sql.withTransaction(enqueueUnique(rows))
       // no idempotency key: one statement, atomic on its own (no BEGIN and COMMIT round trips), and every
       // row goes in, so each job is the inserted one in the batch's order

@@ -1,0 +1,88 @@
+/**
+ * Defects a hostile client found (issue #21's last stop), one regression test each: bad input answered with
+ * a 4xx naming it (never a 500, never an answer that names a job that does not exist), and nothing written.
+ */
+import { afterAll, describe, expect, it } from "bun:test"
+import { SQL } from "bun"
+import { expectProblem, json, setupApiTests } from "../support/api.ts"
+
+const { request, postJson, db } = await setupApiTests(import.meta.file)
+const pg = new SQL({ url: db.url, max: 1 })
+afterAll(() => pg.close())
+
+const count = async (query: string) => Number((await pg.unsafe(query))[0].n)
+
+describe("a payload filter with a number Postgres cannot read is a 422 (was a 500, or a bulk operation that failed)", () => {
+  const outOfRange = [
+    '{"a":1e999999}',
+    '{"a":1e-999999}',
+    '{"a":1e131072}',
+    '{"a":1e-16384}',
+    '{"a":{"b":[1,2.5e-16383]}}'
+  ]
+  const inRange = ['{"a":1e131071}', '{"a":1e-16383}', '{"a":"1e999999"}', '{"1e999999":0}', '{"a":-0.5E+3}']
+
+  it("GET /jobs, POST /jobs/bulk and POST /bulk-operations refuse it before anything runs", async () => {
+    for (const filter of outOfRange) {
+      const listed = await expectProblem(
+        await request(`/jobs?payload=${encodeURIComponent(filter)}`),
+        422,
+        "validation-failed"
+      )
+      expect(listed.errors[0].path).toEqual(["query", "payload"])
+      expect(listed.errors[0].message).toContain("out of range")
+      for (const path of ["/jobs/bulk", "/bulk-operations"]) {
+        const refused = await expectProblem(
+          await postJson(path, { action: "cancel", filter: { payload: filter } }),
+          422,
+          "validation-failed"
+        )
+        expect(refused.errors[0].path).toEqual(["body", "filter", "payload"])
+      }
+    }
+    // no operation was written (it had retried for ~15 s, then failed with a stack trace for its readers)
+    expect(await count("SELECT count(*) AS n FROM bulk_operations")).toBe(0)
+  })
+
+  it("numbers at the edge of the range, and number-like text in strings and keys, are filters as before", async () => {
+    for (const filter of inRange) {
+      const response = await request(`/jobs?payload=${encodeURIComponent(filter)}`)
+      expect(response.status).toBe(200)
+      expect((await json(response)).jobs).toEqual([])
+    }
+  })
+})
+
+describe("a batch with one idempotency key on two different items is a 422 naming them (was a 409 naming a job the rollback undid)", () => {
+  it("refuses the batch and enqueues nothing", async () => {
+    const refused = await expectProblem(
+      await postJson("/jobs/batch", {
+        jobs: [
+          { kind: "sleep", payload: { ms: 1 }, idempotencyKey: "dupe-in-batch" },
+          { kind: "noop", payload: {} },
+          { kind: "sleep", payload: { ms: 2 }, idempotencyKey: "dupe-in-batch" }
+        ]
+      }),
+      422,
+      "validation-failed"
+    )
+    expect(refused.errors[0].path).toEqual(["body", "jobs", 2, "idempotencyKey"])
+    expect(refused.errors[0].message).toContain("item 0")
+    expect(refused.jobId).toBeUndefined()
+    expect(await count("SELECT count(*) AS n FROM jobs")).toBe(0)
+  })
+
+  it("the same request twice in one batch is one job, answered for both", async () => {
+    const response = await postJson("/jobs/batch", {
+      jobs: [
+        { kind: "sleep", payload: { ms: 3 }, idempotencyKey: "same-in-batch" },
+        { kind: "sleep", payload: { ms: 3 }, idempotencyKey: "same-in-batch" }
+      ]
+    })
+    expect(response.status).toBe(200)
+    const { jobs } = await json(response)
+    expect(jobs[1].id).toBe(jobs[0].id)
+    expect([jobs[0].created, jobs[1].created]).toEqual([true, false])
+    expect(await count("SELECT count(*) AS n FROM jobs WHERE idempotency_key = 'same-in-batch'")).toBe(1)
+  })
+})
