@@ -11,7 +11,7 @@ import type { JobId, JobStatus } from "../domain/Job.ts"
 import { batchForm, recordBatch } from "./eventBatch.ts"
 import { type HeldAnswer, heldAnswer, heldByOf, heldIds } from "./heldAnswer.ts"
 import type { JobInsert } from "./JobRepo.ts"
-import { jsonbText } from "./nul.ts"
+import { anyResult, recordsetText } from "./results.ts"
 
 /** A flow job ready to insert: its row, its local name and how many dependencies it waits for. */
 export interface FlowJobInsert extends JobInsert {
@@ -225,9 +225,8 @@ const make = Effect.gen(function* () {
       WITH x AS MATERIALIZED (
         ${
           // a batch in which no handler returned anything sends the ids alone, as `complete` does
-          results.some((r) => r.result !== undefined && r.result !== null)
-            ? sql`SELECT * FROM jsonb_to_recordset(${jsonbText(results.map((r) => ({ id: r.id, result: r.result ?? null })))}::jsonb)
-                    AS x (id uuid, result jsonb)`
+          anyResult(results)
+            ? sql`SELECT * FROM jsonb_to_recordset(${recordsetText(results)}::jsonb) AS x (id uuid, result jsonb)`
             : sql`SELECT id, NULL::jsonb AS result FROM unnest(${results.map((r) => r.id)}::uuid[]) AS x (id)`
         }
       ), kept AS (

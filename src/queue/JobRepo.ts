@@ -11,7 +11,8 @@ import { batchForm, followersPresent, recordBatch } from "./eventBatch.ts"
 import { parentsExpression } from "./FlowRepo.ts"
 import { type HeldAnswer, heldAnswer, heldByOf, heldIds } from "./heldAnswer.ts"
 import { conditions, type JobFilter, where as whereOf } from "./JobFilter.ts"
-import { jsonbText, replaceNulText } from "./nul.ts"
+import { replaceNulText } from "./nul.ts"
+import { anyResult, recordsetText } from "./results.ts"
 import type { UniqueSpec } from "./Uniqueness.ts"
 
 /** A row ready to insert: payload already validated and encoded, id already chosen. */
@@ -634,10 +635,9 @@ const make = Effect.gen(function* () {
   ) => {
     // a batch in which no handler returned anything (common: jobs run for their effects) sends the ids
     // alone, sparing both sides a JSON document of nulls
-    const withResults = results.some((r) => r.result !== undefined && r.result !== null)
+    const withResults = anyResult(results)
     const batch = withResults
-      ? sql`jsonb_to_recordset(${jsonbText(results.map((r) => ({ id: r.id, result: r.result ?? null })))}::jsonb)
-            AS x (id uuid, result jsonb)`
+      ? sql`jsonb_to_recordset(${recordsetText(results)}::jsonb) AS x (id uuid, result jsonb)`
       : sql`unnest(${results.map((r) => r.id)}::uuid[]) AS x (id)`
     const update = sql`
       UPDATE jobs AS j

@@ -75,14 +75,15 @@ export const replaceNulText = (text: string) => {
  */
 const unstorableEscape = /\\(?:\\|u0000|ud[89a-f][0-9a-f]{2})/gi
 
+/** JSON text from `JSON.stringify`, as text `jsonb` accepts: a NUL or lone surrogate becomes U+FFFD. */
+export const storableJson = (text: string): string =>
+  // without those escapes there is nothing to replace
+  text.includes("\\u0000") || /\\ud[89a-f]/i.test(text)
+    ? text.replace(unstorableEscape, (found) => (found === "\\\\" ? found : replacement))
+    : text
+
 /**
  * `JSON.stringify(value)`, as text `jsonb` accepts: a NUL or lone surrogate in any string or key becomes
  * U+FFFD. Done on the text, in one pass: no walk over the value, however deep the worker's result nests.
  */
-export const jsonbText = (value: unknown): string => {
-  const text = JSON.stringify(value)
-  // without those escapes there is nothing to replace
-  return text.includes("\\u0000") || /\\ud[89a-f]/i.test(text)
-    ? text.replace(unstorableEscape, (found) => (found === "\\\\" ? found : replacement))
-    : text
-}
+export const jsonbText = (value: unknown): string => storableJson(JSON.stringify(value))

@@ -9,10 +9,12 @@ import { Cause, Effect, Fiber, Queue } from "effect"
 import { FlowRepo } from "../queue/FlowRepo.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
+import type { EncodedResult } from "../queue/results.ts"
 
 interface Pending {
   readonly id: string
-  readonly result: unknown
+  /** Encoded in the job's fiber (`encodeResult`); null: none. */
+  readonly result: EncodedResult | null
   /** Runs after the commit: whether this worker still held the job (false: its lease was lost). */
   readonly onDone: (held: boolean) => void
 }
@@ -46,12 +48,23 @@ export const make = ({ workerId, capacity, deleteSucceeded }: CompleterOptions) 
           )
 
     const flush = (batch: ReadonlyArray<Pending>) =>
-      statement(batch).pipe(
+      // suspended: building the statement runs inside the effect, so that a throw there is this batch's
+      // defect, not the end of the loop (and of every completion after it)
+      Effect.suspend(() => statement(batch)).pipe(
         // not dropped for a passing database error; after ~a minute of failures the jobs are reported not
         // completed and the pool hands them back to the queue (run again), which is the at-least-once contract
         Effect.tapError((error) => Effect.logWarning("completing jobs failed; retrying", error.message)),
         Effect.retry({ schedule: decorrelatedJitter({ base: "50 millis", cap: "5 seconds" }), times: 20 }),
-        Effect.catch(() => Effect.succeed([])),
+        Effect.catchCause((cause) =>
+          Cause.hasInterruptsOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.as(
+                Cause.hasFails(cause)
+                  ? Effect.void
+                  : Effect.logError("completing jobs failed; handing them back", Cause.pretty(cause)),
+                []
+              )
+        ),
         Effect.tap((held) =>
           Effect.sync(() => {
             // the held are some of the batch, so as many as the batch means all of it (the usual case)
@@ -79,7 +92,7 @@ export const make = ({ workerId, capacity, deleteSucceeded }: CompleterOptions) 
     yield* Effect.addFinalizer(() => Queue.end(pending).pipe(Effect.andThen(Fiber.await(loop))))
 
     /** Queues the job's completion; `onDone` runs once it committed. Waits only when the queue is full. */
-    const submit = (id: string, result: unknown, onDone: Pending["onDone"]) =>
+    const submit = (id: string, result: EncodedResult | null, onDone: Pending["onDone"]) =>
       Queue.offer(pending, { id, result, onDone }).pipe(Effect.asVoid)
 
     return { submit }

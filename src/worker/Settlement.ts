@@ -9,8 +9,9 @@ import type { RetryConfig } from "../Config.ts"
 import { maxSnoozes } from "../domain/JobKind.ts"
 import type { ClaimedJob, JobRepo } from "../queue/JobRepo.ts"
 import { nextDelayMs } from "../queue/Retry.ts"
+import { encodeResult } from "../queue/results.ts"
 import type * as Completer from "./Completer.ts"
-import type { AttemptFailed } from "./Executor.ts"
+import { AttemptFailed } from "./Executor.ts"
 import type { JobCounter, JobMetrics } from "./WorkerMetrics.ts"
 
 /** Why a job was stopped before it finished; none means shutdown. */
@@ -115,7 +116,10 @@ export const make = (deps: SettlementDeps) => {
     reason: StopReason | undefined
   ) => {
     if (Exit.isSuccess(exit)) {
-      return completer.submit(job.id, exit.value ?? null, (held) => {
+      const result = encodeResult(exit.value)
+      if (result !== null && "unstorable" in result)
+        return guarded(job, failure(job, new AttemptFailed({ message: result.unstorable, permanent: true })))
+      return completer.submit(job.id, result, (held) => {
         deps.metrics(job)[held ? "succeeded" : "leaseLost"].add(1)
         // not completed: the lease was lost, or the completion kept failing (then the job is handed back)
         if (!held) deps.onAbandoned(job)
