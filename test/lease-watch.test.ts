@@ -74,4 +74,43 @@ describe("a worker cut off from the database", () => {
     expect(still).toEqual({ status: "running", owner: "cut-off" })
     expect(await Bun.file(cutOff.logFile).text()).toContain("could not renew the leases of 1 jobs")
   })
+
+  it("stops every job whose lease runs out at once, not each after the one before has finished stopping", async () => {
+    const queue = "cut-off-many"
+    const cut = await tcpProxy({ host: server.hostname, port: Number(server.port || 5432) })
+    const worker = spawn("cut-off-many", {
+      WORKER_QUEUES: queue,
+      WORKER_CONCURRENCY: "3",
+      WORKER_PREFETCH: "0",
+      WORKER_LEASE: "2 seconds",
+      WORKER_LEASE_RENEW: "200 millis",
+      WORKER_RESCUE_INTERVAL: "60 seconds",
+      WORKER_LEADER_LEASE: "60 seconds",
+      DATABASE_URL: throughProxy(db.url, cut.port),
+      RECORD_DATABASE_URL: db.url
+    })
+    await started(worker)
+    // each handler takes 1.5 s to stop once interrupted (its finalizer records the interrupt first)
+    await enqueueTimed(queue, 3, 30_000, 1_500)
+    await waitFor("the three jobs to run", async () =>
+      (await sql((s) => s`SELECT 1 FROM job_spans WHERE queue = ${queue}`)).length === 3 ? true : undefined
+    )
+    const [lease] = await sql<{ expires: number }>(
+      (s) => s`SELECT extract(epoch FROM lease_expires_at)::float8 * 1000 AS expires FROM workers
+               WHERE id = 'cut-off-many'`
+    )
+    await cut.cut()
+    const spans = await waitFor(
+      "the three jobs to be stopped",
+      async () => {
+        const ended = await spansOf(queue)
+        return ended.length === 3 ? ended : undefined
+      },
+      { timeoutMs: 10_000 }
+    )
+    const ends = spans.map((s) => s.ended)
+    // one after the other, the third was interrupted 3 s after the first, past its lease
+    expect(Math.max(...ends) - Math.min(...ends)).toBeLessThan(1_000)
+    expect(Math.max(...ends)).toBeLessThan(lease!.expires + 2_000)
+  })
 })

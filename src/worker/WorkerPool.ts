@@ -212,7 +212,11 @@ const make = Effect.gen(function* () {
         const reason = stopReasons.get(job.id)
         if (span !== undefined) spans.setOutcome(span, Settlement.outcomeOf(exit, reason))
         const settle = settlement.settle(job, exit, reason)
-        return progress === undefined ? settle : Effect.andThen(progress.flush, settle)
+        // a job whose lease is lost writes nothing (the write would be refused), and the database may be
+        // out of reach, which is why the lease was lost: a pending progress report would wait for it
+        return progress === undefined || reason === "lease_lost"
+          ? settle
+          : Effect.andThen(progress.flush, settle)
       })
     )
   }
@@ -366,6 +370,14 @@ const make = Effect.gen(function* () {
       if (fiber !== undefined) return Fiber.interrupt(fiber)
       return unstarted.delete(id) ? settlement.settleUnstarted(job, reason) : Effect.void
     })
+
+  /**
+   * Stops the jobs side by side: stopping one waits until its fiber has ended (its finalizers run), and one
+   * after the other a handler slow to stop held up the interruption of the next, which past its lease then
+   * ran beside the worker that took it over.
+   */
+  const stopAll = (ids: ReadonlyArray<string>, reason: Settlement.StopReason) =>
+    Effect.forEach(ids, (id) => stop(id, reason), { concurrency: "unbounded", discard: true })
 
   /**
    * Claimed jobs (by a statement sent at `askedAt`) join the buffer: at its end, or, for limited queues'
@@ -595,18 +607,20 @@ const make = Effect.gen(function* () {
     )
   })
 
+  // backing off afresh after each failure that follows a claim: retried around the whole loop, which never
+  // succeeds, the backoff grew over a worker's life, to its 10 s cap after a dozen passing failures
+  const claimBackingOff = claimOnce.pipe(
+    Effect.tapError((error) => Effect.logWarning("claiming failed; backing off", error.message)),
+    Effect.retry(decorrelatedJitter({ base: "100 millis", cap: "10 seconds" }))
+  )
   const fetchLoop = Effect.gen(function* () {
     for (;;) {
-      yield* claimOnce
+      yield* claimBackingOff
       const woken = yield* Queue.take(wake).pipe(Effect.timeoutOption(wakeTimes.nextWaitMs()))
       // a poll or a timed wake-up (a rate limit's window reopening among them): look at limited queues too
       if (woken._tag === "None") limitedWanted = true
     }
-  }).pipe(
-    Effect.tapError((error) => Effect.logWarning("claiming failed; backing off", error.message)),
-    Effect.retry(decorrelatedJitter({ base: "100 millis", cap: "10 seconds" })),
-    Effect.annotateLogs({ module: "WorkerPool", fiber: "fetch" })
-  )
+  }).pipe(Effect.annotateLogs({ module: "WorkerPool", fiber: "fetch" }))
 
   /**
    * Hands back the strays (see `strayLookDue`) when no claim is in flight, so that every claim that
@@ -677,9 +691,15 @@ const make = Effect.gen(function* () {
       leaseMs
     )
     const stillHeld = new Set<string>(states.map((s) => s.id))
-    for (const state of states) if (state.cancelRequested) yield* stop(state.id, "cancel")
+    yield* stopAll(
+      states.filter((state) => state.cancelRequested).map((state) => state.id),
+      "cancel"
+    )
     // missing from the answer: rescued by another worker, so our copy must not run or settle
-    for (const id of ids) if (!stillHeld.has(id) && held.has(id)) yield* stop(id, "lease_lost")
+    yield* stopAll(
+      ids.filter((id) => !stillHeld.has(id) && held.has(id)),
+      "lease_lost"
+    )
   }).pipe(
     Effect.catchCause((cause) => Effect.logWarning("looking at the held jobs failed", Cause.pretty(cause))),
     Effect.repeat(Schedule.spaced(config.renewInterval)),
@@ -701,7 +721,7 @@ const make = Effect.gen(function* () {
     yield* Effect.logWarning(
       `could not renew the leases of ${expiring.length} jobs before they ran out (this worker's heartbeat); stopping them`
     )
-    for (const id of expiring) yield* stop(id, "lease_lost")
+    yield* stopAll(expiring, "lease_lost")
   }).pipe(
     Effect.repeat(Schedule.spaced(Duration.millis(watchMarginMs))),
     Effect.annotateLogs({ module: "WorkerPool", fiber: "lease-watch" })
@@ -728,7 +748,14 @@ const make = Effect.gen(function* () {
   yield* Effect.forkScoped(
     Notifier.subscribe(Notifier.channels.ready, onReady, Effect.andThen(steering.refresh, signal))
   )
-  yield* Effect.forkScoped(Notifier.subscribe(Notifier.channels.cancel, (id) => stop(id, "cancel")))
+  // each stop forked: a handler slow to stop must not hold up the cancels that follow it
+  yield* Effect.forkScoped(
+    Notifier.subscribe(Notifier.channels.cancel, (id) =>
+      Effect.sync(() => {
+        fork(stop(id, "cancel"))
+      })
+    )
+  )
 
   // Shutdown: stop claiming and starting; give buffered jobs straight back; let running jobs finish within
   // the grace period, or until a stop now is asked for (a second signal); then interrupt the rest, which

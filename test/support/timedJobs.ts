@@ -23,10 +23,16 @@ export const setupTimedJobs = async (file: string) => {
   await run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(jobSpansTable)))
   const sql = <A extends object>(f: (sql: SqlClient.SqlClient) => Effect.Effect<ReadonlyArray<A>, unknown>) =>
     run(Effect.flatMap(SqlClient.SqlClient, f) as Effect.Effect<ReadonlyArray<A>, never>)
-  const enqueueTimed = (queue: string, count: number, sleepMs: number) =>
+  const enqueueTimed = (queue: string, count: number, sleepMs: number, cleanupMs?: number) =>
     run(
       Queue.use((q) =>
-        q.enqueueMany(Array.from({ length: count }, () => ({ kind: "timed", payload: { sleepMs }, queue })))
+        q.enqueueMany(
+          Array.from({ length: count }, () => ({
+            kind: "timed",
+            payload: cleanupMs === undefined ? { sleepMs } : { sleepMs, cleanupMs },
+            queue
+          }))
+        )
       )
     )
   /** The finished runs of `queue`'s jobs. */
