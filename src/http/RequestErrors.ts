@@ -3,7 +3,7 @@
  * plain text, and a body over the limit with a defect. This middleware turns each into the API's problem
  * shape, and caps the bytes a handler may read:
  *
- * - body is not JSON -> 400 `MalformedJson`
+ * - body is not JSON, or not UTF-8 -> 400 `MalformedJson`
  * - body, query or headers break the schema -> 422 `ValidationFailed`, every issue with its path
  * - the path's job id is not a UUID -> 404 `JobNotFound` (a malformed id names no job); any other path
  *   parameter that breaks its schema (a queue name) -> 422 `ValidationFailed`, as it would in a body
@@ -12,6 +12,7 @@
  * - body over `MAX_BODY_BYTES` -> 413 `PayloadTooLarge`; a `Content-Length` over it is refused before any
  *   byte is read, a chunked body as soon as the count passes it
  */
+import * as NodeBuffer from "node:buffer"
 import { ByteSize, Cause, Effect, identity, Layer } from "effect"
 import {
   HttpIncomingMessage,
@@ -85,6 +86,42 @@ const isProblem = (response: HttpServerResponse.HttpServerResponse) =>
 const isBodyRead = (defect: unknown): defect is HttpServerError.HttpServerError =>
   HttpServerError.isHttpServerError(defect) && defect.reason._tag === "RequestParseError"
 
+const fatalUtf8 = new TextDecoder("utf-8", { fatal: true })
+/** Node's check where the runtime has it (no string made), else a strict decode. */
+const isUtf8: (bytes: Uint8Array) => boolean =
+  typeof NodeBuffer.isUtf8 === "function"
+    ? NodeBuffer.isUtf8
+    : (bytes) => {
+        try {
+          fatalUtf8.decode(bytes)
+          return true
+        } catch {
+          return false
+        }
+      }
+
+const notUtf8 = render(
+  new MalformedJson({ detail: "the request body is not valid UTF-8 (JSON text must be)" })
+)
+
+/**
+ * A JSON body must be UTF-8: its bytes are checked before the endpoint reads them as text, which would put
+ * U+FFFD in place of what is not (a client's payload changed without a word, and two different bodies read as
+ * one, replaying each other's idempotency key). The bytes are read once: the endpoint's text decodes them
+ * from the same cached buffer. A body that cannot be read fails as the endpoint's own read would.
+ */
+const utf8Checked = <E, R>(
+  request: HttpServerRequest.HttpServerRequest,
+  httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+) =>
+  request.method === "GET" ||
+  request.method === "HEAD" ||
+  !(request.headers["content-type"] ?? "").toLowerCase().includes("json")
+    ? httpEffect
+    : Effect.flatMap(Effect.orDie(request.arrayBuffer), (body) =>
+        isUtf8(new Uint8Array(body)) ? httpEffect : notUtf8
+      )
+
 export const layer = Layer.effect(
   RequestErrors,
   Effect.gen(function* () {
@@ -108,7 +145,7 @@ export const layer = Layer.effect(
         if (declared !== undefined && declared > maxBodyBytes) return tooLarge
         const encoded = ContentEncoding.refusal(request)
         if (encoded !== undefined) return encoded
-        return httpEffect.pipe(
+        return utf8Checked(request, httpEffect).pipe(
           // A declared length within the limit is read in one piece (the server's HTTP parser frames the
           // body by it); only a body without one (chunked) is read as a stream and counted as it comes.
           declared === undefined || !Number.isInteger(declared)

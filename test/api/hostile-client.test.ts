@@ -86,3 +86,41 @@ describe("a batch with one idempotency key on two different items is a 422 namin
     expect(await count("SELECT count(*) AS n FROM jobs WHERE idempotency_key = 'same-in-batch'")).toBe(1)
   })
 })
+
+describe("a body that is not UTF-8 is a 400 (was read with U+FFFD in place of its bytes, and stored)", () => {
+  const raw = (path: string, bytes: Uint8Array, headers: Record<string, string> = {}) =>
+    request(path, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: bytes
+    })
+  const body = (inner: Array<number>) =>
+    new Uint8Array([
+      ...new TextEncoder().encode('{"kind":"cpu_hash","payload":{"seed":"'),
+      ...inner,
+      ...new TextEncoder().encode('","rounds":1}}')
+    ])
+
+  it("refuses invalid bytes and an encoded lone surrogate, and stores nothing; two such bodies do not replay each other", async () => {
+    for (const inner of [[0xff], [0xfe], [0xed, 0xa0, 0x80], [0xc3]]) {
+      const refused = await expectProblem(
+        await raw("/jobs", body(inner), { "idempotency-key": "utf8-key" }),
+        400,
+        "malformed-json"
+      )
+      expect(refused.detail).toContain("UTF-8")
+    }
+    const batch = new Uint8Array([
+      ...new TextEncoder().encode('{"jobs":['),
+      ...body([0xff]),
+      ...new TextEncoder().encode("]}")
+    ])
+    await expectProblem(await raw("/jobs/batch", batch), 400, "malformed-json")
+    expect(await count("SELECT count(*) AS n FROM jobs WHERE idempotency_key = 'utf8-key'")).toBe(0)
+    expect(await count("SELECT count(*) AS n FROM jobs WHERE kind = 'cpu_hash'")).toBe(0)
+    // valid UTF-8 beyond ASCII is a payload like any other
+    const fine = await raw("/jobs", body([...new TextEncoder().encode("é🙂")]))
+    expect(fine.status).toBe(201)
+    expect((await json(fine)).payload.seed).toBe("é🙂")
+  })
+})
