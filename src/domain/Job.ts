@@ -26,9 +26,14 @@ export const terminalStatuses: ReadonlyArray<JobStatus> = ["succeeded", "failed_
 export const isTerminal = (status: JobStatus) => terminalStatuses.includes(status)
 
 // the `u` flag lets the pattern into the OpenAPI document (Effect exports only unicode-mode patterns)
+// not dots alone: `.` and `..` are path segments URLs resolve away, so such a queue could be made but never
+// addressed (`/queues/..` is `/`); no lookahead, which some generated clients' regex engines lack
 export const QueueName = Schema.String.pipe(
-  Schema.check(Schema.isPattern(/^[A-Za-z0-9_.:-]{1,128}$/u)),
-  Schema.annotate({ description: "Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -" })
+  Schema.check(Schema.isBetweenLength(1, 128)),
+  Schema.check(Schema.isPattern(/^[A-Za-z0-9_.:-]*[A-Za-z0-9_:-][A-Za-z0-9_.:-]*$/u)),
+  Schema.annotate({
+    description: "Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone"
+  })
 )
 export const KindName = Schema.String.pipe(
   Schema.check(Schema.isPattern(/^[A-Za-z0-9_.:-]{1,128}$/u)),

@@ -88,7 +88,7 @@ describe("a batch with one idempotency key on two different items is a 422 namin
 })
 
 describe("a body that is not UTF-8 is a 400 (was read with U+FFFD in place of its bytes, and stored)", () => {
-  const raw = (path: string, bytes: Uint8Array, headers: Record<string, string> = {}) =>
+  const raw = (path: string, bytes: Uint8Array<ArrayBuffer>, headers: Record<string, string> = {}) =>
     request(path, {
       method: "POST",
       headers: { "content-type": "application/json", ...headers },
@@ -122,5 +122,33 @@ describe("a body that is not UTF-8 is a 400 (was read with U+FFFD in place of it
     const fine = await raw("/jobs", body([...new TextEncoder().encode("é🙂")]))
     expect(fine.status).toBe(201)
     expect((await json(fine)).payload.seed).toBe("é🙂")
+  })
+})
+
+describe("a queue name of dots alone is refused (was made, and could never be read, paused or resumed)", () => {
+  it("refuses . and .. (and ...) where a queue is named; dotted names that are not only dots are fine", async () => {
+    for (const queue of [".", "..", "..."]) {
+      const refused = await expectProblem(
+        await postJson("/jobs", { kind: "noop", payload: {}, queue }),
+        422,
+        "validation-failed"
+      )
+      expect(refused.errors[0].path).toEqual(["body", "queue"])
+      await expectProblem(
+        await postJson("/schedules", {
+          name: `dots-${queue.length}`,
+          kind: "noop",
+          cron: "* * * * *",
+          queue
+        }),
+        422,
+        "validation-failed"
+      )
+    }
+    expect(await count("SELECT count(*) AS n FROM queues WHERE name ~ '^[.]+$'")).toBe(0)
+    for (const queue of [".hidden", "a..b", "v1.2", "..x"]) {
+      expect((await postJson("/jobs", { kind: "noop", payload: {}, queue })).status).toBe(201)
+      expect((await request(`/queues/${queue}`)).status).toBe(200)
+    }
   })
 })

@@ -157,7 +157,10 @@ describe("the OpenAPI document", () => {
     expect(job.priority).toMatchObject({ minimum: -32768, maximum: 32767 })
     expect(job.maxAttempts).toMatchObject({ minimum: 1, maximum: 1000 })
     expect(job.result.anyOf).toBeUndefined()
-    expect(spec.components.schemas.NewJob_sleep.properties.queue.pattern).toBe("^[A-Za-z0-9_.:-]{1,128}$")
+    expect(spec.components.schemas.NewJob_sleep.properties.queue.pattern).toBe(
+      "^[A-Za-z0-9_.:-]*[A-Za-z0-9_:-][A-Za-z0-9_.:-]*$"
+    )
+    expect(spec.components.schemas.NewJob_sleep.properties.queue.maxLength).toBe(128)
     expect(spec.servers).toEqual([{ url: "/", description: "The server that serves this document" }])
     expect(spec.info.license.identifier).toBe("Apache-2.0")
     for (const tag of spec.tags) expect(typeof tag.description).toBe("string")

@@ -597,7 +597,7 @@ export interface components {
             status?: "queued" | "running" | "succeeded" | "retrying" | "failed_permanent" | "cancelled" | "blocked";
             /** @description Job kind name */
             kind?: string;
-            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone */
             queue?: string;
             /**
              * Format: date-time
@@ -932,7 +932,7 @@ export interface components {
                 seed: string;
                 rounds: number;
             };
-            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone */
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
@@ -961,7 +961,7 @@ export interface components {
             payload: {
                 failTimes: number;
             };
-            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone */
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
@@ -990,7 +990,7 @@ export interface components {
             payload: {
                 ms: number;
             };
-            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone */
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
@@ -1016,7 +1016,7 @@ export interface components {
              * @example {}
              */
             payload: Record<string, never>;
-            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone */
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
@@ -1123,7 +1123,7 @@ export interface components {
             timeZone?: string;
             kind?: string;
             payload?: unknown;
-            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone */
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
@@ -1150,7 +1150,7 @@ export interface components {
             /** @description Job kind each run enqueues; must be a kind the server knows */
             kind: string;
             payload?: unknown;
-            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone */
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
@@ -1351,7 +1351,7 @@ export interface components {
                 seed: string;
                 rounds: number;
             };
-            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone */
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
@@ -1398,7 +1398,7 @@ export interface components {
             payload: {
                 failTimes: number;
             };
-            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone */
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
@@ -1439,7 +1439,7 @@ export interface components {
             payload: {
                 ms: number;
             };
-            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone */
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
@@ -1475,7 +1475,7 @@ export interface components {
              * @example {}
              */
             payload: Record<string, never>;
-            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : - */
+            /** @description Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone */
             queue?: string;
             /** @description Lower runs first; default 0 */
             priority?: number;
