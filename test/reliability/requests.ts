@@ -148,7 +148,7 @@ export const fromSchema = (
             .map((d) => d.toISOString())
         }
         return s.description?.startsWith("Queue name")
-          ? fc.stringMatching(/^[A-Za-z0-9_.:-]{1,20}$/)
+          ? fc.stringMatching(/^[A-Za-z0-9_.:-]{0,10}[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,9}$/)
           : fc.oneof(
               {
                 weight: 4,
