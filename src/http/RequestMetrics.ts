@@ -1,5 +1,8 @@
-/** Router middleware: counts each request and times it, labelled by route template, method and status. */
-import { type Context, Effect } from "effect"
+/**
+ * Router middleware: counts each request and times it, labelled by route template, method and status; a
+ * request the client abandoned before its answer is status 499, as nginx logs it.
+ */
+import { Cause, type Context, Effect } from "effect"
 import type { HttpServerResponse } from "effect/http"
 import { requestSeconds, requestSecondsBoundaries, requests } from "../telemetry/ApiMetrics.ts"
 import * as Series from "../telemetry/Series.ts"
@@ -43,7 +46,8 @@ export const middleware = (context: Context.Context<never>) => {
           })
         return app.pipe(
           Effect.tap((response) => record(response.status)),
-          Effect.onError(() => record(500))
+          // interrupted: the client went away before its answer (nginx's 499), not a server error
+          Effect.onError((cause) => record(Cause.hasInterruptsOnly(cause) ? 499 : 500))
         )
       })
 }

@@ -4,9 +4,10 @@
  */
 import { afterAll, describe, expect, it } from "bun:test"
 import { SQL } from "bun"
-import { expectProblem, json, setupApiTests } from "../support/api.ts"
+import { expectProblem, json, serve, setupApiTests } from "../support/api.ts"
+import { waitFor } from "../support/runtime.ts"
 
-const { request, postJson, db } = await setupApiTests(import.meta.file)
+const { request, postJson, db, handler } = await setupApiTests(import.meta.file)
 const pg = new SQL({ url: db.url, max: 1 })
 afterAll(() => pg.close())
 
@@ -150,5 +151,30 @@ describe("a queue name of dots alone is refused (was made, and could never be re
       expect((await postJson("/jobs", { kind: "noop", payload: {}, queue })).status).toBe(201)
       expect((await request(`/queues/${queue}`)).status).toBe(200)
     }
+  })
+})
+
+describe("a request the client abandons is counted as 499, not as a server error", () => {
+  it("POST /jobs?wait= cut short by the client", async () => {
+    const base = serve(handler)
+    const statusCount = async (status: string) => {
+      const text = await (await request("/metrics")).text()
+      const line = text
+        .split("\n")
+        .find((l) => l.startsWith(`jobq_http_requests_total{route="/jobs",method="POST",status="${status}"`))
+      return Number(line?.split(" ").at(-1) ?? 0)
+    }
+    const before = { aborted: await statusCount("499"), errors: await statusCount("500") }
+    const cut = fetch(`${base}/jobs?wait=5s`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ kind: "sleep", payload: { ms: 1 }, queue: "abandoned" }),
+      signal: AbortSignal.timeout(300)
+    })
+    await expect(cut).rejects.toThrow()
+    await waitFor("the abandoned request to be counted", async () =>
+      (await statusCount("499")) === before.aborted + 1 ? true : undefined
+    )
+    expect(await statusCount("500")).toBe(before.errors)
   })
 })
