@@ -28,8 +28,9 @@ interface Sessions extends SessionBounds.Bounds {
  * the pool's settings (opened only by a worker). Behind a pooler, the server's bounds are checked when the
  * pool opens.
  */
-const poolWithSessions = (options: PgClient.PgPoolConfig, sessions: Sessions) =>
-  Notifications.layerPg({
+const poolWithSessions = (given: PgClient.PgPoolConfig, sessions: Sessions) => {
+  const options = { ...given, keepAlive: given.keepAlive ?? tcpKeepAlive }
+  return Notifications.layerPg({
     ...(sessions.listenUrl === undefined ? {} : { url: sessions.listenUrl }),
     multiplex: false,
     startupParameters: undefined
@@ -43,6 +44,15 @@ const poolWithSessions = (options: PgClient.PgPoolConfig, sessions: Sessions) =>
     // transaction pooler
     Layer.merge(sessions.pooler === "transaction" ? Layer.empty : ClaimSession.layerPg(options))
   )
+}
+
+/**
+ * TCP keepalive on every connection after this long idle: a connection whose peer vanished without a reset
+ * (a NAT or firewall dropping its state, a host gone) errors after ~10 unanswered probes instead of leaving a
+ * statement waiting for an answer for ever (a worker's claim on its claim session held every later claim and
+ * hand-back behind it, and its heartbeat, on other connections, never noticed).
+ */
+const tcpKeepAlive = "10 seconds"
 
 export const layer = Layer.unwrap(
   Effect.gen(function* () {
