@@ -112,12 +112,17 @@ const make = Effect.gen(function* () {
   const limitedIds = new Set<string>()
   /** Whether a claim from the limited queues may find something: cleared by one that found nothing. */
   let limitedWanted = true
-  /** The fiber of every job that started and whose fiber has not exited. */
-  const running = new Map<string, Fiber.Fiber<unknown, unknown>>()
+  /**
+   * The fiber of every job that started and whose fiber has not exited. Keyed, as `stopReasons`, by the
+   * claimed job (one attempt), not its id: an attempt stopped as its lease ran out may still be exiting when
+   * this worker claims the same job again after a rescue, and the old attempt must not touch the new one's
+   * entries (the new one was handed back, or ran over the concurrency unseen at shutdown).
+   */
+  const running = new Map<ClaimedJob, Fiber.Fiber<unknown, unknown>>()
   /** Taken from the buffer (a slot is theirs), waiting for their start to be recorded (`recordStartFirst`). */
   const recording = new Map<string, ClaimedJob>()
   let recorder: Fiber.Fiber<void> | undefined
-  const stopReasons = new Map<string, Settlement.StopReason>()
+  const stopReasons = new Map<ClaimedJob, Settlement.StopReason>()
   const wake = yield* Queue.sliding<void>(1)
   const signal = Queue.offer(wake, undefined).pipe(Effect.asVoid)
   const wakeTimes = WakeTimes.make(Duration.toMillis(config.pollInterval))
@@ -181,8 +186,10 @@ const make = Effect.gen(function* () {
     metrics: metricsFor,
     onAbandoned: abandon,
     onSettled: (job) => {
+      stopReasons.delete(job)
+      // the id held again by a newer attempt (claimed anew after a rescue): its entries are not this one's
+      if (held.get(job.id) !== job) return
       held.delete(job.id)
-      stopReasons.delete(job.id)
       // a limited queue's job settled: its slot under the limit is free, claim again (after the commit)
       if (limitedIds.delete(job.id)) {
         limitedWanted = true
@@ -209,7 +216,7 @@ const make = Effect.gen(function* () {
       Effect.onExit((exit) => {
         metrics.executionSeconds.observe((performance.now() - startedAt) / 1000)
         claimSize?.ran(performance.now() - startedAt)
-        const reason = stopReasons.get(job.id)
+        const reason = stopReasons.get(job)
         if (span !== undefined) spans.setOutcome(span, Settlement.outcomeOf(exit, reason))
         const settle = settlement.settle(job, exit, reason)
         // a job whose lease is lost writes nothing (the write would be refused), and the database may be
@@ -246,11 +253,11 @@ const make = Effect.gen(function* () {
     const fiber = Effect.runForkWith(jobContext(job, span === undefined ? services : spans.contextFor(span)))(
       run
     )
-    running.set(job.id, fiber)
+    running.set(job, fiber)
     // runs at once when the fiber already exited (a job that never suspended)
     fiber.addObserver((exit) => {
       if (span !== undefined) spans.end(span, exit)
-      running.delete(job.id)
+      running.delete(job)
       startReady()
     })
   }
@@ -347,7 +354,7 @@ const make = Effect.gen(function* () {
           if (!accepting) continue
           // given back meanwhile (its queue was paused): not ours to start
           if (!recording.delete(job.id)) continue
-          const reason = stillHeld.has(job.id) ? stopReasons.get(job.id) : "lease_lost"
+          const reason = stillHeld.has(job.id) ? stopReasons.get(job) : "lease_lost"
           if (reason === undefined) start(job)
           else yield* settlement.settleUnstarted(job, reason)
         }
@@ -364,9 +371,9 @@ const make = Effect.gen(function* () {
   const stop = (id: string, reason: Settlement.StopReason) =>
     Effect.suspend(() => {
       const job = held.get(id)
-      if (job === undefined || stopReasons.has(id)) return Effect.void
-      stopReasons.set(id, reason)
-      const fiber = running.get(id)
+      if (job === undefined || stopReasons.has(job)) return Effect.void
+      stopReasons.set(job, reason)
+      const fiber = running.get(job)
       if (fiber !== undefined) return Fiber.interrupt(fiber)
       return unstarted.delete(id) ? settlement.settleUnstarted(job, reason) : Effect.void
     })
@@ -776,7 +783,7 @@ const make = Effect.gen(function* () {
       recording.clear()
       if (released > 0) yield* Effect.logInfo(`shutting down: released ${released} buffered jobs`)
       if (running.size === 0) return
-      const ids = [...running.keys()]
+      const ids = [...running.keys()].map((job) => job.id)
       const named =
         ids.length > 10 ? `${ids.slice(0, 10).join(", ")} and ${ids.length - 10} more` : ids.join(", ")
       yield* Effect.logInfo(
