@@ -215,7 +215,7 @@ describe("enqueueMany", () => {
     expect(await countIn(queue)).toBe(2)
   })
 
-  it("a key repeated inside one batch with different requests is a conflict, and nothing is written", async () => {
+  it("a key repeated inside one batch with different requests is refused naming both items, and nothing is written", async () => {
     const queue = uniqueQueue()
     const key = uniqueKey()
     const error = await run(
@@ -229,7 +229,9 @@ describe("enqueueMany", () => {
         )
       )
     )
-    expect(error._tag).toBe("IdempotencyConflict")
+    // was an IdempotencyConflict naming the first item's job, which the rollback undid
+    expect(error._tag).toBe("DuplicateIdempotencyKey")
+    if (error._tag === "DuplicateIdempotencyKey") expect([error.firstIndex, error.index]).toEqual([1, 2])
     expect(await countIn(queue)).toBe(0)
     expect(await countWithKey(key)).toBe(0)
   })

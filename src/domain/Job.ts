@@ -29,7 +29,8 @@ export const isTerminal = (status: JobStatus) => terminalStatuses.includes(statu
 // not dots alone: `.` and `..` are path segments URLs resolve away, so such a queue could be made but never
 // addressed (`/queues/..` is `/`); no lookahead, which some generated clients' regex engines lack
 export const QueueName = Schema.String.pipe(
-  Schema.check(Schema.isBetweenLength(1, 128)),
+  // one issue for a name that breaks both: the pattern is not tried once the length failed
+  Schema.check(Schema.isBetweenLength(1, 128).abort()),
   Schema.check(Schema.isPattern(/^[A-Za-z0-9_.:-]*[A-Za-z0-9_:-][A-Za-z0-9_.:-]*$/u)),
   Schema.annotate({
     description: "Queue name: 1-128 characters of A-Z a-z 0-9 _ . : -, not dots alone"

@@ -8,7 +8,8 @@
  *   characters (`Routes.routerConfig`), so `/jobs/<129+ characters>` arrives here; such an id names no job
  *   -> 404 `JobNotFound` (`FlowNotFound` under `/flows/`, `BulkOperationNotFound` under `/bulk-operations/`), the answer the operation documents for any other
  *   id that is not a UUID; a queue
- *   name that long breaks the name rule -> 422 `ValidationFailed`, as a shorter invalid name does
+ *   name that long, or one that is not valid percent-encoding (`%FF`), breaks the name rule -> 422
+ *   `ValidationFailed`, as a shorter invalid name does
  * - a defect (a bug, or a database failure that is not transient) -> 500 `InternalError`, logged with its
  *   cause; never a bare stack trace
  * - every 503 carries `Retry-After`
@@ -36,6 +37,15 @@ const idIn = (template: string, pathname: string) => {
     return decodeURIComponent(raw)
   } catch {
     return raw
+  }
+}
+
+const decodes = (segment: string) => {
+  try {
+    decodeURIComponent(segment)
+    return true
+  } catch {
+    return false
   }
 }
 
@@ -74,7 +84,12 @@ export const middleware =
             return render(new JobNotFound({ jobId: id, detail: `no job with id ${shorten(id)}: not a UUID` }))
           }
           if (match._tag === "Matched" && match.route.includes(":name")) {
-            const message = `a ${match.route.startsWith("/schedules/") ? "schedule" : "queue"} name has at most 128 characters`
+            const what = match.route.startsWith("/schedules/") ? "schedule" : "queue"
+            const raw = pathname.split("/")[match.route.split("/").indexOf(":name")] ?? ""
+            // the router refuses a segment it cannot percent-decode too (`%FF`, a lone `%`)
+            const message = decodes(raw)
+              ? `a ${what} name has at most 128 characters`
+              : `a ${what} name must be valid percent-encoded UTF-8 in the path`
             return render(
               new ValidationFailed({
                 detail: `path.name: ${message}`,

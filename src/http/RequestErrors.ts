@@ -138,14 +138,18 @@ export const layer = Layer.effect(
         })
       )
 
-    const answer = (httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>) =>
+    const answer = (
+      httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>,
+      options: { readonly endpoint: { readonly payload: ReadonlyMap<string, unknown> } }
+    ) =>
       Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
         const header = request.headers["content-length"]
         const declared = header === undefined ? undefined : Number(header)
         if (declared !== undefined && declared > maxBodyBytes) return tooLarge
         const encoded = ContentEncoding.refusal(request)
         if (encoded !== undefined) return encoded
-        return utf8Checked(request, httpEffect).pipe(
+        // an endpoint without a body ignores one sent all the same, as it did
+        return (options.endpoint.payload.size > 0 ? utf8Checked(request, httpEffect) : httpEffect).pipe(
           // A declared length within the limit is read in one piece (the server's HTTP parser frames the
           // body by it); only a body without one (chunked) is read as a stream and counted as it comes.
           declared === undefined || !Number.isInteger(declared)

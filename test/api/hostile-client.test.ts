@@ -178,3 +178,15 @@ describe("a request the client abandons is counted as 499, not as a server error
     expect(await statusCount("500")).toBe(before.errors)
   })
 })
+
+describe("a queue or schedule name that is not valid percent-encoding is named as such", () => {
+  it("GET /queues/%FF and /schedules/% say what is wrong (they said the name was too long)", async () => {
+    for (const path of ["/queues/%FF", "/queues/%", "/schedules/%E0%A4", "/schedules/%"]) {
+      const refused = await expectProblem(await request(path), 422, "validation-failed")
+      expect(refused.errors[0].path).toEqual(["path", "name"])
+      expect(refused.errors[0].message).toContain("percent-encoded")
+    }
+    const long = await expectProblem(await request(`/queues/${"q".repeat(129)}`), 422, "validation-failed")
+    expect(long.errors[0].message).toContain("at most 128 characters")
+  })
+})
