@@ -151,8 +151,14 @@ export const make = ({ sql, jobRepo, flowRepo, prepare }: FlowsOptions) => {
       const { name, dependsOn: _, ...input } = jobs[index]!
       const row = prepare(input, index, captured)
       if ("_tag" in row) {
+        // a payload's issues are paths inside the payload: under `payload`, as a batch item's are
         const issues =
-          row._tag === "UnknownJobKind" ? [{ path: ["kind"], message: row.message }] : [...row.issues]
+          row._tag === "UnknownJobKind"
+            ? [{ path: ["kind"], message: row.message }]
+            : row.issues.map((issue) => ({
+                path: [row._tag === "InvalidPayload" ? "payload" : "unique", ...issue.path],
+                message: issue.message
+              }))
         return new InvalidFlow({
           job: name,
           issues: issues.map((issue) => ({ path: ["jobs", index, ...issue.path], message: issue.message })),

@@ -190,3 +190,19 @@ describe("a queue or schedule name that is not valid percent-encoding is named a
     expect(long.errors[0].message).toContain("at most 128 characters")
   })
 })
+
+describe("a flow job's payload issue is named under its payload", () => {
+  it("POST /flows with a NUL in a job's payload names body.jobs[i].payload.seed (it named body.jobs[i].seed)", async () => {
+    const refused = await expectProblem(
+      await postJson("/flows", {
+        jobs: [
+          { name: "a", kind: "noop", payload: {} },
+          { name: "b", kind: "cpu_hash", payload: { seed: "x\u0000y", rounds: 1 }, dependsOn: ["a"] }
+        ]
+      }),
+      422,
+      "validation-failed"
+    )
+    expect(refused.errors[0].path).toEqual(["body", "jobs", 1, "payload", "seed"])
+  })
+})
