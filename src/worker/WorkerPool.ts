@@ -515,7 +515,12 @@ const make = Effect.gen(function* () {
     )
     const limit = roomLeft()
     if (claimsInFlight > 0 && limit < pipelinedClaimMin()) return wakeOnLanding()
-    if (limit <= 0) return startReady()
+    if (limit <= 0) {
+      // a wake-up with no room: a job was announced (or the poll is due), so the next slot that frees asks
+      // for a claim, as after a full one (else, the last claim having come back short, it waited for the poll)
+      backlog = true
+      return startReady()
+    }
     // counted in flight and sent (or, one at a time, landed) without a break
     yield* Effect.uninterruptible(
       Effect.suspend(() => {
