@@ -10,7 +10,7 @@ import type * as DomainErrors from "../domain/errors.ts"
 import { type Enqueued, Job, type NewJob } from "../domain/Job.ts"
 import { enqueuePayload, JobKinds } from "../domain/JobKind.ts"
 import { Queue } from "../queue/Queue.ts"
-import { Waiters } from "../queue/Waiters.ts"
+import { Waiters, type WaitOutcome } from "../queue/Waiters.ts"
 import { jobsDuplicate, jobsEnqueued } from "../telemetry/ApiMetrics.ts"
 import * as Series from "../telemetry/Series.ts"
 import type { JobqApi } from "./Api.ts"
@@ -126,7 +126,12 @@ export const makeJobsHandlers = (api: JobqApi) =>
             yield* countCreated([{ job: enqueued, created, duplicate }])
             let job = enqueued
             if (query.wait !== undefined) {
-              const outcome = yield* awaitJob(enqueued.id, query.wait)
+              // the job is committed: a wait that fails (its reads refused by a database out of reach, or the
+              // job deleted meanwhile) answers the job as enqueued, not finished, never a 503 that would say
+              // nothing happened
+              const outcome = yield* awaitJob(enqueued.id, query.wait).pipe(
+                Effect.catch(() => Effect.succeed<WaitOutcome>({ job: enqueued, finished: false }))
+              )
               // a unique duplicate is no idempotent replay: no Idempotent-Replayed header
               if (!outcome.finished) return notFinished(outcome.job, !created && !duplicate)
               job = outcome.job
@@ -138,7 +143,6 @@ export const makeJobsHandlers = (api: JobqApi) =>
             })
           }).pipe(
             Effect.catchTags({
-              JobNotFound: (e) => Effect.fail(notFound(e)),
               IdempotencyConflict: (e) => Effect.fail(idempotencyConflict(e)),
               UnknownJobKind: (e) => Effect.fail(invalid(e, ["body"])),
               InvalidPayload: (e) => Effect.fail(invalid(e, ["body"])),

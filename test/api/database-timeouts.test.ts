@@ -186,3 +186,27 @@ describe("no room at the database", () => {
     expect(await countMarked(second)).toBe(0)
   })
 })
+
+describe("once the job is committed, no answer says otherwise", () => {
+  it("POST /jobs?wait= whose read after the wait is refused (a lock held past the API's wait) answers 202 with the job, not 503", async () => {
+    const marker = crypto.randomUUID()
+    const answer = api.request("/jobs?wait=1s", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(newJob(marker))
+    })
+    await waitFor("the job to be committed", async () =>
+      (await countMarked(marker)) === 1 ? true : undefined
+    )
+    // held across the wait's end: the read after its timeout waits for the lock longer than the API does
+    const response = await whileHeld(jobsTable, async () => {
+      await Bun.sleep(1_500)
+      return answer
+    })
+    expect(response.status).toBe(202)
+    const body = await json(response)
+    const [{ id }] = await admin`SELECT id::text FROM jobs WHERE payload->>'seed' = ${marker}`
+    expect(body.id).toBe(id)
+    expect(await countMarked(marker)).toBe(1)
+  })
+})
