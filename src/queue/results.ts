@@ -8,7 +8,11 @@
 import { jsonbText, storableJson } from "./nul.ts"
 
 /** The most JSON text one job's result may be, in UTF-16 code units (about as many bytes for ASCII). */
-export const maxResultLength = 1_048_576
+export const maxResultLength = 16 * 1_048_576
+
+/** The most result text one completion statement carries (the completer closes a batch there): jsonb's
+ *  limit is 256 MB, and a batch of a thousand large results passed it. */
+export const maxBatchResultLength = 32 * 1_048_576
 
 /** A result already encoded (by `encodeResult`): the completion puts its text in as it is. */
 export class EncodedResult {
@@ -33,9 +37,7 @@ export const encodeResult = (value: unknown): EncodedResult | null | UnstorableR
   try {
     text = JSON.stringify(value)
   } catch (error) {
-    return {
-      unstorable: `the handler's result cannot be stored as JSON: ${error instanceof Error ? error.message : String(error)}`
-    }
+    return { unstorable: `the handler's result cannot be stored as JSON: ${describeThrown(error)}` }
   }
   if (text === undefined) return null
   if (text.length > maxResultLength)
@@ -43,6 +45,15 @@ export const encodeResult = (value: unknown): EncodedResult | null | UnstorableR
       unstorable: `the handler's result is ${text.length} characters of JSON; at most ${maxResultLength} are stored`
     }
   return new EncodedResult(storableJson(text))
+}
+
+/** What was thrown, as text, whatever it was (a `toJSON` may throw an object without `toString`). */
+const describeThrown = (error: unknown) => {
+  try {
+    return error instanceof Error ? error.message : String(error)
+  } catch {
+    return "a value that cannot be described"
+  }
 }
 
 /** Whether any of the batch has a result to store (else a completion sends the ids alone). */

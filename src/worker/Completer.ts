@@ -9,7 +9,7 @@ import { Cause, Effect, Fiber, Queue } from "effect"
 import { FlowRepo } from "../queue/FlowRepo.ts"
 import { JobRepo } from "../queue/JobRepo.ts"
 import { decorrelatedJitter } from "../queue/Retry.ts"
-import type { EncodedResult } from "../queue/results.ts"
+import { type EncodedResult, maxBatchResultLength } from "../queue/results.ts"
 
 interface Pending {
   readonly id: string
@@ -20,6 +20,22 @@ interface Pending {
 }
 
 const maxBatch = 1000
+
+/** The batch in statements of at most `maxBatchResultLength` of result text each (one, nearly always). */
+const byResultSize = (batch: ReadonlyArray<Pending>): Array<ReadonlyArray<Pending>> => {
+  const statements: Array<Array<Pending>> = [[]]
+  let size = 0
+  for (const pending of batch) {
+    const length = pending.result?.json.length ?? 0
+    if (size + length > maxBatchResultLength && statements.at(-1)!.length > 0) {
+      statements.push([])
+      size = 0
+    }
+    statements.at(-1)!.push(pending)
+    size += length
+  }
+  return statements
+}
 
 export interface CompleterOptions {
   readonly workerId: string
@@ -78,7 +94,7 @@ export const make = ({ workerId, capacity, deleteSucceeded }: CompleterOptions) 
       )
 
     const loop = yield* Queue.takeBetween(pending, 1, maxBatch).pipe(
-      Effect.flatMap(flush),
+      Effect.flatMap((batch) => Effect.forEach(byResultSize(batch), flush, { discard: true })),
       Effect.forever,
       Effect.catchCause((cause) =>
         Cause.hasInterruptsOnly(cause) || Cause.isDone(Cause.squash(cause))

@@ -28,6 +28,12 @@ export const timing = (leaseMs: number, renewIntervalMs: number, heartbeatMs: nu
   }
 }
 
+/** A claimed job, as the clock keeps it: by the object, one attempt, not by its id (a job claimed again after a
+ *  rescue is another attempt, held under the new lease while the old one may still be stopping). */
+export interface LeasedJob {
+  readonly id: string
+}
+
 export const make = (leaseMs: number) => {
   /** The moment the worker's lease runs out (0: no heartbeat answered yet). */
   let until = 0
@@ -39,7 +45,7 @@ export const make = (leaseMs: number) => {
    * entry written and deleted for each showed in the worker's CPU profile (paired drains could not resolve
    * the difference, bench/RESULTS.md).
    */
-  let claims: Array<{ readonly askedAt: number; readonly ids: ReadonlyArray<string> }> = []
+  let claims: Array<{ readonly askedAt: number; readonly jobs: ReadonlyArray<LeasedJob> }> = []
   return {
     /**
      * A heartbeat sent at `askedAt` answered at `answeredAt`; `continued`: the lease it extended had not run
@@ -50,22 +56,26 @@ export const make = (leaseMs: number) => {
       until = Math.max(until, askedAt + leaseMs)
     },
     /** These jobs were claimed by a statement sent at `askedAt`. */
-    leased: (ids: ReadonlyArray<string>, askedAt: number) => {
-      if (ids.length > 0) claims.push({ askedAt, ids })
+    leased: (jobs: ReadonlyArray<LeasedJob>, askedAt: number) => {
+      if (jobs.length > 0) claims.push({ askedAt, jobs })
     },
-    /** The held jobs whose lease runs out before `before`, or already did; claims none of whose jobs is held are forgotten. */
-    expiring: (before: number, isHeld: (id: string) => boolean): Array<string> => {
-      const ids: Array<string> = []
+    /**
+     * The held jobs whose lease runs out before `before`, or already did; claims none of whose jobs is held are
+     * forgotten. `isHeld` is asked of each attempt: an older attempt of a job held again is not.
+     */
+    expiring: <J extends LeasedJob>(before: number, isHeld: (job: J) => boolean): Array<J> => {
+      const expired: Array<J> = []
       const kept: typeof claims = []
       for (const claim of claims) {
+        const jobs = claim.jobs as ReadonlyArray<J>
         if (claim.askedAt < began || until < before) {
-          const count = ids.length
-          for (const id of claim.ids) if (isHeld(id)) ids.push(id)
-          if (ids.length > count) kept.push(claim)
-        } else if (claim.ids.some(isHeld)) kept.push(claim)
+          const count = expired.length
+          for (const job of jobs) if (isHeld(job)) expired.push(job)
+          if (expired.length > count) kept.push(claim)
+        } else if (jobs.some(isHeld)) kept.push(claim)
       }
       claims = kept
-      return ids
+      return expired
     },
     /** The moment the lease runs out (0 before the first heartbeat answered). */
     until: () => until

@@ -32,6 +32,8 @@ export interface SettlementDeps {
   readonly onAbandoned: (job: ClaimedJob) => void
   /** Called with the run_at of a retry this worker scheduled. */
   readonly onRetryScheduled: (runAt: Date) => void
+  /** Whether a succeeded job's result is stored (not with `JOB_RETENTION=0`, outside flows): else it is not encoded. */
+  readonly keepsResult: (job: ClaimedJob) => boolean
 }
 
 export const outcomeOf = (exit: Exit.Exit<unknown, AttemptFailed>, reason: StopReason | undefined) =>
@@ -116,7 +118,7 @@ export const make = (deps: SettlementDeps) => {
     reason: StopReason | undefined
   ) => {
     if (Exit.isSuccess(exit)) {
-      const result = encodeResult(exit.value)
+      const result = deps.keepsResult(job) ? encodeResult(exit.value) : null
       if (result !== null && "unstorable" in result)
         return guarded(job, failure(job, new AttemptFailed({ message: result.unstorable, permanent: true })))
       return completer.submit(job.id, result, (held) => {

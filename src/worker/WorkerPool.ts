@@ -96,11 +96,8 @@ const make = Effect.gen(function* () {
   const metricsFor = Metrics.jobMetrics(services, kinds.names, yield* QueueLabels)
 
   // made first, so that closing the pool's scope flushes its pending completions last
-  const completer = yield* Completer.make({
-    workerId,
-    capacity: concurrency + prefetch,
-    deleteSucceeded: Duration.isZero(retentionOf(config).succeeded ?? Duration.infinity)
-  })
+  const deleteSucceeded = Duration.isZero(retentionOf(config).succeeded ?? Duration.infinity)
+  const completer = yield* Completer.make({ workerId, capacity: concurrency + prefetch, deleteSucceeded })
   /** Claimed and not yet settled: buffered, running, or waiting for its completion to commit. */
   const held = new Map<string, ClaimedJob>()
   /** Claimed and not yet started, oldest first (`next` is the index of the first). */
@@ -160,6 +157,12 @@ const make = Effect.gen(function* () {
   /** The claims forked while another is in flight (`depth` above 1), awaited at shutdown. */
   const claims = yield* FiberSet.make<void, never>()
   /**
+   * The stops under way (`stopAll`, cancel notifications): forked, so that a handler slow to stop holds up
+   * neither the jobs stopped beside it nor the loop that asked (the lease watch, the look); made before the
+   * shutdown's finalizer, so they go on through it and end with the pool.
+   */
+  const stops = yield* FiberSet.make<void, never>()
+  /**
    * Jobs on their way back to the queue (`giveBack`): out of `held`, still this worker's in the database
    * until the release commits, so not strays.
    */
@@ -183,6 +186,8 @@ const make = Effect.gen(function* () {
     repo,
     retry,
     completer,
+    // deleting succeeded jobs keeps only flow jobs' results (their dependents read them)
+    keepsResult: (job) => !deleteSucceeded || job.flowId !== null,
     metrics: metricsFor,
     onAbandoned: abandon,
     onSettled: (job) => {
@@ -308,7 +313,8 @@ const make = Effect.gen(function* () {
         }
         const job = buffer[next] as ClaimedJob
         buffer[next++] = undefined as never
-        if (!unstarted.delete(job.id)) continue
+        // an older attempt left in the buffer when the job was claimed again (after a rescue) is not run
+        if (held.get(job.id) !== job || !unstarted.delete(job.id)) continue
         if (job.recordStartFirst) recording.set(job.id, job)
         else start(job)
       }
@@ -379,22 +385,19 @@ const make = Effect.gen(function* () {
     })
 
   /**
-   * Stops the jobs side by side: stopping one waits until its fiber has ended (its finalizers run), and one
-   * after the other a handler slow to stop held up the interruption of the next, which past its lease then
-   * ran beside the worker that took it over.
+   * Stops the jobs side by side, without waiting for them: stopping one waits until its fiber has ended (its
+   * finalizers run), and one after the other a handler slow to stop held up the interruption of the next,
+   * which past its lease then ran beside the worker that took it over.
    */
   const stopAll = (ids: ReadonlyArray<string>, reason: Settlement.StopReason) =>
-    Effect.forEach(ids, (id) => stop(id, reason), { concurrency: "unbounded", discard: true })
+    Effect.forEach(ids, (id) => FiberSet.run(stops, stop(id, reason)), { discard: true })
 
   /**
    * Claimed jobs (by a statement sent at `askedAt`) join the buffer: at its end, or, for limited queues'
    * jobs, at its front.
    */
   const land = (jobs: ReadonlyArray<ClaimedJob>, askedAt: number, front: boolean) => {
-    leases.leased(
-      jobs.map((job) => job.id),
-      askedAt
-    )
+    leases.leased(jobs, askedAt)
     for (const job of jobs) {
       held.set(job.id, job)
       metricsFor(job).claimed.add(1)
@@ -728,7 +731,10 @@ const make = Effect.gen(function* () {
    */
   const leaseWatch = Effect.gen(function* () {
     // two looks ahead: a job is stopped at least one look (and its interruption's time) before its lease ends
-    const expiring = leases.expiring(performance.now() + 2 * watchMarginMs, (id) => held.has(id))
+    // by attempt: an older attempt of a job claimed again after a rescue is not the one the new lease holds
+    const expiring = leases
+      .expiring(performance.now() + 2 * watchMarginMs, (job: ClaimedJob) => held.get(job.id) === job)
+      .map((job) => job.id)
     if (expiring.length === 0) return
     yield* Effect.logWarning(
       `could not renew the leases of ${expiring.length} jobs before they ran out (this worker's heartbeat); stopping them`
@@ -761,13 +767,7 @@ const make = Effect.gen(function* () {
     Notifier.subscribe(Notifier.channels.ready, onReady, Effect.andThen(steering.refresh, signal))
   )
   // each stop forked: a handler slow to stop must not hold up the cancels that follow it
-  yield* Effect.forkScoped(
-    Notifier.subscribe(Notifier.channels.cancel, (id) =>
-      Effect.sync(() => {
-        fork(stop(id, "cancel"))
-      })
-    )
-  )
+  yield* Effect.forkScoped(Notifier.subscribe(Notifier.channels.cancel, (id) => stopAll([id], "cancel")))
 
   // Shutdown: stop claiming and starting; give buffered jobs straight back; let running jobs finish within
   // the grace period, or until a stop now is asked for (a second signal); then interrupt the rest, which
