@@ -3,11 +3,11 @@
  * idempotency, which states cancel and retry apply to) live in `Queue`; this maps its answers and failures
  * onto the contract's statuses and problems.
  */
-import { Effect, Schema } from "effect"
+import { Cause, Effect, Schema } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import type * as DomainErrors from "../domain/errors.ts"
-import { type Enqueued, Job, type NewJob } from "../domain/Job.ts"
+import { type Enqueued, isTerminal, Job, type NewJob } from "../domain/Job.ts"
 import { enqueuePayload, JobKinds } from "../domain/JobKind.ts"
 import { Queue } from "../queue/Queue.ts"
 import { Waiters, type WaitOutcome } from "../queue/Waiters.ts"
@@ -130,7 +130,11 @@ export const makeJobsHandlers = (api: JobqApi) =>
               // job deleted meanwhile) answers the job as enqueued, not finished, never a 503 that would say
               // nothing happened
               const outcome = yield* awaitJob(enqueued.id, query.wait).pipe(
-                Effect.catch(() => Effect.succeed<WaitOutcome>({ job: enqueued, finished: false }))
+                Effect.catchCause((cause) =>
+                  Cause.hasInterruptsOnly(cause)
+                    ? Effect.failCause(cause as Cause.Cause<never>)
+                    : Effect.succeed<WaitOutcome>({ job: enqueued, finished: isTerminal(enqueued.status) })
+                )
               )
               // a unique duplicate is no idempotent replay: no Idempotent-Replayed header
               if (!outcome.finished) return notFinished(outcome.job, !created && !duplicate)

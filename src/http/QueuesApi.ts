@@ -24,8 +24,11 @@ const strict = { errors: "all", onExcessProperty: "error" } as const
 export const QueueNameParams = { name: QueueName }
 
 export const ListQueuesQuery = {
+  // the rule before names of dots alone were refused: a queue made then can still end a page
   cursor: Schema.optionalKey(
-    QueueName.annotate({ description: "`nextCursor` of the previous page; omit for the first page" })
+    Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.:-]{1,128}$/u)).annotate({
+      description: "`nextCursor` of the previous page; omit for the first page"
+    })
   ),
   limit: Schema.optionalKey(
     Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: maxQueuesPage })).annotate({

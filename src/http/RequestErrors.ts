@@ -100,6 +100,12 @@ const isUtf8: (bytes: Uint8Array) => boolean =
         }
       }
 
+/** Whether the endpoint reads the body as JSON: `application/json`, or no content type at all (HttpApi's default). */
+const readAsJson = (contentType: string | undefined) => {
+  const media = (contentType ?? "").split(";")[0]!.trim().toLowerCase()
+  return media === "" || media === "application/json"
+}
+
 const notUtf8 = render(
   new MalformedJson({ detail: "the request body is not valid UTF-8 (JSON text must be)" })
 )
@@ -114,9 +120,7 @@ const utf8Checked = <E, R>(
   request: HttpServerRequest.HttpServerRequest,
   httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
 ) =>
-  request.method === "GET" ||
-  request.method === "HEAD" ||
-  !(request.headers["content-type"] ?? "").toLowerCase().includes("json")
+  request.method === "GET" || request.method === "HEAD" || !readAsJson(request.headers["content-type"])
     ? httpEffect
     : Effect.flatMap(Effect.orDie(request.arrayBuffer), (body) =>
         isUtf8(new Uint8Array(body)) ? httpEffect : notUtf8

@@ -3,10 +3,15 @@
  * request the client abandoned before its answer is status 499, as nginx logs it.
  */
 import { Cause, type Context, Effect } from "effect"
-import type { HttpServerResponse } from "effect/http"
+import { HttpServerError, type HttpServerResponse } from "effect/http"
 import { requestSeconds, requestSecondsBoundaries, requests } from "../telemetry/ApiMetrics.ts"
 import * as Series from "../telemetry/Series.ts"
 import type { Match, Resolved } from "./RouteTable.ts"
+
+const clientAborted = (cause: Cause.Cause<unknown>) =>
+  cause.reasons.some(
+    (reason) => reason._tag === "Interrupt" && reason.annotations.has(HttpServerError.ClientAbort.key)
+  )
 
 const methods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 const routeLabel = (match: Match) => (match._tag === "Unknown" ? "unmatched" : match.route)
@@ -46,8 +51,11 @@ export const middleware = (context: Context.Context<never>) => {
           })
         return app.pipe(
           Effect.tap((response) => record(response.status)),
-          // interrupted: the client went away before its answer (nginx's 499), not a server error
-          Effect.onError((cause) => record(Cause.hasInterruptsOnly(cause) ? 499 : 500))
+          // interrupted because the client went away before its answer: 499, as Effect's server answers it
+          // (and nginx logs it), not a server error; interrupted by the server (shutting down): 503
+          Effect.onError((cause) =>
+            record(Cause.hasInterruptsOnly(cause) ? (clientAborted(cause) ? 499 : 503) : 500)
+          )
         )
       })
 }

@@ -265,7 +265,10 @@ const make = (settings: FeedSettings) =>
         Effect.map(([row]) => {
           // no transaction that far on has started: the id is from another database, or made up; replaying
           // from it would hold back every event until the log got there
-          if (row !== undefined && from.tx >= BigInt(row.horizon))
+          // (the start of the first transaction not yet begun, `xmax-0`, is a place a follower may stand: a
+          // reset on a quiet database sends it)
+          const horizon = row === undefined ? undefined : BigInt(row.horizon)
+          if (horizon !== undefined && (from.tx > horizon || (from.tx === horizon && from.id > 0n)))
             return Option.some("this id is past the end of the log")
           if (row === undefined || row.oldest_tx === null || row.oldest_id === null)
             return Option.some("no events are kept")

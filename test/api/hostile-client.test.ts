@@ -206,3 +206,17 @@ describe("a flow job's payload issue is named under its payload", () => {
     expect(refused.errors[0].path).toEqual(["body", "jobs", 1, "payload", "seed"])
   })
 })
+
+describe("a body without a content type is read as JSON, so it is checked as UTF-8 too", () => {
+  it("POST /jobs with no Content-Type and invalid UTF-8 is a 400, and nothing is stored", async () => {
+    const bytes = new Uint8Array([
+      ...new TextEncoder().encode('{"kind":"cpu_hash","payload":{"seed":"no-type-'),
+      0xff,
+      ...new TextEncoder().encode('","rounds":1}}')
+    ])
+    const response = await request("/jobs", { method: "POST", body: bytes })
+    expect(response.headers.get("content-type") ?? "").toStartWith("application/problem+json")
+    expect(response.status).toBe(400)
+    expect(await count("SELECT count(*) AS n FROM jobs WHERE payload->>'seed' LIKE 'no-type-%'")).toBe(0)
+  })
+})
