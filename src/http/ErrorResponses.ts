@@ -30,23 +30,23 @@ import type { Resolved } from "./RouteTable.ts"
 
 const render = (problem: HttpServerRespondable.Respondable) => HttpServerRespondable.toResponse(problem)
 
-/** The `:id` segment of `pathname` under `template` (percent-decoded when it decodes). */
-const idIn = (template: string, pathname: string) => {
-  const raw = pathname.split("/")[template.split("/").indexOf(":id")] ?? ""
+/** The `parameter` segment of `pathname` under `template`, as it came. */
+const segmentIn = (template: string, pathname: string, parameter: string) =>
+  pathname.split("/")[template.split("/").indexOf(parameter)] ?? ""
+
+/** A path segment percent-decoded; undefined when it is not valid percent-encoding (`%FF`, a lone `%`). */
+const decoded = (segment: string) => {
   try {
-    return decodeURIComponent(raw)
+    return decodeURIComponent(segment)
   } catch {
-    return raw
+    return undefined
   }
 }
 
-const decodes = (segment: string) => {
-  try {
-    decodeURIComponent(segment)
-    return true
-  } catch {
-    return false
-  }
+/** The `:id` segment of `pathname` under `template` (percent-decoded when it decodes). */
+const idIn = (template: string, pathname: string) => {
+  const raw = segmentIn(template, pathname, ":id")
+  return decoded(raw) ?? raw
 }
 
 const shorten = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}...` : text)
@@ -85,11 +85,11 @@ export const middleware =
           }
           if (match._tag === "Matched" && match.route.includes(":name")) {
             const what = match.route.startsWith("/schedules/") ? "schedule" : "queue"
-            const raw = pathname.split("/")[match.route.split("/").indexOf(":name")] ?? ""
-            // the router refuses a segment it cannot percent-decode too (`%FF`, a lone `%`)
-            const message = decodes(raw)
-              ? `a ${what} name has at most 128 characters`
-              : `a ${what} name must be valid percent-encoded UTF-8 in the path`
+            // the router refuses a segment it cannot percent-decode too
+            const message =
+              decoded(segmentIn(match.route, pathname, ":name")) !== undefined
+                ? `a ${what} name has at most 128 characters`
+                : `a ${what} name must be valid percent-encoded UTF-8 in the path`
             return render(
               new ValidationFailed({
                 detail: `path.name: ${message}`,

@@ -152,16 +152,16 @@ export const make = ({ sql, jobRepo, flowRepo, prepare }: FlowsOptions) => {
       const row = prepare(input, index, captured)
       if ("_tag" in row) {
         // a payload's issues are paths inside the payload: under `payload`, as a batch item's are
-        const issues =
+        const [under, issues] =
           row._tag === "UnknownJobKind"
-            ? [{ path: ["kind"], message: row.message }]
-            : row.issues.map((issue) => ({
-                path: [row._tag === "InvalidPayload" ? "payload" : "unique", ...issue.path],
-                message: issue.message
-              }))
+            ? [[], [{ path: ["kind"], message: row.message }]]
+            : [[row._tag === "InvalidPayload" ? "payload" : "unique"], row.issues]
         return new InvalidFlow({
           job: name,
-          issues: issues.map((issue) => ({ path: ["jobs", index, ...issue.path], message: issue.message })),
+          issues: issues.map((issue) => ({
+            path: ["jobs", index, ...under, ...issue.path],
+            message: issue.message
+          })),
           message: `job "${name}": ${row.message}`
         })
       }

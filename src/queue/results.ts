@@ -5,7 +5,7 @@
  * throw inside the completer and stopped it for good (every later completion of that worker waited for
  * ever), and an oversized result failed its whole batch, whose jobs then ran again.
  */
-import { jsonbText, storableJson } from "./nul.ts"
+import { storableJson } from "./nul.ts"
 
 /** The most JSON text one job's result may be, in UTF-16 code units (about as many bytes for ASCII). */
 export const maxResultLength = 16 * 1_048_576
@@ -68,14 +68,13 @@ export const recordsetText = (results: ReadonlyArray<{ readonly id: string; read
   let text = "["
   for (let i = 0; i < results.length; i++) {
     const { id, result } = results[i]!
+    const stringified = result instanceof EncodedResult ? undefined : JSON.stringify(result)
     const json =
       result instanceof EncodedResult
         ? result.json
-        : result === undefined || result === null
+        : stringified === undefined
           ? "null"
-          : JSON.stringify(result) === undefined
-            ? "null"
-            : jsonbText(result)
+          : storableJson(stringified)
     text += `${i === 0 ? "" : ","}{"id":${JSON.stringify(id)},"result":${json}}`
   }
   return `${text}]`
